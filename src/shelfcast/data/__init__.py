@@ -1,0 +1,1 @@
+"""Getting data in: readers, date parsing, validation, sources and the simulator."""

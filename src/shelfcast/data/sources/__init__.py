@@ -1,0 +1,28 @@
+"""Dataset adapters, looked up by the name given to `shelfcast ingest --source`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from shelfcast.data.sources.base import RawPart, Source, SourceData
+from shelfcast.data.sources.canonical import CanonicalSource
+from shelfcast.data.sources.store_item import StoreItemSource
+from shelfcast.errors import ConfigError
+
+SOURCES: dict[str, Callable[..., Source]] = {
+    CanonicalSource.name: CanonicalSource,
+    StoreItemSource.name: StoreItemSource,
+}
+
+
+def get_source(name: str, **options: Any) -> Source:
+    """An adapter by name, with its options; unknown names list the valid ones."""
+    try:
+        factory = SOURCES[name]
+    except KeyError:
+        raise ConfigError(f"unknown source {name!r}; expected one of {', '.join(sorted(SOURCES))}") from None
+    return factory(**options)
+
+
+__all__ = ["SOURCES", "RawPart", "Source", "SourceData", "get_source"]

@@ -1,0 +1,76 @@
+"""What a source adapter hands to ingestion: raw parts mapped onto canonical tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+import polars as pl
+
+from shelfcast.schemas import ExogenousRole, TableName
+
+
+@dataclass(frozen=True)
+class RawPart:
+    """One input file (or one derivation) mapped onto one canonical table.
+
+    `frame` uses canonical column names and keeps `_line`. CSV columns are text;
+    validation parses and checks them, so the adapter only renames and reshapes.
+    """
+
+    table: TableName
+    source: str
+    frame: pl.LazyFrame
+    # Explicit strptime format for text date columns; None = detect.
+    date_format: str | None = None
+    # Rows sharing a key are pieces of one fact (invoice lines of a day) and
+    # are summed whatever the duplicate policy.
+    aggregate: bool = False
+    # Rows computed by the adapter rather than read from a file.
+    derived: bool = False
+    # False: rows are validated (and checked against the masters) but not
+    # written to the lake, e.g. employees, whose personal data stays out.
+    stored: bool = True
+
+
+# Called after the read parts are validated, with the clean tables; returns
+# more parts computed from them (e.g. an on-hand history from a snapshot).
+Deriver = Callable[[Mapping[TableName, pl.DataFrame]], list[RawPart]]
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """Everything an adapter produced for one ingest."""
+
+    parts: list[RawPart]
+    exogenous_roles: Mapping[str, ExogenousRole] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    derive: Deriver | None = None
+    # "D" or "W" when the source knows its grain; otherwise detected from the dates.
+    frequency: str | None = None
+
+
+class Source(Protocol):
+    """A dataset adapter: reads files under `path` and maps them onto canonical tables."""
+
+    name: ClassVar[str]
+
+    def load(self, path: Path) -> SourceData: ...
+
+
+def find_file(folder: Path, stem: str, *, what: str) -> Path:
+    """`stem`.parquet or `stem`.csv inside `folder` (Parquet preferred), or a clear error."""
+    from shelfcast.errors import InputFileError
+
+    for suffix in (".parquet", ".csv", ".csv.gz"):
+        candidate = folder / f"{stem}{suffix}"
+        if candidate.exists():
+            return candidate
+    raise InputFileError(folder / f"{stem}.csv", f"{what} not found (looked for {stem}.parquet and {stem}.csv)")
+
+
+def as_text_id(column: str, alias: str | None = None) -> pl.Expr:
+    """An id column as text whatever its source type (integers keep no decimal point)."""
+    return pl.col(column).cast(pl.String).str.strip_chars().alias(alias or column)

@@ -1,0 +1,201 @@
+"""Row-level validation: parse text into canonical types and flag the rows that break a rule.
+
+Every row keeps flowing: a failing row gets `_rule` (the names of the rules it
+broke, `;`-separated) and `_detail` (what was wrong, with the value), and keeps
+its original values in `__orig_*` columns so the quarantine can show them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from shelfcast.data.dates import infer_date_format, parse_expr
+from shelfcast.data.readers import EXTRA_PREFIX, LINE
+from shelfcast.schemas import QUARANTINE_SCHEMA, TableSchema, row_rule_exprs
+
+RULE = "_rule"
+DETAIL = "_detail"
+SOURCE = "_source"
+ORIG = "__orig_"
+BAD = "__bad_"
+_TRUE = ("1", "true", "t", "yes", "y")
+_FALSE = ("0", "false", "f", "no", "n")
+
+
+@dataclass(frozen=True)
+class DateBounds:
+    """Dates accepted in a table: facts may not lie in the future."""
+
+    min_date: dt.date
+    max_date: dt.date
+    max_fact_date: dt.date
+
+
+def data_columns(schema: pl.Schema | dict[str, pl.DataType]) -> list[str]:
+    return [c for c in schema if not c.startswith("_")]
+
+
+def target_dtype(table: TableSchema, column: str, current: pl.DataType) -> pl.DataType:
+    """The canonical type of a column; extras are numeric for exogenous, unchanged otherwise."""
+    if column in table.column_names:
+        return table.column(column).dtype
+    if table.extras == "numeric":
+        return pl.Float64()
+    return current
+
+
+def detect_date_formats(lf: pl.LazyFrame, table: TableSchema, explicit: str | None) -> dict[str, str]:
+    """Formats for the text date columns: the explicit one, else inferred from distinct values."""
+    schema = lf.collect_schema()
+    out: dict[str, str] = {}
+    for col in table.columns:
+        if col.dtype == pl.Date() and schema.get(col.name) == pl.String():
+            if explicit is not None:
+                out[col.name] = explicit
+            else:
+                values = lf.select(pl.col(col.name).unique()).collect(engine="streaming").to_series()
+                out[col.name] = infer_date_format(values, column=col.name)
+    return out
+
+
+def _bool_from_text(c: pl.Expr) -> pl.Expr:
+    low = c.str.strip_chars().str.to_lowercase()
+    return pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False).otherwise(None)
+
+
+def _parse(
+    col: str, source: pl.DataType, target: pl.DataType, date_format: str | None
+) -> tuple[pl.Expr, pl.Expr | None]:
+    """(parsed value, expression true where a present value could not be parsed)."""
+    c = pl.col(col)
+    if source == target and source != pl.String():
+        return c, None
+    if source == pl.String():
+        text = c.str.strip_chars()
+        present = text.is_not_null() & (text != "")
+        if target == pl.Date():
+            parsed = parse_expr(text, date_format or "%Y-%m-%d")
+        elif target == pl.Boolean():
+            parsed = _bool_from_text(text)
+        elif target == pl.Int8():
+            as_bool = _bool_from_text(text).cast(pl.Int8)
+            number = text.cast(pl.Float64, strict=False)
+            whole = pl.when(number == number.round(0)).then(number).otherwise(None)
+            parsed = pl.coalesce(as_bool, whole.cast(pl.Int8, strict=False))
+        elif target == pl.String():
+            parsed = pl.when(present).then(text).otherwise(None)
+        else:
+            parsed = text.cast(target, strict=False)
+        return parsed, present & parsed.is_null()
+    if target == pl.Date() and isinstance(source, pl.Datetime):
+        return c.dt.date(), None
+    if target == pl.String():
+        return c.cast(pl.String).str.strip_chars(), None
+    parsed = c.cast(target, strict=False)
+    return parsed, c.is_not_null() & parsed.is_null()
+
+
+def _describe(rule_detail: str, col: str | None) -> pl.Expr:
+    if col is None:
+        return pl.lit(rule_detail)
+    return pl.concat_str(
+        [pl.lit(f"{rule_detail} (got "), pl.col(f"{ORIG}{col}").cast(pl.String).fill_null("empty"), pl.lit(")")]
+    )
+
+
+def flag_rows(
+    lf: pl.LazyFrame,
+    table: TableSchema,
+    *,
+    source: str,
+    date_formats: dict[str, str],
+    bounds: DateBounds,
+) -> pl.LazyFrame:
+    """Parse every column into its canonical type and add `_rule` / `_detail` (null when the row is clean)."""
+    schema = lf.collect_schema()
+    cols = data_columns(schema)
+    extras = [c for c in schema if c.startswith(EXTRA_PREFIX)]
+    lf = lf.with_columns([pl.col(c).alias(f"{ORIG}{c}") for c in cols])
+    parsed: list[pl.Expr] = []
+    unparsed: dict[str, pl.Expr] = {}
+    for col in cols:
+        target = target_dtype(table, col, schema[col])
+        expr, failed = _parse(col, schema[col], target, date_formats.get(col))
+        parsed.append(expr.alias(col))
+        if failed is not None:
+            parsed.append(failed.alias(f"{BAD}{col}"))
+            unparsed[col] = pl.col(f"{BAD}{col}")
+    lf = lf.with_columns(parsed)
+
+    checks: list[tuple[str, pl.Expr, pl.Expr]] = []
+    for col, failed in unparsed.items():
+        target = target_dtype(table, col, schema[col])
+        kind = "date" if target == pl.Date() else "number" if target.is_numeric() else str(target).lower()
+        checks.append((f"invalid_{col}", failed, _describe(f"{col} is not a valid {kind}", col)))
+    if extras:
+        too_many = pl.any_horizontal([pl.col(c).is_not_null() for c in extras])
+        fields = pl.concat_str([pl.col(c) for c in extras], separator=",", ignore_nulls=True)
+        detail = pl.concat_str([pl.lit("row has more fields than the header (extra: "), fields, pl.lit(")")])
+        checks.append(("too_many_fields", too_many, detail))
+    for rule in row_rule_exprs(table, cols):
+        failing = rule.failing.fill_null(False)
+        if rule.column in unparsed:
+            # A value that could not be parsed is reported as invalid, not also as missing.
+            failing = failing & ~unparsed[rule.column]
+        shown = None if rule.name.startswith("missing_") else rule.column
+        checks.append((rule.name, failing, _describe(rule.detail, shown)))
+    if table.has_date and "date" in cols:
+        latest = bounds.max_fact_date if table.is_fact else bounds.max_date
+        out_of_range = ((pl.col("date") < bounds.min_date) | (pl.col("date") > latest)).fill_null(False)
+        checks.append(
+            ("date_out_of_range", out_of_range, _describe(f"date outside {bounds.min_date}..{latest}", "date"))
+        )
+
+    rule_expr = pl.concat_str([pl.when(f).then(pl.lit(r)) for r, f, _ in checks], separator=";", ignore_nulls=True)
+    detail_expr = pl.concat_str([pl.when(f).then(d) for _, f, d in checks], separator="; ", ignore_nulls=True)
+    lf = lf.with_columns(rule_expr.alias(RULE), detail_expr.alias(DETAIL), pl.lit(source).alias(SOURCE))
+    failed_row = pl.col(RULE) != ""
+    return lf.drop(extras, *[f"{BAD}{c}" for c in unparsed]).with_columns(
+        pl.when(failed_row).then(pl.col(RULE)).alias(RULE),
+        pl.when(failed_row).then(pl.col(DETAIL)).alias(DETAIL),
+        *[pl.when(failed_row).then(pl.col(f"{ORIG}{c}").cast(pl.String)).alias(f"{ORIG}{c}") for c in cols],
+    )
+
+
+def clean_rows(flagged: pl.LazyFrame) -> pl.LazyFrame:
+    """The rows that passed, without the bookkeeping columns (but with `_line` and `_source`)."""
+    keep = [c for c in flagged.collect_schema() if not c.startswith(ORIG) and c not in (RULE, DETAIL)]
+    return flagged.filter(pl.col(RULE).is_null()).select(keep)
+
+
+def quarantine_rows(flagged: pl.LazyFrame, table: str) -> pl.LazyFrame:
+    """Failing rows in the quarantine shape, with their original values as JSON."""
+    origs = [c for c in flagged.collect_schema() if c.startswith(ORIG)]
+    raw = pl.struct([pl.col(c).alias(c.removeprefix(ORIG)) for c in origs]).struct.json_encode()
+    return flagged.filter(pl.col(RULE).is_not_null()).select(
+        pl.col(SOURCE).alias("source"),
+        pl.col(LINE).cast(pl.Int64).alias("line"),
+        pl.lit(table).alias("table"),
+        pl.col(RULE).alias("rule"),
+        pl.col(DETAIL).alias("detail"),
+        raw.alias("raw"),
+    )
+
+
+def quarantine_from_clean(rows: pl.DataFrame, table: str, rule: str, detail: pl.Expr) -> pl.DataFrame:
+    """Quarantine rows that passed the row rules but fail a table-level rule (keys, references)."""
+    cols = data_columns(rows.schema)
+    if rows.is_empty():
+        return pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    raw = pl.struct([pl.col(c).cast(pl.String) if rows.schema[c] != pl.List(pl.Int8()) else pl.col(c) for c in cols])
+    return rows.select(
+        pl.col(SOURCE).alias("source"),
+        pl.col(LINE).cast(pl.Int64).alias("line"),
+        pl.lit(table).alias("table"),
+        pl.lit(rule).alias("rule"),
+        detail.cast(pl.String).alias("detail"),
+        raw.struct.json_encode().alias("raw"),
+    )

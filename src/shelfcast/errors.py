@@ -1,0 +1,40 @@
+"""Exceptions for mistakes in a user's input or setup.
+
+They subclass built-ins so callers can catch them generically; the CLI turns
+them into one-line messages and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+
+class ShelfcastError(Exception):
+    """Base class for errors that are reported to the user without a traceback."""
+
+
+class ConfigError(ShelfcastError, ValueError):
+    """Settings, options or mappings that cannot be used."""
+
+
+class InputFileError(ShelfcastError, ValueError):
+    """A file that cannot be used at all (missing, empty, not a table, bad encoding)."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class DataValidationError(ShelfcastError, ValueError):
+    """Data that breaks a rule of the canonical model as a whole."""
+
+
+class AmbiguousDateError(DataValidationError):
+    """A date column whose format cannot be told apart (day-first vs month-first)."""
+
+
+class AccountingError(ShelfcastError, RuntimeError):
+    """Rows read do not equal rows kept + quarantined + merged: a bug, never ignored."""
+
+
+class WorkspaceError(ShelfcastError, LookupError):
+    """The workspace or one of its tables is missing."""

@@ -1,0 +1,1 @@
+"""Adapters to external systems: the Parquet lake and, later, stores and registries."""

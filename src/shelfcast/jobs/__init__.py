@@ -1,0 +1,1 @@
+"""One module per pipeline stage, wiring the pure core to the adapters."""

@@ -1,0 +1,348 @@
+"""The canonical tables every source is mapped onto, and their checks.
+
+One module owns the data model: column names, types, keys and row rules.
+Readers and adapters produce frames in these shapes; validation and the lake
+rely on nothing else.
+
+Conventions:
+- Keys `store_id` and `item_id` are strings, `date` is a Date (weekly data
+  uses the period's date).
+- A *required* column is always present in a canonical table. A required but
+  *nullable* column is a scope: null means "all" (an exogenous value with a
+  null `store_id` holds for every store) or "outside the chain" (a movement
+  with a null `from_store_id` comes from a supplier).
+- Optional columns are present only when the source has them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import polars as pl
+
+TableName = Literal["sales", "inventory", "movements", "calendar", "exogenous", "items", "stores"]
+TABLE_NAMES: tuple[TableName, ...] = (
+    "sales",
+    "inventory",
+    "movements",
+    "calendar",
+    "exogenous",
+    "items",
+    "stores",
+)
+MOVEMENT_KINDS = ("receipt", "transfer", "adjustment")
+ExogenousRole = Literal["past_only", "known_in_advance"]
+HOURS_PER_DAY = 24
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a canonical table."""
+
+    name: str
+    dtype: pl.DataType
+    doc: str
+    required: bool = True
+    nullable: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    allowed: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A canonical table: its columns, key and merge behaviour."""
+
+    name: TableName
+    doc: str
+    columns: tuple[Column, ...]
+    keys: tuple[str, ...]
+    # Columns summed when rows with the same key are merged; empty for state
+    # tables, where only identical duplicates may merge.
+    additive: tuple[str, ...] = ()
+    # At least one column of each group must be present (inventory).
+    one_of: tuple[tuple[str, ...], ...] = ()
+    # Extra columns beyond the declared ones: "numeric" (exogenous), "any"
+    # (item/store attributes) or "none".
+    extras: Literal["none", "numeric", "any"] = "none"
+    is_fact: bool = field(default=False)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+    @property
+    def has_date(self) -> bool:
+        return "date" in self.column_names
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(f"table {self.name!r} has no column {name!r}")
+
+    def dtypes(self, present: list[str] | None = None) -> dict[str, pl.DataType]:
+        names = present if present is not None else list(self.column_names)
+        return {c.name: c.dtype for c in self.columns if c.name in names}
+
+
+_STR = pl.String()
+_F64 = pl.Float64()
+_DATE = pl.Date()
+
+SALES = TableSchema(
+    name="sales",
+    doc="Units sold per day (or week) and series.",
+    columns=(
+        Column("date", _DATE, "Day of sale (weekly data: the period's date)."),
+        Column("store_id", _STR, "Store key."),
+        Column("item_id", _STR, "Item key."),
+        Column("units", _F64, "Units sold (or sales value when the source has no units); >= 0.", minimum=0.0),
+        Column("price", _F64, "Average unit price paid.", required=False, nullable=True, minimum=0.0),
+        Column(
+            "promo", pl.Int8(), "1 when the item was on promotion.", required=False, nullable=True, minimum=0, maximum=1
+        ),
+        Column("revenue", _F64, "Sales value.", required=False, nullable=True, minimum=0.0),
+    ),
+    keys=("date", "store_id", "item_id"),
+    additive=("units", "revenue"),
+    is_fact=True,
+)
+
+INVENTORY = TableSchema(
+    name="inventory",
+    doc="End-of-day stock position per series, or observed stock-out hours.",
+    columns=(
+        Column("date", _DATE, "Day of the observation."),
+        Column("store_id", _STR, "Store key."),
+        Column("item_id", _STR, "Item key."),
+        Column(
+            "on_hand", _F64, "Units on hand at the end of the day; >= 0.", required=False, nullable=True, minimum=0.0
+        ),
+        Column(
+            "stockout_hours",
+            _F64,
+            "Hours out of stock that day, 0..24.",
+            required=False,
+            nullable=True,
+            minimum=0.0,
+            maximum=HOURS_PER_DAY,
+        ),
+        Column("reserved", _F64, "Units reserved (not sellable).", required=False, nullable=True, minimum=0.0),
+        Column("on_order", _F64, "Units ordered and not yet received.", required=False, nullable=True, minimum=0.0),
+        Column(
+            "safety_stock", _F64, "Safety stock level set by the business.", required=False, nullable=True, minimum=0.0
+        ),
+        Column(
+            "hours_open",
+            _F64,
+            "Opening hours that day.",
+            required=False,
+            nullable=True,
+            minimum=0.0,
+            maximum=HOURS_PER_DAY,
+        ),
+        Column(
+            "hourly_stockout",
+            pl.List(pl.Int8()),
+            "24 flags, 1 = out of stock during that hour (when the source has them).",
+            required=False,
+            nullable=True,
+        ),
+    ),
+    keys=("date", "store_id", "item_id"),
+    one_of=(("on_hand", "stockout_hours"),),
+    is_fact=True,
+)
+
+MOVEMENTS = TableSchema(
+    name="movements",
+    doc="Stock that moved: receipts from suppliers, transfers between stores, adjustments.",
+    columns=(
+        Column("date", _DATE, "Day of the movement."),
+        Column("item_id", _STR, "Item key."),
+        Column("from_store_id", _STR, "Sending store; null = from outside the chain (supplier).", nullable=True),
+        Column("to_store_id", _STR, "Receiving store; null = out of the chain (write-off, return).", nullable=True),
+        Column("quantity", _F64, "Units moved; > 0.", minimum=0.0),
+        Column("kind", _STR, "receipt, transfer or adjustment.", allowed=MOVEMENT_KINDS),
+        Column("movement_id", _STR, "Source document id; null when the source has none.", nullable=True),
+    ),
+    keys=("date", "item_id", "from_store_id", "to_store_id", "kind", "movement_id"),
+    additive=("quantity",),
+    is_fact=True,
+)
+
+CALENDAR = TableSchema(
+    name="calendar",
+    doc="Holidays and events; a null store_id and region mean everywhere.",
+    columns=(
+        Column("date", _DATE, "Day (or period) of the event."),
+        Column("event", _STR, "Event name."),
+        Column("store_id", _STR, "Store the event applies to; null = all.", nullable=True),
+        Column("region", _STR, "Region the event applies to; null = all.", nullable=True),
+        Column("kind", _STR, "holiday, event, promotion, ...", required=False, nullable=True),
+        Column("transferred", pl.Boolean(), "Holiday moved to another day.", required=False, nullable=True),
+    ),
+    keys=("date", "event", "store_id", "region"),
+)
+
+EXOGENOUS = TableSchema(
+    name="exogenous",
+    doc=(
+        "External numeric covariates by date; null store_id / item_id mean the value holds "
+        "for all stores / items. Each extra column is past-only or known in advance (manifest)."
+    ),
+    columns=(
+        Column("date", _DATE, "Day (or period)."),
+        Column("store_id", _STR, "Store scope; null = all stores.", nullable=True),
+        Column("item_id", _STR, "Item scope; null = all items.", nullable=True),
+    ),
+    keys=("date", "store_id", "item_id"),
+    extras="numeric",
+)
+
+ITEMS = TableSchema(
+    name="items",
+    doc="Item master: one row per item with any attributes.",
+    columns=(Column("item_id", _STR, "Item key."),),
+    keys=("item_id",),
+    extras="any",
+)
+
+STORES = TableSchema(
+    name="stores",
+    doc="Store master: one row per store with any attributes.",
+    columns=(Column("store_id", _STR, "Store key."),),
+    keys=("store_id",),
+    extras="any",
+)
+
+SCHEMAS: Mapping[TableName, TableSchema] = {
+    s.name: s for s in (SALES, INVENTORY, MOVEMENTS, CALENDAR, EXOGENOUS, ITEMS, STORES)
+}
+
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "line": pl.Int64(),
+    "table": pl.String(),
+    "rule": pl.String(),
+    "detail": pl.String(),
+    "raw": pl.String(),
+}
+"""Rows that failed a rule: the file, its line (1 = header), the rule and the row as JSON."""
+
+
+def get_schema(table: str) -> TableSchema:
+    """The schema of a canonical table, or a clear error naming the valid ones."""
+    try:
+        return SCHEMAS[table]  # type: ignore[index]
+    except KeyError:
+        raise KeyError(f"unknown table {table!r}; expected one of {', '.join(TABLE_NAMES)}") from None
+
+
+def extra_columns(schema: TableSchema, columns: list[str]) -> list[str]:
+    """Columns of a frame that the schema does not declare."""
+    declared = set(schema.column_names)
+    return [c for c in columns if c not in declared]
+
+
+def structural_problems(schema: TableSchema, frame_schema: Mapping[str, pl.DataType]) -> list[str]:
+    """Whole-table problems (missing or mistyped columns): empty when the frame conforms."""
+    problems: list[str] = []
+    names = list(frame_schema)
+    missing = [c for c in schema.required if c not in frame_schema]
+    if missing:
+        problems.append(f"missing required column(s) {', '.join(missing)}")
+    for group in schema.one_of:
+        if not any(c in frame_schema for c in group):
+            problems.append(f"needs at least one of {' or '.join(group)}")
+    for col in schema.columns:
+        if col.name in frame_schema and frame_schema[col.name] != col.dtype:
+            problems.append(f"column {col.name} is {frame_schema[col.name]}, expected {col.dtype}")
+    extras = extra_columns(schema, names)
+    if schema.extras == "none" and extras:
+        problems.append(f"unexpected column(s) {', '.join(extras)}")
+    if schema.extras == "numeric":
+        bad = [c for c in extras if not frame_schema[c].is_numeric()]
+        if bad:
+            problems.append(f"exogenous column(s) {', '.join(bad)} are not numeric")
+    return problems
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A row-level rule: its name, the column it is about, what it means, and the failing-row test."""
+
+    name: str
+    column: str | None
+    detail: str
+    failing: pl.Expr
+
+
+def row_rule_exprs(schema: TableSchema, present: list[str]) -> list[RowRule]:
+    """Row-level rules that apply to the present columns of a typed frame."""
+    rules: list[RowRule] = []
+    for col in schema.columns:
+        if col.name not in present:
+            continue
+        c = pl.col(col.name)
+        if not col.nullable:
+            rules.append(RowRule(f"missing_{col.name}", col.name, f"{col.name} is empty", c.is_null()))
+        if col.dtype == _F64:
+            rules.append(
+                RowRule(
+                    f"non_finite_{col.name}",
+                    col.name,
+                    f"{col.name} is NaN or infinite",
+                    c.is_not_null() & ~c.is_finite(),
+                )
+            )
+        if col.minimum is not None:
+            name = "negative" if col.minimum == 0 else "below_minimum"
+            rules.append(RowRule(f"{name}_{col.name}", col.name, f"{col.name} < {col.minimum:g}", c < col.minimum))
+        if col.maximum is not None:
+            rules.append(
+                RowRule(f"above_maximum_{col.name}", col.name, f"{col.name} > {col.maximum:g}", c > col.maximum)
+            )
+        if col.allowed is not None:
+            rules.append(
+                RowRule(
+                    f"invalid_{col.name}",
+                    col.name,
+                    f"{col.name} not in {', '.join(col.allowed)}",
+                    c.is_not_null() & ~c.is_in(col.allowed),
+                )
+            )
+        if col.dtype == pl.List(pl.Int8()):
+            rules.append(
+                RowRule(
+                    f"invalid_{col.name}",
+                    col.name,
+                    f"{col.name} must hold {HOURS_PER_DAY} flags of 0/1",
+                    c.is_not_null() & ((c.list.len() != HOURS_PER_DAY) | (c.list.max() > 1) | (c.list.min() < 0)),
+                )
+            )
+    if schema.name == "movements":
+        rules.append(
+            RowRule(
+                "movement_without_store",
+                None,
+                "from_store_id and to_store_id are both empty",
+                pl.col("from_store_id").is_null() & pl.col("to_store_id").is_null(),
+            )
+        )
+        rules.append(
+            RowRule(
+                "movement_to_itself",
+                "to_store_id",
+                "from_store_id equals to_store_id",
+                pl.col("from_store_id") == pl.col("to_store_id"),
+            )
+        )
+    return rules

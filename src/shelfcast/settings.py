@@ -1,0 +1,74 @@
+"""Settings shared by the CLI, jobs and (later) the service.
+
+Precedence, highest first: explicit arguments, environment variables
+`SHELFCAST_*`, the TOML file (`./shelfcast.toml`, or the path in
+`SHELFCAST_CONFIG`), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DuplicatePolicy = Literal["sum", "reject"]
+CONFIG_ENV = "SHELFCAST_CONFIG"
+DEFAULT_CONFIG_FILE = "shelfcast.toml"
+
+
+class Settings(BaseSettings):
+    """Everything a user may configure; see the README's Configuration section."""
+
+    model_config = SettingsConfigDict(env_prefix="SHELFCAST_", extra="forbid", frozen=True)
+
+    workspace: Path = Field(Path(".shelfcast"), description="Folder holding the lake and all outputs.")
+    min_date: dt.date = Field(dt.date(1990, 1, 1), description="Earliest date accepted in any table.")
+    max_date: dt.date = Field(dt.date(2100, 12, 31), description="Latest date accepted in any table.")
+    future_days: int = Field(
+        1, ge=0, description="Facts (sales, inventory, movements) may be at most this many days after today."
+    )
+    duplicates: DuplicatePolicy = Field(
+        "sum", description="Rows of an additive table (sales, movements) sharing a key: sum them or reject them."
+    )
+    mlflow_tracking_uri: str | None = Field(None, description="MLflow server; default: SQLite in the workspace.")
+    postgres_url: str = Field("postgresql://127.0.0.1:5432/test", description="PostgreSQL prediction store.")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for live sales and online features.")
+    prefect_api_url: str | None = Field(None, description="Prefect server for schedules.")
+
+    @model_validator(mode="after")
+    def _check_dates(self) -> Settings:
+        if self.min_date >= self.max_date:
+            raise ValueError(f"`min_date` ({self.min_date}) must be before `max_date` ({self.max_date})")
+        return self
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.workspace / "lake"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call `get_settings.cache_clear()` to re-read."""
+    return Settings()
