@@ -252,6 +252,11 @@ def extra_columns(schema: TableSchema, columns: list[str]) -> list[str]:
     return [c for c in columns if c not in declared]
 
 
+def canonical_order(schema: TableSchema, columns: list[str]) -> list[str]:
+    """Declared columns in schema order, then extras in their given order."""
+    return [c for c in schema.column_names if c in columns] + extra_columns(schema, columns)
+
+
 def structural_problems(schema: TableSchema, frame_schema: Mapping[str, pl.DataType]) -> list[str]:
     """Whole-table problems (missing or mistyped columns): empty when the frame conforms."""
     problems: list[str] = []

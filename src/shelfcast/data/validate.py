@@ -98,12 +98,19 @@ def _parse(
     return parsed, c.is_not_null() & parsed.is_null()
 
 
-def _describe(rule_detail: str, col: str | None) -> pl.Expr:
+def as_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Any value as text, for messages (lists become `[a,b,...]`)."""
+    if isinstance(dtype, pl.List):
+        inner = expr.list.eval(pl.element().cast(pl.String)).list.join(",")
+        return pl.concat_str([pl.lit("["), inner, pl.lit("]")])
+    return expr.cast(pl.String)
+
+
+def _describe(rule_detail: str, col: str | None, dtype: pl.DataType | None = None) -> pl.Expr:
     if col is None:
         return pl.lit(rule_detail)
-    return pl.concat_str(
-        [pl.lit(f"{rule_detail} (got "), pl.col(f"{ORIG}{col}").cast(pl.String).fill_null("empty"), pl.lit(")")]
-    )
+    value = as_text(pl.col(f"{ORIG}{col}"), dtype or pl.String())
+    return pl.concat_str([pl.lit(f"{rule_detail} (got "), value.fill_null("empty"), pl.lit(")")])
 
 
 def flag_rows(
@@ -115,6 +122,16 @@ def flag_rows(
     bounds: DateBounds,
 ) -> pl.LazyFrame:
     """Parse every column into its canonical type and add `_rule` / `_detail` (null when the row is clean)."""
+    # Scope columns (required but nullable, e.g. a calendar's store_id) are
+    # always present in a canonical table; a source without them means "all".
+    present = lf.collect_schema()
+    lf = lf.with_columns(
+        [
+            pl.lit(None, c.dtype).alias(c.name)
+            for c in table.columns
+            if c.required and c.nullable and c.name not in present
+        ]
+    )
     schema = lf.collect_schema()
     cols = data_columns(schema)
     extras = [c for c in schema if c.startswith(EXTRA_PREFIX)]
@@ -134,7 +151,7 @@ def flag_rows(
     for col, failed in unparsed.items():
         target = target_dtype(table, col, schema[col])
         kind = "date" if target == pl.Date() else "number" if target.is_numeric() else str(target).lower()
-        checks.append((f"invalid_{col}", failed, _describe(f"{col} is not a valid {kind}", col)))
+        checks.append((f"invalid_{col}", failed, _describe(f"{col} is not a valid {kind}", col, schema[col])))
     if extras:
         too_many = pl.any_horizontal([pl.col(c).is_not_null() for c in extras])
         fields = pl.concat_str([pl.col(c) for c in extras], separator=",", ignore_nulls=True)
@@ -146,7 +163,7 @@ def flag_rows(
             # A value that could not be parsed is reported as invalid, not also as missing.
             failing = failing & ~unparsed[rule.column]
         shown = None if rule.name.startswith("missing_") else rule.column
-        checks.append((rule.name, failing, _describe(rule.detail, shown)))
+        checks.append((rule.name, failing, _describe(rule.detail, shown, schema.get(rule.column or ""))))
     if table.has_date and "date" in cols:
         latest = bounds.max_fact_date if table.is_fact else bounds.max_date
         out_of_range = ((pl.col("date") < bounds.min_date) | (pl.col("date") > latest)).fill_null(False)
@@ -161,7 +178,7 @@ def flag_rows(
     return lf.drop(extras, *[f"{BAD}{c}" for c in unparsed]).with_columns(
         pl.when(failed_row).then(pl.col(RULE)).alias(RULE),
         pl.when(failed_row).then(pl.col(DETAIL)).alias(DETAIL),
-        *[pl.when(failed_row).then(pl.col(f"{ORIG}{c}").cast(pl.String)).alias(f"{ORIG}{c}") for c in cols],
+        *[pl.when(failed_row).then(as_text(pl.col(f"{ORIG}{c}"), schema[c])).alias(f"{ORIG}{c}") for c in cols],
     )
 
 
@@ -190,7 +207,7 @@ def quarantine_from_clean(rows: pl.DataFrame, table: str, rule: str, detail: pl.
     cols = data_columns(rows.schema)
     if rows.is_empty():
         return pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    raw = pl.struct([pl.col(c).cast(pl.String) if rows.schema[c] != pl.List(pl.Int8()) else pl.col(c) for c in cols])
+    raw = pl.struct([as_text(pl.col(c), rows.schema[c]) for c in cols])
     return rows.select(
         pl.col(SOURCE).alias("source"),
         pl.col(LINE).cast(pl.Int64).alias("line"),

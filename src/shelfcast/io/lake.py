@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from shelfcast.errors import WorkspaceError
-from shelfcast.schemas import QUARANTINE_SCHEMA, SCHEMAS, TableName
+from shelfcast.schemas import QUARANTINE_SCHEMA, SCHEMAS, TableName, canonical_order
 
 MANIFEST = "manifest.json"
 QUARANTINE = "quarantine"
@@ -119,7 +119,7 @@ class Lake:
             existing = self.read(table)
             kept = existing.join(rows.select(keys), on=keys, how="anti", nulls_equal=True)
             rows = pl.concat([kept, rows], how="diagonal_relaxed")
-        rows = rows.sort(keys, nulls_last=False)
+        rows = rows.select(canonical_order(SCHEMAS[table], rows.columns)).sort(keys, nulls_last=False)
         self.root.mkdir(parents=True, exist_ok=True)
         _atomic_write_parquet(rows, self.path(table))
         return rows

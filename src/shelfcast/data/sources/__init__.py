@@ -7,11 +7,13 @@ from typing import Any
 
 from shelfcast.data.sources.base import RawPart, Source, SourceData
 from shelfcast.data.sources.canonical import CanonicalSource
+from shelfcast.data.sources.generic import GenericSource
 from shelfcast.data.sources.store_item import StoreItemSource
 from shelfcast.errors import ConfigError
 
 SOURCES: dict[str, Callable[..., Source]] = {
     CanonicalSource.name: CanonicalSource,
+    GenericSource.name: GenericSource,
     StoreItemSource.name: StoreItemSource,
 }
 

@@ -1,0 +1,36 @@
+# Two commands matter: `make demo` and `make test`. Both install what they need.
+PYTHON ?= python3
+# uv from PATH, else the one pip installs into this Python.
+UV = $(if $(shell command -v uv 2>/dev/null),uv,$(PYTHON) -m uv)
+DATA ?= ../shared/data
+
+.PHONY: install demo test lint typecheck unit bench acceptance clean
+
+install:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --locked
+
+demo: install
+	$(UV) run shelfcast demo
+
+lint: install
+	$(UV) run ruff check src tests bench
+	$(UV) run ruff format --check src tests bench
+
+typecheck: install
+	$(UV) run mypy
+
+unit: install
+	$(UV) run pytest -m "not integration and not e2e" -q
+
+test: lint typecheck
+	$(UV) run pytest -q
+
+bench: install
+	$(UV) run python bench/bench_simulate.py
+
+acceptance: install
+	$(UV) run python bench/acceptance_ingest.py $(DATA)
+
+clean:
+	rm -rf .shelfcast .pytest_cache .mypy_cache .ruff_cache

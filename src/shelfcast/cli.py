@@ -1,0 +1,177 @@
+"""The `shelfcast` command line: thin commands over the jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from shelfcast import console as out
+from shelfcast.errors import ConfigError, ShelfcastError
+from shelfcast.settings import DuplicatePolicy, Settings
+
+app = typer.Typer(
+    name="shelfcast",
+    help="Demand forecasts, stockout risk and reorder advice for retail chains.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+_state: dict[str, bool] = {"verbose": False}
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option("--workspace", "-w", help="Workspace folder [env SHELFCAST_WORKSPACE; default ./.shelfcast]"),
+]
+
+
+def settings(**overrides: Any) -> Settings:
+    """Settings from env/TOML with command-line overrides; a bad value is a one-line error."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"setting `{where}`: {first['msg']}") from None
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now().astimezone()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step; show tracebacks.")] = False,
+) -> None:
+    _state["verbose"] = verbose
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="File or folder to read.")],
+    source: Annotated[
+        str,
+        typer.Option("--source", "-s", help="canonical, store-item, walmart, freshretailnet, branch-csv or generic."),
+    ],
+    workspace: WorkspaceOpt = None,
+    date_format: Annotated[str | None, typer.Option(help="strptime format of the dates, e.g. %d/%m/%Y.")] = None,
+    delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (default: detected).")] = None,
+    duplicates: Annotated[
+        DuplicatePolicy | None, typer.Option(help="Rows of sales/movements sharing a key: sum (default) or reject.")
+    ] = None,
+    mapping: Annotated[Path | None, typer.Option(help="generic: TOML file with the column mapping.")] = None,
+    table: Annotated[
+        str | None, typer.Option(help="generic: canonical table the file maps onto (default sales).")
+    ] = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="generic: CANONICAL=COLUMN, repeatable.")] = None,
+    const: Annotated[list[str] | None, typer.Option(help="generic: CANONICAL=VALUE for every row, repeatable.")] = None,
+    exog: Annotated[
+        list[str] | None, typer.Option(help="generic: COLUMN=past_only|known_in_advance, repeatable.")
+    ] = None,
+    event: Annotated[list[str] | None, typer.Option(help="generic: FLAG_COLUMN=EVENT_NAME, repeatable.")] = None,
+) -> None:
+    """Read a dataset, validate it, and store the canonical tables in the workspace lake."""
+    from shelfcast.data.sources import get_source
+    from shelfcast.data.sources.generic import load_mapping, parse_pairs
+    from shelfcast.jobs.ingest import run_ingest
+
+    cfg = settings(workspace=workspace, duplicates=duplicates)
+    options: dict[str, Any] = {"date_format": date_format, "delimiter": delimiter}
+    if source == "generic":
+        options["mapping"] = load_mapping(
+            mapping,
+            table=table,
+            columns=parse_pairs(map_ or [], option="--map"),
+            constants=parse_pairs(const or [], option="--const"),
+            exogenous=parse_pairs(exog or [], option="--exog"),
+            calendar=parse_pairs(event or [], option="--event"),
+        )
+    elif any((mapping, table, map_, const, exog, event)):
+        raise ConfigError("--mapping/--table/--map/--const/--exog/--event only apply to --source generic")
+    adapter = get_source(source, **options)
+    with out.progress_bar("ingest") as progress:
+        report = run_ingest(adapter, path, settings=cfg, today=dt.date.today(), now=_now(), progress=progress)
+    out.ingest_summary(report)
+
+
+@app.command()
+def validate(workspace: WorkspaceOpt = None) -> None:
+    """Re-check every table in the lake; exit 1 if any rule is broken."""
+    from shelfcast.io.lake import Lake
+    from shelfcast.jobs.validate import run_validate
+
+    report = run_validate(Lake(settings(workspace=workspace).workspace))
+    out.validation_summary(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def info(workspace: WorkspaceOpt = None) -> None:
+    """Show the lake's tables (rows, series, date range) and the last ingests."""
+    from shelfcast.errors import WorkspaceError
+    from shelfcast.io.lake import Lake
+
+    lake = Lake(settings(workspace=workspace).workspace)
+    manifest = lake.manifest()
+    if not manifest["tables"]:
+        raise WorkspaceError(f"no tables in {lake.root}; run `shelfcast ingest` (or `shelfcast demo`) first")
+    out.tables_summary(manifest["tables"], title=f"Lake tables in {lake.root}")
+    recent = [
+        {
+            "at": i["at"],
+            "source": i["source"],
+            "path": i["path"],
+            "read": sum(p["read"] for p in i["parts"]),
+            "quarantined": sum(p["quarantined"] for p in i["parts"]),
+        }
+        for i in manifest.get("ingests", [])[-5:]
+    ]
+    out.frame_table("Recent ingests", recent)
+    out.console.print(f"quarantined rows: {manifest.get('quarantine_rows', 0):,}")
+
+
+@app.command()
+def quarantine(
+    workspace: WorkspaceOpt = None,
+    rule: Annotated[str | None, typer.Option(help="Only rows that broke this rule.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 20,
+) -> None:
+    """Show quarantined rows with their rule, file, line and original values."""
+    import polars as pl
+
+    from shelfcast.io.lake import QUARANTINE, Lake
+
+    lake = Lake(settings(workspace=workspace).workspace)
+    if not lake.has(QUARANTINE):
+        out.console.print("no quarantined rows")
+        return
+    rows = lake.scan(QUARANTINE)
+    if rule:
+        rows = rows.filter(pl.col("rule").str.split(";").list.contains(rule))
+    total = rows.select(pl.len()).collect().item()
+    out.frame_table(f"Quarantine ({total:,} rows)", rows.head(limit).collect().to_dicts())
+
+
+def main() -> None:
+    """Entry point: user mistakes become one line on stderr and exit code 1."""
+    try:
+        app()
+    except ShelfcastError as exc:
+        if _state["verbose"]:
+            raise
+        out.error(str(exc))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        sys.exit(130)

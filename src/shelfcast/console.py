@@ -1,0 +1,113 @@
+"""The CLI's output layer: Rich tables and one-line messages. Nothing else prints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shelfcast.jobs.ingest import IngestReport
+from shelfcast.jobs.validate import ValidationReport
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar fed by jobs through `(label, done, total)` callbacks."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(label: str, done: int, total: int) -> None:
+            bar.update(task, description=f"{description}: {label}", completed=done, total=total)
+
+        yield update
+
+
+def _n(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def ingest_summary(report: IngestReport) -> None:
+    parts = Table(title=f"Ingest {report.source} <- {report.path}", title_justify="left")
+    for col in ("file", "table", "read", "kept", "quarantined", "merged"):
+        parts.add_column(col, justify="right" if col not in ("file", "table") else "left")
+    for p in report.parts:
+        label = p.source + (" (derived)" if p.derived else "") + ("" if p.stored else " (checked, not stored)")
+        parts.add_row(label, p.table, _n(p.read), _n(p.kept), _n(p.quarantined), _n(p.merged))
+    console.print(parts)
+    tables_summary(report.tables)
+    if report.quarantine_by_rule:
+        rules = ", ".join(f"{rule} {n:,}" for rule, n in report.quarantine_by_rule.items())
+        console.print(f"quarantined rows by rule: {rules}  (see `shelfcast quarantine`)")
+    for table, gap in report.gaps.items():
+        if gap.series_with_gaps:
+            console.print(
+                f"gaps in {table}: {gap.series_with_gaps:,} of {gap.series:,} series miss "
+                f"{gap.missing_periods:,} period(s), e.g. {gap.examples}"
+            )
+    for note in report.notes:
+        console.print(f"note: {note}")
+    console.print(f"done in {report.seconds:.1f}s")
+
+
+def tables_summary(tables: Mapping[str, Any], *, title: str = "Lake tables") -> None:
+    table = Table(title=title, title_justify="left")
+    for col in ("table", "rows", "series", "from", "to", "freq", "origin"):
+        table.add_column(col, justify="right" if col in ("rows", "series") else "left")
+    for name, info in tables.items():
+        get = info.get if isinstance(info, dict) else lambda k, i=info: getattr(i, k)
+        table.add_row(
+            name,
+            _n(get("rows")),
+            _n(get("series")),
+            get("date_min") or "",
+            get("date_max") or "",
+            get("frequency") or "",
+            get("origin") or "",
+        )
+    console.print(table)
+
+
+def validation_summary(report: ValidationReport) -> None:
+    table = Table(title="Validation of the lake", title_justify="left")
+    for col in ("table", "rows", "status", "gaps"):
+        table.add_column(col, justify="right" if col == "rows" else "left")
+    for check in report.checks:
+        status = "[green]ok[/]" if check.ok else "[red]" + "; ".join(check.problems) + "[/]"
+        gaps = ""
+        if check.gaps is not None:
+            gaps = (
+                f"{check.gaps.series_with_gaps:,}/{check.gaps.series:,} series, {check.gaps.missing_periods:,} missing"
+            )
+        table.add_row(check.table, _n(check.rows), status, gaps)
+    console.print(table)
+    console.print(f"quarantined rows: {report.quarantine_rows:,}")
+
+
+def frame_table(title: str, rows: list[dict[str, Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    if not rows:
+        console.print(f"{title}: none")
+        return
+    for col in rows[0]:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    console.print(table)

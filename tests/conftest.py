@@ -1,0 +1,45 @@
+"""Shared fixtures: an isolated environment and a one-call ingest helper."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import NOW, TODAY
+
+from shelfcast.data.sources import get_source
+from shelfcast.jobs.ingest import IngestReport, run_ingest
+from shelfcast.settings import Settings, get_settings
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No SHELFCAST_* variables or shelfcast.toml from the developer's machine leak into a test."""
+    for key in list(os.environ):
+        if key.startswith("SHELFCAST_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return tmp_path / "ws"
+
+
+@pytest.fixture
+def ingest(workspace: Path) -> Callable[..., IngestReport]:
+    """Ingest `path` with a named source into the test workspace."""
+
+    def run(
+        path: Path, source: str = "store-item", *, settings: dict[str, Any] | None = None, **options: Any
+    ) -> IngestReport:
+        cfg = Settings(workspace=workspace, **(settings or {}))
+        return run_ingest(get_source(source, **options), path, settings=cfg, today=TODAY, now=NOW)
+
+    return run
