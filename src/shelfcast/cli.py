@@ -6,10 +6,10 @@ import datetime as dt
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shelfcast import console as out
 from shelfcast.errors import ConfigError, ShelfcastError
@@ -23,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 _state: dict[str, bool] = {"verbose": False}
+M = TypeVar("M", bound=BaseModel)
 
 WorkspaceOpt = Annotated[
     Path | None,
@@ -38,6 +39,16 @@ def settings(**overrides: Any) -> Settings:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ConfigError(f"setting `{where}`: {first['msg']}") from None
+
+
+def model(cls: type[M], data: dict[str, Any]) -> M:
+    """A pydantic model from option values; the first problem becomes a one-line error."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"`{where}`: {first['msg'].removeprefix('Value error, ')}") from None
 
 
 def _now() -> dt.datetime:
@@ -161,6 +172,77 @@ def quarantine(
         rows = rows.filter(pl.col("rule").str.split(";").list.contains(rule))
     total = rows.select(pl.len()).collect().item()
     out.frame_table(f"Quarantine ({total:,} rows)", rows.head(limit).collect().to_dicts())
+
+
+@app.command()
+def simulate(
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder [default: <workspace>/simulation].")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    stores: Annotated[int | None, typer.Option(help="Number of stores [default 10].")] = None,
+    items: Annotated[int | None, typer.Option(help="Number of items [default 50].")] = None,
+    days: Annotated[int | None, typer.Option(help="Number of days [default 730].")] = None,
+    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD [default 2022-01-03].")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed; the same seed gives the same chain [default 0].")
+    ] = None,
+    freq: Annotated[str | None, typer.Option(help="D (daily, default) or W (weekly, summed from daily).")] = None,
+    safety_factor: Annotated[
+        float | None, typer.Option(help="z of the safety stock; lower means more stockouts [default 0.75, ~3%].")
+    ] = None,
+    layout: Annotated[
+        list[str] | None, typer.Option(help="canonical (default), branch-csv or wide; repeatable.")
+    ] = None,
+    drift: Annotated[str | None, typer.Option(help="Inject drift: level, promo or seasonality.")] = None,
+    drift_start: Annotated[str | None, typer.Option(help="First day of the drift, YYYY-MM-DD.")] = None,
+    drift_magnitude: Annotated[float, typer.Option(help="Size of the drift (level: demand factor).")] = 1.3,
+) -> None:
+    """Simulate a retail chain (demand, promotions, prices, stock, transfers) and write its tables."""
+    from shelfcast.data.simulator import SimConfig
+    from shelfcast.jobs.simulate import run_simulate
+
+    given = {
+        "n_stores": stores,
+        "n_items": items,
+        "n_days": days,
+        "start_date": start,
+        "seed": seed,
+        "freq": freq,
+        "safety_factor": safety_factor,
+    }
+    spec: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if drift is not None:
+        first_day = drift_start or str(model(SimConfig, spec).start_date)
+        spec["drift"] = {"kind": drift, "start": first_day, "magnitude": drift_magnitude}
+    elif drift_start is not None:
+        raise ConfigError("--drift-start needs --drift level|promo|seasonality")
+    config = model(SimConfig, spec)
+    target = out_dir or settings(workspace=workspace).workspace / "simulation"
+    with out.status("simulate") as say:
+        report = run_simulate(config, target, layouts=layout or ["canonical"], progress=say)
+    out.simulation_summary(report)
+
+
+@app.command()
+def demo(
+    workspace: WorkspaceOpt = None,
+    stores: Annotated[int, typer.Option(help="Number of simulated stores.")] = 10,
+    items: Annotated[int, typer.Option(help="Number of simulated items.")] = 50,
+    days: Annotated[int, typer.Option(help="Number of simulated days.")] = 730,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Run the whole job on a simulated chain, with no server: simulate, ingest, validate, summarise."""
+    from shelfcast.data.simulator import SimConfig
+    from shelfcast.jobs.demo import run_demo
+
+    cfg = settings(workspace=workspace)
+    config = model(SimConfig, {"n_stores": stores, "n_items": items, "n_days": days, "seed": seed})
+    with out.progress_bar("demo") as progress:
+        report = run_demo(cfg, config, today=dt.date.today(), now=_now(), progress=progress)
+    out.demo_summary(report)
+    if not report.validation.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:

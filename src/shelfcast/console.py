@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from shelfcast.jobs.demo import DemoReport
 from shelfcast.jobs.ingest import IngestReport
+from shelfcast.jobs.simulate import SimulateReport
 from shelfcast.jobs.validate import ValidationReport
 
 console = Console()
@@ -36,6 +38,17 @@ def progress_bar(description: str) -> Iterator[Callable[[str, int, int], None]]:
 
         def update(label: str, done: int, total: int) -> None:
             bar.update(task, description=f"{description}: {label}", completed=done, total=total)
+
+        yield update
+
+
+@contextmanager
+def status(description: str) -> Iterator[Callable[[str], None]]:
+    """A spinner whose text jobs update with one-line messages."""
+    with err_console.status(description) as spinner:
+
+        def update(message: str) -> None:
+            spinner.update(f"{description}: {message}")
 
         yield update
 
@@ -111,3 +124,34 @@ def frame_table(title: str, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row.values()))
     console.print(table)
+
+
+def simulation_summary(report: SimulateReport) -> None:
+    table = Table(title=f"Simulated chain in {report.out_dir}", title_justify="left")
+    table.add_column("file")
+    table.add_column("rows", justify="right")
+    for name, path in report.paths.items():
+        table.add_row(str(path), _n(report.rows.get(name)))
+    console.print(table)
+    console.print(
+        f"stockout rate {report.stockout_rate:.1%} of store-item-days, fill rate {report.fill_rate:.1%}; "
+        f"simulated in {report.simulate_seconds:.1f}s, written in {report.write_seconds:.1f}s"
+    )
+
+
+def demo_summary(report: DemoReport) -> None:
+    sim, ing, val = report.simulation, report.ingest, report.validation
+    console.rule("shelfcast demo")
+    tables_summary(ing.tables, title=f"Lake in {report.workspace / 'lake'}")
+    read, kept = ing.total("read"), ing.total("kept")
+    quarantined, merged = ing.total("quarantined"), ing.total("merged")
+    console.print(
+        f"rows read {read:,} = kept {kept:,} + quarantined {quarantined:,} + merged {merged:,}; "
+        f"stockout rate {sim.stockout_rate:.1%} of store-item-days (sales censored by stock)"
+    )
+    state = "[green]all tables pass[/]" if val.ok else "[red]problems found (see `shelfcast validate`)[/]"
+    console.print(f"validation: {state}; quarantined rows: {val.quarantine_rows:,}")
+    console.print(f"finished in {report.seconds:.1f}s. Look further with:")
+    ws = report.workspace
+    for cmd in (f"shelfcast info -w {ws}", f"shelfcast validate -w {ws}", f"shelfcast quarantine -w {ws}"):
+        console.print(f"  uv run {cmd}")

@@ -78,6 +78,11 @@ class TableSchema:
         return tuple(c.name for c in self.columns if c.required)
 
     @property
+    def must_have(self) -> tuple[str, ...]:
+        """Columns a source must provide (scope columns default to null = all)."""
+        return tuple(c.name for c in self.columns if c.required and not c.nullable)
+
+    @property
     def has_date(self) -> bool:
         return "date" in self.column_names
 

@@ -130,6 +130,8 @@ def _scan_parquet(path: Path, required: Sequence[str]) -> pl.LazyFrame:
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputFileError(path, f"cannot read Parquet: {str(exc).splitlines()[0]}") from None
     require_columns(path, list(schema), required)
+    if lf.select(pl.len()).collect().item() == 0:
+        raise InputFileError(path, "no data rows")
     return lf.with_row_index(LINE, offset=1).with_columns(pl.col(LINE).cast(pl.Int64))
 
 
@@ -143,6 +145,9 @@ def _scan_csv(path: Path, required: Sequence[str], delimiter: str | None) -> pl.
         dupes = sorted({c for c in columns if columns.count(c) > 1})
         raise InputFileError(path, f"duplicate column name(s) in the header: {', '.join(dupes)}")
     require_columns(path, columns, required, delimiter=sep)
+    head = _head(path).decode("utf-8", errors="replace").lstrip("\ufeff")
+    if not "".join(head.splitlines()[1:]).strip():
+        raise InputFileError(path, "no data rows (only a header)")
     check_utf8(path)
     # Extra slots catch rows with more fields than the header instead of
     # silently truncating them; validation quarantines such rows.

@@ -57,7 +57,8 @@ def detect_date_formats(lf: pl.LazyFrame, table: TableSchema, explicit: str | No
                 out[col.name] = explicit
             else:
                 values = lf.select(pl.col(col.name).unique()).collect(engine="streaming").to_series()
-                out[col.name] = infer_date_format(values, column=col.name)
+                if values.str.strip_chars().replace("", None).drop_nulls().len():
+                    out[col.name] = infer_date_format(values, column=col.name)
     return out
 
 

@@ -65,7 +65,9 @@ def describe(
     """The manifest entry for a table."""
     dates = frame["date"] if "date" in frame.columns else None
     series = None
-    if {"store_id", "item_id"} <= set(frame.columns):
+    if {"store_id", "item_id", "date"} <= set(frame.columns) and not {"units", "on_hand", "stockout_hours"}.isdisjoint(
+        frame.columns
+    ):
         series = frame.select("store_id", "item_id").n_unique()
     return TableInfo(
         rows=frame.height,

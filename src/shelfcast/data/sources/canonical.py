@@ -48,7 +48,7 @@ class CanonicalSource:
             if file is None:
                 continue
             schema = get_schema(table)
-            lf = scan_table(file, required=schema.required, delimiter=self.delimiter)
+            lf = scan_table(file, required=schema.must_have, delimiter=self.delimiter)
             unexpected = [c for c in lf.collect_schema() if not c.startswith("_") and c not in schema.column_names]
             if schema.extras == "none" and unexpected:
                 raise InputFileError(file, f"unexpected column(s) {', '.join(unexpected)} for table {table}")

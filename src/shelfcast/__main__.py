@@ -1,0 +1,5 @@
+"""`python -m shelfcast` runs the CLI."""
+
+from shelfcast.cli import main
+
+main()

@@ -1,0 +1,97 @@
+"""The CLI as a user runs it: a real process, exit codes and what it prints."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import write
+
+pytestmark = pytest.mark.e2e
+COMMANDS = ["ingest", "validate", "info", "quarantine", "simulate", "demo"]
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shelfcast", *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_on_every_command(tmp_path: Path, command: str | None) -> None:
+    result = run(*([command] if command else []), "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+
+
+def test_demo_runs_and_can_be_rerun(tmp_path: Path) -> None:
+    for _ in range(2):
+        result = run("demo", "--stores", "3", "--items", "8", "--days", "120", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "all tables pass" in result.stdout
+        assert "rows read" in result.stdout
+    assert (tmp_path / ".shelfcast" / "lake" / "manifest.json").exists()
+    info = run("info", cwd=tmp_path)
+    assert info.returncode == 0 and "sales" in info.stdout
+    assert run("validate", cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ingest", "missing.csv", "--source", "store-item"], "missing.csv: file not found"),
+        (["ingest", "x.csv", "--source", "nope"], "unknown source 'nope'; expected one of"),
+        (["ingest", "bad.csv", "--source", "store-item"], "bad.csv: missing required column(s) store, item, sales"),
+        (["ingest", "x.csv", "--source", "generic"], "needs a column mapping"),
+        (["ingest", "x.csv", "--source", "store-item", "--map", "a=b"], "only apply to --source generic"),
+        (["ingest", "amb.csv", "--source", "store-item"], "pass --date-format %d/%m/%Y or --date-format %m/%d/%Y"),
+        (["simulate", "--stores", "0"], "`n_stores`: Input should be greater than 0"),
+        (["simulate", "--drift", "sideways"], "`drift.kind`"),
+        (["validate"], "no tables in"),
+    ],
+)
+def test_user_mistakes_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    write(tmp_path / "bad.csv", "date,units\n2024-01-01,1\n")
+    write(tmp_path / "x.csv", "date,store,item,sales\n2024-01-01,1,1,1\n")
+    write(tmp_path / "amb.csv", "date,store,item,sales\n03/04/2024,1,1,1\n05/06/2024,1,1,1\n")
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_ingest_with_date_format_resolves_ambiguity(tmp_path: Path) -> None:
+    write(tmp_path / "amb.csv", "date,store,item,sales\n03/04/2024,1,1,1\n05/06/2024,1,1,-1\n")
+    result = run("ingest", "amb.csv", "--source", "store-item", "--date-format", "%d/%m/%Y", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "negative_units 1" in result.stdout
+    quarantine = run("quarantine", "--rule", "negative_units", cwd=tmp_path)
+    assert "amb.csv" in quarantine.stdout and "Quarantine (1 rows)" in quarantine.stdout
+
+
+def test_simulate_writes_the_layouts(tmp_path: Path) -> None:
+    result = run(
+        "simulate",
+        "--out",
+        "sim",
+        "--stores",
+        "2",
+        "--items",
+        "5",
+        "--days",
+        "60",
+        "--layout",
+        "canonical",
+        "--layout",
+        "branch-csv",
+        "--layout",
+        "wide",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "sim" / "canonical" / "sales.parquet").exists()
+    assert (tmp_path / "sim" / "branch-csv" / "stock_movement.csv").exists()
+    assert (tmp_path / "sim" / "wide" / "daily.csv").exists()
