@@ -23,7 +23,6 @@ import polars as pl
 from shelfcast.data.readers import LINE
 from shelfcast.data.sources.base import RawPart, Source, SourceData
 from shelfcast.data.tables import (
-    PART,
     GapReport,
     check_references,
     detect_frequency,
@@ -31,7 +30,7 @@ from shelfcast.data.tables import (
     series_gaps,
 )
 from shelfcast.data.validate import (
-    SOURCE,
+    PART,
     DateBounds,
     clean_rows,
     detect_date_formats,
@@ -92,7 +91,7 @@ class _Flagged:
 def _flag_part(part: RawPart, index: int, *, bounds: DateBounds, staging: Path) -> _Flagged:
     schema = SCHEMAS[part.table]
     formats = detect_date_formats(part.frame, schema, part.date_format)
-    flagged = flag_rows(part.frame, schema, source=part.source, date_formats=formats, bounds=bounds)
+    flagged = flag_rows(part.frame, schema, date_formats=formats, bounds=bounds)
     # Stage to Parquet with the streaming engine so a CSV larger than memory
     # is parsed in batches; only typed, checked rows are collected after.
     staged = staging / f"part-{index}.parquet"
@@ -100,7 +99,7 @@ def _flag_part(part: RawPart, index: int, *, bounds: DateBounds, staging: Path) 
     lf = pl.scan_parquet(staged)
     read = lf.select(pl.len()).collect().item()
     clean = clean_rows(lf).with_columns(pl.lit(index).alias(PART)).collect()
-    quarantine = quarantine_rows(lf, part.table).collect()
+    quarantine = quarantine_rows(lf, part.table, part.source).collect()
     return _Flagged(part, index, clean, quarantine, read)
 
 
@@ -136,6 +135,10 @@ class _Ingest:
             out.append(flagged)
         return out
 
+    @property
+    def sources(self) -> dict[int, str]:
+        return {f.index: f.part.source for f in self.flagged}
+
     def known_ids(self, master: TableName) -> pl.Series | None:
         """Ids of a master table given by a source (this ingest or the lake); None when only derived."""
         column = "store_id" if master == "stores" else "item_id"
@@ -149,11 +152,14 @@ class _Ingest:
 
     def settle(self, table: TableName, flagged: list[_Flagged]) -> None:
         """References, then duplicate keys, for all parts of one table."""
-        stores = None if table == "stores" else self.known_ids("stores")
-        items = None if table in ("items", "stores") else self.known_ids("items")
+        # A master is not checked against itself, but its unstored parts (employees)
+        # only reference it; settle_all hands them over after the stored ones.
+        references_only = not any(f.part.stored for f in flagged)
+        stores = None if table == "stores" and not references_only else self.known_ids("stores")
+        items = None if table in ("items", "stores") and not references_only else self.known_ids("items")
         frames = []
         for f in flagged:
-            ok, bad = check_references(f.clean, table=table, stores=stores, items=items)
+            ok, bad = check_references(f.clean, table=table, stores=stores, items=items, sources=self.sources)
             self.late_quarantined[f.index] += bad.height
             self.quarantine.append(bad)
             if f.part.stored:
@@ -164,7 +170,9 @@ class _Ingest:
             frames.insert(0, self.tables[table])
         rows = pl.concat(frames, how="diagonal_relaxed")
         aggregate = frozenset(f.index for f in flagged if f.part.aggregate)
-        result = merge_duplicates(rows, SCHEMAS[table], policy=self.settings.duplicates, aggregate_parts=aggregate)
+        result = merge_duplicates(
+            rows, SCHEMAS[table], policy=self.settings.duplicates, sources=self.sources, aggregate_parts=aggregate
+        )
         self.merged.update(result.merged)
         self.late_quarantined.update(result.quarantined)
         self.quarantine.append(result.quarantine)
@@ -174,8 +182,9 @@ class _Ingest:
         order = [*_MASTERS, *(t for t in SCHEMAS if t not in _MASTERS)]
         for table in order:
             group = [f for f in flagged if f.part.table == table]
-            if group:
-                self.settle(table, group)
+            for subset in ([f for f in group if f.part.stored], [f for f in group if not f.part.stored]):
+                if subset:
+                    self.settle(table, subset)
 
     def reports(self) -> list[PartReport]:
         reports = []
@@ -253,14 +262,14 @@ def run_ingest(
         run = _Ingest(lake, settings, today, staging, progress)
         run.settle_all(run.flag(data.parts, len(data.parts)))
         if data.derive is not None:
-            clean = {t: f.drop(SOURCE, LINE, PART) for t, f in run.tables.items()}
+            clean = {t: f.drop(LINE, PART) for t, f in run.tables.items()}
             derived = data.derive(clean)
             run.settle_all(run.flag(derived, len(derived)))
         parts = run.reports()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
-    final = {t: f.drop(SOURCE, LINE, PART) for t, f in run.tables.items()}
+    final = {t: f.drop(LINE, PART) for t, f in run.tables.items()}
     masters = _derive_masters(final, lake)
     frequency = data.frequency or (detect_frequency(final["sales"]["date"]) if "sales" in final else None)
     infos: dict[str, TableInfo] = {}
