@@ -6,15 +6,21 @@ from collections.abc import Callable
 from typing import Any
 
 from shelfcast.data.sources.base import RawPart, Source, SourceData
+from shelfcast.data.sources.branch_csv import BranchCsvSource
 from shelfcast.data.sources.canonical import CanonicalSource
+from shelfcast.data.sources.freshretailnet import FreshRetailNetSource
 from shelfcast.data.sources.generic import GenericSource
 from shelfcast.data.sources.store_item import StoreItemSource
+from shelfcast.data.sources.walmart import WalmartSource
 from shelfcast.errors import ConfigError
 
 SOURCES: dict[str, Callable[..., Source]] = {
+    BranchCsvSource.name: BranchCsvSource,
     CanonicalSource.name: CanonicalSource,
+    FreshRetailNetSource.name: FreshRetailNetSource,
     GenericSource.name: GenericSource,
     StoreItemSource.name: StoreItemSource,
+    WalmartSource.name: WalmartSource,
 }
 
 

@@ -1,0 +1,130 @@
+"""FreshRetailNet-50K (Dingdong Fresh): daily store x product sales with hourly stock-out flags.
+
+One daily file holds everything, so each canonical table is a projection of
+it: sales, inventory (stock-out hours and the 24 hourly flags), store x item
+covariates, and the item and store masters (repeated on every row; identical
+repeats merge, conflicting ones are quarantined by the job).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import polars as pl
+
+from shelfcast.data.readers import EXTRA_PREFIX, LINE, scan_table
+from shelfcast.data.sources.base import RawPart, SourceData, as_text_id, find_file
+from shelfcast.errors import InputFileError
+from shelfcast.schemas import ExogenousRole
+
+# Discounts, activities and holidays are planned; weather is only known after the day.
+EXOGENOUS_ROLES: dict[str, ExogenousRole] = {
+    "discount": "known_in_advance",
+    "holiday_flag": "known_in_advance",
+    "activity_flag": "known_in_advance",
+    "precpt": "past_only",
+    "avg_temperature": "past_only",
+    "avg_humidity": "past_only",
+    "avg_wind_level": "past_only",
+}
+ITEM_ATTRIBUTES = ("management_group_id", "first_category_id", "second_category_id", "third_category_id")
+STORE_ATTRIBUTES = ("city_id",)
+HOURLY_FLAGS = "hours_stock_status"
+REQUIRED = (
+    "store_id",
+    "product_id",
+    "dt",
+    "sale_amount",
+    "stock_hours",
+    HOURLY_FLAGS,
+    *EXOGENOUS_ROLES,
+    *ITEM_ATTRIBUTES,
+    *STORE_ATTRIBUTES,
+)
+# An hourly flag that cannot be read becomes this value, which the schema's
+# 0/1 rule quarantines, instead of a null that would pass unnoticed.
+_UNREADABLE_FLAG = -1
+TRAIN_STEMS = ("train_daily", "train")
+EVAL_STEM = "eval"
+
+NOTES = (
+    "freshretailnet: sales.units is sale_amount, normalised units (not raw counts); sales in out-of-stock "
+    "hours are censored, see inventory.stockout_hours and inventory.hourly_stockout.",
+    "freshretailnet: licence CC BY 4.0, cite 'FreshRetailNet-50K, Dingdong Fresh'.",
+)
+
+
+def _hourly_flags(dtype: pl.DataType) -> pl.Expr:
+    """hours_stock_status as List(Int8), from a list column or from CSV text such as "[0, 1, ...]"."""
+    c = pl.col(HOURLY_FLAGS)
+    if dtype == pl.String():
+        text = c.str.strip_chars().str.strip_chars("[]").str.replace_all(r"[,;\s]+", ",").str.strip_chars(",")
+        c = pl.when(text != "").then(text.str.split(","))
+        element = pl.element().str.strip_chars()
+    else:
+        element = pl.element()
+    flags = element.cast(pl.Int8, strict=False).fill_null(_UNREADABLE_FLAG)
+    return c.list.eval(flags).cast(pl.List(pl.Int8)).alias("hourly_stockout")
+
+
+def _optional_file(folder: Path, stem: str) -> Path | None:
+    try:
+        return find_file(folder, stem, what="")
+    except InputFileError:
+        return None
+
+
+class FreshRetailNetSource:
+    """train_daily.parquet (a folder or the file itself), plus eval.parquet when the folder has it."""
+
+    name: ClassVar[str] = "freshretailnet"
+
+    def __init__(self, *, date_format: str | None = None, delimiter: str | None = None) -> None:
+        self.date_format = date_format
+        self.delimiter = delimiter
+
+    def files(self, path: Path) -> list[Path]:
+        """The daily files to read: the one given, or the folder's train (and eval) files."""
+        if not path.is_dir():
+            return [path]
+        train = next((f for stem in TRAIN_STEMS if (f := _optional_file(path, stem)) is not None), None)
+        if train is None:
+            train = find_file(path, TRAIN_STEMS[0], what="FreshRetailNet daily file")
+        evaluation = _optional_file(path, EVAL_STEM)
+        return [train] if evaluation is None else [train, evaluation]
+
+    def load(self, path: Path) -> SourceData:
+        parts: list[RawPart] = []
+        for file in self.files(path):
+            parts += self._parts(file)
+        return SourceData(parts=parts, exogenous_roles=EXOGENOUS_ROLES, notes=NOTES, frequency="D")
+
+    def _parts(self, file: Path) -> list[RawPart]:
+        raw = scan_table(file, required=REQUIRED, delimiter=self.delimiter)
+        keys = (pl.col(LINE), pl.col("dt").alias("date"), as_text_id("store_id"), as_text_id("product_id", "item_id"))
+        # Every part carries the overflow fields of a ragged CSV line, so such a
+        # line is quarantined from each table rather than half used.
+        extras = pl.selectors.starts_with(EXTRA_PREFIX)
+        sales = raw.select(*keys, pl.col("sale_amount").alias("units"), extras)
+        inventory = raw.select(
+            *keys,
+            pl.col("stock_hours").alias("stockout_hours"),
+            _hourly_flags(raw.collect_schema()[HOURLY_FLAGS]),
+            extras,
+        )
+        exogenous = raw.select(*keys, *EXOGENOUS_ROLES, extras)
+        # Category and city codes are labels, so they are kept as text like the keys.
+        items = raw.select(pl.col(LINE), as_text_id("product_id", "item_id"), *map(as_text_id, ITEM_ATTRIBUTES), extras)
+        stores = raw.select(pl.col(LINE), as_text_id("store_id"), *map(as_text_id, STORE_ATTRIBUTES), extras)
+        source, fmt = str(file), self.date_format
+        return [
+            RawPart("sales", source, sales, date_format=fmt),
+            RawPart("inventory", source, inventory, date_format=fmt),
+            RawPart("exogenous", source, exogenous, date_format=fmt),
+            RawPart("items", source, items),
+            RawPart("stores", source, stores),
+        ]
+
+
+__all__ = ["FreshRetailNetSource"]
