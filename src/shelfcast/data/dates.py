@@ -54,7 +54,7 @@ def infer_date_format(values: Sequence[str | None] | pl.Series, *, column: str =
         DataValidationError: no known format parses most values.
     """
     series = pl.Series("v", values, dtype=pl.String).str.strip_chars().drop_nulls()
-    series = series.filter(series != "").unique()
+    series = series.filter(series != "").unique().sort()
     if series.len() == 0:
         raise DataValidationError(f"column {column!r} has no dates to read")
     frame = series.to_frame()

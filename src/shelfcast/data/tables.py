@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import reprlib
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from shelfcast.data.readers import LINE
-from shelfcast.data.validate import SOURCE, data_columns, quarantine_from_clean
+from shelfcast.data.validate import PART, data_columns, quarantine_from_clean
 from shelfcast.schemas import QUARANTINE_SCHEMA, TableSchema
 from shelfcast.settings import DuplicatePolicy
 
-PART = "_part"
 STORE_COLUMNS = ("store_id", "from_store_id", "to_store_id")
 ITEM_COLUMNS = ("item_id",)
 
@@ -57,7 +57,16 @@ def _aggregations(schema: TableSchema, columns: list[str]) -> list[pl.Expr]:
             aggs.append(pl.col(col).mean())
         else:
             aggs.append(pl.col(col).first())
-    return [*aggs, pl.col(SOURCE).first(), pl.col(LINE).first(), pl.col(PART).first()]
+    return [*aggs, pl.col(LINE).first(), pl.col(PART).first()]
+
+
+def _repeated_keys(rows: pl.DataFrame, keys: list[str]) -> pl.Series:
+    """True for rows whose key hash occurs more than once: a superset of the duplicated keys.
+
+    Hashing first keeps the exact (string-keyed) work to the few candidate rows;
+    a hash collision only sends a unique row down the exact path, which is still correct.
+    """
+    return rows.select(pl.struct(keys).hash(seed=0)).to_series().is_duplicated()
 
 
 def merge_duplicates(
@@ -65,6 +74,7 @@ def merge_duplicates(
     schema: TableSchema,
     *,
     policy: DuplicatePolicy,
+    sources: Mapping[int, str],
     aggregate_parts: frozenset[int] = frozenset(),
 ) -> MergeResult:
     """Resolve rows that share a key.
@@ -75,48 +85,59 @@ def merge_duplicates(
     every row of a key whose rows disagree.
     """
     keys = list(schema.keys)
-    cols = data_columns(rows.schema)
-    rows = rows.sort([PART, LINE])
-    empty_q = pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    if schema.additive:
-        count = pl.len().over(keys)
-        rejected = pl.DataFrame(schema=rows.schema)
-        if policy == "reject":
-            is_rejected = (count > 1) & ~pl.col(PART).is_in(list(aggregate_parts))
-            rejected = rows.filter(is_rejected)
-            rows = rows.filter(~is_rejected)
-        merged = rows.group_by(keys, maintain_order=True).agg(_aggregations(schema, cols))
-        quarantine = (
-            quarantine_from_clean(
-                rejected.with_columns(pl.len().over(keys).alias("_n")),
-                schema.name,
-                "duplicate_key",
-                pl.concat_str(
-                    [_key_text(schema.keys), pl.lit(" appears "), pl.col("_n").cast(pl.String), pl.lit(" times")]
-                ),
-            )
-            if not rejected.is_empty()
-            else empty_q
-        )
-        folded = _per_part(rows)
-        folded.subtract(_per_part(merged))
-        return MergeResult(merged.select(rows.columns), quarantine, +folded, _per_part(rejected))
+    repeated = _repeated_keys(rows, keys)
+    singles = rows.filter(~repeated)
+    candidates = rows.filter(repeated).sort([PART, LINE])
+    merge = _merge_additive if schema.additive else _merge_state
+    result = merge(candidates, schema, policy=policy, sources=sources, aggregate_parts=aggregate_parts)
+    table = pl.concat([singles, result.table.select(rows.columns)]) if result.table.height else singles
+    return MergeResult(table, result.quarantine, result.merged, result.quarantined)
 
+
+def _merge_additive(
+    rows: pl.DataFrame,
+    schema: TableSchema,
+    *,
+    policy: DuplicatePolicy,
+    sources: Mapping[int, str],
+    aggregate_parts: frozenset[int],
+) -> MergeResult:
+    keys = list(schema.keys)
+    rejected = pl.DataFrame(schema=rows.schema)
+    quarantine = pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    if policy == "reject":
+        is_rejected = (pl.len().over(keys) > 1) & ~pl.col(PART).is_in(list(aggregate_parts))
+        rejected = rows.filter(is_rejected).with_columns(pl.len().over(keys).alias("_n"))
+        rows = rows.filter(~is_rejected)
+        if rejected.height:
+            times = pl.concat_str([_key_text(schema.keys), pl.lit(" appears "), pl.col("_n").cast(pl.String)])
+            detail = pl.concat_str([times, pl.lit(" times")])
+            quarantine = quarantine_from_clean(rejected, schema.name, "duplicate_key", detail, sources=sources)
+    merged = rows.group_by(keys, maintain_order=True).agg(_aggregations(schema, data_columns(rows.schema)))
+    folded = _per_part(rows)
+    folded.subtract(_per_part(merged))
+    return MergeResult(merged.select(rows.columns), quarantine, +folded, _per_part(rejected))
+
+
+def _merge_state(
+    rows: pl.DataFrame,
+    schema: TableSchema,
+    *,
+    policy: DuplicatePolicy,
+    sources: Mapping[int, str],
+    aggregate_parts: frozenset[int],
+) -> MergeResult:
+    keys = list(schema.keys)
+    cols = data_columns(rows.schema)
     distinct = rows.unique(subset=cols, keep="first", maintain_order=True)
     conflict_keys = distinct.filter(pl.len().over(keys) > 1).select(keys).unique()
     conflicting = rows.join(conflict_keys, on=keys, how="semi", nulls_equal=True)
     rest = rows.join(conflict_keys, on=keys, how="anti", nulls_equal=True)
     kept = rest.unique(subset=cols, keep="first", maintain_order=True)
-    quarantine = (
-        quarantine_from_clean(
-            conflicting,
-            schema.name,
-            "conflicting_duplicate",
-            pl.concat_str([_key_text(schema.keys), pl.lit(" has rows that disagree")]),
-        )
-        if not conflicting.is_empty()
-        else empty_q
-    )
+    quarantine = pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    if conflicting.height:
+        detail = pl.concat_str([_key_text(schema.keys), pl.lit(" has rows that disagree")])
+        quarantine = quarantine_from_clean(conflicting, schema.name, "conflicting_duplicate", detail, sources=sources)
     folded = _per_part(rest)
     folded.subtract(_per_part(kept))
     return MergeResult(kept, quarantine, +folded, _per_part(conflicting))
@@ -128,6 +149,7 @@ def check_references(
     table: str,
     stores: pl.Series | None,
     items: pl.Series | None,
+    sources: Mapping[int, str],
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split rows into (known, quarantined) by the store and item masters; None = no master to check."""
     failing: list[tuple[str, str, pl.Expr]] = []
@@ -145,7 +167,7 @@ def check_references(
         if not hit.is_empty():
             master = "stores" if rule == "unknown_store" else "items"
             detail = pl.concat_str([pl.lit(f"{col} "), pl.col(col), pl.lit(f" is not in the {master} table")])
-            quarantined.append(quarantine_from_clean(hit, table, rule, detail))
+            quarantined.append(quarantine_from_clean(hit, table, rule, detail, sources=sources))
         rows = rows.filter(~bad)
     return rows, pl.concat(quarantined) if quarantined else pl.DataFrame(schema=QUARANTINE_SCHEMA)
 

@@ -8,6 +8,7 @@ its original values in `__orig_*` columns so the quarantine can show them.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -18,7 +19,7 @@ from shelfcast.schemas import QUARANTINE_SCHEMA, TableSchema, row_rule_exprs
 
 RULE = "_rule"
 DETAIL = "_detail"
-SOURCE = "_source"
+PART = "_part"
 ORIG = "__orig_"
 BAD = "__bad_"
 _TRUE = ("1", "true", "t", "yes", "y")
@@ -118,7 +119,6 @@ def flag_rows(
     lf: pl.LazyFrame,
     table: TableSchema,
     *,
-    source: str,
     date_formats: dict[str, str],
     bounds: DateBounds,
 ) -> pl.LazyFrame:
@@ -174,7 +174,7 @@ def flag_rows(
 
     rule_expr = pl.concat_str([pl.when(f).then(pl.lit(r)) for r, f, _ in checks], separator=";", ignore_nulls=True)
     detail_expr = pl.concat_str([pl.when(f).then(d) for _, f, d in checks], separator="; ", ignore_nulls=True)
-    lf = lf.with_columns(rule_expr.alias(RULE), detail_expr.alias(DETAIL), pl.lit(source).alias(SOURCE))
+    lf = lf.with_columns(rule_expr.alias(RULE), detail_expr.alias(DETAIL))
     failed_row = pl.col(RULE) != ""
     return lf.drop(extras, *[f"{BAD}{c}" for c in unparsed]).with_columns(
         pl.when(failed_row).then(pl.col(RULE)).alias(RULE),
@@ -184,17 +184,17 @@ def flag_rows(
 
 
 def clean_rows(flagged: pl.LazyFrame) -> pl.LazyFrame:
-    """The rows that passed, without the bookkeeping columns (but with `_line` and `_source`)."""
+    """The rows that passed, without the bookkeeping columns (but with `_line`)."""
     keep = [c for c in flagged.collect_schema() if not c.startswith(ORIG) and c not in (RULE, DETAIL)]
     return flagged.filter(pl.col(RULE).is_null()).select(keep)
 
 
-def quarantine_rows(flagged: pl.LazyFrame, table: str) -> pl.LazyFrame:
+def quarantine_rows(flagged: pl.LazyFrame, table: str, source: str) -> pl.LazyFrame:
     """Failing rows in the quarantine shape, with their original values as JSON."""
     origs = [c for c in flagged.collect_schema() if c.startswith(ORIG)]
     raw = pl.struct([pl.col(c).alias(c.removeprefix(ORIG)) for c in origs]).struct.json_encode()
     return flagged.filter(pl.col(RULE).is_not_null()).select(
-        pl.col(SOURCE).alias("source"),
+        pl.lit(source).alias("source"),
         pl.col(LINE).cast(pl.Int64).alias("line"),
         pl.lit(table).alias("table"),
         pl.col(RULE).alias("rule"),
@@ -203,14 +203,19 @@ def quarantine_rows(flagged: pl.LazyFrame, table: str) -> pl.LazyFrame:
     )
 
 
-def quarantine_from_clean(rows: pl.DataFrame, table: str, rule: str, detail: pl.Expr) -> pl.DataFrame:
-    """Quarantine rows that passed the row rules but fail a table-level rule (keys, references)."""
+def quarantine_from_clean(
+    rows: pl.DataFrame, table: str, rule: str, detail: pl.Expr, *, sources: Mapping[int, str]
+) -> pl.DataFrame:
+    """Quarantine rows that passed the row rules but fail a table-level rule (keys, references).
+
+    Rows carry only their part index (`_part`); `sources` names the file of each part.
+    """
     cols = data_columns(rows.schema)
     if rows.is_empty():
         return pl.DataFrame(schema=QUARANTINE_SCHEMA)
     raw = pl.struct([as_text(pl.col(c), rows.schema[c]) for c in cols])
     return rows.select(
-        pl.col(SOURCE).alias("source"),
+        pl.col(PART).replace_strict(dict(sources), return_dtype=pl.String).alias("source"),
         pl.col(LINE).cast(pl.Int64).alias("line"),
         pl.lit(table).alias("table"),
         pl.lit(rule).alias("rule"),

@@ -14,8 +14,8 @@ BOUNDS = DateBounds(dt.date(1990, 1, 1), dt.date(2100, 12, 31), dt.date(2026, 11
 
 def _flag(rows: dict[str, list[object]], schema: TableSchema = SALES) -> tuple[pl.DataFrame, pl.DataFrame]:
     frame = pl.DataFrame(rows).with_row_index("_line", offset=2).with_columns(pl.col("_line").cast(pl.Int64))
-    flagged = flag_rows(frame.lazy(), schema, source="f.csv", date_formats={"date": "%Y-%m-%d"}, bounds=BOUNDS)
-    return clean_rows(flagged).collect(), quarantine_rows(flagged, schema.name).collect()
+    flagged = flag_rows(frame.lazy(), schema, date_formats={"date": "%Y-%m-%d"}, bounds=BOUNDS)
+    return clean_rows(flagged).collect(), quarantine_rows(flagged, schema.name, "f.csv").collect()
 
 
 def _sales(**overrides: list[object]) -> dict[str, list[object]]:
@@ -49,14 +49,13 @@ def test_each_rule_quarantines_with_its_reason(overrides: dict[str, list[object]
 def test_clean_rows_are_typed_and_trimmed() -> None:
     clean, quarantine = _flag(_sales(units=[" 3.5 "], promo=["yes"], store_id=[" S1 "]))
     assert quarantine.height == 0
-    assert clean.row(0, named=True) | {"_source": None} == {
+    assert clean.row(0, named=True) == {
         "_line": 2,
         "date": dt.date(2024, 1, 1),
         "store_id": "S1",
         "item_id": "I1",
         "units": 3.5,
         "promo": 1,
-        "_source": None,
     }
     assert clean.schema["promo"] == pl.Int8
 
