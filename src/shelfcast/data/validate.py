@@ -1,8 +1,9 @@
 """Row-level validation: parse text into canonical types and flag the rows that break a rule.
 
-Every row keeps flowing: a failing row gets `_rule` (the names of the rules it
-broke, `;`-separated) and `_detail` (what was wrong, with the value), and keeps
-its original values in `__orig_*` columns so the quarantine can show them.
+Every row keeps flowing: each gets integer masks with one bit per rule it broke
+(`_fail_*`, 0 = clean), and a failing row keeps its original values in
+`__orig_*` columns. The quarantine turns the bits into rule names and details
+with the offending values.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from shelfcast.data.dates import infer_date_format, parse_expr
 from shelfcast.data.readers import EXTRA_PREFIX, LINE
 from shelfcast.schemas import QUARANTINE_SCHEMA, TableSchema, row_rule_exprs
 
-RULE = "_rule"
-DETAIL = "_detail"
+FAIL = "_fail_"
+_BITS = 63
 PART = "_part"
 ORIG = "__orig_"
 BAD = "__bad_"
@@ -108,11 +109,39 @@ def as_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return expr.cast(pl.String)
 
 
-def _describe(rule_detail: str, col: str | None, dtype: pl.DataType | None = None) -> pl.Expr:
+def _describe(rule_detail: str, col: str | None) -> pl.Expr:
+    """A failing row's detail; by then `__orig_<col>` holds the original value as text."""
     if col is None:
         return pl.lit(rule_detail)
-    value = as_text(pl.col(f"{ORIG}{col}"), dtype or pl.String())
+    value = pl.col(f"{ORIG}{col}")
     return pl.concat_str([pl.lit(f"{rule_detail} (got "), value.fill_null("empty"), pl.lit(")")])
+
+
+@dataclass(frozen=True)
+class Check:
+    """A row rule as flagged: its name and how to describe a failing row (evaluated on those rows only)."""
+
+    name: str
+    detail: pl.Expr
+
+
+@dataclass(frozen=True)
+class Flagged:
+    """Parsed rows with one bit per failed check in `_fail_<n>` masks (0 = clean row)."""
+
+    frame: pl.LazyFrame
+    checks: tuple[Check, ...]
+
+    @property
+    def masks(self) -> list[str]:
+        return [f"{FAIL}{i}" for i in range(0, max(len(self.checks), 1), _BITS)]
+
+    def failed(self) -> pl.Expr:
+        return pl.any_horizontal([pl.col(m) != 0 for m in self.masks])
+
+    def bit(self, index: int) -> pl.Expr:
+        mask = pl.col(f"{FAIL}{index - index % _BITS}")
+        return (mask & (1 << (index % _BITS))) != 0
 
 
 def flag_rows(
@@ -121,8 +150,13 @@ def flag_rows(
     *,
     date_formats: dict[str, str],
     bounds: DateBounds,
-) -> pl.LazyFrame:
-    """Parse every column into its canonical type and add `_rule` / `_detail` (null when the row is clean)."""
+) -> Flagged:
+    """Parse every column into its canonical type and flag the rules each row breaks.
+
+    Only integer masks are computed for every row; rule names and details are
+    built later for the failing rows alone, which keeps the pass over a large
+    file cheap.
+    """
     # Scope columns (required but nullable, e.g. a calendar's store_id) are
     # always present in a canonical table; a source without them means "all".
     present = lf.collect_schema()
@@ -152,7 +186,7 @@ def flag_rows(
     for col, failed in unparsed.items():
         target = target_dtype(table, col, schema[col])
         kind = "date" if target == pl.Date() else "number" if target.is_numeric() else str(target).lower()
-        checks.append((f"invalid_{col}", failed, _describe(f"{col} is not a valid {kind}", col, schema[col])))
+        checks.append((f"invalid_{col}", failed, _describe(f"{col} is not a valid {kind}", col)))
     if extras:
         too_many = pl.any_horizontal([pl.col(c).is_not_null() for c in extras])
         fields = pl.concat_str([pl.col(c) for c in extras], separator=",", ignore_nulls=True)
@@ -164,7 +198,7 @@ def flag_rows(
             # A value that could not be parsed is reported as invalid, not also as missing.
             failing = failing & ~unparsed[rule.column]
         shown = None if rule.name.startswith("missing_") else rule.column
-        checks.append((rule.name, failing, _describe(rule.detail, shown, schema.get(rule.column or ""))))
+        checks.append((rule.name, failing, _describe(rule.detail, shown)))
     if table.has_date and "date" in cols:
         latest = bounds.max_fact_date if table.is_fact else bounds.max_date
         out_of_range = ((pl.col("date") < bounds.min_date) | (pl.col("date") > latest)).fill_null(False)
@@ -172,33 +206,42 @@ def flag_rows(
             ("date_out_of_range", out_of_range, _describe(f"date outside {bounds.min_date}..{latest}", "date"))
         )
 
-    rule_expr = pl.concat_str([pl.when(f).then(pl.lit(r)) for r, f, _ in checks], separator=";", ignore_nulls=True)
-    detail_expr = pl.concat_str([pl.when(f).then(d) for _, f, d in checks], separator="; ", ignore_nulls=True)
-    lf = lf.with_columns(rule_expr.alias(RULE), detail_expr.alias(DETAIL))
-    failed_row = pl.col(RULE) != ""
-    return lf.drop(extras, *[f"{BAD}{c}" for c in unparsed]).with_columns(
-        pl.when(failed_row).then(pl.col(RULE)).alias(RULE),
-        pl.when(failed_row).then(pl.col(DETAIL)).alias(DETAIL),
+    masks = []
+    for start in range(0, max(len(checks), 1), _BITS):
+        group = checks[start : start + _BITS]
+        bits = [f.cast(pl.UInt64) * (1 << i) for i, (_, f, _) in enumerate(group)] or [pl.lit(0, pl.UInt64)]
+        masks.append(pl.sum_horizontal(bits).cast(pl.UInt64).alias(f"{FAIL}{start}"))
+    flagged = Flagged(lf, tuple(Check(name, detail) for name, _, detail in checks))
+    lf = lf.with_columns(masks)
+    failed_row = flagged.failed()
+    # Original text is kept only where a row failed, for the quarantine's `raw`.
+    lf = lf.drop(*[f"{BAD}{c}" for c in unparsed]).with_columns(
         *[pl.when(failed_row).then(as_text(pl.col(f"{ORIG}{c}"), schema[c])).alias(f"{ORIG}{c}") for c in cols],
+        *[pl.when(failed_row).then(pl.col(c)).alias(c) for c in extras],
     )
+    return Flagged(lf, flagged.checks)
 
 
-def clean_rows(flagged: pl.LazyFrame) -> pl.LazyFrame:
+def clean_rows(flagged: Flagged) -> pl.LazyFrame:
     """The rows that passed, without the bookkeeping columns (but with `_line`)."""
-    keep = [c for c in flagged.collect_schema() if not c.startswith(ORIG) and c not in (RULE, DETAIL)]
-    return flagged.filter(pl.col(RULE).is_null()).select(keep)
+    drop = set(flagged.masks)
+    keep = [c for c in flagged.frame.collect_schema() if not c.startswith((ORIG, EXTRA_PREFIX)) and c not in drop]
+    return flagged.frame.filter(~flagged.failed()).select(keep)
 
 
-def quarantine_rows(flagged: pl.LazyFrame, table: str, source: str) -> pl.LazyFrame:
-    """Failing rows in the quarantine shape, with their original values as JSON."""
-    origs = [c for c in flagged.collect_schema() if c.startswith(ORIG)]
+def quarantine_rows(flagged: Flagged, table: str, source: str) -> pl.LazyFrame:
+    """Failing rows in the quarantine shape: rules, details and original values as JSON."""
+    origs = [c for c in flagged.frame.collect_schema() if c.startswith(ORIG)]
     raw = pl.struct([pl.col(c).alias(c.removeprefix(ORIG)) for c in origs]).struct.json_encode()
-    return flagged.filter(pl.col(RULE).is_not_null()).select(
+    hits = [(flagged.bit(i), check) for i, check in enumerate(flagged.checks)]
+    rule = pl.concat_str([pl.when(b).then(pl.lit(c.name)) for b, c in hits], separator=";", ignore_nulls=True)
+    detail = pl.concat_str([pl.when(b).then(c.detail) for b, c in hits], separator="; ", ignore_nulls=True)
+    return flagged.frame.filter(flagged.failed()).select(
         pl.lit(source).alias("source"),
         pl.col(LINE).cast(pl.Int64).alias("line"),
         pl.lit(table).alias("table"),
-        pl.col(RULE).alias("rule"),
-        pl.col(DETAIL).alias("detail"),
+        (rule if hits else pl.lit("")).alias("rule"),
+        (detail if hits else pl.lit("")).alias("detail"),
         raw.alias("raw"),
     )
 

@@ -43,10 +43,15 @@ class TableInfo:
     column_roles: dict[str, str] | None = None
 
 
-def content_hash(frame: pl.DataFrame) -> str:
-    """sha256 of the rows in a canonical order, independent of how the file was written."""
+def content_hash(frame: pl.DataFrame, *, sorted_by_unique_key: bool = False) -> str:
+    """sha256 of the rows in a canonical order, independent of how the file was written.
+
+    A table already sorted by a unique key is in canonical order, so the lake
+    (which stores tables that way) skips the full sort.
+    """
     ordered = frame.select(sorted(frame.columns))
-    ordered = ordered.sort(ordered.columns, nulls_last=True) if ordered.height else ordered
+    if ordered.height and not sorted_by_unique_key:
+        ordered = ordered.sort(ordered.columns, nulls_last=True)
     digest = hashlib.sha256(json.dumps({c: str(t) for c, t in ordered.schema.items()}).encode())
     for offset in range(0, max(ordered.height, 1), _HASH_SLICE):
         buf = io.BytesIO()
@@ -58,6 +63,7 @@ def content_hash(frame: pl.DataFrame) -> str:
 def describe(
     frame: pl.DataFrame,
     *,
+    sorted_by_unique_key: bool = False,
     frequency: str | None = None,
     origin: str = "source",
     column_roles: Mapping[str, str] | None = None,
@@ -72,7 +78,7 @@ def describe(
     return TableInfo(
         rows=frame.height,
         columns={c: str(t) for c, t in frame.schema.items()},
-        content_hash=content_hash(frame),
+        content_hash=content_hash(frame, sorted_by_unique_key=sorted_by_unique_key),
         date_min=str(dates.min()) if dates is not None and frame.height else None,
         date_max=str(dates.max()) if dates is not None and frame.height else None,
         series=series,

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +95,11 @@ def _flag_part(part: RawPart, index: int, *, bounds: DateBounds, staging: Path) 
     # Stage to Parquet with the streaming engine so a CSV larger than memory
     # is parsed in batches; only typed, checked rows are collected after.
     staged = staging / f"part-{index}.parquet"
-    flagged.sink_parquet(staged)
-    lf = pl.scan_parquet(staged)
-    read = lf.select(pl.len()).collect().item()
-    clean = clean_rows(lf).with_columns(pl.lit(index).alias(PART)).collect()
-    quarantine = quarantine_rows(lf, part.table, part.source).collect()
+    flagged.frame.sink_parquet(staged)
+    flagged = replace(flagged, frame=pl.scan_parquet(staged))
+    read = flagged.frame.select(pl.len()).collect().item()
+    clean = clean_rows(flagged).with_columns(pl.lit(index).alias(PART)).collect()
+    quarantine = quarantine_rows(flagged, part.table, part.source).collect()
     return _Flagged(part, index, clean, quarantine, read)
 
 
@@ -279,6 +279,7 @@ def run_ingest(
         roles = _exogenous_roles(lake, stored, data) if table == "exogenous" else None
         infos[table] = describe(
             stored,
+            sorted_by_unique_key=True,
             frequency=frequency if SCHEMAS[table].has_date else None,
             origin="derived" if table in masters else "source",
             column_roles=roles,

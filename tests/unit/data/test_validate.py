@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from shelfcast.data.validate import DateBounds, clean_rows, flag_rows, quarantine_rows
-from shelfcast.schemas import INVENTORY, MOVEMENTS, SALES, TableSchema
+from shelfcast.schemas import EXOGENOUS, INVENTORY, MOVEMENTS, SALES, TableSchema
 
 BOUNDS = DateBounds(dt.date(1990, 1, 1), dt.date(2100, 12, 31), dt.date(2026, 11, 24))
 
@@ -16,6 +16,15 @@ def _flag(rows: dict[str, list[object]], schema: TableSchema = SALES) -> tuple[p
     frame = pl.DataFrame(rows).with_row_index("_line", offset=2).with_columns(pl.col("_line").cast(pl.Int64))
     flagged = flag_rows(frame.lazy(), schema, date_formats={"date": "%Y-%m-%d"}, bounds=BOUNDS)
     return clean_rows(flagged).collect(), quarantine_rows(flagged, schema.name, "f.csv").collect()
+
+
+def test_more_than_63_rules_use_several_masks() -> None:
+    extra = {f"c{i}": ["x" if i == 70 else "1"] for i in range(80)}
+    frame = pl.DataFrame({"date": ["2024-01-01"], "store_id": ["S1"]} | extra).with_row_index("_line", offset=2)
+    flagged = flag_rows(frame.lazy(), EXOGENOUS, date_formats={"date": "%Y-%m-%d"}, bounds=BOUNDS)
+    assert len(flagged.masks) > 1
+    quarantine = quarantine_rows(flagged, "exogenous", "f.csv").collect()
+    assert quarantine["rule"].to_list() == ["invalid_c70"]
 
 
 def _sales(**overrides: list[object]) -> dict[str, list[object]]:

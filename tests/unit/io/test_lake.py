@@ -20,6 +20,8 @@ def test_content_hash_ignores_row_and_column_order() -> None:
     shuffled = frame.reverse().select(list(reversed(frame.columns)))
     assert content_hash(frame) == content_hash(shuffled)
     assert content_hash(frame) != content_hash(_sales([D1, D2], [1.0, 3.0]))
+    # The lake's shortcut (already sorted by a unique key) gives the same hash.
+    assert content_hash(frame, sorted_by_unique_key=True) == content_hash(shuffled)
 
 
 def test_upsert_replaces_same_keys_and_appends_new_ones(tmp_path: Path) -> None:
