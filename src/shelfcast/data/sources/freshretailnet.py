@@ -51,6 +51,7 @@ EVAL_STEM = "eval"
 NOTES = (
     "freshretailnet: sales.units is sale_amount, normalised units (not raw counts); sales in out-of-stock "
     "hours are censored, see inventory.stockout_hours and inventory.hourly_stockout.",
+    "freshretailnet: hours_sale (the 24 hourly sales) is not kept: the canonical tables have no hourly sales.",
     "freshretailnet: licence CC BY 4.0, cite 'FreshRetailNet-50K, Dingdong Fresh'.",
 )
 

@@ -15,6 +15,7 @@ from shelfcast.data.dates import parse_expr
 from shelfcast.data.readers import EXTRA_PREFIX, LINE, scan_table
 from shelfcast.data.sources.base import RawPart, SourceData, as_text_id, find_file
 from shelfcast.data.validate import detect_date_formats
+from shelfcast.errors import ConfigError
 from shelfcast.schemas import CALENDAR, ExogenousRole
 
 # Markdowns are planned promotions, so they are known for the weeks ahead;
@@ -35,8 +36,8 @@ _FALSE = ("0", "false", "f", "no", "n", "")
 _MISSING = "NA"
 
 NOTES = (
-    "walmart: sales.units is Weekly_Sales, the sales VALUE in dollars per store department and week, "
-    "not a unit count; weeks with negative sales (net returns) are quarantined by negative_units.",
+    "walmart: sales.units is Weekly_Sales, the sales VALUE in dollars per store department and week, not a "
+    "unit count; weeks with negative sales (returns or adjustments above sales) are quarantined by negative_units.",
     "walmart: item_id is the department (Dept), shared by all stores; dates are the week-ending Friday, as given.",
     "walmart: the calendar is built from features.IsHoliday (it covers the test weeks too); train.IsHoliday is "
     "fed as a second calendar part, so its rows merge into the same events and any train holiday week that "
@@ -61,6 +62,8 @@ class WalmartSource:
         self.delimiter = delimiter
 
     def load(self, path: Path) -> SourceData:
+        if not path.is_dir():
+            raise ConfigError(f"`--source walmart` expects the folder holding train, features and stores, got {path}")
         train_file = find_file(path, "train", what="Walmart train file")
         features_file = find_file(path, "features", what="Walmart features file")
         stores_file = find_file(path, "stores", what="Walmart stores file")

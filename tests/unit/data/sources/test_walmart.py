@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from shelfcast.data.sources.walmart import WalmartSource
-from shelfcast.errors import InputFileError
+from shelfcast.errors import ConfigError, InputFileError
 from shelfcast.io.lake import QUARANTINE, Lake
 from shelfcast.jobs.ingest import IngestReport
 
@@ -152,3 +152,9 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
     (folder / "stores.parquet").unlink()
     with pytest.raises(InputFileError, match=r"stores\.csv: Walmart stores file not found"):
         WalmartSource().load(folder)
+
+
+def test_a_file_instead_of_the_folder_is_refused(tmp_path: Path) -> None:
+    folder = _dataset(tmp_path / "walmart", "parquet")
+    with pytest.raises(ConfigError, match="expects the folder"):
+        WalmartSource().load(folder / "train.parquet")
