@@ -196,18 +196,23 @@ class GapReport:
     examples: str
 
 
-def series_gaps(table: pl.DataFrame, freq: str) -> GapReport:
-    """Count periods missing between each series' first and last observation."""
-    if table.is_empty() or not {"store_id", "item_id", "date"} <= set(table.columns):
+def series_gaps(table: pl.DataFrame | pl.LazyFrame, freq: str) -> GapReport:
+    """Count periods missing between each series' first and last observation (memory: one row per series)."""
+    lf = table.lazy()
+    if not {"store_id", "item_id", "date"} <= set(lf.collect_schema()):
         return GapReport(0, 0, 0, "")
     step = step_days(freq)
-    per = table.group_by("store_id", "item_id").agg(
-        pl.len().alias("n"), pl.col("date").min().alias("first"), pl.col("date").max().alias("last")
+    per = (
+        lf.group_by("store_id", "item_id")
+        .agg(pl.len().alias("n"), pl.col("date").min().alias("first"), pl.col("date").max().alias("last"))
+        .collect(engine="streaming")
     )
+    if per.is_empty():
+        return GapReport(0, 0, 0, "")
     per = per.with_columns(
         ((pl.col("last") - pl.col("first")).dt.total_days() // step + 1 - pl.col("n")).alias("missing")
     )
-    gaps = per.filter(pl.col("missing") > 0).sort("missing", descending=True)
+    gaps = per.filter(pl.col("missing") > 0).sort("missing", "store_id", "item_id", descending=[True, False, False])
     examples = [f"{r['store_id']}/{r['item_id']}: {r['missing']}" for r in gaps.head(3).iter_rows(named=True)]
     return GapReport(
         series=per.height,

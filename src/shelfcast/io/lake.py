@@ -1,8 +1,14 @@
-"""The workspace lake: one Parquet file per canonical table, plus a manifest.
+"""The workspace lake: canonical tables as Parquet, plus a manifest.
+
+Dated tables are stored one file per month (`lake/sales/2024-01.parquet`), so
+an ingest rewrites only the months it touches and never needs a whole table
+in memory; master tables are single files (`lake/items.parquet`). Every file
+is sorted by the table's key.
 
 The manifest records, per table, its rows, columns, date range, series and a
-content hash (sha256 of the sorted rows), so that later stages can log data
-lineage and a re-ingest of the same input can be seen to change nothing.
+content hash (sha256 of the sorted rows, combined over the months), so later
+stages can log data lineage and a re-ingest of the same input can be seen to
+change nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +30,19 @@ from shelfcast.schemas import QUARANTINE_SCHEMA, SCHEMAS, TableName, canonical_o
 
 MANIFEST = "manifest.json"
 QUARANTINE = "quarantine"
+MONTH_FORMAT = "%Y-%m"
 _HASH_SLICE = 500_000
 _HISTORY = 50
+
+
+def month_of(column: str = "date") -> pl.Expr:
+    """The partition label (YYYY-MM) of a date column."""
+    return pl.col(column).dt.strftime(MONTH_FORMAT)
+
+
+def is_partitioned(table: str) -> bool:
+    schema = SCHEMAS.get(table)  # type: ignore[call-overload]
+    return bool(schema is not None and schema.has_date)
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,7 @@ class TableInfo:
     frequency: str | None = None
     origin: str = "source"
     column_roles: dict[str, str] | None = None
+    partitions: dict[str, dict[str, Any]] | None = None
 
 
 def content_hash(frame: pl.DataFrame, *, sorted_by_unique_key: bool = False) -> str:
@@ -60,38 +78,29 @@ def content_hash(frame: pl.DataFrame, *, sorted_by_unique_key: bool = False) -> 
     return digest.hexdigest()
 
 
-def describe(
-    frame: pl.DataFrame,
-    *,
-    sorted_by_unique_key: bool = False,
-    frequency: str | None = None,
-    origin: str = "source",
-    column_roles: Mapping[str, str] | None = None,
-) -> TableInfo:
-    """The manifest entry for a table."""
-    dates = frame["date"] if "date" in frame.columns else None
-    series = None
-    if {"store_id", "item_id", "date"} <= set(frame.columns) and not {"units", "on_hand", "stockout_hours"}.isdisjoint(
-        frame.columns
-    ):
-        series = frame.select("store_id", "item_id").n_unique()
-    return TableInfo(
-        rows=frame.height,
-        columns={c: str(t) for c, t in frame.schema.items()},
-        content_hash=content_hash(frame, sorted_by_unique_key=sorted_by_unique_key),
-        date_min=str(dates.min()) if dates is not None and frame.height else None,
-        date_max=str(dates.max()) if dates is not None and frame.height else None,
-        series=series,
-        frequency=frequency,
-        origin=origin,
-        column_roles=dict(column_roles) if column_roles else None,
-    )
+def _partition_entry(frame: pl.DataFrame) -> dict[str, Any]:
+    return {
+        "rows": frame.height,
+        "content_hash": content_hash(frame, sorted_by_unique_key=True),
+        "date_min": str(frame["date"].min()),
+        "date_max": str(frame["date"].max()),
+    }
 
 
 def _atomic_write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".parquet.tmp")
     frame.write_parquet(tmp, compression="zstd", statistics=True)
     os.replace(tmp, path)
+
+
+def _merge_schemas(files: Sequence[Path]) -> dict[str, pl.DataType]:
+    """The union of the files' columns (a later ingest may add optional columns)."""
+    union: dict[str, pl.DataType] = {}
+    for file in files:
+        for name, dtype in pl.read_parquet_schema(file).items():
+            union.setdefault(name, dtype)
+    return union
 
 
 class Lake:
@@ -102,35 +111,119 @@ class Lake:
         self.root = self.workspace / "lake"
 
     def path(self, table: str) -> Path:
-        return self.root / f"{table}.parquet"
+        """The table's file, or its folder of monthly files for a dated table."""
+        return self.root / table if is_partitioned(table) else self.root / f"{table}.parquet"
+
+    def files(self, table: str) -> list[Path]:
+        path = self.path(table)
+        if is_partitioned(table):
+            return sorted(path.glob("*.parquet")) if path.is_dir() else []
+        return [path] if path.exists() else []
+
+    def months(self, table: str) -> list[str]:
+        return [f.stem for f in self.files(table)] if is_partitioned(table) else []
 
     def has(self, table: str) -> bool:
-        return self.path(table).exists()
+        return bool(self.files(table))
 
     def scan(self, table: str) -> pl.LazyFrame:
-        if not self.has(table):
+        files = self.files(table)
+        if not files:
             raise WorkspaceError(
                 f"table {table!r} not found in {self.root}; run `shelfcast ingest` (or `shelfcast demo`) first"
             )
-        return pl.scan_parquet(self.path(table))
+        if len(files) == 1:
+            return pl.scan_parquet(files[0])
+        union = _merge_schemas(files)
+        return pl.scan_parquet(files, schema=union, missing_columns="insert").select(
+            canonical_order(SCHEMAS[table], list(union)) if table in SCHEMAS else list(union)  # type: ignore[index]
+        )
 
     def read(self, table: str) -> pl.DataFrame:
         return self.scan(table).collect()
 
+    def read_month(self, table: str, month: str) -> pl.DataFrame | None:
+        file = self.path(table) / f"{month}.parquet"
+        return pl.read_parquet(file) if file.exists() else None
+
     def tables(self) -> list[str]:
         return [t for t in SCHEMAS if self.has(t)]
 
-    def upsert(self, table: TableName, rows: pl.DataFrame) -> pl.DataFrame:
-        """Replace rows whose key is in `rows`, keep the others, write sorted by key; returns the table."""
+    def iter_partitions(self, table: str) -> Iterator[tuple[str, pl.DataFrame]]:
+        """(label, rows) per stored file: months for dated tables, the whole table otherwise."""
+        for file in self.files(table):
+            yield (file.stem, pl.read_parquet(file))
+
+    def _merge_into(self, table: TableName, existing: pl.DataFrame | None, rows: pl.DataFrame) -> pl.DataFrame:
         keys = list(SCHEMAS[table].keys)
-        if self.has(table):
-            existing = self.read(table)
+        if existing is not None:
             kept = existing.join(rows.select(keys), on=keys, how="anti", nulls_equal=True)
             rows = pl.concat([kept, rows], how="diagonal_relaxed")
-        rows = rows.select(canonical_order(SCHEMAS[table], rows.columns)).sort(keys, nulls_last=False)
-        self.root.mkdir(parents=True, exist_ok=True)
-        _atomic_write_parquet(rows, self.path(table))
-        return rows
+        return rows.select(canonical_order(SCHEMAS[table], rows.columns)).sort(keys, nulls_last=False)
+
+    def upsert_month(self, table: TableName, month: str, rows: pl.DataFrame) -> dict[str, Any]:
+        """Replace rows of one month whose key is in `rows`, keep the others; returns the partition's entry."""
+        merged = self._merge_into(table, self.read_month(table, month), rows)
+        _atomic_write_parquet(merged, self.path(table) / f"{month}.parquet")
+        return _partition_entry(merged)
+
+    def upsert(self, table: TableName, rows: pl.DataFrame) -> dict[str, dict[str, Any]]:
+        """Replace rows whose key is in `rows`, keep the others; returns the entries of the months written."""
+        if not is_partitioned(table):
+            existing = self.read(table) if self.has(table) else None
+            merged = self._merge_into(table, existing, rows)
+            _atomic_write_parquet(merged, self.path(table))
+            return {}
+        labelled = rows.with_columns(month_of().alias("__month"))
+        return {
+            str(month): self.upsert_month(table, str(month), part.drop("__month"))
+            for (month,), part in labelled.partition_by("__month", as_dict=True).items()
+        }
+
+    def describe(
+        self,
+        table: str,
+        *,
+        partitions: Mapping[str, Mapping[str, Any]] | None = None,
+        frequency: str | None = None,
+        origin: str = "source",
+        column_roles: Mapping[str, str] | None = None,
+    ) -> TableInfo:
+        """The manifest entry of a stored table; `partitions` updates the months just written."""
+        if not is_partitioned(table):
+            frame = self.read(table)
+            return TableInfo(
+                rows=frame.height,
+                columns={c: str(t) for c, t in frame.schema.items()},
+                content_hash=content_hash(frame, sorted_by_unique_key=True),
+                origin=origin,
+            )
+        known = dict((self.table_info(table) or {}).get("partitions") or {})
+        known.update({m: dict(e) for m, e in (partitions or {}).items()})
+        stored = set(self.months(table))
+        for month in stored - set(known):  # written by an older version or by hand
+            month_rows = self.read_month(table, month)
+            if month_rows is not None:
+                known[month] = _partition_entry(month_rows)
+        known = {m: known[m] for m in sorted(stored)}
+        digest = hashlib.sha256("\n".join(f"{m}:{e['content_hash']}" for m, e in known.items()).encode())
+        scan = self.scan(table)
+        columns = scan.collect_schema()
+        series = None
+        if {"store_id", "item_id"} <= set(columns) and not {"units", "on_hand", "stockout_hours"}.isdisjoint(columns):
+            series = scan.select(pl.struct("store_id", "item_id").n_unique()).collect(engine="streaming").item()
+        return TableInfo(
+            rows=sum(e["rows"] for e in known.values()),
+            columns={c: str(t) for c, t in columns.items()},
+            content_hash=digest.hexdigest(),
+            date_min=min((e["date_min"] for e in known.values()), default=None),
+            date_max=max((e["date_max"] for e in known.values()), default=None),
+            series=series,
+            frequency=frequency,
+            origin=origin,
+            column_roles=dict(column_roles) if column_roles else None,
+            partitions=known,
+        )
 
     def replace_quarantine(self, sources: Sequence[str], rows: pl.DataFrame) -> pl.DataFrame:
         """Drop earlier quarantine rows of these sources and add the new ones (a re-ingest replaces)."""
@@ -139,7 +232,6 @@ class Lake:
             old = self.read(QUARANTINE).filter(~pl.col("source").is_in(list(sources)))
             rows = pl.concat([old, rows])
         rows = rows.sort("source", "line", "table", nulls_last=True)
-        self.root.mkdir(parents=True, exist_ok=True)
         _atomic_write_parquet(rows, self.path(QUARANTINE))
         return rows
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from shelfcast.data.simulator import SimConfig
 from shelfcast.data.sources.canonical import CanonicalSource
 from shelfcast.io.lake import Lake
-from shelfcast.jobs.ingest import IngestReport, Progress, run_ingest
+from shelfcast.jobs.ingest import IngestReport, run_ingest
+from shelfcast.jobs.ingest_steps import Progress
 from shelfcast.jobs.simulate import SimulateReport, run_simulate
 from shelfcast.jobs.validate import ValidationReport, run_validate
 from shelfcast.settings import Settings

@@ -5,9 +5,11 @@ from pathlib import Path
 
 import polars as pl
 
-from shelfcast.io.lake import Lake, content_hash, describe
+from shelfcast.io.lake import Lake, content_hash
 
 D1, D2, D3 = dt.date(2024, 1, 1), dt.date(2024, 1, 2), dt.date(2024, 1, 3)
+FEB = dt.date(2024, 2, 1)
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def _sales(dates: list[dt.date], units: list[float]) -> pl.DataFrame:
@@ -24,13 +26,22 @@ def test_content_hash_ignores_row_and_column_order() -> None:
     assert content_hash(frame, sorted_by_unique_key=True) == content_hash(shuffled)
 
 
+def test_dated_tables_are_stored_one_file_per_month(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    written = lake.upsert("sales", _sales([D1, FEB], [1.0, 2.0]))
+    assert sorted(written) == ["2024-01", "2024-02"]
+    assert [f.name for f in lake.files("sales")] == ["2024-01.parquet", "2024-02.parquet"]
+    assert lake.read("sales")["units"].to_list() == [1.0, 2.0]
+
+
 def test_upsert_replaces_same_keys_and_appends_new_ones(tmp_path: Path) -> None:
     lake = Lake(tmp_path)
     lake.upsert("sales", _sales([D1, D2], [1.0, 2.0]))
-    table = lake.upsert("sales", _sales([D2, D3], [5.0, 6.0]))
-    assert table["units"].to_list() == [1.0, 5.0, 6.0]
-    again = lake.upsert("sales", _sales([D2, D3], [5.0, 6.0]))
-    assert content_hash(again) == content_hash(table)
+    lake.upsert("sales", _sales([D2, D3], [5.0, 6.0]))
+    assert lake.read("sales")["units"].to_list() == [1.0, 5.0, 6.0]
+    first = lake.describe("sales").content_hash
+    lake.upsert("sales", _sales([D2, D3], [5.0, 6.0]))
+    assert lake.describe("sales").content_hash == first
 
 
 def test_upsert_matches_null_scope_keys(tmp_path: Path) -> None:
@@ -39,7 +50,25 @@ def test_upsert_matches_null_scope_keys(tmp_path: Path) -> None:
         {"store_id": pl.String, "item_id": pl.String}
     )
     lake.upsert("exogenous", exo)
-    assert lake.upsert("exogenous", exo.with_columns(cpi=pl.lit(2.0)))["cpi"].to_list() == [2.0]
+    lake.upsert("exogenous", exo.with_columns(cpi=pl.lit(2.0)))
+    assert lake.read("exogenous")["cpi"].to_list() == [2.0]
+
+
+def test_months_with_different_optional_columns_read_together(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    lake.upsert("sales", _sales([D1], [1.0]))
+    lake.upsert("sales", _sales([FEB], [2.0]).with_columns(price=pl.lit(3.5)))
+    frame = lake.read("sales")
+    assert frame.columns == ["date", "store_id", "item_id", "units", "price"]
+    assert frame["price"].to_list() == [None, 3.5]
+
+
+def test_masters_are_single_files(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    lake.upsert("stores", pl.DataFrame({"store_id": ["S2", "S1"], "region": ["N", "S"]}))
+    lake.upsert("stores", pl.DataFrame({"store_id": ["S2"], "region": ["E"]}))
+    assert lake.path("stores").name == "stores.parquet"
+    assert lake.read("stores").rows() == [("S1", "S"), ("S2", "E")]
 
 
 def test_quarantine_is_replaced_per_source(tmp_path: Path) -> None:
@@ -50,14 +79,22 @@ def test_quarantine_is_replaced_per_source(tmp_path: Path) -> None:
     assert lake.replace_quarantine(["a.csv"], pl.DataFrame([row, row | {"line": 3}])).height == 3
 
 
-def test_manifest_records_tables_and_keeps_history(tmp_path: Path) -> None:
+def test_manifest_records_tables_partitions_and_history(tmp_path: Path) -> None:
     lake = Lake(tmp_path)
-    frame = _sales([D1, D3], [1.0, 2.0])
-    info = describe(frame, frequency="D")
-    assert (info.rows, info.series, info.date_min, info.date_max) == (2, 1, "2024-01-01", "2024-01-03")
-    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    lake.update_manifest({"sales": info}, ingest={"source": "x"}, quarantine_rows=0, now=now)
-    manifest = lake.update_manifest({}, ingest={"source": "y"}, quarantine_rows=1, now=now)
+    written = lake.upsert("sales", _sales([D1, D3, FEB], [1.0, 2.0, 3.0]))
+    info = lake.describe("sales", partitions=written, frequency="D")
+    assert (info.rows, info.series, info.date_min, info.date_max) == (3, 1, "2024-01-01", "2024-02-01")
+    assert info.partitions is not None and info.partitions["2024-01"]["rows"] == 2
+    lake.update_manifest({"sales": info}, ingest={"source": "x"}, quarantine_rows=0, now=NOW)
+    manifest = lake.update_manifest({}, ingest={"source": "y"}, quarantine_rows=1, now=NOW)
     assert manifest["tables"]["sales"]["content_hash"] == info.content_hash
     assert [i["source"] for i in manifest["ingests"]] == ["x", "y"]
     assert Lake(tmp_path).manifest() == manifest
+
+
+def test_describe_recomputes_months_the_manifest_does_not_know(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    lake.upsert("sales", _sales([D1, FEB], [1.0, 2.0]))
+    full = lake.describe("sales")  # no partition entries given: computed from the files
+    again = lake.describe("sales", partitions=lake.upsert("sales", _sales([FEB], [2.0])))
+    assert full.content_hash == again.content_hash
