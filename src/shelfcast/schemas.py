@@ -335,7 +335,13 @@ def row_rule_exprs(schema: TableSchema, present: list[str]) -> list[RowRule]:
                     f"invalid_{col.name}",
                     col.name,
                     f"{col.name} must hold {HOURS_PER_DAY} flags of 0/1",
-                    c.is_not_null() & ((c.list.len() != HOURS_PER_DAY) | (c.list.max() > 1) | (c.list.min() < 0)),
+                    c.is_not_null()
+                    & (
+                        (c.list.len() != HOURS_PER_DAY)
+                        | (c.list.max() > 1)
+                        | (c.list.min() < 0)
+                        | c.list.eval(pl.element().is_null()).list.any()
+                    ),
                 )
             )
     if schema.name == "movements":

@@ -86,16 +86,16 @@ def test_inventory_rules() -> None:
 
 def test_hourly_flags_must_be_24_zeros_or_ones() -> None:
     rows = {
-        "date": ["2024-01-01"] * 3,
-        "store_id": ["S1"] * 3,
-        "item_id": ["I1", "I2", "I3"],
-        "stockout_hours": [1.0, 1.0, 1.0],
-        "hourly_stockout": [[0] * 23 + [1], [0] * 5, [2] * 24],
+        "date": ["2024-01-01"] * 4,
+        "store_id": ["S1"] * 4,
+        "item_id": ["I1", "I2", "I3", "I4"],
+        "stockout_hours": [1.0, 1.0, 1.0, 1.0],
+        "hourly_stockout": [[0] * 23 + [1], [0] * 5, [2] * 24, [None] + [0] * 23],
     }
     frame = pl.DataFrame(rows, schema_overrides={"hourly_stockout": pl.List(pl.Int64)})
     clean, quarantine = _flag(frame.to_dict(as_series=False), INVENTORY)
     assert clean["item_id"].to_list() == ["I1"]
-    assert quarantine["rule"].to_list() == ["invalid_hourly_stockout"] * 2
+    assert quarantine["rule"].to_list() == ["invalid_hourly_stockout"] * 3
 
 
 def test_movement_rules_and_missing_scope_columns_are_added() -> None:
