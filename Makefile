@@ -28,6 +28,7 @@ test: lint typecheck
 
 bench: install
 	$(UV) run python bench/bench_simulate.py
+	$(UV) run python bench/bench_ingest_csv.py
 
 acceptance: install
 	$(UV) run python bench/acceptance_ingest.py $(DATA)
