@@ -149,6 +149,8 @@ def demo_summary(report: DemoReport) -> None:
         f"rows read {read:,} = kept {kept:,} + quarantined {quarantined:,} + merged {merged:,}; "
         f"stockout rate {sim.stockout_rate:.1%} of store-item-days (sales censored by stock)"
     )
+    rules = ", ".join(f"{rule} {n}" for rule, n in ing.quarantine_by_rule.items()) or "none"
+    console.print(f"the demo planted {report.planted} bad rows in the sales file; quarantined by rule: {rules}")
     state = "[green]all tables pass[/]" if val.ok else "[red]problems found (see `shelfcast validate`)[/]"
     console.print(f"validation: {state}; quarantined rows: {val.quarantine_rows:,}")
     console.print(f"finished in {report.seconds:.1f}s. Look further with:")

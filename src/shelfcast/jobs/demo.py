@@ -1,4 +1,4 @@
-"""The demo: simulate a chain, ingest it, validate the lake. Later issues extend it to the full loop."""
+"""The demo: simulate a chain, plant a few bad rows, ingest and validate. Later issues extend it to the full loop."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import datetime as dt
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import polars as pl
 
 from shelfcast.data.simulator import SimConfig
 from shelfcast.data.sources.canonical import CanonicalSource
@@ -16,6 +18,15 @@ from shelfcast.jobs.simulate import SimulateReport, run_simulate
 from shelfcast.jobs.validate import ValidationReport, run_validate
 from shelfcast.settings import Settings
 
+# Bad rows the demo plants in the simulated sales (as CSV) to show the quarantine:
+# (row index, column, bad value). The rule each one breaks is in the comment.
+PLANTED: tuple[tuple[int, str, str], ...] = (
+    (10, "units", "n/a"),  # invalid_units
+    (20, "units", "-4"),  # negative_units
+    (30, "date", "2023-02-30"),  # invalid_date
+    (40, "store_id", "S999"),  # unknown_store
+)
+
 
 @dataclass(frozen=True)
 class DemoReport:
@@ -24,6 +35,16 @@ class DemoReport:
     validation: ValidationReport
     workspace: Path
     seconds: float
+    planted: int = len(PLANTED)
+
+
+def plant_bad_rows(canonical: Path) -> None:
+    """Rewrite the simulated sales as CSV with a few malformed rows (the rest untouched)."""
+    sales = pl.read_parquet(canonical / "sales.parquet").cast(pl.String)
+    for row, column, value in PLANTED:
+        sales[row, column] = value
+    sales.write_csv(canonical / "sales.csv")
+    (canonical / "sales.parquet").unlink()
 
 
 def run_demo(
@@ -45,6 +66,7 @@ def run_demo(
 
     step("simulate", 0)
     simulation = run_simulate(config, sim_dir, layouts=("canonical",))
+    plant_bad_rows(sim_dir / "canonical")
     step("ingest", 1)
     ingest = run_ingest(CanonicalSource(), sim_dir / "canonical", settings=settings, today=today, now=now)
     step("validate", 2)
