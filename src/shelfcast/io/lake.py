@@ -78,12 +78,20 @@ def content_hash(frame: pl.DataFrame, *, sorted_by_unique_key: bool = False) -> 
     return digest.hexdigest()
 
 
-def _partition_entry(frame: pl.DataFrame) -> dict[str, Any]:
+def _file_stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _partition_entry(frame: pl.DataFrame, path: Path) -> dict[str, Any]:
     return {
         "rows": frame.height,
         "content_hash": content_hash(frame, sorted_by_unique_key=True),
         "date_min": str(frame["date"].min()),
         "date_max": str(frame["date"].max()),
+        # Size and mtime of the file hashed: a file changed behind the
+        # manifest's back (a crash mid-ingest, a manual copy) is re-hashed.
+        "file": _file_stamp(path),
     }
 
 
@@ -164,8 +172,9 @@ class Lake:
     def upsert_month(self, table: TableName, month: str, rows: pl.DataFrame) -> dict[str, Any]:
         """Replace rows of one month whose key is in `rows`, keep the others; returns the partition's entry."""
         merged = self._merge_into(table, self.read_month(table, month), rows)
-        _atomic_write_parquet(merged, self.path(table) / f"{month}.parquet")
-        return _partition_entry(merged)
+        path = self.path(table) / f"{month}.parquet"
+        _atomic_write_parquet(merged, path)
+        return _partition_entry(merged, path)
 
     def upsert(self, table: TableName, rows: pl.DataFrame) -> dict[str, dict[str, Any]]:
         """Replace rows whose key is in `rows`, keep the others; returns the entries of the months written."""
@@ -201,10 +210,10 @@ class Lake:
         known = dict((self.table_info(table) or {}).get("partitions") or {})
         known.update({m: dict(e) for m, e in (partitions or {}).items()})
         stored = set(self.months(table))
-        for month in stored - set(known):  # written by an older version or by hand
-            month_rows = self.read_month(table, month)
-            if month_rows is not None:
-                known[month] = _partition_entry(month_rows)
+        for month in stored:
+            path = self.path(table) / f"{month}.parquet"
+            if known.get(month, {}).get("file") != _file_stamp(path):
+                known[month] = _partition_entry(pl.read_parquet(path), path)
         known = {m: known[m] for m in sorted(stored)}
         digest = hashlib.sha256("\n".join(f"{m}:{e['content_hash']}" for m, e in known.items()).encode())
         scan = self.scan(table)
