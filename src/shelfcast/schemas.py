@@ -223,7 +223,10 @@ ITEMS = TableSchema(
 STORES = TableSchema(
     name="stores",
     doc="Store master: one row per store with any attributes.",
-    columns=(Column("store_id", _STR, "Store key."),),
+    columns=(
+        Column("store_id", _STR, "Store key."),
+        Column("opening_date", _DATE, "Day the store opened.", required=False, nullable=True),
+    ),
     keys=("store_id",),
     extras="any",
 )

@@ -40,10 +40,14 @@ def data_columns(schema: pl.Schema | dict[str, pl.DataType]) -> list[str]:
     return [c for c in schema if not c.startswith("_")]
 
 
-def target_dtype(table: TableSchema, column: str, current: pl.DataType) -> pl.DataType:
-    """The canonical type of a column; extras are numeric for exogenous, unchanged otherwise."""
+def target_dtype(
+    table: TableSchema, column: str, current: pl.DataType, declared: Mapping[str, pl.DataType] | None = None
+) -> pl.DataType:
+    """The canonical type of a column; extras are numeric for exogenous, as declared, or unchanged."""
     if column in table.column_names:
         return table.column(column).dtype
+    if declared and column in declared:
+        return declared[column]
     if table.extras == "numeric":
         return pl.Float64()
     return current
@@ -150,6 +154,7 @@ def flag_rows(
     *,
     date_formats: dict[str, str],
     bounds: DateBounds,
+    dtypes: Mapping[str, pl.DataType] | None = None,
 ) -> Flagged:
     """Parse every column into its canonical type and flag the rules each row breaks.
 
@@ -174,7 +179,7 @@ def flag_rows(
     parsed: list[pl.Expr] = []
     unparsed: dict[str, pl.Expr] = {}
     for col in cols:
-        target = target_dtype(table, col, schema[col])
+        target = target_dtype(table, col, schema[col], dtypes)
         expr, failed = _parse(col, schema[col], target, date_formats.get(col))
         parsed.append(expr.alias(col))
         if failed is not None:
@@ -184,7 +189,7 @@ def flag_rows(
 
     checks: list[tuple[str, pl.Expr, pl.Expr]] = []
     for col, failed in unparsed.items():
-        target = target_dtype(table, col, schema[col])
+        target = target_dtype(table, col, schema[col], dtypes)
         kind = "date" if target == pl.Date() else "number" if target.is_numeric() else str(target).lower()
         checks.append((f"invalid_{col}", failed, _describe(f"{col} is not a valid {kind}", col)))
     if extras:

@@ -148,9 +148,12 @@ def run_ingest(
     try:
         settler = Settler(lake, settings.duplicates, staging)
         settler.stage(data.parts, bounds=bounds, staging=staging, progress=progress)
+        notes = data.notes
         if data.derive is not None:
             clean = {t: settler.collect(t).drop(LINE, PART) for t in settler.tables()}
-            settler.stage(data.derive(clean), bounds=bounds, staging=staging, progress=progress)
+            derived = data.derive(clean)
+            notes = (*notes, *derived.notes)
+            settler.stage(derived.parts, bounds=bounds, staging=staging, progress=progress)
         parts = _reports(settler)
         written = _store(settler, lake)
     finally:
@@ -185,7 +188,7 @@ def run_ingest(
         tables=infos,
         quarantine_by_rule=by_rule,
         gaps=gaps,
-        notes=data.notes,
+        notes=notes,
         seconds=time.perf_counter() - started,
         derived_tables=tuple(masters),
     )

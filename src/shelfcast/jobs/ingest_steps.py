@@ -59,7 +59,7 @@ def stage_part(part: RawPart, index: int, *, bounds: DateBounds, staging: Path) 
     """Parse, flag and split one part into quarantined rows and (month-partitioned) clean rows."""
     schema = SCHEMAS[part.table]
     formats = detect_date_formats(part.frame, schema, part.date_format)
-    flagged = flag_rows(part.frame, schema, date_formats=formats, bounds=bounds)
+    flagged = flag_rows(part.frame, schema, date_formats=formats, bounds=bounds, dtypes=part.dtypes)
     staged_file = staging / f"part-{index}.parquet"
     flagged.frame.sink_parquet(staged_file)
     flagged = replace(flagged, frame=pl.scan_parquet(staged_file))

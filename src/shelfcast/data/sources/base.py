@@ -33,11 +33,22 @@ class RawPart:
     # False: rows are validated (and checked against the masters) but not
     # written to the lake, e.g. employees, whose personal data stays out.
     stored: bool = True
+    # Types for attribute columns the schema does not declare (e.g. a store's
+    # size): text is parsed into them and bad values are quarantined.
+    dtypes: Mapping[str, pl.DataType] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Parts computed from the clean tables, with notes for the user about what was found."""
+
+    parts: list[RawPart]
+    notes: tuple[str, ...] = ()
 
 
 # Called after the read parts are validated, with the clean tables; returns
 # more parts computed from them (e.g. an on-hand history from a snapshot).
-Deriver = Callable[[Mapping[TableName, pl.DataFrame]], list[RawPart]]
+Deriver = Callable[[Mapping[TableName, pl.DataFrame]], Derived]
 
 
 @dataclass(frozen=True)

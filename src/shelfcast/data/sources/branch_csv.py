@@ -25,7 +25,7 @@ import polars as pl
 
 from shelfcast.data.dates import parse_expr
 from shelfcast.data.readers import EXTRA_PREFIX, LINE, scan_table
-from shelfcast.data.sources.base import RawPart, SourceData, as_text_id, find_file
+from shelfcast.data.sources.base import Derived, RawPart, SourceData, as_text_id, find_file
 from shelfcast.data.sources.branch_dates import DEFAULT_FORMAT, date_text, distinct_dates, resolve_date_formats
 from shelfcast.data.sources.branch_onhand import SERIES, reconstruct_on_hand
 from shelfcast.errors import ConfigError
@@ -279,37 +279,35 @@ class OnHandHistory:
     def __init__(self, source: str) -> None:
         self.source = source
 
-    def __call__(self, tables: Mapping[TableName, pl.DataFrame]) -> list[RawPart]:
+    def __call__(self, tables: Mapping[TableName, pl.DataFrame]) -> Derived:
         snapshot = tables.get("inventory")
         if snapshot is None or snapshot.is_empty() or "on_hand" not in snapshot.columns:
-            return []
+            return Derived([], ("no usable stock_current rows: no on-hand history was rebuilt",))
         sales = tables.get("sales", pl.DataFrame(schema=SALES.dtypes(["date", *SERIES, "units"])))
         movements = tables.get("movements", pl.DataFrame(schema=MOVEMENTS.dtypes()))
         rebuilt = reconstruct_on_hand(snapshot, sales, movements)
+        notes: list[str] = []
         if rebuilt.without_snapshot.height:
             examples = [f"{s}/{i}" for s, i in rebuilt.without_snapshot.head(3).iter_rows()]
-            log.warning(
-                "%d series have sales or movements but no stock_current row: no on-hand history for them (e.g. %s)",
-                rebuilt.without_snapshot.height,
-                reprlib.repr(examples),
+            notes.append(
+                f"{rebuilt.without_snapshot.height} series have sales or movements but no stock_current row: "
+                f"no on-hand history for them (e.g. {reprlib.repr(examples)})"
             )
         if rebuilt.negative:
-            log.warning(
-                "%d rebuilt on-hand values are negative (stock_current disagrees with the sales and movements); "
-                "they are quarantined as negative_on_hand",
-                rebuilt.negative,
+            notes.append(
+                f"{rebuilt.negative} rebuilt on-hand values are negative (stock_current disagrees with the sales "
+                "and movements); they are quarantined as negative_on_hand"
             )
+        for note in notes:
+            log.warning("%s", note)
         # The snapshot rows themselves come from the read part.
         rows = rebuilt.history.join(snapshot.select("date", *SERIES), on=["date", *SERIES], how="anti")
         if rows.is_empty():
-            return []
+            return Derived([], tuple(notes))
         # `_line` numbers the rebuilt rows by series, then date, so a quarantined one can be found.
         frame = rows.sort(*SERIES, "date").with_row_index(LINE, offset=1).with_columns(pl.col(LINE).cast(pl.Int64))
-        return [
-            RawPart(
-                "inventory", self.source, frame.lazy().cast(pl.Schema(INVENTORY.dtypes(frame.columns))), derived=True
-            )
-        ]
+        typed = frame.lazy().cast(pl.Schema(INVENTORY.dtypes(frame.columns)))
+        return Derived([RawPart("inventory", self.source, typed, derived=True)], tuple(notes))
 
 
 __all__ = ["BranchCsvSource", "OnHandHistory"]

@@ -96,7 +96,7 @@ class WalmartSource:
         )
         fmt = self.date_format
         parts = [
-            RawPart("stores", str(stores_file), store_master, date_format=fmt),
+            RawPart("stores", str(stores_file), store_master, date_format=fmt, dtypes={"size": pl.Int64()}),
             RawPart("sales", str(train_file), sales, date_format=fmt),
             RawPart("exogenous", str(features_file), exogenous, date_format=fmt),
             self._holidays(features, features_file),

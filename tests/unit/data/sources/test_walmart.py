@@ -67,7 +67,7 @@ def test_walmart_maps_onto_canonical_tables(tmp_path: Path, ingest: Ingest, work
     assert sales.filter(store_id="1", item_id="1").select("date", "units").rows() == [(D1, 100.0), (D2, 150.5)]
     assert sorted(lake.read("items")["item_id"].to_list()) == ["1", "2"]
     # Store attributes keep the file's type: numbers in Parquet, text in CSV.
-    size = (151315, 202307) if fmt == "parquet" else ("151315", "202307")
+    size = (151315, 202307)  # a number from Parquet and from CSV: the adapter declares its type
     assert lake.read("stores").rows() == [("1", "A", size[0]), ("2", "B", size[1])]
 
     exogenous = lake.read("exogenous")
@@ -158,3 +158,16 @@ def test_a_file_instead_of_the_folder_is_refused(tmp_path: Path) -> None:
     folder = _dataset(tmp_path / "walmart", "parquet")
     with pytest.raises(ConfigError, match="expects the folder"):
         WalmartSource().load(folder / "train.parquet")
+
+
+def test_store_size_is_a_number_from_csv_and_bad_sizes_are_quarantined(
+    tmp_path: Path, ingest: Ingest, workspace: Path
+) -> None:
+    folder = _dataset(tmp_path / "w", "csv")
+    stores = folder / "stores.csv"
+    lines = stores.read_text().splitlines()
+    lines[1] = lines[1].rsplit(",", 1)[0] + ",big"
+    stores.write_text("\n".join(lines) + "\n")
+    report = ingest(folder, "walmart")
+    assert Lake(workspace).read("stores").schema["size"] == pl.Int64
+    assert report.quarantine_by_rule.get("invalid_size") == 1
