@@ -121,7 +121,8 @@ def validate(workspace: WorkspaceOpt = None) -> None:
     from shelfcast.io.lake import Lake
     from shelfcast.jobs.validate import run_validate
 
-    report = run_validate(Lake(settings(workspace=workspace).workspace))
+    with out.status("validating the lake"):
+        report = run_validate(Lake(settings(workspace=workspace).workspace))
     out.validation_summary(report)
     if not report.ok:
         raise typer.Exit(1)

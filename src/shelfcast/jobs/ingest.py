@@ -117,7 +117,7 @@ def _exogenous_roles(lake: Lake, data: SourceData) -> dict[str, str]:
     return {c: data.exogenous_roles.get(c, known.get(c, "past_only")) for c in columns if c not in declared}
 
 
-def _store(settler: Settler, lake: Lake) -> dict[TableName, dict[str, dict[str, Any]]]:
+def _store(settler: Settler, lake: Lake, progress: Progress | None) -> dict[TableName, dict[str, dict[str, Any]]]:
     """Upsert the settled tables into the lake; returns the partitions written per table."""
     written: dict[TableName, dict[str, dict[str, Any]]] = {}
     for table in settler.tables():
@@ -125,7 +125,12 @@ def _store(settler: Settler, lake: Lake) -> dict[TableName, dict[str, dict[str, 
             lake.upsert(table, settler.masters[table].drop(LINE, PART))
             written[table] = {}
             continue
-        written[table] = {m: lake.upsert_month(table, m, f.drop(LINE, PART)) for m, f in settler.iter_settled(table)}
+        months = settler.settled_months(table)
+        written[table] = {}
+        for i, (month, frame) in enumerate(settler.iter_settled(table)):
+            if progress:
+                progress(f"writing {table} {month}", i, len(months))
+            written[table][month] = lake.upsert_month(table, month, frame.drop(LINE, PART))
     return written
 
 
@@ -146,16 +151,16 @@ def run_ingest(
     staging = settings.workspace / "tmp" / f"ingest-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True, exist_ok=True)
     try:
-        settler = Settler(lake, settings.duplicates, staging)
-        settler.stage(data.parts, bounds=bounds, staging=staging, progress=progress)
+        settler = Settler(lake, settings.duplicates, staging, progress)
+        settler.stage(data.parts, bounds=bounds, staging=staging)
         notes = data.notes
         if data.derive is not None:
             clean = {t: settler.collect(t).drop(LINE, PART) for t in settler.tables()}
             derived = data.derive(clean)
             notes = (*notes, *derived.notes)
-            settler.stage(derived.parts, bounds=bounds, staging=staging, progress=progress)
+            settler.stage(derived.parts, bounds=bounds, staging=staging)
         parts = _reports(settler)
-        written = _store(settler, lake)
+        written = _store(settler, lake, progress)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

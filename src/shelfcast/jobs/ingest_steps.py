@@ -88,9 +88,10 @@ def stage_part(part: RawPart, index: int, *, bounds: DateBounds, staging: Path) 
 class Settler:
     """Settles staged parts into per-table, per-month files, counting what each part lost."""
 
-    def __init__(self, lake: Lake, policy: DuplicatePolicy, staging: Path) -> None:
+    def __init__(self, lake: Lake, policy: DuplicatePolicy, staging: Path, progress: Progress | None = None) -> None:
         self.lake = lake
         self.policy = policy
+        self.progress = progress
         self.settled_dir = staging / "settled"
         self.staged: list[Staged] = []
         self.masters: dict[TableName, pl.DataFrame] = {}
@@ -102,11 +103,14 @@ class Settler:
     def sources(self) -> dict[int, str]:
         return {s.index: s.part.source for s in self.staged}
 
-    def stage(self, parts: list[RawPart], *, bounds: DateBounds, staging: Path, progress: Progress | None) -> None:
+    def _say(self, label: str, done: int, total: int) -> None:
+        if self.progress:
+            self.progress(label, done, total)
+
+    def stage(self, parts: list[RawPart], *, bounds: DateBounds, staging: Path) -> None:
         staged = []
         for i, part in enumerate(parts):
-            if progress:
-                progress(f"{part.table} <- {Path(part.source).name}", i, len(parts))
+            self._say(f"reading {part.table} <- {Path(part.source).name}", i, len(parts))
             log.info("validating %s -> %s", part.source, part.table)
             s = stage_part(part, len(self.staged), bounds=bounds, staging=staging)
             self.staged.append(s)
@@ -175,7 +179,8 @@ class Settler:
     def _settle_dated(self, table: TableName, staged: list[Staged]) -> None:
         aggregate = frozenset(s.index for s in staged if s.part.aggregate)
         months = sorted({m for s in staged for m in s.months()})
-        for month in months:
+        for i, month in enumerate(months):
+            self._say(f"checking {table} {month}", i, len(months))
             frames = []
             earlier = self.settled_path(table, month)
             if earlier.exists():  # settled in a first phase (before derived parts)
