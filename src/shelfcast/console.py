@@ -53,16 +53,24 @@ def status(description: str) -> Iterator[Callable[[str], None]]:
         yield update
 
 
+def _relative(source: str, root: str) -> str:
+    """A part's file relative to the ingested folder (the table title shows the folder)."""
+    prefix = root.rstrip("/") + "/"
+    return source.removeprefix(prefix) if source.startswith(prefix) else source
+
+
 def _n(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
 
 def ingest_summary(report: IngestReport) -> None:
     parts = Table(title=f"Ingest {report.source} <- {report.path}", title_justify="left")
-    for col in ("file", "table", "read", "kept", "quarantined", "merged"):
-        parts.add_column(col, justify="right" if col not in ("file", "table") else "left")
+    parts.add_column("file", overflow="fold")
+    for col in ("table", "read", "kept", "quarantined", "merged"):
+        parts.add_column(col, justify="left" if col == "table" else "right")
     for p in report.parts:
-        label = p.source + (" (derived)" if p.derived else "") + ("" if p.stored else " (checked, not stored)")
+        name = _relative(p.source, report.path)
+        label = name + (" (derived)" if p.derived else "") + ("" if p.stored else " (checked, not stored)")
         parts.add_row(label, p.table, _n(p.read), _n(p.kept), _n(p.quarantined), _n(p.merged))
     console.print(parts)
     tables_summary(report.tables)

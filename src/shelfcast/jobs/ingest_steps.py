@@ -98,6 +98,7 @@ class Settler:
         self.quarantine: list[pl.DataFrame] = []
         self.merged: Counter[int] = Counter()
         self.late_quarantined: Counter[int] = Counter()
+        self._known: dict[TableName, pl.Series | None] = {}
 
     @property
     def sources(self) -> dict[int, str]:
@@ -128,6 +129,11 @@ class Settler:
 
     def known_ids(self, master: TableName) -> pl.Series | None:
         """Ids of a master table given by a source (this ingest or the lake); None when only derived."""
+        if master not in self._known:
+            self._known[master] = self._load_ids(master)
+        return self._known[master]
+
+    def _load_ids(self, master: TableName) -> pl.Series | None:
         column = SCHEMAS[master].keys[0]
         ids: list[pl.Series] = []
         if master in self.masters:
@@ -168,6 +174,7 @@ class Settler:
                 frames.insert(0, self.masters[table])
             aggregate = frozenset(s.index for s in staged if s.part.aggregate)
             self.masters[table] = self._merge(table, pl.concat(frames, how="diagonal_relaxed"), aggregate)
+            self._known.pop(table, None)
 
     def settled_path(self, table: str, month: str) -> Path:
         return self.settled_dir / table / f"{month}.parquet"
