@@ -12,7 +12,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 
 from shelfcast import console as out
-from shelfcast.errors import ConfigError, ShelfcastError
+from shelfcast.errors import ConfigError, ShelfcastError, first_problem
 from shelfcast.settings import DuplicatePolicy, Settings
 
 app = typer.Typer(
@@ -36,9 +36,8 @@ def settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise ConfigError(f"setting `{where}`: {first['msg']}") from None
+        where, message = first_problem(exc)
+        raise ConfigError(f"setting `{where or 'settings'}`: {message}") from None
 
 
 def model(cls: type[M], data: dict[str, Any]) -> M:
@@ -46,9 +45,8 @@ def model(cls: type[M], data: dict[str, Any]) -> M:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"`{where}`: {first['msg'].removeprefix('Value error, ')}") from None
+        where, message = first_problem(exc)
+        raise ConfigError(f"`{where}`: {message}") from None
 
 
 def _now() -> dt.datetime:

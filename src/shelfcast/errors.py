@@ -6,6 +6,8 @@ them into one-line messages and a non-zero exit code.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class ShelfcastError(Exception):
     """Base class for errors that are reported to the user without a traceback."""
@@ -38,3 +40,10 @@ class AccountingError(ShelfcastError, RuntimeError):
 
 class WorkspaceError(ShelfcastError, LookupError):
     """The workspace or one of its tables is missing."""
+
+
+def first_problem(exc: ValidationError) -> tuple[str, str]:
+    """(where, message) of a pydantic error's first problem, for one-line user messages."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return where, first["msg"].removeprefix("Value error, ")

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from shelfcast.data.readers import EXTRA_PREFIX, LINE, scan_table
 from shelfcast.data.sources.base import RawPart, SourceData
-from shelfcast.errors import ConfigError
+from shelfcast.errors import ConfigError, first_problem
 from shelfcast.schemas import TABLE_NAMES, ExogenousRole, TableName, get_schema
 
 _TRUE = ("1", "true", "t", "yes", "y")
@@ -115,9 +115,7 @@ def load_mapping(path: Path | None = None, **overrides: Any) -> ColumnMapping:
     try:
         return ColumnMapping.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
+        where, message = first_problem(exc)
         raise ConfigError(f"mapping{' ' + where if where else ''}: {message}") from None
 
 
