@@ -23,8 +23,8 @@ _BITS = 63
 PART = "_part"
 ORIG = "__orig_"
 BAD = "__bad_"
-_TRUE = ("1", "true", "t", "yes", "y")
-_FALSE = ("0", "false", "f", "no", "n")
+TRUE_WORDS = ("1", "true", "t", "yes", "y")
+FALSE_WORDS = ("0", "false", "f", "no", "n")
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def detect_date_formats(lf: pl.LazyFrame, table: TableSchema, explicit: str | No
 
 def _bool_from_text(c: pl.Expr) -> pl.Expr:
     low = c.str.strip_chars().str.to_lowercase()
-    return pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False).otherwise(None)
+    return pl.when(low.is_in(TRUE_WORDS)).then(True).when(low.is_in(FALSE_WORDS)).then(False).otherwise(None)
 
 
 def _parse(

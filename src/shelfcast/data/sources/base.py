@@ -9,6 +9,7 @@ from typing import ClassVar, Protocol
 
 import polars as pl
 
+from shelfcast.data.validate import FALSE_WORDS, TRUE_WORDS
 from shelfcast.schemas import ExogenousRole, TableName
 
 
@@ -85,3 +86,16 @@ def find_file(folder: Path, stem: str, *, what: str) -> Path:
 def as_text_id(column: str, alias: str | None = None) -> pl.Expr:
     """An id column as text whatever its source type (integers keep no decimal point)."""
     return pl.col(column).cast(pl.String).str.strip_chars().alias(alias or column)
+
+
+def flag_events(lf: pl.LazyFrame, flag: str, event: pl.Expr) -> tuple[pl.LazyFrame, pl.Expr]:
+    """Rows of a true/false flag column that become calendar events, and their event expression.
+
+    Rows whose flag is false or empty are left out (they are accounted for in
+    the part that reads the whole file). A flag that is neither true nor false
+    keeps its row with no event, so validation quarantines it as
+    `missing_event` instead of dropping it.
+    """
+    text = pl.col(flag).cast(pl.String).str.strip_chars().str.to_lowercase()
+    rows = lf.filter(text.is_not_null() & (text != "") & ~text.is_in(FALSE_WORDS))
+    return rows, pl.when(text.is_in(TRUE_WORDS)).then(event).alias("event")

@@ -28,12 +28,9 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from shelfcast.data.readers import EXTRA_PREFIX, LINE, scan_table
-from shelfcast.data.sources.base import RawPart, SourceData
+from shelfcast.data.sources.base import RawPart, SourceData, flag_events
 from shelfcast.errors import ConfigError, first_problem
 from shelfcast.schemas import TABLE_NAMES, ExogenousRole, TableName, get_schema
-
-_TRUE = ("1", "true", "t", "yes", "y")
-_FALSE = ("0", "false", "f", "no", "n", "")
 
 
 class ColumnMapping(BaseModel):
@@ -151,13 +148,11 @@ class GenericSource:
             exo = raw.select(pl.col(LINE), pl.col(m.columns["date"]).alias("date"), *scope, *item, *m.exogenous)
             parts.append(RawPart("exogenous", str(path), exo, date_format=self.date_format))
         for flag, event in m.calendar.items():
-            text = pl.col(flag).cast(pl.String).str.strip_chars().str.to_lowercase()
-            # Rows with a flag that is neither true nor false go in with no event,
-            # so validation quarantines them instead of dropping them.
-            cal = raw.filter(text.is_not_null() & ~text.is_in(_FALSE)).select(
+            flagged, event_expr = flag_events(raw, flag, pl.lit(event))
+            cal = flagged.select(
                 pl.col(LINE),
                 pl.col(m.columns["date"]).alias("date"),
-                pl.when(text.is_in(_TRUE)).then(pl.lit(event)).alias("event"),
+                event_expr,
                 *(s.cast(pl.String) for s in scope),
                 pl.lit("holiday").alias("kind"),
             )

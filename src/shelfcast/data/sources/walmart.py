@@ -13,7 +13,7 @@ import polars as pl
 
 from shelfcast.data.dates import parse_expr
 from shelfcast.data.readers import EXTRA_PREFIX, LINE, scan_table
-from shelfcast.data.sources.base import RawPart, SourceData, as_text_id, find_file
+from shelfcast.data.sources.base import RawPart, SourceData, as_text_id, find_file, flag_events
 from shelfcast.data.validate import detect_date_formats
 from shelfcast.errors import ConfigError
 from shelfcast.schemas import CALENDAR, ExogenousRole
@@ -30,8 +30,6 @@ EXOGENOUS_ROLES: dict[str, ExogenousRole] = {
 # Kaggle flags four holidays, one per month in which they fall.
 HOLIDAYS_BY_MONTH = {2: "Super Bowl", 9: "Labor Day", 11: "Thanksgiving", 12: "Christmas"}
 OTHER_HOLIDAY = "Holiday"
-_TRUE = ("1", "true", "t", "yes", "y")
-_FALSE = ("0", "false", "f", "no", "n", "")
 # Kaggle's CSV files write missing markdowns and CPI as NA.
 _MISSING = "NA"
 
@@ -43,10 +41,6 @@ NOTES = (
     "fed as a second calendar part, so its rows merge into the same events and any train holiday week that "
     "features does not flag shows up as an extra calendar row.",
 )
-
-
-def _flag_text(column: str) -> pl.Expr:
-    return pl.col(column).cast(pl.String).str.strip_chars().str.to_lowercase()
 
 
 class WalmartSource:
@@ -123,14 +117,11 @@ class WalmartSource:
         else:
             month = pl.col("Date").dt.month()
         name = month.replace_strict(HOLIDAYS_BY_MONTH, default=OTHER_HOLIDAY, return_dtype=pl.String)
-        flag = _flag_text("IsHoliday")
-        # Non-holiday weeks are left out (their rows are accounted for in the
-        # sales/exogenous parts); a flag that is neither true nor false goes in
-        # without an event so validation quarantines it instead of dropping it.
-        rows = lf.filter(flag.is_not_null() & ~flag.is_in(_FALSE)).select(
+        flagged, event = flag_events(lf, "IsHoliday", name)
+        rows = flagged.select(
             pl.col(LINE),
             pl.col("Date").alias("date"),
-            pl.when(flag.is_in(_TRUE)).then(name).alias("event"),
+            event,
             pl.lit(None, pl.String).alias("store_id"),
             pl.lit(None, pl.String).alias("region"),
             pl.lit("holiday").alias("kind"),
