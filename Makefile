@@ -26,12 +26,13 @@ unit: install
 test: lint typecheck
 	$(UV) run pytest -q
 
+# Benchmarks need the peers they compare against (the `bench` group).
 bench: install
-	$(UV) run python bench/bench_simulate.py
-	$(UV) run python bench/bench_ingest_csv.py
+	$(UV) run --group bench python bench/bench_simulate.py
+	$(UV) run --group bench python bench/bench_ingest_csv.py
 
 acceptance: install
-	$(UV) run python bench/acceptance_ingest.py $(DATA)
+	$(UV) run --group bench python bench/acceptance_ingest.py $(DATA)
 
 clean:
 	rm -rf .shelfcast .pytest_cache .mypy_cache .ruff_cache
