@@ -124,7 +124,7 @@ def build_panel(
 
 def _join_exogenous(frame: pl.DataFrame, exogenous: pl.DataFrame, covariates: list[str]) -> pl.DataFrame:
     """Join covariates at their scope: per store x item, per store, or chain-wide (null ids)."""
-    scopes = (
+    scopes: tuple[tuple[list[str], pl.Series], ...] = (
         (["store_id", "item_id"], exogenous["store_id"].is_not_null() & exogenous["item_id"].is_not_null()),
         (["store_id"], exogenous["store_id"].is_not_null() & exogenous["item_id"].is_null()),
         (["item_id"], exogenous["store_id"].is_null() & exogenous["item_id"].is_not_null()),
