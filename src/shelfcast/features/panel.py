@@ -57,6 +57,16 @@ class Panel:
     def dates(self) -> pl.Series:
         return self.frame["date"].unique().sort()
 
+    def as_known_at(self, cutoff: dt.date) -> Panel:
+        """The panel as a forecaster sees it at the end of `cutoff`.
+
+        Rows after the cutoff stay (their dates, ids and columns known in
+        advance, such as planned markdowns), but every other value is blanked.
+        """
+        return Panel(
+            _known_at(self, cutoff), self.freq, self.known_in_advance, self.past_only, self.categorical, self.extra
+        )
+
     def until(self, cutoff: dt.date) -> Panel:
         """The panel as it was known at the end of `cutoff` (rows after it dropped)."""
         return Panel(
@@ -67,6 +77,12 @@ class Panel:
             self.categorical,
             self.extra,
         )
+
+
+def _known_at(panel: Panel, cutoff: dt.date) -> pl.DataFrame:
+    later = pl.col("date") > cutoff
+    hidden = [c for c in panel.frame.columns if c not in (*KEYS, *panel.known_in_advance)]
+    return panel.frame.with_columns([pl.when(later).then(None).otherwise(pl.col(c)).alias(c) for c in hidden])
 
 
 def _grid(sales: pl.DataFrame, step: str) -> pl.DataFrame:

@@ -1,0 +1,1 @@
+"""Forecasting, stockout and replenishment models, and the baselines they must beat (pure)."""

@@ -1,0 +1,230 @@
+"""Global gradient-boosted forecasters (LightGBM or XGBoost) over feature frames.
+
+scikit-learn conventions: `__init__` stores arguments, `fit` returns self,
+learned state ends in `_`, `predict` refuses an unfitted model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+log = logging.getLogger(__name__)
+Engine = Literal["lightgbm", "xgboost"]
+Objective = Literal["l2", "poisson", "tweedie", "quantile"]
+# Columns that identify a row rather than describe it.
+ID_COLUMNS = ("store_id", "item_id", "origin", "target_date", "h", "date", "y", "target", "weight")
+
+
+class NotFittedError(RuntimeError):
+    """`predict` was called before `fit`."""
+
+
+def _objective(engine: Engine, objective: Objective, alpha: float | None) -> dict[str, Any]:
+    if engine == "lightgbm":
+        table: dict[str, dict[str, Any]] = {
+            "l2": {"objective": "regression"},
+            "poisson": {"objective": "poisson"},
+            "tweedie": {"objective": "tweedie", "tweedie_variance_power": 1.2},
+            "quantile": {"objective": "quantile", "alpha": alpha},
+        }
+    else:
+        table = {
+            "l2": {"objective": "reg:squarederror"},
+            "poisson": {"objective": "count:poisson", "max_delta_step": 0.7},
+            "tweedie": {"objective": "reg:tweedie", "tweedie_variance_power": 1.2},
+            "quantile": {"objective": "reg:quantileerror", "quantile_alpha": alpha},
+        }
+    return table[objective]
+
+
+class FeatureEncoder:
+    """Turns a feature frame into a float32 matrix; categorical columns become stable integer codes."""
+
+    def __init__(self, categorical: Sequence[str]) -> None:
+        self.categorical = tuple(categorical)
+
+    def fit(self, frame: pl.DataFrame) -> FeatureEncoder:
+        self.columns_ = [c for c in frame.columns if c not in ID_COLUMNS or c in self.categorical]
+        self.columns_ = [
+            c
+            for c in self.columns_
+            if c in self.categorical or frame.schema[c].is_numeric() or frame.schema[c] == pl.Boolean
+        ]
+        self.vocab_: dict[str, dict[str, int]] = {}
+        for c in self.categorical:
+            if c in frame.columns:
+                values = frame[c].cast(pl.String).drop_nulls().unique().sort().to_list()
+                self.vocab_[c] = {v: i for i, v in enumerate(values)}
+        return self
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        return [i for i, c in enumerate(self.columns_) if c in self.vocab_]
+
+    def transform(self, frame: pl.DataFrame) -> np.ndarray:
+        if not hasattr(self, "columns_"):
+            raise NotFittedError("FeatureEncoder is not fitted; call fit() first")
+        missing = [c for c in self.columns_ if c not in frame.columns]
+        if missing:
+            raise ValueError(f"feature frame lacks column(s) {', '.join(missing)} the model was trained with")
+        exprs = []
+        for c in self.columns_:
+            if c in self.vocab_:
+                # Unknown ids (new items) map to null: the model treats them as missing.
+                exprs.append(pl.col(c).cast(pl.String).replace_strict(self.vocab_[c], default=None).cast(pl.Float32))
+            else:
+                exprs.append(pl.col(c).cast(pl.Float32))
+        return frame.select(exprs).to_numpy().astype(np.float32, copy=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"categorical": list(self.categorical), "columns": self.columns_, "vocab": self.vocab_}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureEncoder:
+        enc = cls(data["categorical"])
+        enc.columns_ = list(data["columns"])
+        enc.vocab_ = {k: dict(v) for k, v in data["vocab"].items()}
+        return enc
+
+
+class GBMForecaster:
+    """One global model for all series and horizons."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine = "lightgbm",
+        objective: Objective = "tweedie",
+        alpha: float | None = None,
+        n_estimators: int = 600,
+        learning_rate: float = 0.05,
+        num_leaves: int = 63,
+        min_child_samples: int = 50,
+        subsample: float = 0.8,
+        colsample: float = 0.8,
+        categorical: Sequence[str] = ("store_id", "item_id"),
+        monotone: Mapping[str, int] | None = None,
+        seed: int = 0,
+        n_jobs: int = 2,
+    ) -> None:
+        if n_estimators < 1:
+            raise ValueError(f"`n_estimators` must be a positive integer, got {n_estimators}")
+        if objective == "quantile" and not (alpha is not None and 0 < alpha < 1):
+            raise ValueError(f"`alpha` must be in (0, 1) for a quantile objective, got {alpha}")
+        self.engine = engine
+        self.objective = objective
+        self.alpha = alpha
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.subsample = subsample
+        self.colsample = colsample
+        self.categorical = tuple(categorical)
+        self.monotone = dict(monotone or {})
+        self.seed = seed
+        self.n_jobs = n_jobs
+
+    def fit(
+        self, features: pl.DataFrame, target: pl.Series | np.ndarray, weight: np.ndarray | None = None
+    ) -> GBMForecaster:
+        y = np.asarray(target, dtype=np.float64)
+        if len(y) != features.height:
+            raise ValueError(f"`target` has {len(y)} values for {features.height} feature rows")
+        if not np.isfinite(y).all():
+            raise ValueError("`target` holds NaN or infinite values; drop or mask those rows first")
+        self.encoder_ = FeatureEncoder(self.categorical).fit(features)
+        X = self.encoder_.transform(features)
+        if self.engine == "lightgbm":
+            self.model_ = self._fit_lightgbm(X, y, weight)
+        else:
+            self.model_ = self._fit_xgboost(X, y, weight)
+        return self
+
+    def _monotone_vector(self) -> list[int]:
+        """+1 / -1 / 0 per encoded column: the direction a feature may move the forecast."""
+        return [self.monotone.get(c, 0) for c in self.encoder_.columns_]
+
+    def _fit_lightgbm(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None) -> Any:
+        import lightgbm as lgb
+
+        params = {
+            **_objective("lightgbm", self.objective, self.alpha),
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "bagging_fraction": self.subsample,
+            "bagging_freq": 1,
+            "feature_fraction": self.colsample,
+            "seed": self.seed,
+            "num_threads": self.n_jobs,
+            "verbosity": -1,
+            "max_cat_to_onehot": 8,
+            "cat_smooth": 10.0,
+            "deterministic": True,
+            "force_row_wise": True,
+            "monotone_constraints": self._monotone_vector(),
+            "monotone_constraints_method": "advanced",
+        }
+        data = lgb.Dataset(
+            X,
+            y,
+            weight=weight,
+            feature_name=self.encoder_.columns_,
+            categorical_feature=self.encoder_.categorical_indices,
+            free_raw_data=True,
+        )
+        return lgb.train(params, data, num_boost_round=self.n_estimators)
+
+    def _fit_xgboost(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None) -> Any:
+        import xgboost as xgb
+
+        types = ["c" if i in self.encoder_.categorical_indices else "q" for i in range(X.shape[1])]
+        data = xgb.DMatrix(
+            X, y, weight=weight, feature_names=self.encoder_.columns_, feature_types=types, enable_categorical=True
+        )
+        params = {
+            **_objective("xgboost", self.objective, self.alpha),
+            "eta": self.learning_rate,
+            "max_leaves": self.num_leaves,
+            "grow_policy": "lossguide",
+            "tree_method": "hist",
+            "min_child_weight": float(self.min_child_samples) / 10.0,
+            "subsample": self.subsample,
+            "colsample_bytree": self.colsample,
+            "seed": self.seed,
+            "nthread": self.n_jobs,
+            "max_cat_to_onehot": 8,
+            "monotone_constraints": "(" + ",".join(str(v) for v in self._monotone_vector()) + ")",
+        }
+        return xgb.train(params, data, num_boost_round=self.n_estimators)
+
+    def predict(self, features: pl.DataFrame) -> np.ndarray:
+        if not hasattr(self, "model_"):
+            raise NotFittedError("GBMForecaster is not fitted; call fit() first")
+        X = self.encoder_.transform(features)
+        if self.engine == "lightgbm":
+            pred = self.model_.predict(X)
+        else:
+            import xgboost as xgb
+
+            types = ["c" if i in self.encoder_.categorical_indices else "q" for i in range(X.shape[1])]
+            pred = self.model_.predict(
+                xgb.DMatrix(X, feature_names=self.encoder_.columns_, feature_types=types, enable_categorical=True)
+            )
+        out = np.asarray(pred, dtype=np.float64)
+        return out if self.objective in ("l2", "quantile") else np.clip(out, 0.0, None)
+
+    def feature_importance(self) -> pl.DataFrame:
+        if not hasattr(self, "model_"):
+            raise NotFittedError("GBMForecaster is not fitted; call fit() first")
+        if self.engine == "lightgbm":
+            gain = self.model_.feature_importance(importance_type="gain")
+            return pl.DataFrame({"feature": self.encoder_.columns_, "gain": gain}).sort("gain", descending=True)
+        scores = self.model_.get_score(importance_type="total_gain")
+        return pl.DataFrame({"feature": list(scores), "gain": list(scores.values())}).sort("gain", descending=True)

@@ -1,0 +1,174 @@
+"""Training and prediction of the demand forecaster, on a panel known up to a cutoff.
+
+The model predicts demand relative to each series' level at the origin (its
+mean over the longest window), from features scaled by the same level: the
+shape of a week or a season is then learnt once, from every series at
+once, whatever their size. Training rows are (series, origin, horizon)
+triples whose target falls on or before the cutoff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from shelfcast.features.build import (
+    HORIZON,
+    TARGET,
+    build_features,
+    demand,
+    model_rows,
+    origin_features,
+    phase_features,
+)
+from shelfcast.features.panel import SERIES, Panel
+from shelfcast.features.spec import FeatureSpec
+from shelfcast.models.forecaster import Engine, GBMForecaster, Objective
+
+log = logging.getLogger(__name__)
+# Business knowledge the model must respect whatever the data says: a planned
+# promotion never lowers demand, a higher price relative to usual never raises it.
+MONOTONE = {"t_promo": 1, "t_relative_price": -1}
+_Y_PREFIXES = ("lag_", "mean_", "std_", "min_", "max_", "ewm_", "expanding_mean", "season_mean_", "year_ago")
+
+
+class ForecastConfig(BaseModel):
+    """How the forecaster is trained (the feature spec says what it sees)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    engine: Engine = "lightgbm"
+    objective: Objective = "l2"
+    target: Literal["ratio", "raw"] = "ratio"
+    n_origins: int = Field(104, gt=0, description="Training origins, counted back from the cutoff.")
+    origin_stride: int = Field(7, gt=0, description="Steps between training origins.")
+    max_rows: int = Field(300_000, gt=0, description="Training rows kept (sampled) for speed.")
+    n_estimators: int = Field(300, gt=0)
+    learning_rate: float = Field(0.08, gt=0, le=1)
+    num_leaves: int = Field(31, gt=1)
+    seed: int = 0
+
+    @classmethod
+    def for_freq(cls, freq: str, **overrides: object) -> ForecastConfig:
+        base: dict[str, object] = {"origin_stride": 1, "n_origins": 104} if freq == "W" else {}
+        return cls.model_validate({**base, **overrides})
+
+
+def level_column(spec: FeatureSpec) -> str:
+    return f"mean_{max(spec.windows)}"
+
+
+def _scaled(features: pl.DataFrame, spec: FeatureSpec, config: ForecastConfig) -> tuple[pl.DataFrame, np.ndarray]:
+    """Features divided by the series level (ratio target), and the level itself."""
+    level_col = level_column(spec)
+    level = (features[level_col].fill_null(0.0) + 0.1).to_numpy()
+    if config.target == "raw":
+        return features, np.ones(features.height)
+    divided = [c for c in features.columns if c.startswith(_Y_PREFIXES) and c != level_col]
+    scaled = features.with_columns([(pl.col(c) / (pl.col(level_col).fill_null(0.0) + 0.1)).alias(c) for c in divided])
+    return scaled, level
+
+
+@dataclass
+class TrainedForecaster:
+    """A fitted forecaster with everything needed to predict again (spec, config, cutoff)."""
+
+    spec: FeatureSpec
+    config: ForecastConfig
+    model: GBMForecaster
+    cutoff: dt.date
+    horizon: int
+
+    def predict(
+        self,
+        panel: Panel,
+        *,
+        calendar: pl.DataFrame | None = None,
+        origin: dt.date | None = None,
+        horizon: int | None = None,
+    ) -> pl.DataFrame:
+        """Forecasts from `origin` (default: the training cutoff) for 1..horizon steps ahead."""
+        origin = origin or self.cutoff
+        steps = horizon or self.horizon
+        known = panel.as_known_at(origin)
+        rows = model_rows(known, self.spec, [origin], list(range(1, steps + 1)))
+        features = build_features(known, self.spec, rows, calendar=calendar)
+        scaled, level = _scaled(features, self.spec, self.config)
+        forecast = np.clip(self.model.predict(scaled) * level, 0.0, None)
+        return features.select(*SERIES, pl.col(TARGET).alias("date"), HORIZON).with_columns(
+            pl.Series("forecast", forecast)
+        )
+
+
+def training_frame(
+    panel: Panel,
+    spec: FeatureSpec,
+    config: ForecastConfig,
+    *,
+    cutoff: dt.date,
+    horizon: int,
+    calendar: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """(features, target, level) for training rows whose targets fall on or before `cutoff`."""
+    known = panel.until(cutoff)
+    step = known.step
+    origins = [cutoff - step * (1 + config.origin_stride * k) for k in range(config.n_origins)]
+    first = known.frame["date"].min()
+    origins = [o for o in origins if o >= first]  # type: ignore[operator]
+    if not origins:
+        raise ValueError(f"no history before the cutoff {cutoff} to train on")
+    rows = model_rows(known, spec, origins, list(range(1, horizon + 1))).filter(pl.col(TARGET) <= cutoff)
+    if rows.height > config.max_rows:
+        rows = rows.sample(n=config.max_rows, seed=config.seed)
+    features = build_features(
+        known,
+        spec,
+        rows,
+        calendar=calendar,
+        origin_table=origin_features(known, spec),
+        phase_table=phase_features(known, spec),
+    )
+    targets = known.frame.select(*SERIES, pl.col("date").alias(TARGET), demand(known, spec).alias("__target"))
+    if spec.censoring == "mask" and "stockout_hours" in known.frame.columns:
+        # Days with a stockout under-state demand: leave them out of the target.
+        targets = targets.with_columns(
+            pl.when(known.frame["stockout_hours"].fill_null(0.0) > 0).then(None).otherwise(pl.col("__target"))
+        )
+    features = features.join(targets, on=[*SERIES, TARGET], how="inner").filter(pl.col("__target").is_not_null())
+    target = features["__target"].to_numpy()
+    features = features.drop("__target")
+    scaled, level = _scaled(features, spec, config)
+    return scaled, target / level, level
+
+
+def fit_forecaster(
+    panel: Panel,
+    spec: FeatureSpec,
+    config: ForecastConfig,
+    *,
+    cutoff: dt.date,
+    horizon: int,
+    calendar: pl.DataFrame | None = None,
+) -> TrainedForecaster:
+    """Train on everything known at `cutoff` to forecast `horizon` steps ahead."""
+    if horizon < 1:
+        raise ValueError(f"`horizon` must be a positive integer, got {horizon}")
+    features, target, _ = training_frame(panel, spec, config, cutoff=cutoff, horizon=horizon, calendar=calendar)
+    log.info("training on %d rows x %d features", features.height, features.width)
+    model = GBMForecaster(
+        engine=config.engine,
+        objective=config.objective,
+        n_estimators=config.n_estimators,
+        learning_rate=config.learning_rate,
+        num_leaves=config.num_leaves,
+        categorical=[c for c in spec.categorical if c in features.columns],
+        monotone=MONOTONE,
+        seed=config.seed,
+    ).fit(features, target)
+    return TrainedForecaster(spec, config, model, cutoff, horizon)

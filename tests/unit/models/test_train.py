@@ -1,0 +1,118 @@
+"""The demand forecaster on a simulated chain: shape, determinism, errors and behaviour."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from shelfcast.data.simulator import SimConfig, simulate
+from shelfcast.features.panel import Panel, build_panel
+from shelfcast.features.spec import FeatureSpec
+from shelfcast.models.forecaster import GBMForecaster, NotFittedError
+from shelfcast.models.train import ForecastConfig, fit_forecaster
+
+CUTOFF = dt.date(2022, 12, 31)
+FAST = ForecastConfig(n_origins=30, max_rows=40_000, n_estimators=80, learning_rate=0.15)
+
+
+@pytest.fixture(scope="module")
+def chain() -> tuple[Panel, pl.DataFrame]:
+    result = simulate(SimConfig(n_stores=2, n_items=12, n_days=540, seed=7))
+    tables = result.tables()
+    return build_panel(tables, freq="D", exogenous_roles=result.exogenous_roles), tables["calendar"]
+
+
+def test_forecasts_every_series_for_every_step(chain: tuple[Panel, pl.DataFrame]) -> None:
+    panel, calendar = chain
+    model = fit_forecaster(panel, FeatureSpec.for_freq("D"), FAST, cutoff=CUTOFF, horizon=14, calendar=calendar)
+    forecast = model.predict(panel, calendar=calendar)
+    assert forecast.height == 24 * 14
+    assert forecast["date"].min() == CUTOFF + dt.timedelta(days=1)
+    assert forecast["date"].max() == CUTOFF + dt.timedelta(days=14)
+    assert (forecast["forecast"] >= 0).all()
+
+
+def test_same_seed_same_forecast(chain: tuple[Panel, pl.DataFrame]) -> None:
+    panel, calendar = chain
+    spec = FeatureSpec.for_freq("D")
+    a = fit_forecaster(panel, spec, FAST, cutoff=CUTOFF, horizon=7, calendar=calendar).predict(panel, calendar=calendar)
+    b = fit_forecaster(panel, spec, FAST, cutoff=CUTOFF, horizon=7, calendar=calendar).predict(panel, calendar=calendar)
+    assert np.allclose(a["forecast"].to_numpy(), b["forecast"].to_numpy())
+
+
+def test_forecast_beats_the_seasonal_naive_on_the_simulator(chain: tuple[Panel, pl.DataFrame]) -> None:
+    panel, calendar = chain
+    model = fit_forecaster(panel, FeatureSpec.for_freq("D"), FAST, cutoff=CUTOFF, horizon=28, calendar=calendar)
+    forecast = model.predict(panel, calendar=calendar)
+    actual = panel.frame.select("store_id", "item_id", "date", "y")
+    naive = actual.with_columns(pl.col("date") + pl.duration(days=7)).rename({"y": "naive"})
+    ev = forecast.join(actual, on=["store_id", "item_id", "date"]).join(naive, on=["store_id", "item_id", "date"])
+    model_error = (ev["forecast"] - ev["y"]).abs().sum()
+    naive_error = (ev["naive"] - ev["y"]).abs().sum()
+    assert model_error < naive_error
+
+
+def test_more_promotion_never_lowers_the_forecast_of_a_promo_sensitive_item(
+    chain: tuple[Panel, pl.DataFrame],
+) -> None:
+    panel, calendar = chain
+    spec = FeatureSpec.for_freq("D", future_price_promo=True)
+    config = FAST.model_copy(update={"n_estimators": 150})
+    model = fit_forecaster(panel, spec, config, cutoff=CUTOFF, horizon=14, calendar=calendar)
+    later = pl.col("date") > CUTOFF
+    # The most promo-sensitive item: the largest sales lift on promo days in the history.
+    history = panel.frame.filter(~later)
+    lift = history.group_by("item_id").agg(
+        (pl.col("y").filter(pl.col("promo") == 1).mean() / pl.col("y").filter(pl.col("promo") == 0).mean()).alias(
+            "lift"
+        )
+    )
+    item = lift.drop_nulls().sort("lift", descending=True)["item_id"][0]
+    planned = [
+        Panel(
+            panel.frame.with_columns(
+                pl.when(later & (pl.col("item_id") == item))
+                .then(pl.lit(flag, pl.Int8))
+                .otherwise(pl.col("promo"))
+                .alias("promo")
+            ),
+            panel.freq,
+            panel.known_in_advance,
+            panel.past_only,
+            panel.categorical,
+        )
+        for flag in (0, 1)
+    ]
+    without, with_promo = (model.predict(p, calendar=calendar).filter(pl.col("item_id") == item) for p in planned)
+    assert (with_promo["forecast"].to_numpy() >= without["forecast"].to_numpy() - 1e-9).all()
+    assert with_promo["forecast"].sum() > without["forecast"].sum()
+
+
+def test_unfitted_model_refuses_to_predict() -> None:
+    with pytest.raises(NotFittedError, match="not fitted"):
+        GBMForecaster().predict(pl.DataFrame({"a": [1.0]}))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"n_estimators": 0}, "`n_estimators` must be a positive integer, got 0"), ({"objective": "quantile"}, "`alpha`")],
+)
+def test_bad_model_arguments(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        GBMForecaster(**kwargs)  # type: ignore[arg-type]
+
+
+def test_horizon_must_be_positive(chain: tuple[Panel, pl.DataFrame]) -> None:
+    panel, _ = chain
+    with pytest.raises(ValueError, match="`horizon` must be a positive integer, got 0"):
+        fit_forecaster(panel, FeatureSpec.for_freq("D"), FAST, cutoff=CUTOFF, horizon=0)
+
+
+def test_xgboost_engine_works(chain: tuple[Panel, pl.DataFrame]) -> None:
+    panel, calendar = chain
+    config = FAST.model_copy(update={"engine": "xgboost", "n_estimators": 40})
+    forecast = fit_forecaster(panel, FeatureSpec.for_freq("D"), config, cutoff=CUTOFF, horizon=7, calendar=calendar)
+    assert forecast.predict(panel, calendar=calendar).height == 24 * 7
