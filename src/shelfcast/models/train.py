@@ -49,6 +49,9 @@ class ForecastConfig(BaseModel):
     n_origins: int = Field(104, gt=0, description="Training origins, counted back from the cutoff.")
     origin_stride: int = Field(7, gt=0, description="Steps between training origins.")
     max_rows: int = Field(300_000, gt=0, description="Training rows kept (sampled) for speed.")
+    weight: Literal["none", "level"] = Field(
+        "level", description="Weight training rows by the series level, so slow movers' noise does not dominate."
+    )
     n_estimators: int = Field(300, gt=0)
     learning_rate: float = Field(0.08, gt=0, le=1)
     num_leaves: int = Field(31, gt=1)
@@ -159,7 +162,7 @@ def fit_forecaster(
     """Train on everything known at `cutoff` to forecast `horizon` steps ahead."""
     if horizon < 1:
         raise ValueError(f"`horizon` must be a positive integer, got {horizon}")
-    features, target, _ = training_frame(panel, spec, config, cutoff=cutoff, horizon=horizon, calendar=calendar)
+    features, target, level = training_frame(panel, spec, config, cutoff=cutoff, horizon=horizon, calendar=calendar)
     log.info("training on %d rows x %d features", features.height, features.width)
     model = GBMForecaster(
         engine=config.engine,
@@ -170,5 +173,5 @@ def fit_forecaster(
         categorical=[c for c in spec.categorical if c in features.columns],
         monotone=MONOTONE,
         seed=config.seed,
-    ).fit(features, target)
+    ).fit(features, target, weight=level if config.weight == "level" else None)
     return TrainedForecaster(spec, config, model, cutoff, horizon)

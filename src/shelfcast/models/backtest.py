@@ -1,0 +1,201 @@
+"""Rolling-origin backtests of the demand forecaster against the baselines.
+
+Each window trains on what was known at its cutoff only and forecasts
+`gap + 1 .. gap + horizon` steps after it; every candidate (the model, the
+baselines and a blend) is scored on the same rows. Quantiles are calibrated
+conformally: residuals of earlier windows set the intervals of later ones,
+so their coverage is measured on periods they never saw.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from shelfcast.features.build import HORIZON
+from shelfcast.features.panel import KEYS, Panel
+from shelfcast.features.spec import FeatureSpec
+from shelfcast.models.baselines import BASELINES
+from shelfcast.models.metrics import forecast_metrics
+from shelfcast.models.train import ForecastConfig, fit_forecaster
+
+log = logging.getLogger(__name__)
+MODEL = "gbm"
+BLEND = "blend_gbm_seasonal_naive"
+QUANTILES = (0.1, 0.5, 0.9)
+Progress = Callable[[str, int, int], None]
+
+
+class BacktestConfig(BaseModel):
+    """Windows, horizon and gap of a rolling-origin backtest (in steps of the data)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    windows: int = Field(3, gt=0)
+    horizon: int = Field(28, gt=0)
+    gap: int = Field(0, ge=0)
+    step: int | None = Field(None, gt=0, description="Steps between cutoffs; default: the horizon.")
+    holiday_weight: float = Field(5.0, gt=0, description="Weight of event periods in WMAE.")
+
+
+def cutoffs(last: dt.date, config: BacktestConfig, step: dt.timedelta) -> list[dt.date]:
+    """Cutoffs, oldest first; the last window's forecasts end on `last`."""
+    stride = config.step or config.horizon
+    final = last - step * (config.gap + config.horizon)
+    return sorted(final - step * (stride * k) for k in range(config.windows))
+
+
+@dataclass(frozen=True)
+class DemandBacktest:
+    """Every candidate's forecasts and scores, per window and overall."""
+
+    forecasts: pl.DataFrame
+    metrics: pl.DataFrame
+    selected: str
+    cutoffs: list[dt.date]
+
+
+def _weights(frame: pl.DataFrame, calendar: pl.DataFrame | None, weight: float) -> pl.DataFrame:
+    if calendar is None or calendar.is_empty():
+        return frame.with_columns(pl.lit(1.0).alias("weight"))
+    events = calendar.select("date").unique().with_columns(pl.lit(weight).alias("weight"))
+    return frame.join(events, on="date", how="left").with_columns(pl.col("weight").fill_null(1.0))
+
+
+def conformal_scores(frame: pl.DataFrame) -> pl.DataFrame:
+    """Variance-stabilised residuals (y - forecast) / sqrt(forecast + 1), per horizon."""
+    return frame.select(
+        HORIZON, ((pl.col("y") - pl.col("forecast")) / (pl.col("forecast") + 1.0).sqrt()).alias("score")
+    )
+
+
+def quantile_table(scores: pl.DataFrame, levels: tuple[float, ...] = QUANTILES) -> pl.DataFrame:
+    """Score quantiles per horizon (pooled over all horizons where a horizon has few rows)."""
+    pooled = {f"q{q:g}": scores["score"].quantile(q) for q in levels}
+    per_h = scores.group_by(HORIZON).agg(
+        pl.len().alias("n"), *[pl.col("score").quantile(q).alias(f"q{q:g}") for q in levels]
+    )
+    return per_h.with_columns(
+        [
+            pl.when(pl.col("n") >= 30).then(pl.col(f"q{q:g}")).otherwise(pooled[f"q{q:g}"]).alias(f"q{q:g}")
+            for q in levels
+        ]
+    ).drop("n")
+
+
+def add_quantiles(forecast: pl.DataFrame, table: pl.DataFrame, levels: tuple[float, ...] = QUANTILES) -> pl.DataFrame:
+    """p10/p50/p90 columns from a quantile table; sorted so they never cross."""
+    out = forecast.join(table, on=HORIZON, how="left")
+    spread = (pl.col("forecast") + 1.0).sqrt()
+    names = [f"p{round(q * 100)}" for q in levels]
+    out = out.with_columns(
+        [
+            (pl.col("forecast") + pl.col(f"q{q:g}").fill_null(0.0) * spread).clip(0.0).alias(n)
+            for q, n in zip(levels, names, strict=True)
+        ]
+    ).drop([f"q{q:g}" for q in levels])
+    return out.with_columns(pl.concat_list(names).list.sort().list.to_struct(fields=names).struct.unnest())
+
+
+def _candidates(
+    panel: Panel,
+    spec: FeatureSpec,
+    config: ForecastConfig,
+    *,
+    cutoff: dt.date,
+    steps: int,
+    calendar: pl.DataFrame | None,
+) -> dict[str, pl.DataFrame]:
+    model = fit_forecaster(panel, spec, config, cutoff=cutoff, horizon=steps, calendar=calendar)
+    out = {MODEL: model.predict(panel, calendar=calendar).drop(HORIZON)}
+    for name, baseline in BASELINES.items():
+        out[name] = baseline(panel, cutoff=cutoff, horizon=steps)
+    blend = out[MODEL].join(out["seasonal_naive"], on=list(KEYS), suffix="_sn")
+    out[BLEND] = blend.select(*KEYS, ((pl.col("forecast") + pl.col("forecast_sn")) / 2).alias("forecast"))
+    return out
+
+
+def backtest_demand(
+    panel: Panel,
+    spec: FeatureSpec,
+    config: ForecastConfig,
+    backtest: BacktestConfig,
+    *,
+    calendar: pl.DataFrame | None = None,
+    progress: Progress | None = None,
+    primary: str = "wape",
+) -> DemandBacktest:
+    """Score the model, the baselines and a blend on the same rolling-origin windows."""
+    last = panel.frame["date"].max()
+    windows = cutoffs(last, backtest, panel.step)  # type: ignore[arg-type]
+    if windows[0] <= panel.frame["date"].min():  # type: ignore[operator]
+        raise ValueError(
+            f"not enough history for {backtest.windows} window(s) of {backtest.horizon} steps: "
+            f"the first cutoff {windows[0]} is not after the first date; use fewer --windows or a shorter --horizon"
+        )
+    steps = backtest.gap + backtest.horizon
+    actual = panel.frame.select(*KEYS, "y")
+    frames: list[pl.DataFrame] = []
+    for i, cutoff in enumerate(windows):
+        if progress:
+            progress(f"window {i + 1}/{len(windows)} (cutoff {cutoff})", i, len(windows))
+        log.info("backtest window %d: cutoff %s", i + 1, cutoff)
+        for name, forecast in _candidates(panel, spec, config, cutoff=cutoff, steps=steps, calendar=calendar).items():
+            h = ((pl.col("date") - pl.lit(cutoff)).dt.total_days() // panel.step.days).cast(pl.Int32)
+            frames.append(
+                forecast.with_columns(
+                    h.alias(HORIZON),
+                    pl.lit(name).alias("model"),
+                    pl.lit(i + 1).alias("window"),
+                    pl.lit(cutoff).alias("cutoff"),
+                )
+                .filter(pl.col(HORIZON) > backtest.gap)
+                .join(actual, on=list(KEYS), how="inner")
+            )
+    forecasts = _weights(pl.concat(frames, how="diagonal_relaxed"), calendar, backtest.holiday_weight)
+    forecasts = _calibrate(forecasts)
+    metrics = _score(forecasts, panel, windows)
+    overall = metrics.filter(pl.col("window") == "all").sort(primary)
+    return DemandBacktest(forecasts, metrics, overall["model"][0], windows)
+
+
+def _calibrate(forecasts: pl.DataFrame) -> pl.DataFrame:
+    """Intervals for the model's window k from the residuals of windows < k (none for the first)."""
+    out = []
+    for (window,), frame in forecasts.partition_by("window", as_dict=True).items():
+        earlier = forecasts.filter((pl.col("window") < window) & (pl.col("model") == MODEL))
+        if earlier.is_empty():
+            out.append(frame)
+            continue
+        table = quantile_table(conformal_scores(earlier))
+        model = add_quantiles(frame.filter(pl.col("model") == MODEL), table)
+        out.append(pl.concat([model, frame.filter(pl.col("model") != MODEL)], how="diagonal_relaxed"))
+    return pl.concat(out, how="diagonal_relaxed")
+
+
+def _score(forecasts: pl.DataFrame, panel: Panel, windows: list[dt.date]) -> pl.DataFrame:
+    rows: list[dict[str, object]] = []
+    history = panel.until(windows[0]).frame.select(*KEYS, "y")
+    quantiles: Mapping[float, str] = {0.1: "p10", 0.5: "p50", 0.9: "p90"}
+    for model in forecasts["model"].unique().sort().to_list():
+        subset = forecasts.filter(pl.col("model") == model)
+        groups = [
+            ("all", subset),
+            *((str(w), subset.filter(pl.col("window") == w)) for w in range(1, len(windows) + 1)),
+        ]
+        for label, frame in groups:
+            if frame.is_empty():
+                continue
+            values = forecast_metrics(frame, weight="weight", quantiles={}, history=history, season=panel.season)
+            # Intervals exist from the second window on (calibrated on earlier ones): score them there.
+            calibrated = frame.drop_nulls("p10") if "p10" in frame.columns else frame.clear()
+            if calibrated.height:
+                interval = forecast_metrics(calibrated, quantiles=quantiles)
+                values |= {k: v for k, v in interval.items() if k.startswith(("pinball", "coverage", "width"))}
+            rows.append({"model": model, "window": label, **{k: float(v) for k, v in values.items()}})
+    return pl.DataFrame(rows)

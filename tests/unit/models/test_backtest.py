@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from shelfcast.data.simulator import SimConfig, simulate
+from shelfcast.features.panel import Panel, build_panel
+from shelfcast.features.spec import FeatureSpec
+from shelfcast.models.backtest import BLEND, MODEL, BacktestConfig, backtest_demand, cutoffs
+from shelfcast.models.baselines import BASELINES
+from shelfcast.models.train import ForecastConfig
+
+FAST = ForecastConfig(n_origins=20, max_rows=20_000, n_estimators=60, learning_rate=0.15)
+DAY = dt.timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def chain() -> tuple[Panel, pl.DataFrame]:
+    result = simulate(SimConfig(n_stores=2, n_items=8, n_days=420, seed=11))
+    tables = result.tables()
+    return build_panel(tables, freq="D", exogenous_roles=result.exogenous_roles), tables["calendar"]
+
+
+def test_cutoffs_end_the_last_window_on_the_last_date() -> None:
+    last = dt.date(2024, 3, 31)
+    config = BacktestConfig(windows=3, horizon=7, gap=2)
+    assert cutoffs(last, config, DAY) == [last - DAY * 9 - DAY * 14, last - DAY * 9 - DAY * 7, last - DAY * 9]
+    assert cutoffs(last, config.model_copy(update={"step": 1}), DAY)[-2:] == [last - DAY * 10, last - DAY * 9]
+
+
+def test_every_candidate_is_scored_on_the_same_rows(chain: tuple[Panel, pl.DataFrame]) -> None:
+    panel, calendar = chain
+    result = backtest_demand(
+        panel, FeatureSpec.for_freq("D"), FAST, BacktestConfig(windows=2, horizon=7, gap=1), calendar=calendar
+    )
+    assert set(result.forecasts["model"].unique()) == {MODEL, BLEND, *BASELINES}
+    rows = result.forecasts.group_by("model").len()["len"].unique().to_list()
+    assert len(rows) == 1  # same rows for every candidate
+    assert result.forecasts["h"].min() == 2  # the gap is skipped
+    overall = result.metrics.filter(pl.col("window") == "all")
+    assert set(overall["model"]) == {MODEL, BLEND, *BASELINES}
+    assert result.selected == overall.sort("wape")["model"][0]
+
+
+def test_intervals_come_only_from_earlier_windows(chain: tuple[Panel, pl.DataFrame]) -> None:
+    panel, calendar = chain
+    result = backtest_demand(
+        panel, FeatureSpec.for_freq("D"), FAST, BacktestConfig(windows=3, horizon=7), calendar=calendar
+    )
+    model = result.forecasts.filter(pl.col("model") == MODEL)
+    assert model.filter(pl.col("window") == 1)["p10"].null_count() == model.filter(pl.col("window") == 1).height
+    later = model.filter(pl.col("window") > 1)
+    assert later["p10"].null_count() == 0
+    assert (later["p10"] <= later["p50"]).all() and (later["p50"] <= later["p90"]).all()
+    coverage = result.metrics.filter((pl.col("model") == MODEL) & (pl.col("window") == "all"))["coverage_80"][0]
+    assert 0.5 < coverage <= 1.0
+
+
+def test_too_little_history_is_a_clear_error(chain: tuple[Panel, pl.DataFrame]) -> None:
+    panel, _ = chain
+    with pytest.raises(ValueError, match="not enough history for 20 window"):
+        backtest_demand(panel, FeatureSpec.for_freq("D"), FAST, BacktestConfig(windows=20, horizon=28))
