@@ -244,6 +244,61 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command()
+def backtest(
+    task: Annotated[str, typer.Option(help="demand (stockout comes with the stockout models).")] = "demand",
+    windows: Annotated[int, typer.Option(min=1, help="Rolling-origin windows.")] = 3,
+    horizon: Annotated[int | None, typer.Option(min=1, help="Steps per window [default 28 days / 13 weeks].")] = None,
+    gap: Annotated[int, typer.Option(min=0, help="Steps between the cutoff and the first scored period.")] = 0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the scores as JSON.")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Score the forecaster and every baseline on rolling-origin windows of the lake's data."""
+    from shelfcast.jobs.backtest import backtest_json, run_backtest
+
+    if task != "demand":
+        raise ConfigError(f"`--task` must be demand for now, got {task!r} (stockout is not built yet)")
+    cfg = settings(workspace=workspace)
+    steps = horizon or _default_horizon(cfg)
+    with out.progress_bar("backtest") as progress:
+        result = run_backtest(cfg, windows=windows, horizon=steps, gap=gap, progress=progress)
+    out.backtest_summary(result, task=task)
+    if json_path is not None:
+        backtest_json(result, json_path, task=task)
+        out.console.print(f"scores written to {json_path}")
+
+
+@app.command()
+def forecast(
+    out_path: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    cutoff: Annotated[str | None, typer.Option(help="Last date known, YYYY-MM-DD [default: the last date].")] = None,
+    horizon: Annotated[int | None, typer.Option(min=1, help="Steps to forecast [default 28 days / 13 weeks].")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Train on data up to the cutoff and write forecast, p10, p50, p90 per date, store and item."""
+    from shelfcast.io.lake import Lake
+    from shelfcast.jobs.forecast import run_forecast
+    from shelfcast.jobs.modeling import load_model_data, parse_cutoff
+
+    cfg = settings(workspace=workspace)
+    when = parse_cutoff(cutoff, load_model_data(Lake(cfg.workspace)))
+    with out.progress_bar("forecast") as progress:
+        report = run_forecast(
+            cfg, cutoff=when, horizon=horizon or _default_horizon(cfg), out=out_path, progress=progress
+        )
+    out.console.print(
+        f"{report.rows:,} forecasts for {report.series:,} series, {report.horizon} steps from {report.cutoff} "
+        f"(model: {report.model}) written to {report.path} in {report.seconds:.1f}s"
+    )
+
+
+def _default_horizon(cfg: Settings) -> int:
+    from shelfcast.io.lake import Lake
+
+    info = Lake(cfg.workspace).table_info("sales") or {}
+    return 13 if info.get("frequency") == "W" else 28
+
+
 def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit code 1."""
     try:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -14,6 +15,7 @@ from shelfcast.jobs.demo import DemoReport
 from shelfcast.jobs.ingest import IngestReport
 from shelfcast.jobs.simulate import SimulateReport
 from shelfcast.jobs.validate import ValidationReport
+from shelfcast.models.backtest import DemandBacktest
 
 console = Console()
 err_console = Console(stderr=True)
@@ -165,3 +167,31 @@ def demo_summary(report: DemoReport) -> None:
     ws = report.workspace
     for cmd in (f"shelfcast info -w {ws}", f"shelfcast validate -w {ws}", f"shelfcast quarantine -w {ws}"):
         console.print(f"  uv run {cmd}")
+
+
+# The table keeps to a terminal's width; the JSON (--json) has every metric.
+_SHOWN = ("wape", "mae", "rmse", "mase", "bias", "wmae", "coverage_80")
+
+
+def backtest_summary(result: DemandBacktest, *, task: str) -> None:
+    overall = result.metrics.filter(result.metrics["window"] == "all").sort("wape")
+    cutoffs = ", ".join(str(c) for c in result.cutoffs)
+    table = Table(title=f"Backtest ({task}), {len(result.cutoffs)} window(s), cutoffs {cutoffs}", title_justify="left")
+    table.add_column("model", no_wrap=True)
+    shown = [c for c in _SHOWN if c in overall.columns]
+    for col in shown:
+        table.add_column(col, justify="right")
+    for row in overall.iter_rows(named=True):
+        name = row["model"] + (" *" if row["model"] == result.selected else "")
+        values = ["" if row[c] is None or row[c] != row[c] else f"{row[c]:.3f}" for c in shown]
+        table.add_row(name, *values)
+    console.print(table)
+    skipped = 0
+    if "mape_skipped_zeros" in overall.columns:
+        skipped = int(overall.select(pl.col("mape_skipped_zeros").fill_nan(0).max()).item() or 0)
+    if skipped:
+        console.print(f"MAPE (in the JSON) skips {skipped:,} zero actuals per model; WAPE does not.")
+    console.print(
+        f"* selected: {result.selected}. coverage_80 is scored from the second window on "
+        "(intervals calibrated on earlier windows only)."
+    )

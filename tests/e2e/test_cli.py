@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 from helpers import write
 
 pytestmark = pytest.mark.e2e
-COMMANDS = ["ingest", "validate", "info", "quarantine", "simulate", "demo"]
+COMMANDS = ["ingest", "validate", "info", "quarantine", "simulate", "demo", "backtest", "forecast"]
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -96,3 +98,49 @@ def test_simulate_writes_the_layouts(tmp_path: Path) -> None:
     assert (tmp_path / "sim" / "canonical" / "sales.parquet").exists()
     assert (tmp_path / "sim" / "branch-csv" / "stock_movement.csv").exists()
     assert (tmp_path / "sim" / "wide" / "daily.csv").exists()
+
+
+@pytest.fixture(scope="module")
+def small_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("lake")
+    result = run("demo", "--stores", "2", "--items", "6", "--days", "300", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def test_backtest_prints_every_model_and_writes_json(small_lake: Path) -> None:
+    result = run(
+        "backtest", "--task", "demand", "--windows", "2", "--horizon", "7", "--json", "bt.json", cwd=small_lake
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("gbm", "seasonal_naive", "moving_average_28", "naive"):
+        assert name in result.stdout
+    payload = json.loads((small_lake / "bt.json").read_text())
+    assert payload["task"] == "demand" and len(payload["cutoffs"]) == 2
+    assert {m["model"] for m in payload["metrics"]} >= {"gbm", "seasonal_naive"}
+
+
+def test_forecast_writes_one_row_per_date_store_item(small_lake: Path) -> None:
+    result = run("forecast", "--cutoff", "2022-10-01", "--horizon", "7", "--out", "fc.parquet", cwd=small_lake)
+    assert result.returncode == 0, result.stderr
+    frame = pl.read_parquet(small_lake / "fc.parquet")
+    assert frame.height == 12 * 7
+    assert {"date", "store_id", "item_id", "forecast", "p10", "p50", "p90"} <= set(frame.columns)
+    assert frame.select("date", "store_id", "item_id").is_unique().all()
+    assert (frame["p10"] <= frame["p90"]).all()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["forecast", "--cutoff", "yesterday", "--out", "x.parquet"], "`--cutoff` must be a date like 2024-01-31"),
+        (["forecast", "--cutoff", "2031-01-01", "--out", "x.parquet"], "must fall after"),
+        (["backtest", "--task", "stockout"], "`--task` must be demand for now"),
+        (["backtest", "--windows", "40", "--horizon", "28"], "not enough history for 40 window"),
+    ],
+)
+def test_modelling_mistakes_are_one_line_errors(small_lake: Path, args: list[str], message: str) -> None:
+    result = run(*args, cwd=small_lake)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

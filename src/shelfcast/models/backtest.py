@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from shelfcast.errors import DataValidationError
 from shelfcast.features.build import HORIZON
 from shelfcast.features.panel import KEYS, Panel
 from shelfcast.features.spec import FeatureSpec
@@ -102,7 +103,7 @@ def add_quantiles(forecast: pl.DataFrame, table: pl.DataFrame, levels: tuple[flo
     return out.with_columns(pl.concat_list(names).list.sort().list.to_struct(fields=names).struct.unnest())
 
 
-def _candidates(
+def candidates(
     panel: Panel,
     spec: FeatureSpec,
     config: ForecastConfig,
@@ -134,7 +135,7 @@ def backtest_demand(
     last = panel.frame["date"].max()
     windows = cutoffs(last, backtest, panel.step)  # type: ignore[arg-type]
     if windows[0] <= panel.frame["date"].min():  # type: ignore[operator]
-        raise ValueError(
+        raise DataValidationError(
             f"not enough history for {backtest.windows} window(s) of {backtest.horizon} steps: "
             f"the first cutoff {windows[0]} is not after the first date; use fewer --windows or a shorter --horizon"
         )
@@ -145,7 +146,7 @@ def backtest_demand(
         if progress:
             progress(f"window {i + 1}/{len(windows)} (cutoff {cutoff})", i, len(windows))
         log.info("backtest window %d: cutoff %s", i + 1, cutoff)
-        for name, forecast in _candidates(panel, spec, config, cutoff=cutoff, steps=steps, calendar=calendar).items():
+        for name, forecast in candidates(panel, spec, config, cutoff=cutoff, steps=steps, calendar=calendar).items():
             h = ((pl.col("date") - pl.lit(cutoff)).dt.total_days() // panel.step.days).cast(pl.Int32)
             frames.append(
                 forecast.with_columns(

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from shelfcast.errors import DataValidationError
 from shelfcast.features.build import (
     HORIZON,
     TARGET,
@@ -125,7 +126,7 @@ def training_frame(
     first = known.frame["date"].min()
     origins = [o for o in origins if o >= first]  # type: ignore[operator]
     if not origins:
-        raise ValueError(f"no history before the cutoff {cutoff} to train on")
+        raise DataValidationError(f"no history before the cutoff {cutoff} to train on")
     rows = model_rows(known, spec, origins, list(range(1, horizon + 1))).filter(pl.col(TARGET) <= cutoff)
     if rows.height > config.max_rows:
         rows = rows.sample(n=config.max_rows, seed=config.seed)

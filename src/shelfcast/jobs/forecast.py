@@ -1,0 +1,88 @@
+"""The forecast job: train on what is known at a cutoff and write forecasts with quantiles."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from shelfcast.features.build import HORIZON
+from shelfcast.io.lake import Lake
+from shelfcast.jobs.modeling import load_model_data
+from shelfcast.models.backtest import (
+    BacktestConfig,
+    Progress,
+    add_quantiles,
+    backtest_demand,
+    candidates,
+    conformal_scores,
+    quantile_table,
+)
+from shelfcast.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ForecastReport:
+    path: Path
+    rows: int
+    series: int
+    cutoff: dt.date
+    horizon: int
+    model: str
+    seconds: float
+
+
+def run_forecast(
+    settings: Settings,
+    *,
+    cutoff: dt.date | None,
+    horizon: int,
+    out: Path,
+    progress: Progress | None = None,
+) -> ForecastReport:
+    """Pick the best candidate on a backtest window before the cutoff, then forecast from the cutoff."""
+    started = time.perf_counter()
+    data = load_model_data(Lake(settings.workspace))
+    cutoff = cutoff or data.last_date
+    known = data.panel.as_known_at(cutoff)
+    # One window just before the cutoff chooses the candidate and calibrates its intervals.
+    check = backtest_demand(
+        known.until(cutoff),
+        data.spec,
+        data.config,
+        BacktestConfig(windows=1, horizon=horizon),
+        calendar=data.calendar,
+        progress=progress,
+    )
+    chosen = check.selected
+    log.info("backtest before %s selected %s", cutoff, chosen)
+    if progress:
+        progress(f"training {chosen} to {cutoff}", 1, 2)
+    forecast = candidates(known, data.spec, data.config, cutoff=cutoff, steps=horizon, calendar=data.calendar)[chosen]
+    step_days = known.step.days
+    forecast = forecast.with_columns(
+        ((pl.col("date") - pl.lit(cutoff)).dt.total_days() // step_days).cast(pl.Int32).alias(HORIZON)
+    )
+    table = quantile_table(conformal_scores(check.forecasts.filter(pl.col("model") == chosen)))
+    result = (
+        add_quantiles(forecast, table)
+        .select("date", "store_id", "item_id", "forecast", "p10", "p50", "p90", pl.lit(chosen).alias("model"))
+        .sort("store_id", "item_id", "date")
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.write_parquet(out)
+    return ForecastReport(
+        out,
+        result.height,
+        result.select("store_id", "item_id").n_unique(),
+        cutoff,
+        horizon,
+        chosen,
+        time.perf_counter() - started,
+    )

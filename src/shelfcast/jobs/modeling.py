@@ -1,0 +1,64 @@
+"""Shared by the modelling jobs: the panel and calendar from the lake, and the default spec and config."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from shelfcast.errors import ConfigError, WorkspaceError
+from shelfcast.features.panel import Panel, build_panel
+from shelfcast.features.spec import FeatureSpec
+from shelfcast.io.lake import Lake
+from shelfcast.models.train import ForecastConfig
+from shelfcast.schemas import TableName
+
+
+@dataclass(frozen=True)
+class ModelData:
+    panel: Panel
+    calendar: pl.DataFrame | None
+    spec: FeatureSpec
+    config: ForecastConfig
+
+    @property
+    def last_date(self) -> dt.date:
+        value = self.panel.frame["date"].max()
+        assert isinstance(value, dt.date)
+        return value
+
+
+def load_model_data(lake: Lake) -> ModelData:
+    """The panel built from every table in the lake, with defaults for its frequency."""
+    if not lake.has("sales"):
+        raise WorkspaceError(f"no sales in {lake.root}; run `shelfcast ingest` (or `shelfcast demo`) first")
+    names: list[TableName] = ["sales", "inventory", "exogenous", "items", "stores", "calendar"]
+    tables = {t: lake.read(t) for t in names if lake.has(t)}
+    info = lake.table_info("sales") or {}
+    freq = info.get("frequency") or "D"
+    if freq not in ("D", "W"):
+        raise WorkspaceError(f"the sales table's frequency is {freq!r}; models support daily (D) or weekly (W) data")
+    roles = (lake.table_info("exogenous") or {}).get("column_roles") or {}
+    panel = build_panel(tables, freq=freq, exogenous_roles=roles)
+    spec = FeatureSpec.for_freq(
+        freq,
+        exogenous_known=tuple(c for c, r in roles.items() if r == "known_in_advance"),
+        exogenous_past=tuple(c for c, r in roles.items() if r != "known_in_advance"),
+    )
+    return ModelData(panel, tables.get("calendar"), spec, ForecastConfig.for_freq(freq))
+
+
+def parse_cutoff(value: str | None, data: ModelData) -> dt.date:
+    """A cutoff from the command line (default: the last date), checked against the data."""
+    if value is None:
+        return data.last_date
+    try:
+        cutoff = dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"`--cutoff` must be a date like 2024-01-31, got {value!r}") from None
+    first = data.panel.frame["date"].min()
+    assert isinstance(first, dt.date)
+    if cutoff <= first or cutoff > data.last_date:
+        raise ConfigError(f"`--cutoff` {cutoff} must fall after {first} and on or before {data.last_date}")
+    return cutoff
