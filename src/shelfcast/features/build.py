@@ -103,14 +103,19 @@ def _inventory_features(panel: Panel) -> list[pl.Expr]:
             exprs.append((on_hand - pl.col("safety_stock")).alias("on_hand_minus_safety"))
     if "stockout_hours" in cols:
         hours = pl.col("stockout_hours").fill_null(0.0)
+        out_day = (hours > 0).cast(pl.Float64)
+        full_day = (hours >= 24).cast(pl.Float64)
         exprs += [
             hours.alias("stockout_hours_now"),
-            hours.rolling_sum(7, min_samples=1).over(by).alias("stockout_hours_7"),
-            (hours > 0).cast(pl.Float64).rolling_sum(7, min_samples=1).over(by).alias("stockout_days_7"),
-            (hours >= 24).cast(pl.Float64).rolling_sum(7, min_samples=1).over(by).alias("full_stockout_days_7"),
-            (hours > 0).cast(pl.Float64).rolling_sum(28, min_samples=1).over(by).alias("stockout_days_28"),
             _steps_since(hours > 0).alias("steps_since_stockout"),
+            _steps_since(hours >= 24).alias("steps_since_full_stockout"),
         ]
+        for w in (3, 7, 14, 28):
+            exprs += [
+                hours.rolling_mean(w, min_samples=1).over(by).alias(f"stockout_hours_mean_{w}"),
+                out_day.rolling_sum(w, min_samples=1).over(by).alias(f"stockout_days_{w}"),
+                full_day.rolling_sum(w, min_samples=1).over(by).alias(f"full_stockout_days_{w}"),
+            ]
     if "hourly_stockout" in cols:
         # Hour of the day at which stock first ran out (24 when it did not).
         first_out = pl.col("hourly_stockout").list.eval(pl.element().arg_max()).list.first()

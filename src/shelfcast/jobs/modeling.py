@@ -45,8 +45,31 @@ def load_model_data(lake: Lake) -> ModelData:
         freq,
         exogenous_known=tuple(c for c, r in roles.items() if r == "known_in_advance"),
         exogenous_past=tuple(c for c, r in roles.items() if r != "known_in_advance"),
+        categorical=("store_id", "item_id", *useful_attributes(panel)),
     )
     return ModelData(panel, tables.get("calendar"), spec, ForecastConfig.for_freq(freq))
+
+
+MAX_CATEGORIES = 1000
+
+
+def useful_attributes(panel: Panel) -> list[str]:
+    """Item and store attributes worth a categorical feature: they group several ids, and not too many groups.
+
+    An attribute with one value per id (a name) adds nothing to the id itself;
+    one with thousands of values is noise for the trees.
+    """
+    frame = panel.frame
+    ids = {c: frame[c].n_unique() for c in ("store_id", "item_id")}
+    keep = []
+    for column in panel.categorical:
+        groups = frame[column].n_unique()
+        owner = (
+            "item_id" if frame.select(pl.struct("item_id", column).n_unique()).item() == ids["item_id"] else "store_id"
+        )
+        if 1 < groups < min(ids[owner], MAX_CATEGORIES):
+            keep.append(column)
+    return keep
 
 
 def parse_cutoff(value: str | None, data: ModelData) -> dt.date:
