@@ -246,26 +246,66 @@ def demo(
 
 @app.command()
 def backtest(
-    task: Annotated[str, typer.Option(help="demand (stockout comes with the stockout models).")] = "demand",
+    task: Annotated[str, typer.Option(help="demand or stockout.")] = "demand",
     windows: Annotated[int, typer.Option(min=1, help="Rolling-origin windows.")] = 3,
-    horizon: Annotated[int | None, typer.Option(min=1, help="Steps per window [default 28 days / 13 weeks].")] = None,
-    gap: Annotated[int, typer.Option(min=0, help="Steps between the cutoff and the first scored period.")] = 0,
+    horizon: Annotated[
+        int | None, typer.Option(min=1, help="demand: steps per window [default 28 days / 13 weeks].")
+    ] = None,
+    gap: Annotated[int, typer.Option(min=0, help="demand: steps between the cutoff and the first scored period.")] = 0,
+    window: Annotated[int, typer.Option(min=1, help="stockout: days ahead the risk covers.")] = 7,
+    min_hours: Annotated[
+        float | None, typer.Option(help="stockout: hours out of stock in a day that count [default: a full day].")
+    ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the scores as JSON.")] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Score the forecaster and every baseline on rolling-origin windows of the lake's data."""
+    """Score the models and every baseline on rolling-origin windows of the lake's data."""
     from shelfcast.jobs.backtest import backtest_json, run_backtest
+    from shelfcast.jobs.stockout import StockoutBacktest, backtest_stockout
+    from shelfcast.models.backtest import DemandBacktest
 
-    if task != "demand":
-        raise ConfigError(f"`--task` must be demand for now, got {task!r} (stockout is not built yet)")
+    if task not in ("demand", "stockout"):
+        raise ConfigError(f"`--task` must be demand or stockout, got {task!r}")
     cfg = settings(workspace=workspace)
-    steps = horizon or _default_horizon(cfg)
-    with out.progress_bar("backtest") as progress:
-        result = run_backtest(cfg, windows=windows, horizon=steps, gap=gap, progress=progress)
+    result: DemandBacktest | StockoutBacktest
+    with out.progress_bar(f"backtest {task}") as progress:
+        if task == "demand":
+            result = run_backtest(
+                cfg, windows=windows, horizon=horizon or _default_horizon(cfg), gap=gap, progress=progress
+            )
+        else:
+            result = backtest_stockout(cfg, windows=windows, window=window, min_hours=min_hours, progress=progress)
     out.backtest_summary(result, task=task)
     if json_path is not None:
         backtest_json(result, json_path, task=task)
         out.console.print(f"scores written to {json_path}")
+
+
+@app.command()
+def stockout(
+    out_path: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    cutoff: Annotated[str | None, typer.Option(help="Last date known, YYYY-MM-DD [default: the last date].")] = None,
+    window: Annotated[int, typer.Option(min=1, help="Days ahead the risk covers.")] = 7,
+    min_hours: Annotated[
+        float | None, typer.Option(help="Hours out of stock in a day that count [default: a full day].")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Risk of a stockout in the next days per store and item, the alert label, and reorder advice."""
+    from shelfcast.io.lake import Lake
+    from shelfcast.jobs.modeling import load_model_data, parse_cutoff
+    from shelfcast.jobs.stockout import run_stockout
+
+    if min_hours is not None and not 0 < min_hours <= 24:
+        raise ConfigError(f"`--min-hours` must be in (0, 24], got {min_hours}")
+    cfg = settings(workspace=workspace)
+    when = parse_cutoff(cutoff, load_model_data(Lake(cfg.workspace)))
+    with out.status("stockout risk"):
+        report = run_stockout(cfg, cutoff=when, window=window, min_hours=min_hours, out=out_path)
+    out.console.print(
+        f"{report.rows:,} series scored at {report.cutoff}: {report.alerts:,} alerts at risk >= {report.threshold:.3f} "
+        f"(threshold chosen on earlier weeks); written to {report.path} in {report.seconds:.1f}s"
+    )
 
 
 @app.command()

@@ -14,6 +14,7 @@ from rich.table import Table
 from shelfcast.jobs.demo import DemoReport
 from shelfcast.jobs.ingest import IngestReport
 from shelfcast.jobs.simulate import SimulateReport
+from shelfcast.jobs.stockout import StockoutBacktest
 from shelfcast.jobs.validate import ValidationReport
 from shelfcast.models.backtest import DemandBacktest
 
@@ -173,12 +174,17 @@ def demo_summary(report: DemoReport) -> None:
 _SHOWN = ("wape", "mae", "rmse", "mase", "bias", "wmae", "coverage_80")
 
 
-def backtest_summary(result: DemandBacktest, *, task: str) -> None:
-    overall = result.metrics.filter(result.metrics["window"] == "all").sort("wape")
+_STOCKOUT_SHOWN = ("pr_auc", "roc_auc", "f1", "precision", "recall", "precision_at_k", "brier")
+
+
+def backtest_summary(result: DemandBacktest | StockoutBacktest, *, task: str) -> None:
+    overall = result.metrics.filter(result.metrics["window"] == "all")
+    primary = ("wape", False) if task == "demand" else ("pr_auc", True)
+    overall = overall.sort(primary[0], descending=primary[1], nulls_last=True)
     cutoffs = ", ".join(str(c) for c in result.cutoffs)
     table = Table(title=f"Backtest ({task}), {len(result.cutoffs)} window(s), cutoffs {cutoffs}", title_justify="left")
     table.add_column("model", no_wrap=True)
-    shown = [c for c in _SHOWN if c in overall.columns]
+    shown = [c for c in (_SHOWN if task == "demand" else _STOCKOUT_SHOWN) if c in overall.columns]
     for col in shown:
         table.add_column(col, justify="right")
     for row in overall.iter_rows(named=True):
@@ -191,7 +197,13 @@ def backtest_summary(result: DemandBacktest, *, task: str) -> None:
         skipped = int(overall.select(pl.col("mape_skipped_zeros").fill_nan(0).max()).item() or 0)
     if skipped:
         console.print(f"MAPE (in the JSON) skips {skipped:,} zero actuals per model; WAPE does not.")
-    console.print(
-        f"* selected: {result.selected}. coverage_80 is scored from the second window on "
-        "(intervals calibrated on earlier windows only)."
-    )
+    if task == "demand":
+        console.print(
+            f"* selected: {result.selected}. coverage_80 is scored from the second window on "
+            "(intervals calibrated on earlier windows only)."
+        )
+    else:
+        console.print(
+            f"* selected: {result.selected}. F1, precision and recall use each window's threshold, chosen on "
+            "origins before its cutoff; precision_at_k alerts the riskiest 5 %."
+        )

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     duplicates: DuplicatePolicy = Field(
         "sum", description="Rows of an additive table (sales, movements) sharing a key: sum them or reject them."
     )
+    lead_time_days: int = Field(7, ge=0, description="Supplier lead time used for reorder advice when none is known.")
+    service_level: float = Field(0.95, gt=0.5, lt=1.0, description="Target cycle service level for safety stock.")
     mlflow_tracking_uri: str | None = Field(None, description="MLflow server; default: SQLite in the workspace.")
     postgres_url: str = Field("postgresql://127.0.0.1:5432/test", description="PostgreSQL prediction store.")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for live sales and online features.")

@@ -135,7 +135,9 @@ def test_forecast_writes_one_row_per_date_store_item(small_lake: Path) -> None:
     [
         (["forecast", "--cutoff", "yesterday", "--out", "x.parquet"], "`--cutoff` must be a date like 2024-01-31"),
         (["forecast", "--cutoff", "2031-01-01", "--out", "x.parquet"], "must fall after"),
-        (["backtest", "--task", "stockout"], "`--task` must be demand for now"),
+        (["backtest", "--task", "margin"], "`--task` must be demand or stockout, got 'margin'"),
+        (["stockout", "--min-hours", "30", "--out", "x.parquet"], "`--min-hours` must be in (0, 24], got 30.0"),
+        (["stockout", "--cutoff", "2022-13-01", "--out", "x.parquet"], "`--cutoff` must be a date like"),
         (["backtest", "--windows", "40", "--horizon", "28"], "not enough history for 40 window"),
     ],
 )
@@ -144,3 +146,24 @@ def test_modelling_mistakes_are_one_line_errors(small_lake: Path, args: list[str
     assert result.returncode == 1, result.stdout + result.stderr
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_stockout_writes_risk_label_and_reorder_advice(small_lake: Path) -> None:
+    result = run("stockout", "--cutoff", "2022-10-01", "--out", "so.parquet", cwd=small_lake)
+    assert result.returncode == 0, result.stderr
+    frame = pl.read_parquet(small_lake / "so.parquet")
+    assert frame.height == 12
+    assert frame.select("store_id", "item_id").is_unique().all()
+    assert {"risk", "label", "threshold", "safety_stock", "reorder_point", "order_up_to", "order_quantity"} <= set(
+        frame.columns
+    )
+    assert frame["risk"].is_between(0, 1).all()
+    assert (frame["label"] == (frame["risk"] >= frame["threshold"]).cast(pl.Int8)).all()
+
+
+def test_stockout_backtest_compares_the_classifier_with_the_rule(small_lake: Path) -> None:
+    result = run("backtest", "--task", "stockout", "--windows", "2", "--json", "so.json", cwd=small_lake)
+    assert result.returncode == 0, result.stderr
+    assert "classifier" in result.stdout and "rule" in result.stdout
+    payload = json.loads((small_lake / "so.json").read_text())
+    assert {m["model"] for m in payload["metrics"]} == {"classifier", "rule"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -12,6 +12,9 @@ from shelfcast.io.lake import Lake
 from shelfcast.jobs.modeling import load_model_data
 from shelfcast.models.backtest import BacktestConfig, DemandBacktest, Progress, backtest_demand
 from shelfcast.settings import Settings
+
+if TYPE_CHECKING:
+    from shelfcast.jobs.stockout import StockoutBacktest
 
 
 def run_backtest(
@@ -28,7 +31,7 @@ def run_backtest(
     return backtest_demand(data.panel, data.spec, data.config, config, calendar=data.calendar, progress=progress)
 
 
-def backtest_json(result: DemandBacktest, path: Path, *, task: str) -> None:
+def backtest_json(result: DemandBacktest | StockoutBacktest, path: Path, *, task: str) -> None:
     """Write the scores (per model, overall and per window) as JSON."""
     payload: dict[str, Any] = {
         "task": task,

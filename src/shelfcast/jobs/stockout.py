@@ -1,0 +1,162 @@
+"""Stockout jobs: risk and reorder advice at a cutoff, and a rolling-origin backtest against the rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from shelfcast.features.build import demand
+from shelfcast.features.labels import StockoutDefinition, rule_baseline, stockout_labels
+from shelfcast.features.panel import SERIES, Panel
+from shelfcast.features.spec import FeatureSpec
+from shelfcast.io.lake import Lake
+from shelfcast.jobs.modeling import ModelData, load_model_data
+from shelfcast.models.backtest import BacktestConfig, Progress, cutoffs
+from shelfcast.models.classification import stockout_metrics
+from shelfcast.models.replenish import replenishment, stock_position
+from shelfcast.models.stockout import StockoutConfig, fit_stockout, stockout_features
+from shelfcast.settings import Settings
+
+_RECENT = 28
+
+
+def definition_for(panel: Panel, *, window: int, min_hours: float | None) -> StockoutDefinition:
+    """The stockout definition for this data: on-hand reaching zero where known, else observed stockout hours."""
+    return StockoutDefinition(window=window, min_hours=min_hours, use_on_hand="on_hand" in panel.frame.columns)
+
+
+def _window_steps(panel: Panel, window: int) -> int:
+    return window if panel.freq == "D" else max(1, -(-window // 7))
+
+
+def reorder_advice(panel: Panel, *, cutoff: dt.date, settings: Settings) -> pl.DataFrame:
+    """Safety stock, reorder point and order quantities from recent demand (mean and spread per day)."""
+    recent = panel.until(cutoff).frame.filter(pl.col("date") > cutoff - panel.step * _RECENT)
+    per_day = 7.0 if panel.freq == "W" else 1.0
+    stats = (
+        recent.with_columns(demand(panel, FeatureSpec()).alias("__d"))
+        .group_by(SERIES)
+        .agg(
+            (pl.col("__d").mean() / per_day).alias("daily_mean"),
+            (pl.col("__d").std() / np.sqrt(per_day)).alias("daily_std"),
+        )
+    )
+    lead = pl.lit(float(settings.lead_time_days))
+    stats = stats.with_columns(
+        (pl.col("daily_mean").fill_null(0.0) * lead).alias("lt_mean"),
+        (pl.col("daily_std").fill_null(0.0) * lead.sqrt()).alias("lt_std"),
+    ).select(*SERIES, "lt_mean", "lt_std")
+    stock = None
+    if "on_hand" in panel.frame.columns:
+        stock = stock_position(panel, as_of=cutoff).select(
+            *SERIES, "on_hand", *(["on_order"] if "on_order" in panel.frame.columns else [])
+        )
+    advice = replenishment(
+        stats, stock=stock, lead_time_days=settings.lead_time_days, service_level=settings.service_level
+    )
+    keep = ["safety_stock", "reorder_point", "order_up_to", "order_quantity", "reorder_now"]
+    return advice.select(*SERIES, *[c for c in keep if c in advice.columns])
+
+
+@dataclass(frozen=True)
+class StockoutReport:
+    path: Path
+    rows: int
+    alerts: int
+    threshold: float
+    cutoff: dt.date
+    seconds: float
+
+
+def score_stockout(data: ModelData, *, cutoff: dt.date, definition: StockoutDefinition) -> pl.DataFrame:
+    """risk (calibrated probability), label at the held-out threshold, and the rule's score per series."""
+    model = fit_stockout(data.panel, data.spec, StockoutConfig(), definition, cutoff=cutoff)
+    window = _window_steps(data.panel, definition.window)
+    features = stockout_features(data.panel.as_known_at(cutoff), data.spec, [cutoff], window=window)
+    risk = model.predict_proba(features)
+    rule = rule_baseline(data.panel, origins=[cutoff], window=definition.window, definition=definition)
+    return (
+        features.select(*SERIES, "origin")
+        .with_columns(pl.Series("risk", risk), pl.lit(model.threshold).alias("threshold"))
+        .with_columns((pl.col("risk") >= pl.col("threshold")).cast(pl.Int8).alias("label"))
+        .join(rule.select(*SERIES, "origin", pl.col("score").alias("rule_score")), on=[*SERIES, "origin"], how="left")
+    )
+
+
+def run_stockout(
+    settings: Settings, *, cutoff: dt.date | None, window: int, min_hours: float | None, out: Path
+) -> StockoutReport:
+    started = time.perf_counter()
+    data = load_model_data(Lake(settings.workspace))
+    cutoff = cutoff or data.last_date
+    definition = definition_for(data.panel, window=window, min_hours=min_hours)
+    scored = score_stockout(data, cutoff=cutoff, definition=definition)
+    advice = reorder_advice(data.panel, cutoff=cutoff, settings=settings)
+    result = scored.join(advice, on=list(SERIES), how="left").drop("origin").sort("risk", descending=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.write_parquet(out)
+    return StockoutReport(
+        out,
+        result.height,
+        int(result["label"].sum()),
+        float(result["threshold"][0]),
+        cutoff,
+        time.perf_counter() - started,
+    )
+
+
+@dataclass(frozen=True)
+class StockoutBacktest:
+    metrics: pl.DataFrame
+    cutoffs: list[dt.date]
+    selected: str
+
+
+def backtest_stockout(
+    settings: Settings, *, windows: int, window: int, min_hours: float | None, progress: Progress | None = None
+) -> StockoutBacktest:
+    """Each window: fit at its cutoff, score the origin at the cutoff, compare with the rule."""
+    data = load_model_data(Lake(settings.workspace))
+    definition = definition_for(data.panel, window=window, min_hours=min_hours)
+    steps = _window_steps(data.panel, window)
+    dates = cutoffs(data.last_date, BacktestConfig(windows=windows, horizon=steps, step=steps), data.panel.step)
+    frames = []
+    for i, cutoff in enumerate(dates):
+        if progress:
+            progress(f"window {i + 1}/{len(dates)} (cutoff {cutoff})", i, len(dates))
+        scored = score_stockout(data, cutoff=cutoff, definition=definition)
+        labels = stockout_labels(data.panel, origins=[cutoff], definition=definition).drop_nulls("label")
+        frames.append(
+            scored.join(
+                labels.select(*SERIES, "origin", pl.col("label").alias("label_true")), on=[*SERIES, "origin"]
+            ).with_columns(pl.lit(i + 1).alias("window"))
+        )
+    scored_all = pl.concat(frames)
+    rows = []
+    groups = [
+        ("all", scored_all),
+        *((str(w), scored_all.filter(pl.col("window") == w)) for w in range(1, len(dates) + 1)),
+    ]
+    for label, frame in groups:
+        rows.append({"model": "classifier", "window": label, **_classifier_metrics(frame)})
+        rule = frame.drop_nulls("rule_score").with_columns(pl.col("rule_score").cast(pl.Float64))
+        values = stockout_metrics(rule, label="label_true", score="rule_score", threshold=0.5, k=0.05)
+        rows.append({"model": "rule", "window": label, **{k: float(v) for k, v in values.items()}})
+    metrics = pl.DataFrame(rows)
+    best = metrics.filter(pl.col("window") == "all").sort("pr_auc", descending=True, nulls_last=True)["model"][0]
+    return StockoutBacktest(metrics, dates, best)
+
+
+def _classifier_metrics(frame: pl.DataFrame) -> dict[str, float]:
+    """Ranking metrics on the calibrated risk; alert metrics at each window's own held-out threshold."""
+    ranking = stockout_metrics(frame, label="label_true", score="risk", threshold=0.5, k=0.05)
+    alerts = frame.with_columns((pl.col("risk") >= pl.col("threshold")).cast(pl.Float64).alias("__alert"))
+    at_threshold = stockout_metrics(alerts, label="label_true", score="__alert", threshold=0.5)
+    keep = ("alert_rate", "precision", "recall", "f1", "tn", "fp", "fn", "tp")
+    values = {**ranking, **{k: at_threshold[k] for k in keep}}
+    return {k: float(v) for k, v in values.items()}
