@@ -64,7 +64,16 @@ def run_forecast(
     log.info("backtest before %s selected %s", cutoff, chosen)
     if progress:
         progress(f"training {chosen} to {cutoff}", 1, 2)
-    forecast = candidates(known, data.spec, data.config, cutoff=cutoff, steps=horizon, calendar=data.calendar)[chosen]
+    # A long final fit checkpoints every 50 rounds and resumes if interrupted.
+    forecast = candidates(
+        known,
+        data.spec,
+        data.config,
+        cutoff=cutoff,
+        steps=horizon,
+        calendar=data.calendar,
+        checkpoint_dir=settings.workspace / "checkpoints",
+    )[chosen]
     step_days = known.step.days
     forecast = forecast.with_columns(
         ((pl.col("date") - pl.lit(cutoff)).dt.total_days() // step_days).cast(pl.Int32).alias(HORIZON)

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -111,8 +112,12 @@ def candidates(
     cutoff: dt.date,
     steps: int,
     calendar: pl.DataFrame | None,
+    checkpoint_dir: Path | None = None,
 ) -> dict[str, pl.DataFrame]:
-    model = fit_forecaster(panel, spec, config, cutoff=cutoff, horizon=steps, calendar=calendar)
+    """Forecasts of the model, every baseline and the blend, from `cutoff` for `steps` steps."""
+    model = fit_forecaster(
+        panel, spec, config, cutoff=cutoff, horizon=steps, calendar=calendar, checkpoint_dir=checkpoint_dir
+    )
     out = {MODEL: model.predict(panel, calendar=calendar).drop(HORIZON)}
     for name, baseline in BASELINES.items():
         out[name] = baseline(panel, cutoff=cutoff, horizon=steps)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+
+from shelfcast.models.checkpoint import Checkpoint, fingerprint, train_lightgbm, train_xgboost
 
 log = logging.getLogger(__name__)
 Engine = Literal["lightgbm", "xgboost"]
@@ -109,6 +112,7 @@ class GBMForecaster:
         colsample: float = 0.8,
         categorical: Sequence[str] = ("store_id", "item_id"),
         monotone: Mapping[str, int] | None = None,
+        checkpoint_dir: Path | None = None,
         seed: int = 0,
         n_jobs: int = 2,
     ) -> None:
@@ -127,6 +131,7 @@ class GBMForecaster:
         self.colsample = colsample
         self.categorical = tuple(categorical)
         self.monotone = dict(monotone or {})
+        self.checkpoint_dir = checkpoint_dir
         self.seed = seed
         self.n_jobs = n_jobs
 
@@ -179,7 +184,15 @@ class GBMForecaster:
             categorical_feature=self.encoder_.categorical_indices,
             free_raw_data=True,
         )
-        return lgb.train(params, data, num_boost_round=self.n_estimators)
+        return train_lightgbm(params, data, self.n_estimators, self._checkpoint(params, X, y, weight, ".txt"))
+
+    def _checkpoint(
+        self, params: dict[str, Any], X: np.ndarray, y: np.ndarray, weight: np.ndarray | None, suffix: str
+    ) -> Checkpoint | None:
+        if self.checkpoint_dir is None:
+            return None
+        key = fingerprint({**params, "engine": self.engine, "rounds": self.n_estimators}, X, y, weight)
+        return Checkpoint(Path(self.checkpoint_dir), key, suffix)
 
     def _fit_xgboost(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None) -> Any:
         import xgboost as xgb
@@ -202,7 +215,7 @@ class GBMForecaster:
             "max_cat_to_onehot": 8,
             "monotone_constraints": "(" + ",".join(str(v) for v in self._monotone_vector()) + ")",
         }
-        return xgb.train(params, data, num_boost_round=self.n_estimators)
+        return train_xgboost(params, data, self.n_estimators, self._checkpoint(params, X, y, weight, ".json"))
 
     def predict(self, features: pl.DataFrame) -> np.ndarray:
         if not hasattr(self, "model_"):

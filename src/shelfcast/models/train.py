@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -159,8 +160,9 @@ def fit_forecaster(
     cutoff: dt.date,
     horizon: int,
     calendar: pl.DataFrame | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> TrainedForecaster:
-    """Train on everything known at `cutoff` to forecast `horizon` steps ahead."""
+    """Train on everything known at `cutoff` to forecast `horizon` steps ahead (checkpointing if a folder is given)."""
     if horizon < 1:
         raise ValueError(f"`horizon` must be a positive integer, got {horizon}")
     features, target, level = training_frame(panel, spec, config, cutoff=cutoff, horizon=horizon, calendar=calendar)
@@ -173,6 +175,7 @@ def fit_forecaster(
         num_leaves=config.num_leaves,
         categorical=[c for c in spec.categorical if c in features.columns],
         monotone=MONOTONE,
+        checkpoint_dir=checkpoint_dir,
         seed=config.seed,
     ).fit(features, target, weight=level if config.weight == "level" else None)
     return TrainedForecaster(spec, config, model, cutoff, horizon)
