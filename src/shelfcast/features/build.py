@@ -11,6 +11,7 @@ an origin and checking the features do not move.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 
 import polars as pl
@@ -190,7 +191,7 @@ def build_features(
         pl.when(pl.col("__year") <= pl.col(ORIGIN)).then(pl.col("year_ago")).alias("year_ago")
     )
     out = out.drop("__anchor", "__year")
-    out = _target_features(out, panel, spec, calendar)
+    out = add_hashed(_target_features(out, panel, spec, calendar), spec)
     # Joins need not keep row order: sort, so the same inputs give the same rows.
     return out.with_columns(pl.col(HORIZON).cast(pl.Float64).alias("horizon")).sort(*SERIES, ORIGIN, HORIZON)
 
@@ -221,6 +222,34 @@ def _target_features(out: pl.DataFrame, panel: Panel, spec: FeatureSpec, calenda
         out = out.join(future, on=[*SERIES, TARGET], how="left")
         if "price" in planned and "price_mean_28" in out.columns:
             out = out.with_columns((pl.col("t_price") / pl.col("price_mean_28")).alias("t_relative_price"))
+    return out
+
+
+def stable_bucket(values: pl.Series, buckets: int) -> pl.Series:
+    """Bucket of each value by blake2b (stable across runs and versions, unlike Polars' hash)."""
+    distinct = values.cast(pl.String).fill_null("").unique()
+    codes = [int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little") % buckets for v in distinct]
+    table = pl.DataFrame({"__v": distinct, "__b": pl.Series(codes, dtype=pl.Int64)})
+    keyed = values.cast(pl.String).fill_null("").to_frame("__v")
+    return keyed.join(table, on="__v", how="left", maintain_order="left")["__b"]
+
+
+def hashed_columns(spec: FeatureSpec) -> list[str]:
+    """Names of the hashed id and cross columns the spec asks for."""
+    if spec.hash_buckets is None:
+        return []
+    return [f"hash_{c}" for c in SERIES] + [f"cross_{a}_{b}" for a, b in spec.crosses]
+
+
+def add_hashed(frame: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
+    """Hashed ids and crosses (e.g. item x store, item x target month) for very high cardinality."""
+    if spec.hash_buckets is None:
+        return frame
+    buckets = spec.hash_buckets
+    out = frame.with_columns([stable_bucket(frame[c], buckets).alias(f"hash_{c}") for c in SERIES])
+    for a, b in spec.crosses:
+        joined = pl.concat_str([pl.col(a).cast(pl.String), pl.col(b).cast(pl.String)], separator="|")
+        out = out.with_columns(stable_bucket(out.select(joined).to_series(), buckets).alias(f"cross_{a}_{b}"))
     return out
 
 

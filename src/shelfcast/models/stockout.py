@@ -18,7 +18,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from shelfcast.errors import DataValidationError
-from shelfcast.features.build import origin_features
+from shelfcast.features.build import add_hashed, hashed_columns, origin_features
 from shelfcast.features.labels import StockoutDefinition, stockout_labels
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
@@ -81,7 +81,7 @@ def stockout_features(
     wanted = pl.DataFrame({ORIGIN: origins}, schema={ORIGIN: pl.Date})
     rows = table.rename({"date": ORIGIN}).join(wanted, on=ORIGIN, how="semi")
     rows = rows.with_columns(pl.col(ORIGIN).dt.weekday().alias("o_weekday"), pl.col(ORIGIN).dt.month().alias("o_month"))
-    return _window_features(panel, spec, rows, window).sort(*SERIES, ORIGIN)
+    return add_hashed(_window_features(panel, spec, rows, window), spec).sort(*SERIES, ORIGIN)
 
 
 @dataclass
@@ -148,7 +148,8 @@ def fit_stockout(
     if config.reweight and 0 < rate < config.minority_weighting:
         # Rare positives: weight them up to balance the classes the booster sees.
         weight = np.where(y == 1, (1 - rate) / rate, 1.0)
-    encoder = FeatureEncoder([c for c in spec.categorical if c in train.columns]).fit(train.drop("label"))
+    categorical = [c for c in [*spec.categorical, *hashed_columns(spec)] if c in train.columns]
+    encoder = FeatureEncoder(categorical).fit(train.drop("label"))
     booster = _train(encoder, train.drop("label"), y, weight, config)
     model = StockoutModel(
         spec, config, definition, encoder, booster, np.array([0.0, 1.0]), np.array([0.0, 1.0]), 0.5, rate
