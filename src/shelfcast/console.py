@@ -197,6 +197,13 @@ def backtest_summary(result: DemandBacktest | StockoutBacktest, *, task: str) ->
         skipped = int(overall.select(pl.col("mape_skipped_zeros").fill_nan(0).max()).item() or 0)
     if skipped:
         console.print(f"MAPE (in the JSON) skips {skipped:,} zero actuals per model; WAPE does not.")
+    segments = getattr(result, "segments", None)
+    if segments is not None and task == "demand":
+        velocity = segments.filter((pl.col("dimension") == "velocity") & (pl.col("model") == result.selected))
+        parts = [f"{r['segment']} {r['wape']:.3f}" for r in velocity.iter_rows(named=True)]
+        console.print(
+            f"WAPE of {result.selected} by sales velocity: {', '.join(parts)} (stores and categories in --json)"
+        )
     if task == "demand":
         console.print(
             f"* selected: {result.selected}. coverage_80 is scored from the second window on "

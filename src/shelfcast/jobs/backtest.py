@@ -39,5 +39,8 @@ def backtest_json(result: DemandBacktest | StockoutBacktest, path: Path, *, task
         "cutoffs": [str(c) for c in result.cutoffs],
         "metrics": result.metrics.with_columns(pl.col(pl.Float64).fill_nan(None)).to_dicts(),
     }
+    segments = getattr(result, "segments", None)
+    if segments is not None:
+        payload["segments"] = segments.with_columns(pl.col(pl.Float64).fill_nan(None)).to_dicts()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")

@@ -20,10 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shelfcast.errors import DataValidationError
 from shelfcast.features.build import HORIZON
-from shelfcast.features.panel import KEYS, Panel
+from shelfcast.features.panel import KEYS, SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.baselines import BASELINES
-from shelfcast.models.metrics import forecast_metrics
+from shelfcast.models.metrics import by_segment, forecast_metrics, velocity_segments
 from shelfcast.models.train import ForecastConfig, fit_forecaster
 
 log = logging.getLogger(__name__)
@@ -54,12 +54,13 @@ def cutoffs(last: dt.date, config: BacktestConfig, step: dt.timedelta) -> list[d
 
 @dataclass(frozen=True)
 class DemandBacktest:
-    """Every candidate's forecasts and scores, per window and overall."""
+    """Every candidate's forecasts and scores, per window, overall and per segment."""
 
     forecasts: pl.DataFrame
     metrics: pl.DataFrame
     selected: str
     cutoffs: list[dt.date]
+    segments: pl.DataFrame | None = None
 
 
 def _weights(frame: pl.DataFrame, calendar: pl.DataFrame | None, weight: float) -> pl.DataFrame:
@@ -167,7 +168,35 @@ def backtest_demand(
     forecasts = _calibrate(forecasts)
     metrics = _score(forecasts, panel, windows)
     overall = metrics.filter(pl.col("window") == "all").sort(primary)
-    return DemandBacktest(forecasts, metrics, overall["model"][0], windows)
+    selected = overall["model"][0]
+    segments = segment_metrics(forecasts, panel, windows[0], models=sorted({MODEL, selected, "seasonal_naive"}))
+    return DemandBacktest(forecasts, metrics, selected, windows, segments)
+
+
+SEGMENT_METRICS = ("n_rows", "wape", "mae", "bias", "smape")
+
+
+def segment_metrics(forecasts: pl.DataFrame, panel: Panel, first_cutoff: dt.date, *, models: list[str]) -> pl.DataFrame:
+    """WAPE and friends per store, per category (the first item attribute) and per sales velocity."""
+    history = panel.until(first_cutoff).frame.select(*KEYS, "y")
+    velocity = velocity_segments(history).select(*SERIES, "velocity")
+    frame = forecasts.filter(pl.col("model").is_in(models)).join(velocity, on=list(SERIES), how="left")
+    dimensions = ["store_id", "velocity"]
+    category = next((c for c in panel.categorical if "categ" in c.lower()), None)
+    if category is not None:
+        attrs = panel.frame.select(*SERIES, category).unique(subset=list(SERIES))
+        frame = frame.join(attrs, on=list(SERIES), how="left")
+        dimensions.append(category)
+    parts = []
+    for dim in dimensions:
+        table = by_segment(frame.with_columns(pl.col(dim).cast(pl.String)), ["model", dim], _segment_scores)
+        parts.append(table.rename({dim: "segment"}).with_columns(pl.lit(dim).alias("dimension")))
+    return pl.concat(parts, how="diagonal_relaxed").select("dimension", "segment", "model", *SEGMENT_METRICS)
+
+
+def _segment_scores(frame: pl.DataFrame) -> dict[str, float]:
+    values = forecast_metrics(frame, quantiles={})
+    return {k: float(values[k]) for k in SEGMENT_METRICS}
 
 
 def _calibrate(forecasts: pl.DataFrame) -> pl.DataFrame:

@@ -42,6 +42,10 @@ def test_every_candidate_is_scored_on_the_same_rows(chain: tuple[Panel, pl.DataF
     overall = result.metrics.filter(pl.col("window") == "all")
     assert set(overall["model"]) == {MODEL, BLEND, *BASELINES}
     assert result.selected == overall.sort("wape")["model"][0]
+    segments = result.segments
+    assert segments is not None
+    assert set(segments["dimension"]) == {"store_id", "velocity", "category"}
+    assert set(segments.filter(pl.col("dimension") == "velocity")["segment"]) <= {"slow", "medium", "fast"}
 
 
 def test_intervals_come_only_from_earlier_windows(chain: tuple[Panel, pl.DataFrame]) -> None:
