@@ -144,7 +144,10 @@ def training_frame(
     if spec.censoring == "mask" and "stockout_hours" in known.frame.columns:
         # Days with a stockout under-state demand: leave them out of the target.
         targets = targets.with_columns(
-            pl.when(known.frame["stockout_hours"].fill_null(0.0) > 0).then(None).otherwise(pl.col("__target"))
+            pl.when(known.frame["stockout_hours"].fill_null(0.0) > 0)
+            .then(None)
+            .otherwise(pl.col("__target"))
+            .alias("__target")
         )
     features = features.join(targets, on=[*SERIES, TARGET], how="inner").filter(pl.col("__target").is_not_null())
     target = features["__target"].to_numpy()

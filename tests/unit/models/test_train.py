@@ -116,3 +116,12 @@ def test_xgboost_engine_works(chain: tuple[Panel, pl.DataFrame]) -> None:
     config = FAST.model_copy(update={"engine": "xgboost", "n_estimators": 40})
     forecast = fit_forecaster(panel, FeatureSpec.for_freq("D"), config, cutoff=CUTOFF, horizon=7, calendar=calendar)
     assert forecast.predict(panel, calendar=calendar).height == 24 * 7
+
+
+@pytest.mark.parametrize("censoring", ["none", "mask", "impute"])
+def test_every_censoring_treatment_trains_and_predicts(chain: tuple[Panel, pl.DataFrame], censoring: str) -> None:
+    panel, calendar = chain
+    spec = FeatureSpec.for_freq("D", censoring=censoring)  # type: ignore[arg-type]
+    model = fit_forecaster(panel, spec, FAST, cutoff=CUTOFF, horizon=7, calendar=calendar)
+    assert model.predict(panel, calendar=calendar).height == 24 * 7
+    assert "literal" not in model.model.encoder_.columns_
