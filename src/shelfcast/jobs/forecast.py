@@ -12,7 +12,7 @@ import polars as pl
 
 from shelfcast.features.build import HORIZON
 from shelfcast.io.lake import Lake
-from shelfcast.jobs.modeling import load_model_data
+from shelfcast.jobs.modeling import ModelData, load_model_data
 from shelfcast.models.backtest import (
     BacktestConfig,
     Progress,
@@ -38,20 +38,20 @@ class ForecastReport:
     seconds: float
 
 
-def run_forecast(
-    settings: Settings,
+def forecast_with_quantiles(
+    data: ModelData,
     *,
-    cutoff: dt.date | None,
+    cutoff: dt.date,
     horizon: int,
-    out: Path,
+    checkpoint_dir: Path | None = None,
     progress: Progress | None = None,
-) -> ForecastReport:
-    """Pick the best candidate on a backtest window before the cutoff, then forecast from the cutoff."""
-    started = time.perf_counter()
-    data = load_model_data(Lake(settings.workspace))
-    cutoff = cutoff or data.last_date
+) -> pl.DataFrame:
+    """The best candidate's forecasts from `cutoff` with p10/p50/p90 calibrated on the window before it.
+
+    One backtest window ending at the cutoff chooses the candidate (model,
+    baseline or blend) and gives the residuals that set its intervals.
+    """
     known = data.panel.as_known_at(cutoff)
-    # One window just before the cutoff chooses the candidate and calibrates its intervals.
     check = backtest_demand(
         known.until(cutoff),
         data.spec,
@@ -64,7 +64,6 @@ def run_forecast(
     log.info("backtest before %s selected %s", cutoff, chosen)
     if progress:
         progress(f"training {chosen} to {cutoff}", 1, 2)
-    # A long final fit checkpoints every 50 rounds and resumes if interrupted.
     forecast = candidates(
         known,
         data.spec,
@@ -72,17 +71,33 @@ def run_forecast(
         cutoff=cutoff,
         steps=horizon,
         calendar=data.calendar,
-        checkpoint_dir=settings.workspace / "checkpoints",
+        checkpoint_dir=checkpoint_dir,
     )[chosen]
-    step_days = known.step.days
     forecast = forecast.with_columns(
-        ((pl.col("date") - pl.lit(cutoff)).dt.total_days() // step_days).cast(pl.Int32).alias(HORIZON)
+        ((pl.col("date") - pl.lit(cutoff)).dt.total_days() // known.step.days).cast(pl.Int32).alias(HORIZON)
     )
     table = quantile_table(conformal_scores(check.forecasts.filter(pl.col("model") == chosen)))
-    result = (
-        add_quantiles(forecast, table)
-        .select("date", "store_id", "item_id", "forecast", "p10", "p50", "p90", pl.lit(chosen).alias("model"))
-        .sort("store_id", "item_id", "date")
+    return add_quantiles(forecast, table).with_columns(pl.lit(chosen).alias("model"))
+
+
+def run_forecast(
+    settings: Settings,
+    *,
+    cutoff: dt.date | None,
+    horizon: int,
+    out: Path,
+    progress: Progress | None = None,
+) -> ForecastReport:
+    """Pick the best candidate on a backtest window before the cutoff, then forecast from the cutoff."""
+    started = time.perf_counter()
+    data = load_model_data(Lake(settings.workspace))
+    cutoff = cutoff or data.last_date
+    # A long final fit checkpoints every 50 rounds and resumes if interrupted.
+    forecast = forecast_with_quantiles(
+        data, cutoff=cutoff, horizon=horizon, checkpoint_dir=settings.workspace / "checkpoints", progress=progress
+    )
+    result = forecast.select("date", "store_id", "item_id", "forecast", "p10", "p50", "p90", "model").sort(
+        "store_id", "item_id", "date"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     result.write_parquet(out)
@@ -92,6 +107,6 @@ def run_forecast(
         result.select("store_id", "item_id").n_unique(),
         cutoff,
         horizon,
-        chosen,
+        str(result["model"][0]),
         time.perf_counter() - started,
     )

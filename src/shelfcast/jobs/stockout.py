@@ -7,22 +7,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
-from shelfcast.features.build import demand
 from shelfcast.features.labels import StockoutDefinition, rule_baseline, stockout_labels
 from shelfcast.features.panel import SERIES, Panel
-from shelfcast.features.spec import FeatureSpec
 from shelfcast.io.lake import Lake
+from shelfcast.jobs.forecast import forecast_with_quantiles
 from shelfcast.jobs.modeling import ModelData, load_model_data
 from shelfcast.models.backtest import BacktestConfig, Progress, cutoffs
 from shelfcast.models.classification import stockout_metrics
-from shelfcast.models.replenish import replenishment, stock_position
-from shelfcast.models.stockout import StockoutConfig, fit_stockout, stockout_features
+from shelfcast.models.replenish import lead_time_demand, replenishment, stock_position
+from shelfcast.models.stockout import StockoutConfig, fit_stockout, quantile_risk, stockout_features
 from shelfcast.settings import Settings
-
-_RECENT = 28
 
 
 def definition_for(panel: Panel, *, window: int, min_hours: float | None) -> StockoutDefinition:
@@ -34,31 +30,18 @@ def _window_steps(panel: Panel, window: int) -> int:
     return window if panel.freq == "D" else max(1, -(-window // 7))
 
 
-def reorder_advice(panel: Panel, *, cutoff: dt.date, settings: Settings) -> pl.DataFrame:
-    """Safety stock, reorder point and order quantities from recent demand (mean and spread per day)."""
-    recent = panel.until(cutoff).frame.filter(pl.col("date") > cutoff - panel.step * _RECENT)
-    per_day = 7.0 if panel.freq == "W" else 1.0
-    stats = (
-        recent.with_columns(demand(panel, FeatureSpec()).alias("__d"))
-        .group_by(SERIES)
-        .agg(
-            (pl.col("__d").mean() / per_day).alias("daily_mean"),
-            (pl.col("__d").std() / np.sqrt(per_day)).alias("daily_std"),
-        )
-    )
-    lead = pl.lit(float(settings.lead_time_days))
-    stats = stats.with_columns(
-        (pl.col("daily_mean").fill_null(0.0) * lead).alias("lt_mean"),
-        (pl.col("daily_std").fill_null(0.0) * lead.sqrt()).alias("lt_std"),
-    ).select(*SERIES, "lt_mean", "lt_std")
+def reorder_advice(panel: Panel, forecast: pl.DataFrame, *, cutoff: dt.date, settings: Settings) -> pl.DataFrame:
+    """Safety stock, reorder point and order quantities from lead-time demand quantiles of the forecast."""
+    daily = forecast
+    if panel.freq == "W":
+        # Weekly forecasts spread evenly over their days (the advice is in days).
+        daily = forecast.with_columns([(pl.col(c) / 7.0).alias(c) for c in ("forecast", "p10", "p50", "p90")])
+    demand_lt = lead_time_demand(daily, lead_time_days=settings.lead_time_days)
     stock = None
     if "on_hand" in panel.frame.columns:
-        stock = stock_position(panel, as_of=cutoff).select(
-            *SERIES, "on_hand", *(["on_order"] if "on_order" in panel.frame.columns else [])
-        )
-    advice = replenishment(
-        stats, stock=stock, lead_time_days=settings.lead_time_days, service_level=settings.service_level
-    )
+        extra = ["on_order"] if "on_order" in panel.frame.columns else []
+        stock = stock_position(panel, as_of=cutoff).select(*SERIES, "on_hand", *extra)
+    advice = replenishment(demand_lt, stock=stock, service_level=settings.service_level)
     keep = ["safety_stock", "reorder_point", "order_up_to", "order_quantity", "reorder_now"]
     return advice.select(*SERIES, *[c for c in keep if c in advice.columns])
 
@@ -73,19 +56,27 @@ class StockoutReport:
     seconds: float
 
 
-def score_stockout(data: ModelData, *, cutoff: dt.date, definition: StockoutDefinition) -> pl.DataFrame:
-    """risk (calibrated probability), label at the held-out threshold, and the rule's score per series."""
+def score_stockout(
+    data: ModelData, *, cutoff: dt.date, definition: StockoutDefinition, forecast: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """risk (calibrated probability), label at the held-out threshold, the rule's score and, where stock is
+    known and a forecast is given, the risk that demand over the window exceeds the stock on hand."""
     model = fit_stockout(data.panel, data.spec, StockoutConfig(), definition, cutoff=cutoff)
     window = _window_steps(data.panel, definition.window)
     features = stockout_features(data.panel.as_known_at(cutoff), data.spec, [cutoff], window=window)
     risk = model.predict_proba(features)
     rule = rule_baseline(data.panel, origins=[cutoff], window=definition.window, definition=definition)
-    return (
+    scored = (
         features.select(*SERIES, "origin")
         .with_columns(pl.Series("risk", risk), pl.lit(model.threshold).alias("threshold"))
         .with_columns((pl.col("risk") >= pl.col("threshold")).cast(pl.Int8).alias("label"))
         .join(rule.select(*SERIES, "origin", pl.col("score").alias("rule_score")), on=[*SERIES, "origin"], how="left")
     )
+    if forecast is not None and "on_hand" in data.panel.frame.columns:
+        stock = stock_position(data.panel, as_of=cutoff).select(*SERIES, "on_hand")
+        from_quantiles = quantile_risk(forecast, stock, window=window).rename({"risk": "quantile_risk"})
+        scored = scored.join(from_quantiles, on=list(SERIES), how="left")
+    return scored
 
 
 def run_stockout(
@@ -95,8 +86,12 @@ def run_stockout(
     data = load_model_data(Lake(settings.workspace))
     cutoff = cutoff or data.last_date
     definition = definition_for(data.panel, window=window, min_hours=min_hours)
-    scored = score_stockout(data, cutoff=cutoff, definition=definition)
-    advice = reorder_advice(data.panel, cutoff=cutoff, settings=settings)
+    # The demand forecast covers the risk window and the lead time plus review period of the advice.
+    days = max(window, settings.lead_time_days + 7)
+    steps = _window_steps(data.panel, days)
+    forecast = forecast_with_quantiles(data, cutoff=cutoff, horizon=steps)
+    scored = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast)
+    advice = reorder_advice(data.panel, forecast, cutoff=cutoff, settings=settings)
     result = scored.join(advice, on=list(SERIES), how="left").drop("origin").sort("risk", descending=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     result.write_parquet(out)
@@ -129,7 +124,10 @@ def backtest_stockout(
     for i, cutoff in enumerate(dates):
         if progress:
             progress(f"window {i + 1}/{len(dates)} (cutoff {cutoff})", i, len(dates))
-        scored = score_stockout(data, cutoff=cutoff, definition=definition)
+        forecast = None
+        if "on_hand" in data.panel.frame.columns:
+            forecast = forecast_with_quantiles(data, cutoff=cutoff, horizon=steps)
+        scored = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast)
         labels = stockout_labels(data.panel, origins=[cutoff], definition=definition).drop_nulls("label")
         frames.append(
             scored.join(
@@ -147,6 +145,11 @@ def backtest_stockout(
         rule = frame.drop_nulls("rule_score").with_columns(pl.col("rule_score").cast(pl.Float64))
         values = stockout_metrics(rule, label="label_true", score="rule_score", threshold=0.5, k=0.05)
         rows.append({"model": "rule", "window": label, **{k: float(v) for k, v in values.items()}})
+        if "quantile_risk" in frame.columns and frame["quantile_risk"].drop_nulls().len():
+            # Demand quantiles against stock: a probability by construction, alerting at 0.5.
+            usable = frame.drop_nulls("quantile_risk")
+            values = stockout_metrics(usable, label="label_true", score="quantile_risk", threshold=0.5, k=0.05)
+            rows.append({"model": "quantile_risk", "window": label, **{k: float(v) for k, v in values.items()}})
     metrics = pl.DataFrame(rows)
     best = metrics.filter(pl.col("window") == "all").sort("pr_auc", descending=True, nulls_last=True)["model"][0]
     return StockoutBacktest(metrics, dates, best)
