@@ -70,15 +70,25 @@ def level_column(spec: FeatureSpec) -> str:
     return f"mean_{max(spec.windows)}"
 
 
+def _level(features: pl.DataFrame, spec: FeatureSpec) -> pl.Expr:
+    """The series level: the longest-window mean, falling back on shorter windows, then the expanding mean.
+
+    A young series has no long-window mean yet; without the fallback its level
+    would be the 0.1 floor and its ratio target sales / 0.1.
+    """
+    chain = [f"mean_{w}" for w in sorted(spec.windows, reverse=True)] + ["expanding_mean"]
+    return pl.coalesce([pl.col(c) for c in chain if c in features.columns]).fill_null(0.0) + 0.1
+
+
 def _scaled(features: pl.DataFrame, spec: FeatureSpec, config: ForecastConfig) -> tuple[pl.DataFrame, np.ndarray]:
     """Features divided by the series level (ratio target), and the level itself."""
-    level_col = level_column(spec)
-    level = (features[level_col].fill_null(0.0) + 0.1).to_numpy()
     if config.target == "raw":
         return features, np.ones(features.height)
+    level = _level(features, spec)
+    level_col = level_column(spec)
     divided = [c for c in features.columns if c.startswith(_Y_PREFIXES) and c != level_col]
-    scaled = features.with_columns([(pl.col(c) / (pl.col(level_col).fill_null(0.0) + 0.1)).alias(c) for c in divided])
-    return scaled, level
+    scaled = features.with_columns([(pl.col(c) / level).alias(c) for c in divided])
+    return scaled, features.select(level).to_series().to_numpy()
 
 
 @dataclass

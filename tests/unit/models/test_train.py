@@ -125,3 +125,12 @@ def test_every_censoring_treatment_trains_and_predicts(chain: tuple[Panel, pl.Da
     model = fit_forecaster(panel, spec, FAST, cutoff=CUTOFF, horizon=7, calendar=calendar)
     assert model.predict(panel, calendar=calendar).height == 24 * 7
     assert "literal" not in model.model.encoder_.columns_
+
+
+def test_a_young_series_level_falls_back_on_shorter_windows() -> None:
+    from shelfcast.models.train import _scaled
+
+    spec = FeatureSpec.for_freq("W")
+    features = pl.DataFrame({"mean_52": [None, 8.0], "mean_13": [4.0, 9.0], "expanding_mean": [3.0, 7.0]})
+    _, level = _scaled(features, spec, ForecastConfig())
+    assert level.tolist() == pytest.approx([4.1, 8.1])  # not the 0.1 floor for the young series
