@@ -28,6 +28,7 @@ from shelfcast.models.train import ForecastConfig, fit_forecaster
 
 log = logging.getLogger(__name__)
 MODEL = "gbm"
+RECURSIVE = "gbm_recursive"
 BLEND = "blend_gbm_seasonal_naive"
 QUANTILES = (0.1, 0.5, 0.9)
 Progress = Callable[[str, int, int], None]
@@ -115,14 +116,24 @@ def candidates(
     calendar: pl.DataFrame | None,
     checkpoint_dir: Path | None = None,
 ) -> dict[str, pl.DataFrame]:
-    """Forecasts of the model, every baseline and the blend, from `cutoff` for `steps` steps."""
-    model = fit_forecaster(
-        panel, spec, config, cutoff=cutoff, horizon=steps, calendar=calendar, checkpoint_dir=checkpoint_dir
-    )
-    out = {MODEL: model.predict(panel, calendar=calendar).drop(HORIZON)}
+    """Forecasts of the model(s), every baseline and the blend, from `cutoff` for `steps` steps.
+
+    The direct GBM is `MODEL`, the recursive one `RECURSIVE`; `config.strategy`
+    "auto" gives both, so the backtest chooses. The blend averages the direct
+    GBM (the recursive one when it is the only GBM) with the seasonal naive.
+    """
+    strategies = {"direct": [MODEL], "recursive": [RECURSIVE], "auto": [MODEL, RECURSIVE]}[config.strategy]
+    out: dict[str, pl.DataFrame] = {}
+    for name in strategies:
+        fit_config = config.model_copy(update={"strategy": "recursive" if name == RECURSIVE else "direct"})
+        model = fit_forecaster(
+            panel, spec, fit_config, cutoff=cutoff, horizon=steps, calendar=calendar, checkpoint_dir=checkpoint_dir
+        )
+        out[name] = model.predict(panel, calendar=calendar).drop(HORIZON)
+    gbm = out[strategies[0]]
     for name, baseline in BASELINES.items():
         out[name] = baseline(panel, cutoff=cutoff, horizon=steps)
-    blend = out[MODEL].join(out["seasonal_naive"], on=list(KEYS), suffix="_sn")
+    blend = gbm.join(out["seasonal_naive"], on=list(KEYS), suffix="_sn")
     out[BLEND] = blend.select(*KEYS, ((pl.col("forecast") + pl.col("forecast_sn")) / 2).alias("forecast"))
     return out
 
@@ -169,7 +180,9 @@ def backtest_demand(
     metrics = _score(forecasts, panel, windows)
     overall = metrics.filter(pl.col("window") == "all").sort(primary)
     selected = overall["model"][0]
-    segments = segment_metrics(forecasts, panel, windows[0], models=sorted({MODEL, selected, "seasonal_naive"}))
+    segments = segment_metrics(
+        forecasts, panel, windows[0], models=sorted({MODEL, RECURSIVE, selected, "seasonal_naive"})
+    )
     return DemandBacktest(forecasts, metrics, selected, windows, segments)
 
 
@@ -200,16 +213,17 @@ def _segment_scores(frame: pl.DataFrame) -> dict[str, float]:
 
 
 def _calibrate(forecasts: pl.DataFrame) -> pl.DataFrame:
-    """Intervals for the model's window k from the residuals of windows < k (none for the first)."""
+    """Intervals for each GBM's window k from its own residuals of windows < k (none for the first)."""
     out = []
     for (window,), frame in forecasts.partition_by("window", as_dict=True).items():
-        earlier = forecasts.filter((pl.col("window") < window) & (pl.col("model") == MODEL))
-        if earlier.is_empty():
-            out.append(frame)
-            continue
-        table = quantile_table(conformal_scores(earlier))
-        model = add_quantiles(frame.filter(pl.col("model") == MODEL), table)
-        out.append(pl.concat([model, frame.filter(pl.col("model") != MODEL)], how="diagonal_relaxed"))
+        parts = [frame.filter(~pl.col("model").is_in([MODEL, RECURSIVE]))]
+        for name in (MODEL, RECURSIVE):
+            model = frame.filter(pl.col("model") == name)
+            earlier = forecasts.filter((pl.col("window") < window) & (pl.col("model") == name))
+            if model.height and earlier.height:
+                model = add_quantiles(model, quantile_table(conformal_scores(earlier)))
+            parts.append(model)
+        out.append(pl.concat(parts, how="diagonal_relaxed"))
     return pl.concat(out, how="diagonal_relaxed")
 
 

@@ -8,7 +8,7 @@ import pytest
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
-from shelfcast.models.backtest import BLEND, MODEL, BacktestConfig, backtest_demand, cutoffs
+from shelfcast.models.backtest import BLEND, MODEL, RECURSIVE, BacktestConfig, backtest_demand, cutoffs
 from shelfcast.models.baselines import BASELINES
 from shelfcast.models.train import ForecastConfig
 
@@ -35,12 +35,12 @@ def test_every_candidate_is_scored_on_the_same_rows(chain: tuple[Panel, pl.DataF
     result = backtest_demand(
         panel, FeatureSpec.for_freq("D"), FAST, BacktestConfig(windows=2, horizon=7, gap=1), calendar=calendar
     )
-    assert set(result.forecasts["model"].unique()) == {MODEL, BLEND, *BASELINES}
+    assert set(result.forecasts["model"].unique()) == {MODEL, RECURSIVE, BLEND, *BASELINES}
     rows = result.forecasts.group_by("model").len()["len"].unique().to_list()
     assert len(rows) == 1  # same rows for every candidate
     assert result.forecasts["h"].min() == 2  # the gap is skipped
     overall = result.metrics.filter(pl.col("window") == "all")
-    assert set(overall["model"]) == {MODEL, BLEND, *BASELINES}
+    assert set(overall["model"]) == {MODEL, RECURSIVE, BLEND, *BASELINES}
     assert result.selected == overall.sort("wape")["model"][0]
     segments = result.segments
     assert segments is not None

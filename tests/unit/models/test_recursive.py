@@ -1,4 +1,4 @@
-"""The recursive strategy: shape, features equal to the builder's at every step, no leakage."""
+"""The recursive strategy: shape, features equal to the builder's at every step, no leakage, and selection."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from shelfcast.features.build import HORIZON, ORIGIN, build_features, model_rows
 from shelfcast.features.panel import KEYS, SERIES, Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models import recursive
+from shelfcast.models.backtest import BLEND, MODEL, RECURSIVE, BacktestConfig, backtest_demand, candidates
+from shelfcast.models.baselines import BASELINES
 from shelfcast.models.recursive import recursion_panel, recursive_forecast
 from shelfcast.models.train import ForecastConfig, TrainedForecaster, fit_forecaster, training_frame
 
@@ -213,3 +215,31 @@ def test_strategy_is_auto_by_default_and_checked() -> None:
     assert ForecastConfig().strategy == "auto"
     with pytest.raises(ValidationError, match="strategy"):
         ForecastConfig(strategy="sideways")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "gbms"), [("direct", {MODEL}), ("recursive", {RECURSIVE}), ("auto", {MODEL, RECURSIVE})]
+)
+def test_the_strategy_decides_which_gbms_are_candidates(
+    chain: tuple[Panel, pl.DataFrame], strategy: str, gbms: set[str]
+) -> None:
+    panel, calendar = chain
+    config = FAST.model_copy(update={"strategy": strategy, "n_estimators": 20})
+    out = candidates(panel, SPEC, config, cutoff=CUTOFF, steps=7, calendar=calendar)
+    assert set(out) == gbms | {BLEND, *BASELINES}
+    for frame in out.values():
+        assert frame.height == 10 * 7
+
+
+def test_auto_backtest_scores_both_strategies_and_selects_one(chain: tuple[Panel, pl.DataFrame]) -> None:
+    panel, calendar = chain
+    config = FAST.model_copy(update={"strategy": "auto", "n_estimators": 20})
+    result = backtest_demand(panel, SPEC, config, BacktestConfig(windows=2, horizon=7), calendar=calendar)
+    overall = result.metrics.filter(pl.col("window") == "all")
+    assert {MODEL, RECURSIVE} <= set(overall["model"])
+    assert result.selected == overall.sort("wape")["model"][0]
+    # Each GBM's intervals come from its own residuals in earlier windows.
+    for name in (MODEL, RECURSIVE):
+        later = result.forecasts.filter((pl.col("model") == name) & (pl.col("window") == 2))
+        assert later["p10"].null_count() == 0
+        assert overall.filter(pl.col("model") == name)["coverage_80"].is_not_null().all()
