@@ -119,6 +119,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "more_origins": {"config": {"n_origins": 208, "max_rows": 600_000}},
     # Speed for accuracy: half the rows, half the trees at a higher rate.
     "fast": {"config": {"max_rows": 150_000, "n_estimators": 150, "learning_rate": 0.15}},
+    # The other multi-step strategy: a one-step model fed its own forecasts (shelfcast_gbm is the direct one).
+    "recursive": {"config": {"strategy": "recursive"}},
 }
 
 
