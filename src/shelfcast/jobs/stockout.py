@@ -57,11 +57,18 @@ class StockoutReport:
 
 
 def score_stockout(
-    data: ModelData, *, cutoff: dt.date, definition: StockoutDefinition, forecast: pl.DataFrame | None = None
+    data: ModelData,
+    *,
+    cutoff: dt.date,
+    definition: StockoutDefinition,
+    forecast: pl.DataFrame | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> pl.DataFrame:
     """risk (calibrated probability), label at the held-out threshold, the rule's score and, where stock is
     known and a forecast is given, the risk that demand over the window exceeds the stock on hand."""
-    model = fit_stockout(data.panel, data.spec, StockoutConfig(), definition, cutoff=cutoff)
+    model = fit_stockout(
+        data.panel, data.spec, StockoutConfig(), definition, cutoff=cutoff, checkpoint_dir=checkpoint_dir
+    )
     window = _window_steps(data.panel, definition.window)
     features = stockout_features(data.panel.as_known_at(cutoff), data.spec, [cutoff], window=window)
     risk = model.predict_proba(features)
@@ -89,8 +96,9 @@ def run_stockout(
     # The demand forecast covers the risk window and the lead time plus review period of the advice.
     days = max(window, settings.lead_time_days + 7)
     steps = _window_steps(data.panel, days)
-    forecast = forecast_with_quantiles(data, cutoff=cutoff, horizon=steps)
-    scored = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast)
+    checkpoints = settings.workspace / "checkpoints"
+    forecast = forecast_with_quantiles(data, cutoff=cutoff, horizon=steps, checkpoint_dir=checkpoints)
+    scored = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast, checkpoint_dir=checkpoints)
     advice = reorder_advice(data.panel, forecast, cutoff=cutoff, settings=settings)
     result = scored.join(advice, on=list(SERIES), how="left").drop("origin").sort("risk", descending=True)
     out.parent.mkdir(parents=True, exist_ok=True)

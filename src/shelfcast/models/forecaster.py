@@ -18,7 +18,8 @@ from shelfcast.models.checkpoint import Checkpoint, fingerprint, train_lightgbm,
 
 log = logging.getLogger(__name__)
 Engine = Literal["lightgbm", "xgboost"]
-Objective = Literal["l2", "poisson", "tweedie", "quantile"]
+# "binary" makes a classifier: 0/1 targets, probabilities out.
+Objective = Literal["l2", "poisson", "tweedie", "quantile", "binary"]
 # Columns that identify a row rather than describe it.
 ID_COLUMNS = ("store_id", "item_id", "origin", "target_date", "h", "date", "y", "target", "weight")
 
@@ -34,6 +35,7 @@ def _objective(engine: Engine, objective: Objective, alpha: float | None) -> dic
             "poisson": {"objective": "poisson"},
             "tweedie": {"objective": "tweedie", "tweedie_variance_power": 1.2},
             "quantile": {"objective": "quantile", "alpha": alpha},
+            "binary": {"objective": "binary"},
         }
     else:
         table = {
@@ -41,6 +43,7 @@ def _objective(engine: Engine, objective: Objective, alpha: float | None) -> dic
             "poisson": {"objective": "count:poisson", "max_delta_step": 0.7},
             "tweedie": {"objective": "reg:tweedie", "tweedie_variance_power": 1.2},
             "quantile": {"objective": "reg:quantileerror", "quantile_alpha": alpha},
+            "binary": {"objective": "binary:logistic"},
         }
     return table[objective]
 
@@ -143,6 +146,8 @@ class GBMForecaster:
             raise ValueError(f"`target` has {len(y)} values for {features.height} feature rows")
         if not np.isfinite(y).all():
             raise ValueError("`target` holds NaN or infinite values; drop or mask those rows first")
+        if self.objective == "binary" and not np.isin(y, (0.0, 1.0)).all():
+            raise ValueError("a binary objective needs 0/1 targets")
         self.encoder_ = FeatureEncoder(self.categorical).fit(features)
         X = self.encoder_.transform(features)
         if self.engine == "lightgbm":
@@ -173,9 +178,10 @@ class GBMForecaster:
             "cat_smooth": 10.0,
             "deterministic": True,
             "force_row_wise": True,
-            "monotone_constraints": self._monotone_vector(),
-            "monotone_constraints_method": "advanced",
         }
+        if any(self._monotone_vector()):
+            # Only when a constrained column is present: the advanced method costs time.
+            params |= {"monotone_constraints": self._monotone_vector(), "monotone_constraints_method": "advanced"}
         data = lgb.Dataset(
             X,
             y,

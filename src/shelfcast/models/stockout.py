@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
@@ -23,7 +24,7 @@ from shelfcast.features.labels import StockoutDefinition, stockout_labels
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.classification import best_threshold
-from shelfcast.models.forecaster import Engine, FeatureEncoder
+from shelfcast.models.forecaster import Engine, GBMForecaster
 
 log = logging.getLogger(__name__)
 ORIGIN = "origin"
@@ -93,16 +94,15 @@ class StockoutModel:
     spec: FeatureSpec
     config: StockoutConfig
     definition: StockoutDefinition
-    encoder: FeatureEncoder
-    booster: object
+    model: GBMForecaster
     calibration_x: np.ndarray
     calibration_y: np.ndarray
     threshold: float
     positive_rate: float
 
     def raw_scores(self, features: pl.DataFrame) -> np.ndarray:
-        X = self.encoder.transform(features)
-        return np.asarray(self.booster.predict(X), dtype=np.float64)  # type: ignore[attr-defined]
+        """The booster's probabilities before calibration (skewed by the class weights)."""
+        return self.model.predict(features)
 
     def predict_proba(self, features: pl.DataFrame) -> np.ndarray:
         """Calibrated probabilities (isotonic map learnt on the held-out origins)."""
@@ -125,8 +125,12 @@ def fit_stockout(
     definition: StockoutDefinition,
     *,
     cutoff: dt.date,
+    checkpoint_dir: Path | None = None,
 ) -> StockoutModel:
-    """Train on origins whose label windows end on or before `cutoff`; calibrate on the latest of them."""
+    """Train on origins whose label windows end on or before `cutoff`; calibrate on the latest of them.
+
+    With `checkpoint_dir`, the final fit saves a checkpoint every 50 rounds and resumes from one.
+    """
     known = panel.until(cutoff)
     window = definition.window if panel.freq == "D" else max(1, -(-definition.window // 7))
     last_origin = cutoff - known.step * window
@@ -151,11 +155,9 @@ def fit_stockout(
         # Rare positives: weight them up to balance the classes the booster sees.
         weight = np.where(y == 1, (1 - rate) / rate, 1.0)
     categorical = [c for c in [*spec.categorical, *hashed_columns(spec)] if c in train.columns]
-    encoder = FeatureEncoder(categorical).fit(train.drop("label"))
-    booster = _train(encoder, train.drop("label"), y, weight, config)
-    model = StockoutModel(
-        spec, config, definition, encoder, booster, np.array([0.0, 1.0]), np.array([0.0, 1.0]), 0.5, rate
-    )
+    last_fit = None if config.refit_all else checkpoint_dir
+    booster = _classifier(config, categorical, last_fit).fit(train.drop("label"), y, weight=weight)
+    model = StockoutModel(spec, config, definition, booster, np.array([0.0, 1.0]), np.array([0.0, 1.0]), 0.5, rate)
     raw = model.raw_scores(hold.drop("label"))
     truth = hold["label"].to_numpy().astype(np.float64)
     model.calibration_x, model.calibration_y = _isotonic(raw, truth)
@@ -166,59 +168,24 @@ def fit_stockout(
         full = features if features.height <= config.max_rows else features.sample(n=config.max_rows, seed=config.seed)
         y_all = full["label"].to_numpy().astype(np.float64)
         w_all = np.where(y_all == 1, (1 - rate) / rate, 1.0) if weight is not None else None
-        model.booster = _train(encoder, full.drop("label"), y_all, w_all, config)
+        model.model = _classifier(config, categorical, checkpoint_dir).fit(full.drop("label"), y_all, weight=w_all)
     log.info(
         "stockout model: %d training rows, %.1f%% positives, threshold %.3f", train.height, 100 * rate, model.threshold
     )
     return model
 
 
-def _train(
-    encoder: FeatureEncoder, features: pl.DataFrame, y: np.ndarray, weight: np.ndarray | None, config: StockoutConfig
-) -> object:
-    X = encoder.transform(features)
-    if config.engine == "lightgbm":
-        import lightgbm as lgb
-
-        params = {
-            "objective": "binary",
-            "learning_rate": config.learning_rate,
-            "num_leaves": config.num_leaves,
-            "min_child_samples": 50,
-            "feature_fraction": 0.8,
-            "bagging_fraction": 0.8,
-            "bagging_freq": 1,
-            "seed": config.seed,
-            "num_threads": 2,
-            "verbosity": -1,
-            "deterministic": True,
-            "force_row_wise": True,
-        }
-        data = lgb.Dataset(
-            X, y, weight=weight, feature_name=encoder.columns_, categorical_feature=encoder.categorical_indices
-        )
-        return lgb.train(params, data, num_boost_round=config.n_estimators)
-    import xgboost as xgb
-
-    types = ["c" if i in encoder.categorical_indices else "q" for i in range(X.shape[1])]
-    dm = xgb.DMatrix(X, y, weight=weight, feature_names=encoder.columns_, feature_types=types, enable_categorical=True)
-    params = {
-        "objective": "binary:logistic",
-        "eta": config.learning_rate,
-        "max_leaves": config.num_leaves,
-        "grow_policy": "lossguide",
-        "tree_method": "hist",
-        "seed": config.seed,
-        "nthread": 2,
-    }
-    booster = xgb.train(params, dm, num_boost_round=config.n_estimators)
-
-    class _XGB:
-        def predict(self, matrix: np.ndarray) -> np.ndarray:
-            d = xgb.DMatrix(matrix, feature_names=encoder.columns_, feature_types=types, enable_categorical=True)
-            return np.asarray(booster.predict(d))
-
-    return _XGB()
+def _classifier(config: StockoutConfig, categorical: list[str], checkpoint_dir: Path | None) -> GBMForecaster:
+    return GBMForecaster(
+        engine=config.engine,
+        objective="binary",
+        n_estimators=config.n_estimators,
+        learning_rate=config.learning_rate,
+        num_leaves=config.num_leaves,
+        categorical=categorical,
+        checkpoint_dir=checkpoint_dir,
+        seed=config.seed,
+    )
 
 
 def quantile_risk(forecast: pl.DataFrame, stock: pl.DataFrame, *, window: int) -> pl.DataFrame:
