@@ -64,7 +64,10 @@ def origin_features(panel: Panel, spec: FeatureSpec) -> pl.DataFrame:
         ]
     exprs += [s.ewm_mean(alpha=a, ignore_nulls=True).over(by).alias(f"ewm_{a:g}") for a in spec.ewm_alphas]
     exprs += [
-        (s.fill_null(0.0).cum_sum().over(by) / s.is_not_null().cum_sum().over(by)).alias("expanding_mean"),
+        # Null, not 0/0 = NaN, until the series has a usable value (it may open with full-day stockouts).
+        (s.fill_null(0.0).cum_sum().over(by) / s.is_not_null().cum_sum().over(by))
+        .fill_nan(None)
+        .alias("expanding_mean"),
         pl.int_range(pl.len()).over(by).alias("age"),
     ]
     if spec.price_promo and "price" in panel.frame.columns:

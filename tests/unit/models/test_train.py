@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from shelfcast.data.simulator import SimConfig, simulate
+from shelfcast.features.build import origin_features
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.forecaster import GBMForecaster, NotFittedError
@@ -134,3 +135,26 @@ def test_a_young_series_level_falls_back_on_shorter_windows() -> None:
     features = pl.DataFrame({"mean_52": [None, 8.0], "mean_13": [4.0, 9.0], "expanding_mean": [3.0, 7.0]})
     _, level = _scaled(features, spec, ForecastConfig())
     assert level.tolist() == pytest.approx([4.1, 8.1])  # not the 0.1 floor for the young series
+
+
+def test_a_series_that_opens_out_of_stock_all_day_trains_with_imputed_demand(
+    chain: tuple[Panel, pl.DataFrame],
+) -> None:
+    # FreshRetailNet has series whose first days are full-day stockouts: the
+    # imputed demand is null there, and its expanding mean must be null, not 0/0.
+    panel, calendar = chain
+    store = panel.frame["store_id"][0]
+    opening = (pl.col("store_id") == store) & (pl.col("date") <= CUTOFF - dt.timedelta(days=60))
+    frame = panel.frame.with_columns(
+        pl.when(opening).then(pl.lit(24.0)).otherwise(pl.col("stockout_hours")).alias("stockout_hours"),
+        pl.when(opening).then(pl.lit(0.0)).otherwise(pl.col("y")).alias("y"),
+    )
+    out_of_stock = Panel(frame, panel.freq, panel.known_in_advance, panel.past_only, panel.categorical)
+    spec = FeatureSpec.for_freq("D", censoring="impute")
+    features = origin_features(out_of_stock, spec).filter(pl.col("store_id") == store)
+    assert features["expanding_mean"].is_nan().sum() == 0
+    assert features.filter(pl.col("date") <= CUTOFF - dt.timedelta(days=60))["expanding_mean"].null_count() > 0
+    forecast = fit_forecaster(out_of_stock, spec, FAST, cutoff=CUTOFF, horizon=7, calendar=calendar).predict(
+        out_of_stock, calendar=calendar
+    )
+    assert forecast["forecast"].is_finite().all()
