@@ -4,7 +4,7 @@ PYTHON ?= python3
 UV = $(if $(shell command -v uv 2>/dev/null),uv,$(PYTHON) -m uv)
 DATA ?= ../shared/data
 
-.PHONY: install demo test lint typecheck unit bench acceptance clean
+.PHONY: install demo test lint typecheck unit bench bench-models acceptance clean
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -30,6 +30,11 @@ test: lint typecheck
 bench: install
 	$(UV) run --group bench python bench/bench_simulate.py
 	$(UV) run --group bench python bench/bench_ingest_csv.py
+
+# The model benchmarks on the real datasets in DATA (run them alone: they time LightGBM).
+bench-models: install
+	$(UV) run --group bench python bench/bench_demand.py $(DATA)
+	$(UV) run --group bench python bench/bench_stockout.py $(DATA)
 
 acceptance: install
 	$(UV) run --group bench python bench/acceptance_ingest.py $(DATA)
