@@ -55,7 +55,7 @@ def recursion_panel(panel: Panel, spec: FeatureSpec, *, origin: dt.date, horizon
         )
     series = model_rows(known, spec, [origin], [1]).select(SERIES)
     last = origin + known.step * horizon
-    frame = known.frame.join(series, on=list(SERIES), how="semi").filter(pl.col("date") <= last)
+    frame = known.frame.join(series, on=list(SERIES), how="semi", maintain_order="left").filter(pl.col("date") <= last)
     interval = "1w" if known.freq == "W" else "1d"
     missing = (
         frame.group_by(SERIES)
@@ -65,7 +65,8 @@ def recursion_panel(panel: Panel, spec: FeatureSpec, *, origin: dt.date, horizon
         .explode("date")
         .select(*SERIES, "date")
     )
-    frame = pl.concat([frame, missing], how="diagonal_relaxed").sort(*KEYS)
+    if missing.height:
+        frame = pl.concat([frame, missing], how="diagonal_relaxed").sort(*KEYS)
     return dataclasses.replace(known, frame=frame)
 
 
