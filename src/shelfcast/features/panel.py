@@ -1,10 +1,12 @@
 """The modelling panel: every series on a complete time grid, with everything known about each period.
 
 One row per (store_id, item_id, date) from a series' first to its last sales
-period; `y` is the units sold (0 where the sales table has no row: nothing
-was sold), `observed` says whether the sales table had the row. Inventory,
-prices, promotions, exogenous covariates and item/store attributes are
-joined on. Pure: takes the canonical tables, returns frames.
+period, or to its last inventory period when stock is recorded later (capped
+at the sales table's last date: a series still stocked sold nothing on the
+days without a sales row). `y` is the units sold (0 where the sales table has
+no row: nothing was sold), `observed` says whether the sales table had the
+row. Inventory, prices, promotions, exogenous covariates and item/store
+attributes are joined on. Pure: takes the canonical tables, returns frames.
 """
 
 from __future__ import annotations
@@ -85,8 +87,17 @@ def _known_at(panel: Panel, cutoff: dt.date) -> pl.DataFrame:
     return panel.frame.with_columns([pl.when(later).then(None).otherwise(pl.col(c)).alias(c) for c in hidden])
 
 
-def _grid(sales: pl.DataFrame, step: str) -> pl.DataFrame:
+def _grid(sales: pl.DataFrame, step: str, inventory: pl.DataFrame | None = None) -> pl.DataFrame:
     spans = sales.group_by(SERIES).agg(pl.col("date").min().alias("first"), pl.col("date").max().alias("last"))
+    if inventory is not None and not inventory.is_empty():
+        # Sources that only record positive sales (invoice lines) leave a slow
+        # series' last sale days before the end; its stock rows show it is
+        # still listed, so it runs on (with zero sales) to the end of the sales.
+        stocked = inventory.group_by(SERIES).agg(pl.col("date").max().alias("stocked"))
+        end = pl.min_horizontal(pl.col("stocked"), pl.lit(sales["date"].max()))
+        spans = spans.join(stocked, on=list(SERIES), how="left").with_columns(
+            pl.max_horizontal("last", end).alias("last")
+        )
     return (
         spans.with_columns(pl.date_ranges("first", "last", interval=step).alias("date"))
         .explode("date")
@@ -105,14 +116,14 @@ def build_panel(
     if sales.is_empty():
         raise ValueError("the sales table is empty: nothing to model")
     step = "1w" if freq == "W" else "1d"
-    frame = _grid(sales, step).join(
+    inventory = tables.get("inventory")
+    frame = _grid(sales, step, inventory).join(
         sales.rename({"units": "y"}).with_columns(pl.lit(True).alias("observed")), on=list(KEYS), how="left"
     )
     frame = frame.with_columns(pl.col("y").fill_null(0.0), pl.col("observed").fill_null(False))
     known = [c for c in PLANNED_SALES_COLUMNS if c in frame.columns]
     past = [c for c in ("revenue",) if c in frame.columns]
 
-    inventory = tables.get("inventory")
     if inventory is not None and not inventory.is_empty():
         cols = [c for c in INVENTORY_COLUMNS if c in inventory.columns]
         frame = frame.join(inventory.select(*KEYS, *cols), on=list(KEYS), how="left")
