@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
+from shelfcast.errors import ConfigError, DataValidationError
 from shelfcast.features.labels import StockoutDefinition, rule_baseline, stockout_labels
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.io.lake import Lake
@@ -20,22 +21,59 @@ from shelfcast.models.replenish import lead_time_demand, replenishment, stock_po
 from shelfcast.models.stockout import StockoutConfig, fit_stockout, quantile_risk, stockout_features
 from shelfcast.settings import Settings
 
+HOURS_SIGNALS = ("stockout_hours", "hourly_stockout")
+
 
 def definition_for(panel: Panel, *, window: int, min_hours: float | None) -> StockoutDefinition:
-    """The stockout definition for this data: on-hand reaching zero where known, else observed stockout hours."""
-    return StockoutDefinition(window=window, min_hours=min_hours, use_on_hand="on_hand" in panel.frame.columns)
+    """The stockout definition for this data: on-hand reaching zero where known, else observed stockout hours.
+
+    Checked before any model is trained: data without a stock signal (sales
+    only, e.g. Store Item or Walmart) cannot say when a shelf was empty, and
+    `min_hours` means nothing without stockout hours.
+    """
+    columns = panel.frame.columns
+    hours = any(c in columns for c in HOURS_SIGNALS)
+    if not hours and "on_hand" not in columns:
+        raise DataValidationError(
+            "stockout risk needs stock data, and the lake has sales only: ingest an inventory table with "
+            "on_hand or stockout_hours per day (e.g. `shelfcast ingest FILE --source generic --table inventory "
+            "--map on_hand=COLUMN ...`)"
+        )
+    if min_hours is not None and not hours:
+        raise ConfigError(
+            f"`--min-hours` {min_hours:g} needs stockout hours, but the inventory has on_hand only; "
+            "leave it out (a stockout is then on_hand reaching zero)"
+        )
+    return StockoutDefinition(window=window, min_hours=min_hours, use_on_hand="on_hand" in columns)
 
 
 def _window_steps(panel: Panel, window: int) -> int:
     return window if panel.freq == "D" else max(1, -(-window // 7))
 
 
+def daily_forecast(weekly: pl.DataFrame) -> pl.DataFrame:
+    """Each weekly forecast as seven days with the week's mean and variance (the advice counts days).
+
+    A day gets a seventh of the week's forecast, and a seventh of its variance
+    (quantile distances from the forecast divided by sqrt(7)), so the seven
+    days, summed as independent, give back the week. Only the lead-time sums
+    use these days (a day's p10 may fall below zero; its spread is what counts).
+    """
+    spread = 7.0**0.5
+    days = weekly.with_columns(pl.int_ranges(0, 7).alias("__day")).explode("__day")
+    return days.with_columns(
+        (pl.col("date") + pl.duration(days=pl.col("__day"))).alias("date"),
+        (pl.col("forecast") / 7.0).alias("forecast"),
+        *[
+            (pl.col("forecast") / 7.0 + (pl.col(c) - pl.col("forecast")) / spread).alias(c)
+            for c in ("p10", "p50", "p90")
+        ],
+    ).drop("__day")
+
+
 def reorder_advice(panel: Panel, forecast: pl.DataFrame, *, cutoff: dt.date, settings: Settings) -> pl.DataFrame:
     """Safety stock, reorder point and order quantities from lead-time demand quantiles of the forecast."""
-    daily = forecast
-    if panel.freq == "W":
-        # Weekly forecasts spread evenly over their days (the advice is in days).
-        daily = forecast.with_columns([(pl.col(c) / 7.0).alias(c) for c in ("forecast", "p10", "p50", "p90")])
+    daily = daily_forecast(forecast) if panel.freq == "W" else forecast
     demand_lt = lead_time_demand(daily, lead_time_days=settings.lead_time_days)
     stock = None
     if "on_hand" in panel.frame.columns:
