@@ -151,8 +151,7 @@ class _Window:
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[f"ewm_{a:g}"] = np.where((den > 0) & ~np.isnan(d[:, c]), num / den, np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
-            # As the builder: 0 / 0 is NaN for a series with no demand seen yet.
-            out["expanding_mean"] = self.total / self.count
+            out["expanding_mean"] = self.total / self.count  # null (from NaN) until some demand is seen
         # Seasonal profiles of a one-step forecast end one season before the target.
         anchor = c + 1 - spec.season
         for p in spec.seasonal_profiles:
@@ -202,7 +201,7 @@ def recursive_forecast(
     forecasts = np.empty((horizon, n))
     for k in range(horizon):
         step = fixed.slice(k * n, n).with_columns(
-            pl.Series(name, values, nan_to_null=name != "expanding_mean") for name, values in window.features(k).items()
+            pl.Series(name, values, nan_to_null=True) for name, values in window.features(k).items()
         )
         forecasts[k] = score(step)
         window.push(k, forecasts[k])

@@ -44,13 +44,19 @@ def model(chain: tuple[Panel, pl.DataFrame]) -> TrainedForecaster:
 
 
 def _ragged(panel: Panel, cutoff: dt.date) -> Panel:
-    """One series starts 40 days before the cutoff (young), another stops 10 days before it (gone)."""
-    first = panel.frame.select(SERIES).unique().sort(SERIES).rows()
-    young = (pl.col("store_id") == first[0][0]) & (pl.col("item_id") == first[0][1])
-    gone = (pl.col("store_id") == first[1][0]) & (pl.col("item_id") == first[1][1])
+    """One series starts 40 days before the cutoff (young), another stops 10 days before it (gone),
+    a third was out of stock all day every day so far (no usable demand at all)."""
+    ids = panel.frame.select(SERIES).unique().sort(SERIES).rows()
+    young, gone, empty = ((pl.col("store_id") == s) & (pl.col("item_id") == i) for s, i in ids[:3])
     day = dt.timedelta(days=1)
     keep = ~(young & (pl.col("date") < cutoff - 40 * day)) & ~(gone & (pl.col("date") > cutoff - 10 * day))
-    return dataclasses.replace(panel, frame=panel.frame.filter(keep))
+    out = panel.frame.filter(keep).with_columns(
+        pl.when(empty & (pl.col("date") <= cutoff))
+        .then(24.0)
+        .otherwise(pl.col("stockout_hours"))
+        .alias("stockout_hours")
+    )
+    return dataclasses.replace(panel, frame=out)
 
 
 def _filled(panel: Panel, spec: FeatureSpec, forecast: pl.DataFrame, cutoff: dt.date, horizon: int) -> Panel:
