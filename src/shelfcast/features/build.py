@@ -168,6 +168,12 @@ def model_rows(
     )
 
 
+def attribute_features(panel: Panel, spec: FeatureSpec) -> pl.DataFrame:
+    """One row per series with its item and store attributes that the spec lists as categorical (category, type)."""
+    columns = [c for c in spec.categorical if c not in SERIES and c in panel.frame.columns]
+    return panel.frame.group_by(SERIES).agg([pl.col(c).drop_nulls().first() for c in columns])
+
+
 def build_features(
     panel: Panel,
     spec: FeatureSpec,
@@ -194,6 +200,7 @@ def build_features(
         pl.when(pl.col("__year") <= pl.col(ORIGIN)).then(pl.col("year_ago")).alias("year_ago")
     )
     out = out.drop("__anchor", "__year")
+    out = out.join(attribute_features(panel, spec), on=list(SERIES), how="left")
     out = add_hashed(_target_features(out, panel, spec, calendar), spec)
     # Joins need not keep row order: sort, so the same inputs give the same rows.
     return out.with_columns(pl.col(HORIZON).cast(pl.Float64).alias("horizon")).sort(*SERIES, ORIGIN, HORIZON)

@@ -19,7 +19,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from shelfcast.errors import DataValidationError
-from shelfcast.features.build import add_hashed, hashed_columns, origin_features
+from shelfcast.features.build import add_hashed, attribute_features, hashed_columns, origin_features
 from shelfcast.features.labels import StockoutDefinition, stockout_labels
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
@@ -84,6 +84,7 @@ def stockout_features(
     wanted = pl.DataFrame({ORIGIN: origins}, schema={ORIGIN: pl.Date})
     rows = table.rename({"date": ORIGIN}).join(wanted, on=ORIGIN, how="semi")
     rows = rows.with_columns(pl.col(ORIGIN).dt.weekday().alias("o_weekday"), pl.col(ORIGIN).dt.month().alias("o_month"))
+    rows = rows.join(attribute_features(panel, spec), on=list(SERIES), how="left")
     return add_hashed(_window_features(panel, spec, rows, window), spec).sort(*SERIES, ORIGIN)
 
 

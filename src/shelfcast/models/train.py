@@ -164,7 +164,8 @@ def training_frame(
 
     The recursive strategy trains on one-step rows only, from an origin every
     step over the same span of history the direct strategy samples every
-    `origin_stride` steps (so it has as many rows, up to `max_rows`).
+    `origin_stride` steps (so it has as many rows, up to `max_rows`). Direct
+    origins share the cutoff's phase in the stride (its weekday, for 7 days).
     """
     known = panel.until(cutoff)
     step = known.step
@@ -172,7 +173,11 @@ def training_frame(
         stride, count, horizons = 1, config.n_origins * config.origin_stride, [1]
     else:
         stride, count, horizons = config.origin_stride, config.n_origins, list(range(1, horizon + 1))
-    origins = [cutoff - step * (1 + stride * k) for k in range(count)]
+    # Origins go back from the cutoff by whole strides, so with a stride of 7
+    # days every training origin falls on the forecast origin's weekday (the
+    # cutoff's): lags and the horizon then mean the same in training as when
+    # forecasting. The origin at the cutoff itself has no target yet.
+    origins = [cutoff - step * (stride * (k + 1)) for k in range(count)]
     first = known.frame["date"].min()
     origins = [o for o in origins if o >= first]  # type: ignore[operator]
     if not origins:

@@ -158,3 +158,17 @@ def test_a_series_that_opens_out_of_stock_all_day_trains_with_imputed_demand(
         out_of_stock, calendar=calendar
     )
     assert forecast["forecast"].is_finite().all()
+
+
+def test_item_and_store_attributes_reach_the_model(chain: tuple[Panel, pl.DataFrame]) -> None:
+    from shelfcast.jobs.modeling import useful_attributes
+
+    panel, calendar = chain
+    attributes = useful_attributes(panel)
+    assert "category" in attributes
+    spec = FeatureSpec.for_freq("D", categorical=("store_id", "item_id", *attributes))
+    model = fit_forecaster(panel, spec, FAST, cutoff=CUTOFF, horizon=7, calendar=calendar)
+    encoder = model.model.encoder_
+    assert set(attributes) <= set(encoder.vocab_)  # encoded as categories, not dropped
+    categories = panel.frame["category"].unique().to_list()
+    assert sorted(encoder.vocab_["category"]) == sorted(categories)
