@@ -72,6 +72,7 @@ def forecast_with_quantiles(
         steps=horizon,
         calendar=data.calendar,
         checkpoint_dir=checkpoint_dir,
+        only=chosen,
     )[chosen]
     forecast = forecast.with_columns(
         ((pl.col("date") - pl.lit(cutoff)).dt.total_days() // known.step.days).cast(pl.Int32).alias(HORIZON)

@@ -115,27 +115,35 @@ def candidates(
     steps: int,
     calendar: pl.DataFrame | None,
     checkpoint_dir: Path | None = None,
+    only: str | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Forecasts of the model(s), every baseline and the blend, from `cutoff` for `steps` steps.
 
     The direct GBM is `MODEL`, the recursive one `RECURSIVE`; `config.strategy`
     "auto" gives both, so the backtest chooses. The blend averages the direct
     GBM (the recursive one when it is the only GBM) with the seasonal naive.
+    With `only`, just that candidate (and what it is made of) is computed.
     """
     strategies = {"direct": [MODEL], "recursive": [RECURSIVE], "auto": [MODEL, RECURSIVE]}[config.strategy]
+    gbms, baselines = strategies, list(BASELINES)
+    if only is not None:
+        gbms = [only] if only in (MODEL, RECURSIVE) else strategies[:1] if only == BLEND else []
+        baselines = [only] if only in BASELINES else ["seasonal_naive"] if only == BLEND else []
+        if not gbms and not baselines:
+            raise ValueError(f"unknown candidate {only!r}")
     out: dict[str, pl.DataFrame] = {}
-    for name in strategies:
+    for name in gbms:
         fit_config = config.model_copy(update={"strategy": "recursive" if name == RECURSIVE else "direct"})
         model = fit_forecaster(
             panel, spec, fit_config, cutoff=cutoff, horizon=steps, calendar=calendar, checkpoint_dir=checkpoint_dir
         )
         out[name] = model.predict(panel, calendar=calendar).drop(HORIZON)
-    gbm = out[strategies[0]]
-    for name, baseline in BASELINES.items():
-        out[name] = baseline(panel, cutoff=cutoff, horizon=steps)
-    blend = gbm.join(out["seasonal_naive"], on=list(KEYS), suffix="_sn")
-    out[BLEND] = blend.select(*KEYS, ((pl.col("forecast") + pl.col("forecast_sn")) / 2).alias("forecast"))
-    return out
+    for name in baselines:
+        out[name] = BASELINES[name](panel, cutoff=cutoff, horizon=steps)
+    if only is None or only == BLEND:
+        blend = out[gbms[0]].join(out["seasonal_naive"], on=list(KEYS), suffix="_sn")
+        out[BLEND] = blend.select(*KEYS, ((pl.col("forecast") + pl.col("forecast_sn")) / 2).alias("forecast"))
+    return out if only is None else {only: out[only]}
 
 
 def backtest_demand(

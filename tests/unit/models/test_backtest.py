@@ -8,7 +8,7 @@ import pytest
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
-from shelfcast.models.backtest import BLEND, MODEL, RECURSIVE, BacktestConfig, backtest_demand, cutoffs
+from shelfcast.models.backtest import BLEND, MODEL, RECURSIVE, BacktestConfig, backtest_demand, candidates, cutoffs
 from shelfcast.models.baselines import BASELINES
 from shelfcast.models.train import ForecastConfig
 
@@ -66,3 +66,27 @@ def test_too_little_history_is_a_clear_error(chain: tuple[Panel, pl.DataFrame]) 
     panel, _ = chain
     with pytest.raises(ValueError, match="not enough history for 20 window"):
         backtest_demand(panel, FeatureSpec.for_freq("D"), FAST, BacktestConfig(windows=20, horizon=28))
+
+
+@pytest.mark.parametrize("only", [MODEL, RECURSIVE, BLEND, "seasonal_naive"])
+def test_only_the_chosen_candidate_is_computed(
+    chain: tuple[Panel, pl.DataFrame], only: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shelfcast.models import backtest as bt
+
+    panel, calendar = chain
+    fits: list[str] = []
+    real_fit = bt.fit_forecaster
+    monkeypatch.setattr(bt, "fit_forecaster", lambda *a, **k: (fits.append(a[2].strategy), real_fit(*a, **k))[1])
+    cutoff = dt.date(2022, 12, 31)
+    spec = FeatureSpec.for_freq("D")
+    everything = candidates(panel, spec, FAST, cutoff=cutoff, steps=7, calendar=calendar)
+    fits.clear()
+    out = candidates(panel, spec, FAST, cutoff=cutoff, steps=7, calendar=calendar, only=only)
+    assert list(out) == [only]
+    assert fits == {MODEL: ["direct"], RECURSIVE: ["recursive"], BLEND: ["direct"], "seasonal_naive": []}[only]
+    assert (
+        out[only].sort(["store_id", "item_id", "date"]).equals(everything[only].sort(["store_id", "item_id", "date"]))
+    )
+    with pytest.raises(ValueError, match="unknown candidate"):
+        candidates(panel, spec, FAST, cutoff=cutoff, steps=7, calendar=calendar, only="prophet")
