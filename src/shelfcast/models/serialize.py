@@ -1,0 +1,187 @@
+"""Save and load fitted models as a folder of native booster files and JSON; never a pickle.
+
+A folder holds `booster.txt` (LightGBM model text) or `booster.json`
+(XGBoost JSON) and `model.json`: the kind of model, the booster's
+constructor arguments, the fitted encoder, the feature spec and config, and
+what else predicting needs (cutoff and horizon; or the stockout definition,
+calibration map, threshold and positive rate). Anyone can read both files
+without shelfcast, and loading runs no code from them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from shelfcast.errors import ShelfcastError
+from shelfcast.features.labels import StockoutDefinition
+from shelfcast.features.spec import FeatureSpec
+from shelfcast.models.forecaster import FeatureEncoder, GBMForecaster, NotFittedError
+from shelfcast.models.stockout import StockoutConfig, StockoutModel
+from shelfcast.models.train import ForecastConfig, TrainedForecaster
+
+FORMAT_VERSION = 1
+META = "model.json"
+Kind = Literal["demand", "stockout"]
+_BOOSTER_FILES = {"lightgbm": "booster.txt", "xgboost": "booster.json"}
+
+
+class ModelFormatError(ShelfcastError, ValueError):
+    """A model folder that is missing files or was written by an unknown format version."""
+
+
+def _booster_params(model: GBMForecaster) -> dict[str, Any]:
+    """The constructor arguments that change how a fitted booster predicts or is described."""
+    return {
+        "engine": model.engine,
+        "objective": model.objective,
+        "alpha": model.alpha,
+        "n_estimators": model.n_estimators,
+        "learning_rate": model.learning_rate,
+        "num_leaves": model.num_leaves,
+        "min_child_samples": model.min_child_samples,
+        "subsample": model.subsample,
+        "colsample": model.colsample,
+        "categorical": list(model.categorical),
+        "monotone": model.monotone,
+        "seed": model.seed,
+        "n_jobs": model.n_jobs,
+    }
+
+
+def _save_booster(model: GBMForecaster, folder: Path) -> dict[str, Any]:
+    if not hasattr(model, "model_"):
+        raise NotFittedError("GBMForecaster is not fitted; nothing to save")
+    path = folder / _BOOSTER_FILES[model.engine]
+    model.model_.save_model(str(path))
+    return {"file": path.name, "params": _booster_params(model), "encoder": model.encoder_.to_dict()}
+
+
+def _load_booster(folder: Path, entry: dict[str, Any]) -> GBMForecaster:
+    params = dict(entry["params"])
+    path = folder / entry["file"]
+    if not path.exists():
+        raise ModelFormatError(f"{folder}: booster file {entry['file']} is missing")
+    model = GBMForecaster(**params)
+    model.encoder_ = FeatureEncoder.from_dict(entry["encoder"])
+    if model.engine == "lightgbm":
+        import lightgbm as lgb
+
+        model.model_ = lgb.Booster(model_file=str(path))
+    else:
+        import xgboost as xgb
+
+        booster = xgb.Booster()
+        booster.load_model(str(path))
+        model.model_ = booster
+    return model
+
+
+def _write_meta(folder: Path, meta: dict[str, Any]) -> None:
+    (folder / META).write_text(json.dumps({"format_version": FORMAT_VERSION, **meta}, indent=2) + "\n")
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    """The folder's `model.json`, checked for a known format version."""
+    path = Path(folder) / META
+    if not path.exists():
+        raise ModelFormatError(f"{folder} holds no {META}; is it a saved shelfcast model?")
+    meta: dict[str, Any] = json.loads(path.read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{path}: format version {meta.get('format_version')!r}, this shelfcast reads {FORMAT_VERSION}"
+        )
+    return meta
+
+
+def save_forecaster(model: TrainedForecaster, folder: Path) -> Path:
+    """Write a demand forecaster to `folder` (created); returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_meta(
+        folder,
+        {
+            "kind": "demand",
+            "booster": _save_booster(model.model, folder),
+            "spec": model.spec.model_dump(mode="json"),
+            "config": model.config.model_dump(mode="json"),
+            "cutoff": model.cutoff.isoformat(),
+            "horizon": model.horizon,
+        },
+    )
+    return folder
+
+
+def load_forecaster(folder: Path) -> TrainedForecaster:
+    """The demand forecaster saved by `save_forecaster`."""
+    folder = Path(folder)
+    meta = _expect(folder, "demand")
+    return TrainedForecaster(
+        spec=FeatureSpec.model_validate(meta["spec"]),
+        config=ForecastConfig.model_validate(meta["config"]),
+        model=_load_booster(folder, meta["booster"]),
+        cutoff=dt.date.fromisoformat(meta["cutoff"]),
+        horizon=int(meta["horizon"]),
+    )
+
+
+def save_stockout(model: StockoutModel, folder: Path) -> Path:
+    """Write a stockout classifier, its calibration map and threshold to `folder` (created)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_meta(
+        folder,
+        {
+            "kind": "stockout",
+            "booster": _save_booster(model.model, folder),
+            "spec": model.spec.model_dump(mode="json"),
+            "config": model.config.model_dump(mode="json"),
+            "definition": model.definition.model_dump(mode="json"),
+            # repr-exact floats: JSON keeps every bit of a float64.
+            "calibration_x": [float(v) for v in model.calibration_x],
+            "calibration_y": [float(v) for v in model.calibration_y],
+            "threshold": float(model.threshold),
+            "positive_rate": float(model.positive_rate),
+        },
+    )
+    return folder
+
+
+def load_stockout(folder: Path) -> StockoutModel:
+    """The stockout model saved by `save_stockout`."""
+    folder = Path(folder)
+    meta = _expect(folder, "stockout")
+    return StockoutModel(
+        spec=FeatureSpec.model_validate(meta["spec"]),
+        config=StockoutConfig.model_validate(meta["config"]),
+        definition=StockoutDefinition.model_validate(meta["definition"]),
+        model=_load_booster(folder, meta["booster"]),
+        calibration_x=np.asarray(meta["calibration_x"], dtype=np.float64),
+        calibration_y=np.asarray(meta["calibration_y"], dtype=np.float64),
+        threshold=float(meta["threshold"]),
+        positive_rate=float(meta["positive_rate"]),
+    )
+
+
+def save_model(model: TrainedForecaster | StockoutModel, folder: Path) -> Path:
+    """Either kind of model, by its type."""
+    if isinstance(model, StockoutModel):
+        return save_stockout(model, folder)
+    return save_forecaster(model, folder)
+
+
+def load_model(folder: Path) -> TrainedForecaster | StockoutModel:
+    """Either kind of model, by the kind written in its `model.json`."""
+    kind = read_meta(folder).get("kind")
+    return load_stockout(folder) if kind == "stockout" else load_forecaster(folder)
+
+
+def _expect(folder: Path, kind: Kind) -> dict[str, Any]:
+    meta = read_meta(folder)
+    if meta.get("kind") != kind:
+        raise ModelFormatError(f"{folder} holds a {meta.get('kind')} model, not a {kind} model")
+    return meta
