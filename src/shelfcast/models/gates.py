@@ -1,0 +1,137 @@
+"""Promotion gates: may a challenger replace the champion? Pure: scores in, a verdict with its reasons out.
+
+Scores are given per backtest window, keyed by the window's cutoff date, so
+that a challenger and the champion are only compared on the windows both
+were scored on. The challenger must beat the best baseline of its own run
+(same windows by construction), must not be worse than the champion by more
+than `tolerance` (a fraction of the champion's score), and must meet the
+absolute floors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from shelfcast.models.baselines import BASELINES
+
+Task = Literal["demand", "stockout"]
+# cutoff (ISO date) -> metric -> value
+WindowScores = Mapping[str, Mapping[str, float]]
+
+
+@dataclass(frozen=True)
+class GateRule:
+    """The primary metric of a task, its direction, and the baselines a model must beat."""
+
+    metric: str
+    higher_is_better: bool
+    baselines: tuple[str, ...]
+
+
+RULES: dict[Task, GateRule] = {
+    "demand": GateRule("wape", higher_is_better=False, baselines=tuple(BASELINES)),
+    # The quantile risk needs a demand forecast and stock; the rule is the baseline every chain has.
+    "stockout": GateRule("pr_auc", higher_is_better=True, baselines=("rule",)),
+}
+
+
+@dataclass(frozen=True)
+class GateFloors:
+    """Absolute limits and the tolerance against the champion (see the settings of the same names)."""
+
+    tolerance: float = 0.0
+    demand_max_wape: float | None = None
+    stockout_min_f1: float = 0.0
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    reasons: list[str]
+    values: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+
+def mean_over(scores: WindowScores, metric: str, windows: list[str] | None = None) -> float:
+    """Mean of a metric over the given windows (default: all); nan windows are left out, nan if none is left."""
+    keys = sorted(scores) if windows is None else windows
+    values = [scores[w][metric] for w in keys if w in scores and metric in scores[w]]
+    values = [v for v in values if not math.isnan(v)]
+    return sum(values) / len(values) if values else math.nan
+
+
+def _better(a: float, b: float, rule: GateRule) -> bool:
+    return a > b if rule.higher_is_better else a < b
+
+
+def _within(challenger: float, champion: float, rule: GateRule, tolerance: float) -> bool:
+    """Not worse than the champion by more than `tolerance`, a fraction of the champion's score."""
+    slack = abs(champion) * tolerance
+    return challenger >= champion - slack if rule.higher_is_better else challenger <= champion + slack
+
+
+def evaluate_gates(
+    task: Task,
+    *,
+    challenger: WindowScores,
+    baselines: Mapping[str, WindowScores],
+    champion: WindowScores | None,
+    floors: GateFloors,
+) -> GateResult:
+    """Every gate of `task`; the result passes only when all of them do."""
+    rule = RULES[task]
+    m = rule.metric
+    reasons: list[str] = []
+    ok = True
+    score = mean_over(challenger, m)
+    values: dict[str, float] = {m: score}
+    if math.isnan(score):
+        return GateResult(False, [f"the challenger has no {m} on any backtest window"], values)
+
+    known = {b: mean_over(s, m, sorted(challenger)) for b, s in baselines.items() if b in rule.baselines}
+    known = {b: v for b, v in known.items() if not math.isnan(v)}
+    if known:
+        best = max(known, key=known.__getitem__) if rule.higher_is_better else min(known, key=known.__getitem__)
+        values[f"{m}.best_baseline"] = known[best]
+        if _better(score, known[best], rule):
+            reasons.append(f"{m} {score:.4f} beats the best baseline {best} ({known[best]:.4f})")
+        else:
+            ok = False
+            reasons.append(f"{m} {score:.4f} does not beat the best baseline {best} ({known[best]:.4f})")
+    else:
+        reasons.append(f"no baseline has a {m} to compare with")
+
+    if champion is not None:
+        shared = sorted(set(challenger) & set(champion))
+        if not shared:
+            # Different data: no window in common, so no fair comparison with the champion.
+            reasons.append("the champion was scored on other backtest windows; not compared")
+        else:
+            mine, theirs = mean_over(challenger, m, shared), mean_over(champion, m, shared)
+            values[f"{m}.champion"] = theirs
+            values["windows_shared"] = float(len(shared))
+            if math.isnan(theirs) or _within(mine, theirs, rule, floors.tolerance):
+                reasons.append(f"{m} {mine:.4f} vs champion {theirs:.4f} on {len(shared)} shared window(s)")
+            else:
+                ok = False
+                reasons.append(
+                    f"{m} {mine:.4f} is worse than the champion's {theirs:.4f} on {len(shared)} shared window(s) "
+                    f"(tolerance {floors.tolerance:g})"
+                )
+
+    if task == "demand" and floors.demand_max_wape is not None and score > floors.demand_max_wape:
+        ok = False
+        reasons.append(f"wape {score:.4f} is above the floor gate_demand_max_wape={floors.demand_max_wape:g}")
+    if task == "stockout":
+        f1 = mean_over(challenger, "f1")
+        values["f1"] = f1
+        if floors.stockout_min_f1 > 0 and (math.isnan(f1) or f1 < floors.stockout_min_f1):
+            ok = False
+            reasons.append(f"f1 {f1:.4f} is below the floor gate_stockout_min_f1={floors.stockout_min_f1:g}")
+    return GateResult(ok, reasons, values)
