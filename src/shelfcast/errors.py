@@ -42,6 +42,10 @@ class WorkspaceError(ShelfcastError, LookupError):
     """The workspace or one of its tables is missing."""
 
 
+class StoreError(ShelfcastError, RuntimeError):
+    """A prediction store that cannot be reached or written (the message names where)."""
+
+
 def first_problem(exc: ValidationError) -> tuple[str, str]:
     """(where, message) of a pydantic error's first problem, for one-line user messages."""
     first = exc.errors()[0]

@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 DuplicatePolicy = Literal["sum", "reject"]
+PredictionStoreKind = Literal["parquet", "postgres", "delta"]
 CONFIG_ENV = "SHELFCAST_CONFIG"
 DEFAULT_CONFIG_FILE = "shelfcast.toml"
 
@@ -44,6 +45,10 @@ class Settings(BaseSettings):
     service_level: float = Field(0.95, gt=0.5, lt=1.0, description="Target cycle service level for safety stock.")
     mlflow_tracking_uri: str | None = Field(None, description="MLflow server; default: SQLite in the workspace.")
     postgres_url: str = Field("postgresql://127.0.0.1:5432/test", description="PostgreSQL prediction store.")
+    prediction_store: PredictionStoreKind = Field(
+        "parquet", description="Where `shelfcast score` writes: workspace Parquet, PostgreSQL or Delta Lake."
+    )
+    prediction_table: str = Field("predictions", description="PostgreSQL predictions table, TABLE or SCHEMA.TABLE.")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for live sales and online features.")
     prefect_api_url: str | None = Field(None, description="Prefect server for schedules.")
 

@@ -1,0 +1,65 @@
+"""Delta Lake tables in the workspace (`delta/{raw_sales,features,predictions}`), as a Databricks user expects.
+
+Predictions are partitioned by `scored_on`; a write replaces that day with a
+replace-where overwrite (one atomic commit), so earlier versions stay
+readable by time travel until vacuumed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+from deltalake import DeltaTable, write_deltalake
+
+from shelfcast.io.stores.schema import PREDICTION_KEY, PREDICTION_SCHEMA, validate_predictions
+
+TABLES = ("raw_sales", "features", "predictions")
+
+
+class DeltaStore:
+    """The `predictions` Delta table under `<root>`, with the other tables beside it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @property
+    def path(self) -> Path:
+        return self.root / "predictions"
+
+    def write(self, predictions: pl.DataFrame, *, scored_on: dt.date) -> int:
+        frame = validate_predictions(predictions, scored_on=scored_on)
+        write_deltalake(
+            self.path,
+            frame.to_arrow(),
+            mode="overwrite",
+            partition_by=["scored_on"],
+            predicate=f"scored_on = '{scored_on.isoformat()}'",
+        )
+        return frame.height
+
+    def read(self, *, scored_on: dt.date | None = None, version: int | None = None) -> pl.DataFrame:
+        """One scoring day or all of them, at the latest version or an earlier one (time travel)."""
+        if not DeltaTable.is_deltatable(str(self.path)):
+            return pl.DataFrame(schema=PREDICTION_SCHEMA)
+        table = DeltaTable(self.path, version=version)
+        filters = [("scored_on", "=", scored_on)] if scored_on else None
+        frame = pl.from_arrow(table.to_pyarrow_table(filters=filters))
+        assert isinstance(frame, pl.DataFrame)
+        return frame.select(PREDICTION_SCHEMA.keys()).cast(pl.Schema(PREDICTION_SCHEMA)).sort(PREDICTION_KEY)
+
+    def version(self) -> int | None:
+        return DeltaTable(self.path).version() if DeltaTable.is_deltatable(str(self.path)) else None
+
+    def write_table(self, name: str, frame: pl.DataFrame, *, partition_by: list[str] | None = None) -> Path:
+        """Overwrite `raw_sales` or `features` with a frame (each write a new version)."""
+        if name not in TABLES or name == "predictions":
+            raise ValueError(f"`name` must be raw_sales or features, got {name!r}")
+        path = self.root / name
+        write_deltalake(path, frame.to_arrow(), mode="overwrite", partition_by=partition_by, schema_mode="overwrite")
+        return path

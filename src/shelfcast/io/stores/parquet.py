@@ -1,0 +1,65 @@
+"""Predictions as Parquet in the workspace, one hive partition per scoring day, queryable with DuckDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import polars as pl
+
+from shelfcast.io.stores.schema import PREDICTION_KEY, PREDICTION_SCHEMA, validate_predictions
+
+PART = "part.parquet"
+VIEW = "predictions"
+
+
+class ParquetStore:
+    """`<root>/scored_on=YYYY-MM-DD/part.parquet`; the day is in the path, not in the file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def partition(self, scored_on: dt.date) -> Path:
+        return self.root / f"scored_on={scored_on.isoformat()}" / PART
+
+    def write(self, predictions: pl.DataFrame, *, scored_on: dt.date) -> int:
+        frame = validate_predictions(predictions, scored_on=scored_on).sort(PREDICTION_KEY)
+        target = self.partition(scored_on)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A reader sees the old file or the new one, never half of either: rename is atomic.
+        tmp = target.with_name(f".{PART}.tmp")
+        frame.drop("scored_on").write_parquet(tmp, compression="zstd", statistics=True)
+        os.replace(tmp, target)
+        return frame.height
+
+    def read(self, *, scored_on: dt.date | None = None) -> pl.DataFrame:
+        if scored_on is not None:
+            path = self.partition(scored_on)
+            if not path.exists():
+                return pl.DataFrame(schema=PREDICTION_SCHEMA)
+            frame = pl.read_parquet(path).with_columns(pl.lit(scored_on).alias("scored_on"))
+        elif not any(self.root.glob(f"scored_on=*/{PART}")):
+            return pl.DataFrame(schema=PREDICTION_SCHEMA)
+        else:
+            frame = pl.read_parquet(
+                self.root / "**" / PART, hive_partitioning=True, hive_schema={"scored_on": pl.Date()}
+            )
+        return frame.select(PREDICTION_SCHEMA.keys()).sort(PREDICTION_KEY)
+
+    def query(self, sql: str) -> pl.DataFrame:
+        """Run DuckDB SQL over the view `predictions` (every scoring day, `scored_on` from the path)."""
+        import duckdb
+
+        pattern = str(self.root / f"scored_on=*/{PART}").replace("'", "''")
+        with duckdb.connect() as con:
+            con.execute(
+                f"CREATE VIEW {VIEW} AS SELECT * FROM read_parquet('{pattern}', "
+                "hive_partitioning = true, hive_types = {'scored_on': DATE})"
+            )
+            result: pl.DataFrame = con.sql(sql).pl()
+            return result

@@ -1,0 +1,137 @@
+"""Predictions in PostgreSQL: COPY into a temporary staging table, then replace the scoring day in one transaction.
+
+The table's key is (scored_on, store_id, item_id, date): a scoring day holds
+one forecast per series and date, whichever model made it, so a re-run of the
+day (even with a new champion) replaces its rows instead of adding to them.
+The day is replaced as a whole (delete, then insert from staging), so series
+dropped since the last run do not linger. Readers on other connections see
+the old day until the commit, and a failure anywhere rolls everything back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+import polars as pl
+import psycopg
+from psycopg import sql
+
+from shelfcast.errors import ConfigError, StoreError
+from shelfcast.io.stores.schema import PREDICTION_COLUMNS, PREDICTION_KEY, PREDICTION_SCHEMA, validate_predictions
+
+log = logging.getLogger(__name__)
+_COPY_ROWS = 100_000
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_PG_TYPES = {
+    pl.Date(): "date",
+    pl.Datetime("us", "UTC"): "timestamptz",
+    pl.String(): "text",
+    pl.Int32(): "integer",
+    pl.Float64(): "double precision",
+    pl.Boolean(): "boolean",
+}
+
+
+def split_table(name: str) -> tuple[str, str]:
+    """`schema.table` or `table` (schema public), each a plain SQL identifier."""
+    parts = name.split(".")
+    if len(parts) > 2 or not all(_IDENT.match(p) for p in parts):
+        raise ConfigError(f"`prediction_table` must be TABLE or SCHEMA.TABLE of letters, digits and _, got {name!r}")
+    return ("public", parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresStore:
+    """A `predictions` table (name configurable) in the database at `url`."""
+
+    def __init__(self, url: str, *, table: str = "predictions") -> None:
+        self.url = url
+        self.schema, self.table = split_table(table)
+        self._target = sql.Identifier(self.schema, self.table)
+
+    @property
+    def location(self) -> str:
+        return f"{redact(self.url)} table {self.schema}.{self.table}"
+
+    def connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        try:
+            return psycopg.connect(self.url, connect_timeout=5, options="-c timezone=UTC")
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise StoreError(f"PostgreSQL at {redact(self.url)} is unreachable: {reason}") from None
+
+    def create(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        columns = [
+            sql.SQL("{} {}{}").format(
+                sql.Identifier(c.name),
+                sql.SQL(_PG_TYPES[c.dtype]),
+                sql.SQL("" if c.nullable else " NOT NULL"),
+            )
+            for c in PREDICTION_COLUMNS
+        ]
+        key = sql.SQL(", ").join(sql.Identifier(k) for k in PREDICTION_KEY)
+        with conn.transaction():
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+            conn.execute(
+                sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
+                    self._target, sql.SQL(", ").join(columns), key
+                )
+            )
+
+    def write(self, predictions: pl.DataFrame, *, scored_on: dt.date) -> int:
+        frame = validate_predictions(predictions, scored_on=scored_on)
+        with self.connect() as conn:
+            self.create(conn)
+            replace_day(conn, self._target, frame, scored_on=scored_on)
+        return frame.height
+
+    def read(self, *, scored_on: dt.date | None = None) -> pl.DataFrame:
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in PREDICTION_SCHEMA)
+        order = sql.SQL(", ").join(sql.Identifier(k) for k in PREDICTION_KEY)
+        where = sql.SQL("WHERE scored_on = %s" if scored_on else "")
+        query = sql.SQL("SELECT {} FROM {} {} ORDER BY {}").format(columns, self._target, where, order)
+        with self.connect() as conn:
+            exists = conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.{self.table}",)).fetchone()
+            if not exists or exists[0] is None:
+                return pl.DataFrame(schema=PREDICTION_SCHEMA)
+            rows = conn.execute(query, (scored_on,) if scored_on else None).fetchall()
+        return pl.DataFrame(rows, schema=PREDICTION_SCHEMA, orient="row")
+
+
+def replace_day(
+    conn: psycopg.Connection[tuple[object, ...]], target: sql.Composable, frame: pl.DataFrame, *, scored_on: dt.date
+) -> None:
+    """COPY `frame` into a staging table, then swap the day's rows, all in one transaction."""
+    names = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
+    with conn.transaction():
+        # LIKE copies the NOT NULL constraints: a bad row fails the COPY, before the table is touched.
+        conn.execute(sql.SQL("CREATE TEMP TABLE shelfcast_staging (LIKE {}) ON COMMIT DROP").format(target))
+        copy = sql.SQL("COPY shelfcast_staging ({}) FROM STDIN (FORMAT csv, NULL '\\N')").format(names)
+        with conn.cursor().copy(copy) as pipe:
+            for offset in range(0, frame.height, _COPY_ROWS):
+                buf = io.BytesIO()
+                frame.slice(offset, _COPY_ROWS).write_csv(buf, include_header=False, null_value="\\N")
+                pipe.write(buf.getvalue())
+        swap_day(conn, target, names, scored_on)
+
+
+def swap_day(
+    conn: psycopg.Connection[tuple[object, ...]], target: sql.Composable, names: sql.Composable, scored_on: dt.date
+) -> None:
+    deleted = conn.execute(sql.SQL("DELETE FROM {} WHERE scored_on = %s").format(target), (scored_on,)).rowcount
+    inserted = conn.execute(
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM shelfcast_staging").format(target, names, names)
+    ).rowcount
+    log.info("predictions of %s: %d replaced by %d", scored_on, deleted, inserted)
