@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from shelfcast import console as out
 from shelfcast.errors import ConfigError, ShelfcastError, first_problem
-from shelfcast.settings import DuplicatePolicy, Settings
+from shelfcast.settings import DuplicatePolicy, PredictionStoreKind, Settings
 
 app = typer.Typer(
     name="shelfcast",
@@ -330,6 +330,27 @@ def forecast(
         f"{report.rows:,} forecasts for {report.series:,} series, {report.horizon} steps from {report.cutoff} "
         f"(model: {report.model}) written to {report.path} in {report.seconds:.1f}s"
     )
+
+
+@app.command()
+def score(
+    horizon: Annotated[int, typer.Option(min=1, help="Steps to forecast (days; weeks on weekly data).")] = 14,
+    cutoff: Annotated[str | None, typer.Option(help="Last date known, YYYY-MM-DD [default: the last date].")] = None,
+    store: Annotated[
+        PredictionStoreKind | None, typer.Option(help="parquet, postgres or delta [default: setting prediction_store].")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Score every series (forecast, quantiles, stockout risk, reorder advice) into the prediction store."""
+    from shelfcast.io.lake import Lake
+    from shelfcast.jobs.modeling import load_model_data, parse_cutoff
+    from shelfcast.jobs.score import run_score
+
+    cfg = settings(workspace=workspace, prediction_store=store)
+    when = parse_cutoff(cutoff, load_model_data(Lake(cfg.workspace)))
+    with out.progress_bar("score") as progress:
+        report = run_score(cfg, horizon=horizon, cutoff=when, now=_now(), progress=progress)
+    out.score_summary(report)
 
 
 def _default_horizon(cfg: Settings) -> int:

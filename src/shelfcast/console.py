@@ -13,6 +13,7 @@ from rich.table import Table
 
 from shelfcast.jobs.demo import DemoReport
 from shelfcast.jobs.ingest import IngestReport
+from shelfcast.jobs.score import ScoreReport
 from shelfcast.jobs.simulate import SimulateReport
 from shelfcast.jobs.stockout import StockoutBacktest
 from shelfcast.jobs.validate import ValidationReport
@@ -148,6 +149,26 @@ def simulation_summary(report: SimulateReport) -> None:
         f"stockout rate {report.stockout_rate:.1%} of store-item-days, fill rate {report.fill_rate:.1%}; "
         f"simulated in {report.simulate_seconds:.1f}s, written in {report.write_seconds:.1f}s"
     )
+
+
+def score_summary(report: ScoreReport) -> None:
+    table = Table(title=f"Scored {report.scored_on} into {report.store}", title_justify="left")
+    table.add_column("")
+    table.add_column("value", overflow="fold")
+    alerts = "n/a" if report.alerts is None else f"{report.alerts:,} of {report.series:,} series"
+    run = f", run {report.run_id}" if report.run_id else ""
+    for name, value in (
+        ("series", f"{report.series:,}"),
+        ("rows", f"{report.rows:,} ({report.horizon} steps from {report.cutoff})"),
+        ("model", f"{report.model_name}, version {report.model_version}{run}"),
+        ("stockout alerts", alerts),
+        ("written to", report.location),
+        ("time", f"model {report.model_seconds:.1f}s, write {report.write_seconds:.1f}s"),
+    ):
+        table.add_row(name, value)
+    console.print(table)
+    if report.note:
+        console.print(f"note: {report.note}")
 
 
 def demo_summary(report: DemoReport) -> None:

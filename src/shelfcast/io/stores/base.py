@@ -16,6 +16,10 @@ class PredictionStore(Protocol):
         """Where the predictions go, for messages (a folder, a table, a URL)."""
         ...
 
+    def check(self) -> None:
+        """Fail early (StoreError) when the store cannot be written, before any model runs."""
+        ...
+
     def write(self, predictions: pl.DataFrame, *, scored_on: dt.date) -> int:
         """Replace the predictions of `scored_on` with these rows atomically; returns the rows written."""
         ...

@@ -32,6 +32,9 @@ class DeltaStore:
     def path(self) -> Path:
         return self.root / "predictions"
 
+    def check(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
     def write(self, predictions: pl.DataFrame, *, scored_on: dt.date) -> int:
         frame = validate_predictions(predictions, scored_on=scored_on)
         write_deltalake(

@@ -24,6 +24,9 @@ class ParquetStore:
     def location(self) -> str:
         return str(self.root)
 
+    def check(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
     def partition(self, scored_on: dt.date) -> Path:
         return self.root / f"scored_on={scored_on.isoformat()}" / PART
 

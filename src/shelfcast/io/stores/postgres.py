@@ -69,8 +69,13 @@ class PostgresStore:
         try:
             return psycopg.connect(self.url, connect_timeout=5, options="-c timezone=UTC")
         except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            reason = lines[0].removeprefix("connection failed: ") if lines else type(exc).__name__
             raise StoreError(f"PostgreSQL at {redact(self.url)} is unreachable: {reason}") from None
+
+    def check(self) -> None:
+        with self.connect() as conn:
+            self.create(conn)
 
     def create(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
         columns = [

@@ -1,0 +1,39 @@
+"""`shelfcast score` as a user runs it: a summary on success, one line naming the URL when PostgreSQL is down."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shelfcast", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+def test_score_writes_parquet_and_names_an_unreachable_postgres(tmp_path: Path) -> None:
+    assert run("demo", "--stores", "2", "--items", "3", "--days", "200", cwd=tmp_path).returncode == 0
+    ok = run("score", "--horizon", "3", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "18 (3 steps from" in ok.stdout
+    assert list((tmp_path / ".shelfcast" / "predictions").glob("scored_on=*/part.parquet"))
+
+    down = run(
+        "score", "--store", "postgres", cwd=tmp_path, env={"SHELFCAST_POSTGRES_URL": "postgresql://127.0.0.1:1/test"}
+    )
+    assert down.returncode == 1
+    assert down.stderr.strip().startswith("error: PostgreSQL at postgresql://127.0.0.1:1/test is unreachable")
+    assert "Traceback" not in down.stderr
