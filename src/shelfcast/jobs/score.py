@@ -86,19 +86,36 @@ def build_predictions(
         data, cutoff=cutoff, horizon=steps, checkpoint_dir=checkpoints, progress=progress
     )
     advice = reorder_advice(data.panel, forecast, cutoff=cutoff, settings=settings)
-    advice = advice.select(*SERIES, *[pl.col(c) if c in advice.columns else pl.lit(None).alias(c) for c in ADVICE])
     note = None
+    risk: pl.DataFrame | None = None
     try:
         definition = definition_for(data.panel, window=window, min_hours=None)
     except DataValidationError:
         note = "sales-only data: no stockout risk (ingest an inventory table to get it)"
-        risk = pl.DataFrame(
-            schema={"store_id": pl.String, "item_id": pl.String, "risk": pl.Float64, "label": pl.Int8}
-        ).with_columns(pl.lit(None, pl.Float64).alias("threshold"))
     else:
         if progress:
             progress("stockout risk", 2, 2)
         risk = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast, checkpoint_dir=checkpoints)
+    rows = assemble_rows(forecast, advice, risk, horizon=horizon, scored_on=scored_on, scored_at=scored_at, model=model)
+    return rows, note
+
+
+def assemble_rows(
+    forecast: pl.DataFrame,
+    advice: pl.DataFrame,
+    risk: pl.DataFrame | None,
+    *,
+    horizon: int,
+    scored_on: dt.date,
+    scored_at: dt.datetime,
+    model: ModelInfo,
+) -> pl.DataFrame:
+    """Prediction rows from the forecast with quantiles (column `h`), the advice and the risk per series."""
+    if risk is None:
+        risk = pl.DataFrame(
+            schema={"store_id": pl.String, "item_id": pl.String, "risk": pl.Float64, "label": pl.Int8}
+        ).with_columns(pl.lit(None, pl.Float64).alias("threshold"))
+    advice = advice.select(*SERIES, *[pl.col(c) if c in advice.columns else pl.lit(None).alias(c) for c in ADVICE])
     rows = (
         forecast.filter(pl.col(HORIZON) <= horizon)
         .join(advice, on=list(SERIES), how="left")
@@ -122,7 +139,7 @@ def build_predictions(
             pl.lit(model.run_id, pl.String).alias("run_id"),
         )
     )
-    return rows.cast(pl.Schema({c: PREDICTION_SCHEMA[c] for c in ("horizon", "threshold", *ADVICE)})), note
+    return rows.cast(pl.Schema({c: PREDICTION_SCHEMA[c] for c in ("horizon", "threshold", *ADVICE)}))
 
 
 def run_score(
