@@ -46,6 +46,18 @@ class StoreError(ShelfcastError, RuntimeError):
     """A prediction store that cannot be reached or written (the message names where)."""
 
 
+class ModelNotFoundError(ShelfcastError, LookupError):
+    """No such registered model, version or alias."""
+
+
+class PromotionError(ShelfcastError, ValueError):
+    """A promotion or rollback that cannot be done as asked (refused by the gates, nothing to roll back)."""
+
+
+class TrackingError(ShelfcastError, RuntimeError):
+    """The MLflow tracking server or store cannot be used (the message names the URI)."""
+
+
 def first_problem(exc: ValidationError) -> tuple[str, str]:
     """(where, message) of a pydantic error's first problem, for one-line user messages."""
     first = exc.errors()[0]

@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     prediction_table: str = Field("predictions", description="PostgreSQL predictions table, TABLE or SCHEMA.TABLE.")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for live sales and online features.")
     prefect_api_url: str | None = Field(None, description="Prefect server for schedules.")
+    gate_tolerance: float = Field(
+        0.0, ge=0.0, description="Promotion: how much worse than the champion (a fraction of its score) a model may be."
+    )
+    gate_demand_max_wape: float | None = Field(
+        None, gt=0.0, description="Promotion floor: demand models with a backtest WAPE above this are refused."
+    )
+    gate_stockout_min_f1: float = Field(
+        0.0, ge=0.0, le=1.0, description="Promotion floor: stockout models with a backtest F1 below this are refused."
+    )
 
     @model_validator(mode="after")
     def _check_dates(self) -> Settings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
@@ -19,6 +19,7 @@ from shelfcast.models.backtest import BacktestConfig, Progress, cutoffs
 from shelfcast.models.classification import stockout_metrics
 from shelfcast.models.replenish import lead_time_demand, replenishment, stock_position
 from shelfcast.models.stockout import StockoutConfig, fit_stockout, quantile_risk, stockout_features
+from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
 
 HOURS_SIGNALS = ("stockout_hours", "hourly_stockout")
@@ -101,11 +102,12 @@ def score_stockout(
     definition: StockoutDefinition,
     forecast: pl.DataFrame | None = None,
     checkpoint_dir: Path | None = None,
+    config: StockoutConfig | None = None,
 ) -> pl.DataFrame:
     """risk (calibrated probability), label at the held-out threshold, the rule's score and, where stock is
     known and a forecast is given, the risk that demand over the window exceeds the stock on hand."""
     model = fit_stockout(
-        data.panel, data.spec, StockoutConfig(), definition, cutoff=cutoff, checkpoint_dir=checkpoint_dir
+        data.panel, data.spec, config or StockoutConfig(), definition, cutoff=cutoff, checkpoint_dir=checkpoint_dir
     )
     window = _window_steps(data.panel, definition.window)
     features = stockout_features(data.panel.as_known_at(cutoff), data.spec, [cutoff], window=window)
@@ -156,13 +158,24 @@ class StockoutBacktest:
     metrics: pl.DataFrame
     cutoffs: list[dt.date]
     selected: str
+    # Every scored (series, origin): risk, threshold, rule_score, label_true, window (for plots).
+    scored: pl.DataFrame | None = None
 
 
 def backtest_stockout(
-    settings: Settings, *, windows: int, window: int, min_hours: float | None, progress: Progress | None = None
+    settings: Settings,
+    *,
+    windows: int,
+    window: int,
+    min_hours: float | None,
+    progress: Progress | None = None,
+    config: StockoutConfig | None = None,
+    forecast_config: ForecastConfig | None = None,
 ) -> StockoutBacktest:
     """Each window: fit at its cutoff, score the origin at the cutoff, compare with the rule."""
     data = load_model_data(Lake(settings.workspace))
+    if forecast_config is not None:
+        data = replace(data, config=forecast_config)
     definition = definition_for(data.panel, window=window, min_hours=min_hours)
     steps = _window_steps(data.panel, window)
     dates = cutoffs(data.last_date, BacktestConfig(windows=windows, horizon=steps, step=steps), data.panel.step)
@@ -173,7 +186,7 @@ def backtest_stockout(
         forecast = None
         if "on_hand" in data.panel.frame.columns:
             forecast = forecast_with_quantiles(data, cutoff=cutoff, horizon=steps)
-        scored = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast)
+        scored = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast, config=config)
         labels = stockout_labels(data.panel, origins=[cutoff], definition=definition).drop_nulls("label")
         frames.append(
             scored.join(
@@ -198,7 +211,7 @@ def backtest_stockout(
             rows.append({"model": "quantile_risk", "window": label, **{k: float(v) for k, v in values.items()}})
     metrics = pl.DataFrame(rows)
     best = metrics.filter(pl.col("window") == "all").sort("pr_auc", descending=True, nulls_last=True)["model"][0]
-    return StockoutBacktest(metrics, dates, best)
+    return StockoutBacktest(metrics, dates, best, scored_all)
 
 
 def _classifier_metrics(frame: pl.DataFrame) -> dict[str, float]:

@@ -133,12 +133,25 @@ class TrainedForecaster:
         steps = horizon or self.horizon
         if self.recursive:
             return recursive_forecast(panel, self.spec, self.score, origin=origin, horizon=steps, calendar=calendar)
-        known = panel.as_known_at(origin)
-        rows = model_rows(known, self.spec, [origin], list(range(1, steps + 1)))
-        features = build_features(known, self.spec, rows, calendar=calendar)
+        features = self.feature_rows(panel, calendar=calendar, origin=origin, horizon=steps)
         return features.select(*SERIES, pl.col(TARGET).alias("date"), HORIZON).with_columns(
             pl.Series("forecast", self.score(features))
         )
+
+    def feature_rows(
+        self,
+        panel: Panel,
+        *,
+        calendar: pl.DataFrame | None = None,
+        origin: dt.date | None = None,
+        horizon: int | None = None,
+    ) -> pl.DataFrame:
+        """The feature rows `score` takes, from `origin` (default: the cutoff); one step for a recursive model."""
+        origin = origin or self.cutoff
+        steps = 1 if self.recursive else horizon or self.horizon
+        known = panel.as_known_at(origin)
+        rows = model_rows(known, self.spec, [origin], list(range(1, steps + 1)))
+        return build_features(known, self.spec, rows, calendar=calendar)
 
     @property
     def recursive(self) -> bool:

@@ -1,0 +1,154 @@
+"""The MLflow model registry with aliases (`challenger`, `champion`, `previous_champion`), never stages.
+
+One registered model per task, named like its experiment. Gate verdicts are
+version tags (`gate.passed`, `gate.reason`, `gate.<metric>`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shelfcast.errors import ModelNotFoundError, PromotionError
+from shelfcast.io.tracking import EXPERIMENTS, connect
+from shelfcast.models.gates import GateResult, Task
+from shelfcast.settings import Settings
+
+CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous_champion"
+MODEL_NAMES: dict[Task, str] = dict(EXPERIMENTS)
+
+
+def task_of(name_or_task: str) -> Task:
+    """'demand' or 'shelfcast-demand' -> 'demand'."""
+    for task, name in MODEL_NAMES.items():
+        if name_or_task in (task, name):
+            return task
+    raise ModelNotFoundError(f"unknown model {name_or_task!r}; expected one of {', '.join(MODEL_NAMES.values())}")
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    task: Task
+    name: str
+    version: str
+    run_id: str
+    aliases: list[str]
+    tags: dict[str, str]
+    created: int
+    source: str
+
+
+class Registry:
+    """Thin wrapper over `MlflowClient` for shelfcast's registered models."""
+
+    def __init__(self, settings: Settings) -> None:
+        from mlflow import MlflowClient
+
+        self.settings = settings
+        self.uri = connect(settings)
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def register(self, task: Task, model_uri: str, *, run_id: str) -> VersionInfo:
+        """A new version of the task's model from a logged model, aliased `challenger`."""
+        import mlflow
+
+        name = MODEL_NAMES[task]
+        created = mlflow.register_model(model_uri, name, tags={"shelfcast.run_id": run_id})
+        self.client.set_registered_model_alias(name, CHALLENGER, created.version)
+        return self.version(task, str(created.version))
+
+    def _info(self, task: Task, mv: Any) -> VersionInfo:
+        return VersionInfo(
+            task=task,
+            name=mv.name,
+            version=str(mv.version),
+            run_id=mv.run_id or "",
+            aliases=sorted(mv.aliases or []),
+            tags=dict(mv.tags or {}),
+            created=int(mv.creation_timestamp or 0),
+            source=mv.source or "",
+        )
+
+    def version(self, task: Task, version: str) -> VersionInfo:
+        from mlflow.exceptions import MlflowException
+
+        name = MODEL_NAMES[task]
+        try:
+            return self._info(task, self.client.get_model_version(name, str(version)))
+        except MlflowException:
+            raise ModelNotFoundError(f"{name} has no version {version!r}; see `shelfcast models list`") from None
+
+    def alias(self, task: Task, alias: str) -> VersionInfo | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._info(task, self.client.get_model_version_by_alias(MODEL_NAMES[task], alias))
+        except MlflowException:
+            return None
+
+    def versions(self, task: Task) -> list[VersionInfo]:
+        name = MODEL_NAMES[task]
+        found = self.client.search_model_versions(f"name = '{name}'")
+        return sorted((self._info(task, mv) for mv in found), key=lambda v: int(v.version))
+
+    def tag_gates(self, task: Task, version: str, result: GateResult) -> None:
+        name = MODEL_NAMES[task]
+        tags = {"gate.passed": str(result.passed).lower(), "gate.reason": result.reason[:5000]}
+        tags |= {f"gate.{k}": f"{v:.6g}" for k, v in result.values.items()}
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, version, key, value)
+
+    def promote(self, task: Task, version: str) -> VersionInfo | None:
+        """`version` becomes champion, the old champion previous_champion; returns the old champion."""
+        name = MODEL_NAMES[task]
+        self.version(task, version)  # a clear error for an unknown version
+        old = self.alias(task, CHAMPION)
+        if old is not None and old.version == str(version):
+            raise PromotionError(f"{name} version {version} is already the champion")
+        if old is not None:
+            self.client.set_registered_model_alias(name, PREVIOUS, old.version)
+        self.client.set_registered_model_alias(name, CHAMPION, str(version))
+        challenger = self.alias(task, CHALLENGER)
+        if challenger is not None and challenger.version == str(version):
+            self.client.delete_registered_model_alias(name, CHALLENGER)
+        return old
+
+    def rollback(self, task: Task) -> tuple[VersionInfo, VersionInfo | None]:
+        """previous_champion becomes champion again; returns (restored, demoted)."""
+        name = MODEL_NAMES[task]
+        previous = self.alias(task, PREVIOUS)
+        if previous is None:
+            raise PromotionError(f"nothing to roll back to: {name} has no {PREVIOUS} version")
+        demoted = self.alias(task, CHAMPION)
+        self.client.set_registered_model_alias(name, CHAMPION, previous.version)
+        self.client.delete_registered_model_alias(name, PREVIOUS)
+        if demoted is not None:
+            self.client.set_model_version_tag(name, demoted.version, "rolled_back", "true")
+        return self.version(task, previous.version), demoted
+
+    def download(self, task: Task, alias: str, dest: Path) -> Path:
+        """The aliased version's pyfunc folder, replacing `dest`; its native model is in `dest/artifacts/native`."""
+        import mlflow
+
+        info = self.alias(task, alias)
+        if info is None:
+            raise ModelNotFoundError(f"{MODEL_NAMES[task]} has no {alias} version")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
+        try:
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{info.name}/{info.version}", dst_path=str(staging), tracking_uri=self.uri
+            )
+            (staging / "version.json").write_text(
+                json.dumps({"name": info.name, "version": info.version, "run_id": info.run_id, "alias": alias}) + "\n"
+            )
+            if dest.exists():
+                shutil.rmtree(dest)
+            staging.rename(dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return dest

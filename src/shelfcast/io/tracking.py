@@ -1,0 +1,229 @@
+"""MLflow tracking: where runs go, and one call that logs a training run.
+
+MLflow is imported inside the functions: it takes seconds to import, which
+`shelfcast --help` and the fast tests should not pay.
+
+Metric names: `{metric}.{model}` over all backtest windows and
+`{metric}.{model}.w{k}` for window k, whose cutoff is the param
+`backtest.cutoff.w{k}`; the registered model's own scores are also logged
+without the model name (`wape`, `pr_auc`) for the MLflow UI's run table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import math
+import os
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import polars.selectors as cs
+
+from shelfcast.errors import TrackingError
+from shelfcast.features.spec import FeatureSpec
+from shelfcast.models.gates import Task
+from shelfcast.settings import Settings
+
+log = logging.getLogger(__name__)
+EXPERIMENTS: dict[Task, str] = {"demand": "shelfcast-demand", "stockout": "shelfcast-stockout"}
+MODEL_ARTIFACT = "model"
+CUTOFF_PARAM = "backtest.cutoff.w{}"
+CANDIDATE_PARAM = "model.candidate"
+_REQUIREMENTS = ("mlflow", "lightgbm", "xgboost-cpu", "polars", "pandas", "numpy", "pydantic", "scikit-learn")
+
+
+def mlflow_dir(settings: Settings) -> Path:
+    return (settings.workspace / "mlflow").resolve()
+
+
+def tracking_uri(settings: Settings) -> str:
+    """The settings' URI, else `MLFLOW_TRACKING_URI`, else SQLite inside the workspace."""
+    if settings.mlflow_tracking_uri:
+        return settings.mlflow_tracking_uri
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{mlflow_dir(settings) / 'mlflow.db'}"
+
+
+def _embedded(settings: Settings) -> bool:
+    return tracking_uri(settings) == f"sqlite:///{mlflow_dir(settings) / 'mlflow.db'}"
+
+
+def connect(settings: Settings) -> str:
+    """Point MLflow at the tracking URI (a server is checked first, with a short timeout); returns the URI."""
+    import mlflow
+
+    uri = tracking_uri(settings)
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5):
+                pass
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason})") from None
+    elif _embedded(settings):
+        (mlflow_dir(settings) / "artifacts").mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def experiment_id(settings: Settings, task: Task) -> str:
+    """The task's experiment, created on first use (with its artifacts in the workspace when embedded)."""
+    import mlflow
+
+    name = EXPERIMENTS[task]
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = (mlflow_dir(settings) / "artifacts").as_uri() if _embedded(settings) else None
+    return str(mlflow.create_experiment(name, artifact_location=location))
+
+
+def flat_metrics(metrics: pl.DataFrame) -> dict[str, float]:
+    """`{metric}.{model}` and `{metric}.{model}.w{k}` from a backtest table (model, window, metric columns)."""
+    out: dict[str, float] = {}
+    columns = [c for c in metrics.columns if c not in ("model", "window") and metrics.schema[c].is_numeric()]
+    for row in metrics.iter_rows(named=True):
+        suffix = "" if row["window"] == "all" else f".w{row['window']}"
+        for c in columns:
+            value = row[c]
+            if value is not None and math.isfinite(float(value)):
+                out[f"{c}.{row['model']}{suffix}"] = float(value)
+    return out
+
+
+def window_scores(
+    metrics: Mapping[str, float], params: Mapping[str, str], *, model: str, names: tuple[str, ...]
+) -> dict[str, dict[str, float]]:
+    """cutoff -> metric -> value of one model, read back from a run's metrics and params."""
+    out: dict[str, dict[str, float]] = {}
+    for name in names:
+        pattern = re.compile(rf"^{re.escape(name)}\.{re.escape(model)}\.w(\d+)$")
+        for key, value in metrics.items():
+            found = pattern.match(key)
+            cutoff = params.get(CUTOFF_PARAM.format(found.group(1))) if found else None
+            if cutoff is not None:
+                out.setdefault(cutoff, {})[name] = float(value)
+    return out
+
+
+def models_in(metrics: Mapping[str, float], name: str) -> list[str]:
+    """The models a run has an overall `name` metric for."""
+    prefix = f"{name}."
+    return sorted({k[len(prefix) :] for k in metrics if k.startswith(prefix) and not re.search(r"\.w\d+$", k)})
+
+
+def lineage_frame(manifest: Mapping[str, Any]) -> pl.DataFrame:
+    """One row per lake table: rows, date range and content hash."""
+    rows = [
+        {
+            "table": name,
+            "rows": int(info.get("rows") or 0),
+            "date_min": info.get("date_min"),
+            "date_max": info.get("date_max"),
+            "content_hash": str(info.get("content_hash")),
+        }
+        for name, info in sorted(manifest.get("tables", {}).items())
+    ]
+    schema = {"table": pl.String, "rows": pl.Int64, "date_min": pl.String, "date_max": pl.String}
+    return pl.DataFrame(rows, schema={**schema, "content_hash": pl.String})
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """Everything one training run logs."""
+
+    task: Task
+    candidate: str
+    params: dict[str, Any]
+    spec: FeatureSpec
+    metrics: pl.DataFrame
+    cutoffs: list[dt.date]
+    primary: dict[str, float]
+    model_dir: Path
+    input_example: pl.DataFrame
+    output_example: pl.DataFrame
+    manifest: Mapping[str, Any]
+    lake_root: Path
+    artifacts: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    tracking_uri: str
+
+
+def log_training_run(settings: Settings, run: TrainingRun) -> LoggedRun:
+    """Params, spec, metrics per window, lake lineage, artifacts and the pyfunc model in one MLflow run."""
+    import mlflow
+
+    uri = connect(settings)
+    exp = experiment_id(settings, run.task)
+    with mlflow.start_run(experiment_id=exp) as active:
+        mlflow.set_tags({"shelfcast.task": run.task, "shelfcast.version": metadata.version("shelfcast")})
+        params = {**run.params, CANDIDATE_PARAM: run.candidate}
+        params |= {CUTOFF_PARAM.format(k + 1): c.isoformat() for k, c in enumerate(run.cutoffs)}
+        mlflow.log_params({k: str(v) for k, v in params.items()})
+        mlflow.log_dict(run.spec.model_dump(mode="json"), "feature_spec.json")
+        mlflow.log_metrics({**flat_metrics(run.metrics), **run.primary})
+        _log_lineage(run)
+        for path in run.artifacts:
+            mlflow.log_artifact(str(path), artifact_path="reports")
+        info = _log_pyfunc(run)
+    return LoggedRun(active.info.run_id, exp, info.model_uri, uri)
+
+
+def _log_lineage(run: TrainingRun) -> None:
+    import mlflow
+    from mlflow.data.polars_dataset import from_polars
+
+    frame = lineage_frame(run.manifest)
+    combined = hashlib.sha256("\n".join(f"{t}:{h}" for t, h in frame.select("table", "content_hash").rows()).encode())
+    # MLflow keeps at most 36 characters of a dataset digest; the full hashes go into the input's tags.
+    dataset = from_polars(frame, source=str(run.lake_root), name="lake", digest=combined.hexdigest()[:32])
+    hashes = dict(frame.select("table", "content_hash").rows())
+    mlflow.log_input(dataset, context="training", tags={f"content_hash.{t}": h for t, h in hashes.items()})
+    mlflow.set_tags({f"lake.{t}.content_hash": h for t, h in hashes.items()})
+
+
+def _log_pyfunc(run: TrainingRun) -> Any:
+    import mlflow
+    from mlflow.models import infer_signature
+
+    # Integer features may be null at serving time, where pandas makes them floats: declare them as floats.
+    example = run.input_example.with_columns(cs.integer().cast(pl.Float64)).to_pandas()
+    signature = infer_signature(example, run.output_example.to_pandas())
+    code = Path(__file__).with_name("mlflow_model.py")
+    return mlflow.pyfunc.log_model(
+        name=MODEL_ARTIFACT,
+        python_model=str(code),
+        artifacts={"native": str(run.model_dir)},
+        signature=signature,
+        input_example=example,
+        pip_requirements=_requirements(),
+    )
+
+
+def _requirements() -> list[str]:
+    """Pinned from this environment: inferring them would load the model in a subprocess (seconds)."""
+    pins = []
+    for name in _REQUIREMENTS:
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pins

@@ -1,0 +1,105 @@
+"""The promote job: gate a registered version against the baselines and the champion, move the aliases,
+roll back, and keep a local copy of the champion for serving."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from shelfcast.errors import PromotionError
+from shelfcast.io.registry import CHAMPION, Registry, VersionInfo
+from shelfcast.io.tracking import CANDIDATE_PARAM, models_in, window_scores
+from shelfcast.models.gates import RULES, GateFloors, GateResult, Task, WindowScores, evaluate_gates
+from shelfcast.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def floors(settings: Settings) -> GateFloors:
+    return GateFloors(
+        tolerance=settings.gate_tolerance,
+        demand_max_wape=settings.gate_demand_max_wape,
+        stockout_min_f1=settings.gate_stockout_min_f1,
+    )
+
+
+def champion_dir(settings: Settings, task: Task) -> Path:
+    return settings.workspace / "models" / task / "champion"
+
+
+def run_scores(registry: Registry, task: Task, run_id: str) -> tuple[WindowScores, dict[str, WindowScores]]:
+    """(the registered model's scores, each baseline's scores) per backtest window, read back from the run."""
+    run = registry.client.get_run(run_id)
+    metrics, params = run.data.metrics, run.data.params
+    rule = RULES[task]
+    candidate = params.get(CANDIDATE_PARAM)
+    if candidate is None:
+        raise PromotionError(f"run {run_id} has no `{CANDIDATE_PARAM}` param; was it logged by `shelfcast train`?")
+    mine: WindowScores = window_scores(metrics, params, model=candidate, names=(rule.metric, "f1"))
+    baselines: dict[str, WindowScores] = {
+        b: window_scores(metrics, params, model=b, names=(rule.metric,))
+        for b in models_in(metrics, rule.metric)
+        if b in rule.baselines
+    }
+    return mine, baselines
+
+
+def check_gates(settings: Settings, registry: Registry, task: Task, version: str) -> GateResult:
+    """The gates' verdict on `version`, also stored as its tags."""
+    candidate = registry.version(task, version)
+    mine, baselines = run_scores(registry, task, candidate.run_id)
+    champion = registry.alias(task, CHAMPION)
+    theirs = None
+    if champion is not None and champion.version != candidate.version:
+        theirs, _ = run_scores(registry, task, champion.run_id)
+    result = evaluate_gates(task, challenger=mine, baselines=baselines, champion=theirs, floors=floors(settings))
+    registry.tag_gates(task, candidate.version, result)
+    log.info("gates on %s v%s: %s (%s)", task, version, result.passed, result.reason)
+    return result
+
+
+@dataclass(frozen=True)
+class PromotionReport:
+    task: Task
+    version: str
+    gate: GateResult
+    promoted: bool
+    previous: str | None
+    cache: Path | None
+
+
+def gate_and_promote(
+    settings: Settings, task: Task, version: str, *, force: bool = False, registry: Registry | None = None
+) -> PromotionReport:
+    """Promote `version` to champion if it passes the gates (or `force`); the old champion becomes previous."""
+    registry = registry or Registry(settings)
+    result = check_gates(settings, registry, task, version)
+    if not (result.passed or force):
+        return PromotionReport(task, str(version), result, False, None, None)
+    old = registry.promote(task, str(version))
+    cache = registry.download(task, CHAMPION, champion_dir(settings, task))
+    return PromotionReport(task, str(version), result, True, old.version if old else None, cache)
+
+
+def promote_version(settings: Settings, task: Task, version: str, *, force: bool = False) -> PromotionReport:
+    """For people: promote a version, refusing with the gates' reason unless forced."""
+    report = gate_and_promote(settings, task, version, force=force)
+    if not report.promoted:
+        raise PromotionError(
+            f"version {version} refused by the gates: {report.gate.reason}; pass --force to promote it anyway"
+        )
+    return report
+
+
+def rollback(settings: Settings, task: Task) -> tuple[VersionInfo, VersionInfo | None]:
+    """previous_champion becomes champion again (and the local copy follows); returns (restored, demoted)."""
+    registry = Registry(settings)
+    restored, demoted = registry.rollback(task)
+    registry.download(task, CHAMPION, champion_dir(settings, task))
+    return restored, demoted
+
+
+def fetch_champion(settings: Settings, task: Task) -> Path:
+    """The champion's pyfunc folder in `<workspace>/models/<task>/champion/` (native model in artifacts/native)."""
+    return Registry(settings).download(task, CHAMPION, champion_dir(settings, task))

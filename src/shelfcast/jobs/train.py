@@ -1,0 +1,209 @@
+"""The train job: backtest, final fit, log to MLflow, register as challenger, gate and maybe promote."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from shelfcast.io.lake import Lake
+from shelfcast.io.plots import (
+    calibration_png,
+    confusion_png,
+    feature_importance_png,
+    forecast_vs_actual_png,
+)
+from shelfcast.io.pyfunc import predict_frame
+from shelfcast.io.registry import Registry
+from shelfcast.io.tracking import LoggedRun, TrainingRun, log_training_run
+from shelfcast.jobs.backtest import backtest_json
+from shelfcast.jobs.modeling import ModelData, load_model_data
+from shelfcast.jobs.promote import PromotionReport, gate_and_promote
+from shelfcast.jobs.stockout import _window_steps, backtest_stockout, definition_for
+from shelfcast.models.backtest import MODEL, RECURSIVE, BacktestConfig, Progress, backtest_demand
+from shelfcast.models.gates import RULES, Task
+from shelfcast.models.serialize import save_model
+from shelfcast.models.stockout import StockoutConfig, fit_stockout, stockout_features
+from shelfcast.models.train import ForecastConfig, fit_forecaster
+from shelfcast.settings import Settings
+
+log = logging.getLogger(__name__)
+EXAMPLE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    task: Task
+    run: LoggedRun
+    version: str
+    candidate: str
+    scores: dict[str, float]
+    promotion: PromotionReport
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    candidate: str
+    model: Any
+    metrics: pl.DataFrame
+    cutoffs: list[dt.date]
+    params: dict[str, Any]
+    example: pl.DataFrame
+    reports: list[Path | None]
+    backtest: Any
+
+
+def _demand(
+    data: ModelData, config: ForecastConfig, *, windows: int, horizon: int, out: Path, progress: Progress | None
+) -> _Fitted:
+    bt = backtest_demand(
+        data.panel, data.spec, config, BacktestConfig(windows=windows, horizon=horizon), calendar=data.calendar
+    )
+    overall = bt.metrics.filter((pl.col("window") == "all") & pl.col("model").is_in([MODEL, RECURSIVE]))
+    candidate = str(overall.sort("wape")["model"][0])
+    strategy = "recursive" if candidate == RECURSIVE else "direct"
+    if progress:
+        progress(f"final fit ({candidate})", 1, 2)
+    final = config.model_copy(update={"strategy": strategy})
+    model = fit_forecaster(data.panel, data.spec, final, cutoff=data.last_date, horizon=horizon, calendar=data.calendar)
+    example = model.feature_rows(data.panel, calendar=data.calendar).head(EXAMPLE_ROWS)
+    best_baseline = str(
+        bt.metrics.filter((pl.col("window") == "all") & pl.col("model").is_in(list(RULES["demand"].baselines))).sort(
+            "wape"
+        )["model"][0]
+    )
+    reports = [
+        feature_importance_png(model.model.feature_importance(), out / "feature_importance.png"),
+        forecast_vs_actual_png(bt.forecasts, out / "forecast_vs_actual.png", models=[candidate, best_baseline]),
+    ]
+    model.model.feature_importance().write_csv(out / "feature_importance.csv")
+    params = {**final.model_dump(), "horizon": horizon, "windows": windows, "cutoff": data.last_date}
+    return _Fitted(candidate, model, bt.metrics, bt.cutoffs, params, example, reports, bt)
+
+
+def _stockout(
+    settings: Settings,
+    data: ModelData,
+    config: StockoutConfig,
+    *,
+    windows: int,
+    window: int,
+    min_hours: float | None,
+    out: Path,
+    progress: Progress | None,
+    forecast_config: ForecastConfig | None,
+) -> _Fitted:
+    definition = definition_for(data.panel, window=window, min_hours=min_hours)
+    bt = backtest_stockout(
+        settings, windows=windows, window=window, min_hours=min_hours, config=config, forecast_config=forecast_config
+    )
+    if progress:
+        progress("final fit (classifier)", 1, 2)
+    model = fit_stockout(data.panel, data.spec, config, definition, cutoff=data.last_date)
+    steps = _window_steps(data.panel, window)
+    known = data.panel.as_known_at(data.last_date)
+    example = stockout_features(known, data.spec, [data.last_date], window=steps).head(EXAMPLE_ROWS)
+    overall = bt.metrics.filter((pl.col("model") == "classifier") & (pl.col("window") == "all")).row(0, named=True)
+    reports = [
+        feature_importance_png(model.model.feature_importance(), out / "feature_importance.png"),
+        confusion_png(overall["tn"], overall["fp"], overall["fn"], overall["tp"], out / "confusion_matrix.png"),
+    ]
+    if bt.scored is not None and bt.scored.height:
+        reports.append(
+            calibration_png(
+                bt.scored["risk"].to_numpy(), bt.scored["label_true"].to_numpy(), out / "calibration_curve.png"
+            )
+        )
+    model.model.feature_importance().write_csv(out / "feature_importance.csv")
+    params = {
+        **config.model_dump(),
+        **{f"definition.{k}": v for k, v in definition.model_dump().items()},
+        "windows": windows,
+        "cutoff": data.last_date,
+    }
+    return _Fitted("classifier", model, bt.metrics, bt.cutoffs, params, example, reports, bt)
+
+
+def run_train(
+    settings: Settings,
+    *,
+    task: Task,
+    windows: int = 3,
+    horizon: int | None = None,
+    window: int = 7,
+    min_hours: float | None = None,
+    forecast_config: ForecastConfig | None = None,
+    stockout_config: StockoutConfig | None = None,
+    progress: Progress | None = None,
+) -> TrainReport:
+    """Backtest, fit on everything, log the run, register a challenger and let the gates decide."""
+    started = time.perf_counter()
+    lake = Lake(settings.workspace)
+    data = load_model_data(lake)
+    steps = horizon or (13 if data.panel.freq == "W" else 28)
+    with tempfile.TemporaryDirectory(prefix="shelfcast-train-") as tmp:
+        out = Path(tmp)
+        if progress:
+            progress(f"backtest {task}", 0, 2)
+        if task == "demand":
+            fitted = _demand(
+                data, forecast_config or data.config, windows=windows, horizon=steps, out=out, progress=progress
+            )
+        else:
+            fitted = _stockout(
+                settings,
+                data,
+                stockout_config or StockoutConfig(),
+                windows=windows,
+                window=window,
+                min_hours=min_hours,
+                out=out,
+                progress=progress,
+                forecast_config=forecast_config,
+            )
+        backtest_json(fitted.backtest, out / "backtest.json", task=task)
+        fitted.metrics.write_csv(out / "backtest.csv")
+        model_dir = save_model(fitted.model, out / "native")
+        rule = RULES[task]
+        overall = fitted.metrics.filter((pl.col("model") == fitted.candidate) & (pl.col("window") == "all"))
+        scores = {m: float(overall[m][0]) for m in (rule.metric, "f1") if m in overall.columns}
+        logged = log_training_run(
+            settings,
+            TrainingRun(
+                task=task,
+                candidate=fitted.candidate,
+                params=fitted.params,
+                spec=data.spec,
+                metrics=fitted.metrics,
+                cutoffs=fitted.cutoffs,
+                primary=scores,
+                model_dir=model_dir,
+                input_example=fitted.example,
+                output_example=predict_frame(fitted.model, fitted.example),
+                manifest=lake.manifest(),
+                lake_root=lake.root.resolve(),
+                artifacts=[
+                    p
+                    for p in [
+                        *fitted.reports,
+                        out / "backtest.json",
+                        out / "backtest.csv",
+                        out / "feature_importance.csv",
+                    ]
+                    if p is not None
+                ],
+            ),
+        )
+    registry = Registry(settings)
+    version = registry.register(task, logged.model_uri, run_id=logged.run_id)
+    promotion = gate_and_promote(settings, task, version.version, registry=registry)
+    return TrainReport(
+        task, logged, version.version, fitted.candidate, scores, promotion, time.perf_counter() - started
+    )
