@@ -360,6 +360,10 @@ def _default_horizon(cfg: Settings) -> int:
     return 13 if info.get("frequency") == "W" else 28
 
 
+# The training and registry commands live in their own module; importing it registers them on `app`.
+from shelfcast import cli_models  # noqa: E402, F401
+
+
 def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit code 1."""
     try:

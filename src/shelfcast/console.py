@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from rich.console import Console
@@ -18,6 +19,10 @@ from shelfcast.jobs.simulate import SimulateReport
 from shelfcast.jobs.stockout import StockoutBacktest
 from shelfcast.jobs.validate import ValidationReport
 from shelfcast.models.backtest import DemandBacktest
+
+if TYPE_CHECKING:
+    from shelfcast.io.registry import VersionInfo
+    from shelfcast.jobs.train import TrainReport
 
 console = Console()
 err_console = Console(stderr=True)
@@ -235,3 +240,46 @@ def backtest_summary(result: DemandBacktest | StockoutBacktest, *, task: str) ->
             f"* selected: {result.selected}. F1, precision and recall use each window's threshold, chosen on "
             "origins before its cutoff; precision_at_k alerts the riskiest 5 %."
         )
+
+
+def train_summary(report: TrainReport) -> None:
+    gate = report.promotion.gate
+    table = Table(title=f"Trained {report.task} model ({report.candidate})", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    table.add_row("run", f"{report.run.run_id} (experiment {report.run.experiment_id})")
+    table.add_row("version", f"{report.promotion.task} v{report.version}")
+    for name, value in report.scores.items():
+        table.add_row(name, f"{value:.4f}")
+    verdict = "[green]passed[/]" if gate.passed else "[red]refused[/]"
+    table.add_row("gates", f"{verdict}: {gate.reason}")
+    if report.promotion.promoted:
+        before = f" (was v{report.promotion.previous})" if report.promotion.previous else ""
+        table.add_row("champion", f"v{report.version}{before}; copied to {report.promotion.cache}")
+    else:
+        table.add_row("champion", "unchanged; the new version stays `challenger`")
+    table.add_row("tracking", report.run.tracking_uri)
+    table.add_row("took", f"{report.seconds:.1f}s")
+    console.print(table)
+
+
+def versions_table(title: str, versions: list[VersionInfo]) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in ("model", "version", "aliases", "gate", "run", "created"):
+        table.add_column(col, overflow="fold")
+    for v in versions:
+        created = dt.datetime.fromtimestamp(v.created / 1000).isoformat(sep=" ", timespec="seconds")
+        gate = v.tags.get("gate.passed", "")
+        table.add_row(v.name, v.version, ", ".join(v.aliases), gate, v.run_id, created)
+    console.print(table)
+
+
+def version_detail(info: VersionInfo) -> None:
+    versions_table(f"{info.name} v{info.version}", [info])
+    tags = Table(title="Tags", title_justify="left")
+    tags.add_column("tag")
+    tags.add_column("value", overflow="fold")
+    for key, value in sorted(info.tags.items()):
+        tags.add_row(key, value)
+    console.print(tags)
+    console.print(f"source: {info.source}")

@@ -12,7 +12,7 @@ import pytest
 from helpers import write
 
 pytestmark = pytest.mark.e2e
-COMMANDS = ["ingest", "validate", "info", "quarantine", "simulate", "demo", "backtest", "forecast"]
+COMMANDS = ["ingest", "validate", "info", "quarantine", "simulate", "demo", "backtest", "forecast", "train", "models"]
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
