@@ -110,7 +110,10 @@ def main() -> None:
         panel = _panel(big)
         cutoff = panel.frame["date"].max()
         assert isinstance(cutoff, dt.date)
-        forecast = add_quantiles(model.predict(panel, calendar=big.calendar, origin=cutoff), table)
+        panel_seconds = time.perf_counter() - started
+        predicted = model.predict(panel, calendar=big.calendar, origin=cutoff)
+        predict_seconds = time.perf_counter() - started - panel_seconds
+        forecast = add_quantiles(predicted, table)
         advice = reorder_advice(panel, forecast, cutoff=cutoff, settings=settings)
         rows = assemble_rows(
             forecast,
@@ -122,6 +125,16 @@ def main() -> None:
             model=ModelInfo(),
         )
         model_seconds = _timed(results, "model scoring (panel, predict, quantiles, advice)", rows.height, started)
+        results.append(
+            {"step": "  of which: panel from the tables", "rows": rows.height, "seconds": round(panel_seconds, 3)}
+        )
+        results.append(
+            {
+                "step": "  of which: feature rows + GBM predict",
+                "rows": rows.height,
+                "seconds": round(predict_seconds, 3),
+            }
+        )
     assert rows["horizon"].max() == HORIZON_DAYS
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -103,6 +103,15 @@ def add_quantiles(forecast: pl.DataFrame, table: pl.DataFrame, levels: tuple[flo
             for q, n in zip(levels, names, strict=True)
         ]
     ).drop([f"q{q:g}" for q in levels])
+    if len(names) == 3:
+        # Three columns sort with min, max and the median of three: no per-row lists (280k rows: 5 s -> 0.01 s).
+        lo, mid, hi = (pl.col(n) for n in names)
+        median = pl.max_horizontal(pl.min_horizontal(lo, mid), pl.min_horizontal(pl.max_horizontal(lo, mid), hi))
+        return out.with_columns(
+            pl.min_horizontal(lo, mid, hi).alias(names[0]),
+            median.alias(names[1]),
+            pl.max_horizontal(lo, mid, hi).alias(names[2]),
+        )
     return out.with_columns(pl.concat_list(names).list.sort().list.to_struct(fields=names).struct.unnest())
 
 
