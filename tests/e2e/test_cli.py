@@ -12,13 +12,34 @@ import pytest
 from helpers import write
 
 pytestmark = pytest.mark.e2e
-COMMANDS = ["ingest", "validate", "info", "quarantine", "simulate", "demo", "backtest", "forecast", "train", "models"]
+COMMANDS = [
+    "ingest",
+    "validate",
+    "info",
+    "quarantine",
+    "simulate",
+    "demo",
+    "backtest",
+    "forecast",
+    "stockout",
+    "score",
+    "train",
+    "models",
+]
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "shelfcast", *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
     )
+
+
+def test_the_help_list_covers_every_command() -> None:
+    import typer
+
+    from shelfcast.cli import app
+
+    assert sorted(COMMANDS) == sorted(typer.main.get_command(app).commands)
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
