@@ -24,6 +24,7 @@ from shelfcast.jobs.forecast import forecast_with_quantiles
 from shelfcast.jobs.modeling import ModelData, load_model_data
 from shelfcast.jobs.stockout import definition_for, reorder_advice, score_stockout
 from shelfcast.models.backtest import Progress
+from shelfcast.models.stockout import window_steps
 from shelfcast.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,6 @@ class ModelInfo:
     run_id: str | None = None
 
 
-def _steps(data: ModelData, days: int) -> int:
-    return days if data.panel.freq == "D" else max(1, -(-days // 7))
-
-
 def build_predictions(
     data: ModelData,
     settings: Settings,
@@ -81,7 +78,7 @@ def build_predictions(
     if horizon < 1:
         raise ValueError(f"`horizon` must be a positive integer, got {horizon}")
     checkpoints = settings.workspace / "checkpoints"
-    steps = max(horizon, _steps(data, settings.lead_time_days + 7), _steps(data, window))
+    steps = max(horizon, window_steps(data.panel, settings.lead_time_days + 7), window_steps(data.panel, window))
     forecast = forecast_with_quantiles(
         data, cutoff=cutoff, horizon=steps, checkpoint_dir=checkpoints, progress=progress
     )

@@ -18,7 +18,7 @@ from shelfcast.jobs.modeling import ModelData, load_model_data
 from shelfcast.models.backtest import BacktestConfig, Progress, cutoffs
 from shelfcast.models.classification import stockout_metrics
 from shelfcast.models.replenish import lead_time_demand, replenishment, stock_position
-from shelfcast.models.stockout import StockoutConfig, fit_stockout, quantile_risk, stockout_features
+from shelfcast.models.stockout import StockoutConfig, fit_stockout, quantile_risk, stockout_features, window_steps
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
 
@@ -46,10 +46,6 @@ def definition_for(panel: Panel, *, window: int, min_hours: float | None) -> Sto
             "leave it out (a stockout is then on_hand reaching zero)"
         )
     return StockoutDefinition(window=window, min_hours=min_hours, use_on_hand="on_hand" in columns)
-
-
-def _window_steps(panel: Panel, window: int) -> int:
-    return window if panel.freq == "D" else max(1, -(-window // 7))
 
 
 def daily_forecast(weekly: pl.DataFrame) -> pl.DataFrame:
@@ -109,7 +105,7 @@ def score_stockout(
     model = fit_stockout(
         data.panel, data.spec, config or StockoutConfig(), definition, cutoff=cutoff, checkpoint_dir=checkpoint_dir
     )
-    window = _window_steps(data.panel, definition.window)
+    window = window_steps(data.panel, definition.window)
     features = stockout_features(data.panel.as_known_at(cutoff), data.spec, [cutoff], window=window)
     risk = model.predict_proba(features)
     rule = rule_baseline(data.panel, origins=[cutoff], window=definition.window, definition=definition)
@@ -135,7 +131,7 @@ def run_stockout(
     definition = definition_for(data.panel, window=window, min_hours=min_hours)
     # The demand forecast covers the risk window and the lead time plus review period of the advice.
     days = max(window, settings.lead_time_days + 7)
-    steps = _window_steps(data.panel, days)
+    steps = window_steps(data.panel, days)
     checkpoints = settings.workspace / "checkpoints"
     forecast = forecast_with_quantiles(data, cutoff=cutoff, horizon=steps, checkpoint_dir=checkpoints)
     scored = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast, checkpoint_dir=checkpoints)
@@ -177,7 +173,7 @@ def backtest_stockout(
     if forecast_config is not None:
         data = replace(data, config=forecast_config)
     definition = definition_for(data.panel, window=window, min_hours=min_hours)
-    steps = _window_steps(data.panel, window)
+    steps = window_steps(data.panel, window)
     dates = cutoffs(data.last_date, BacktestConfig(windows=windows, horizon=steps, step=steps), data.panel.step)
     frames = []
     for i, cutoff in enumerate(dates):

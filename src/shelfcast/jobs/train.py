@@ -25,11 +25,11 @@ from shelfcast.io.tracking import LoggedRun, TrainingRun, log_training_run
 from shelfcast.jobs.backtest import backtest_json
 from shelfcast.jobs.modeling import ModelData, load_model_data
 from shelfcast.jobs.promote import PromotionReport, gate_and_promote
-from shelfcast.jobs.stockout import _window_steps, backtest_stockout, definition_for
+from shelfcast.jobs.stockout import backtest_stockout, definition_for
 from shelfcast.models.backtest import MODEL, RECURSIVE, BacktestConfig, Progress, backtest_demand
 from shelfcast.models.gates import RULES, Task
 from shelfcast.models.serialize import save_model
-from shelfcast.models.stockout import StockoutConfig, fit_stockout, stockout_features
+from shelfcast.models.stockout import StockoutConfig, fit_stockout, stockout_features, window_steps
 from shelfcast.models.train import ForecastConfig, fit_forecaster
 from shelfcast.settings import Settings
 
@@ -107,7 +107,7 @@ def _stockout(
     if progress:
         progress("final fit (classifier)", 1, 2)
     model = fit_stockout(data.panel, data.spec, config, definition, cutoff=data.last_date)
-    steps = _window_steps(data.panel, window)
+    steps = window_steps(data.panel, window)
     known = data.panel.as_known_at(data.last_date)
     example = stockout_features(known, data.spec, [data.last_date], window=steps).head(EXAMPLE_ROWS)
     overall = bt.metrics.filter((pl.col("model") == "classifier") & (pl.col("window") == "all")).row(0, named=True)

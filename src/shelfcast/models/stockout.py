@@ -53,6 +53,11 @@ class StockoutConfig(BaseModel):
     seed: int = 0
 
 
+def window_steps(panel: Panel, days: int) -> int:
+    """Panel steps that cover `days` days: the days themselves, or whole weeks (at least one) on weekly data."""
+    return days if panel.freq == "D" else max(1, -(-days // 7))
+
+
 def _window_features(panel: Panel, spec: FeatureSpec, origins: pl.DataFrame, window: int) -> pl.DataFrame:
     """Known-in-advance columns summarised over the label window (planned promotions, discounts, holidays)."""
     known = [c for c in spec.exogenous_known if c in panel.frame.columns]
@@ -133,7 +138,7 @@ def fit_stockout(
     With `checkpoint_dir`, the final fit saves a checkpoint every 50 rounds and resumes from one.
     """
     known = panel.until(cutoff)
-    window = definition.window if panel.freq == "D" else max(1, -(-definition.window // 7))
+    window = window_steps(panel, definition.window)
     last_origin = cutoff - known.step * window
     origins = [last_origin - known.step * k for k in range(config.n_origins)]
     labels = stockout_labels(known, origins=origins, definition=definition).drop_nulls("label")
