@@ -230,15 +230,19 @@ def demo(
     items: Annotated[int, typer.Option(help="Number of simulated items.")] = 50,
     days: Annotated[int, typer.Option(help="Number of simulated days.")] = 730,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    models: Annotated[
+        bool, typer.Option("--models/--no-models", help="Train, promote and score, or only simulate and ingest.")
+    ] = True,
 ) -> None:
-    """Run the whole job on a simulated chain, with no server: simulate, ingest, validate, summarise."""
+    """The whole loop on a simulated chain, with no server: simulate, ingest, validate, backtest, train, register,
+    promote, score the next 14 days, summarise."""
     from shelfcast.data.simulator import SimConfig
     from shelfcast.jobs.demo import run_demo
 
     cfg = settings(workspace=workspace)
     config = model(SimConfig, {"n_stores": stores, "n_items": items, "n_days": days, "seed": seed})
     with out.progress_bar("demo") as progress:
-        report = run_demo(cfg, config, today=dt.date.today(), now=_now(), progress=progress)
+        report = run_demo(cfg, config, today=dt.date.today(), now=_now(), models=models, progress=progress)
     out.demo_summary(report)
     if not report.validation.ok:
         raise typer.Exit(1)
@@ -339,9 +343,15 @@ def score(
     store: Annotated[
         PredictionStoreKind | None, typer.Option(help="parquet, postgres or delta [default: setting prediction_store].")
     ] = None,
+    fit: Annotated[
+        bool, typer.Option("--fit", help="Train at the cutoff instead of loading the registry's champions.")
+    ] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Score every series (forecast, quantiles, stockout risk, reorder advice) into the prediction store."""
+    """Score every series (forecast, quantiles, stockout risk, reorder advice) into the prediction store.
+
+    Uses the registry's champions (`shelfcast train` makes them); their local copy serves when the registry is down.
+    """
     from shelfcast.io.lake import Lake
     from shelfcast.jobs.modeling import load_model_data, parse_cutoff
     from shelfcast.jobs.score import run_score
@@ -349,7 +359,7 @@ def score(
     cfg = settings(workspace=workspace, prediction_store=store)
     when = parse_cutoff(cutoff, load_model_data(Lake(cfg.workspace)))
     with out.progress_bar("score") as progress:
-        report = run_score(cfg, horizon=horizon, cutoff=when, now=_now(), progress=progress)
+        report = run_score(cfg, horizon=horizon, cutoff=when, now=_now(), fit=fit, progress=progress)
     out.score_summary(report)
 
 
@@ -361,7 +371,7 @@ def _default_horizon(cfg: Settings) -> int:
 
 
 # The training and registry commands live in their own module; importing it registers them on `app`.
-from shelfcast import cli_models  # noqa: E402, F401
+from shelfcast import cli_models, cli_pipeline  # noqa: E402, F401
 
 
 def main() -> None:

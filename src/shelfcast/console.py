@@ -12,16 +12,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shelfcast.jobs.demo import DemoReport
 from shelfcast.jobs.ingest import IngestReport
-from shelfcast.jobs.score import ScoreReport
 from shelfcast.jobs.simulate import SimulateReport
 from shelfcast.jobs.stockout import StockoutBacktest
 from shelfcast.jobs.validate import ValidationReport
 from shelfcast.models.backtest import DemandBacktest
 
 if TYPE_CHECKING:
+    # Annotations only: importing these at run time would load MLflow for every command.
     from shelfcast.io.registry import VersionInfo
+    from shelfcast.jobs.demo import DemoReport
+    from shelfcast.jobs.score import ScoreReport
     from shelfcast.jobs.train import TrainReport
 
 console = Console()
@@ -165,7 +166,8 @@ def score_summary(report: ScoreReport) -> None:
     for name, value in (
         ("series", f"{report.series:,}"),
         ("rows", f"{report.rows:,} ({report.horizon} steps from {report.cutoff})"),
-        ("model", f"{report.model_name}, version {report.model_version}{run}"),
+        ("demand model", f"{report.model_name}, version {report.model_version}{run}"),
+        ("stockout model", "none" if report.stockout_version is None else f"version {report.stockout_version}"),
         ("stockout alerts", alerts),
         ("written to", report.location),
         ("time", f"model {report.model_seconds:.1f}s, write {report.write_seconds:.1f}s"),
@@ -190,10 +192,71 @@ def demo_summary(report: DemoReport) -> None:
     console.print(f"the demo planted {report.planted} bad rows in the sales file; quarantined by rule: {rules}")
     state = "[green]all tables pass[/]" if val.ok else "[red]problems found (see `shelfcast validate`)[/]"
     console.print(f"validation: {state}; quarantined rows: {val.quarantine_rows:,}")
-    console.print(f"finished in {report.seconds:.1f}s. Look further with:")
     ws = report.workspace
-    for cmd in (f"shelfcast info -w {ws}", f"shelfcast validate -w {ws}", f"shelfcast quarantine -w {ws}"):
+    commands = [f"shelfcast info -w {ws}", f"shelfcast validate -w {ws}", f"shelfcast quarantine -w {ws}"]
+    if report.pipeline is not None:
+        _pipeline_part(report)
+        commands = [
+            f"mlflow ui --backend-store-uri {report.tracking_uri}",
+            f"shelfcast models list -w {ws}",
+            f"shelfcast score -w {ws}",
+            f"shelfcast pipeline run -w {ws}",
+            *commands,
+        ]
+    console.print(f"finished in {report.seconds:.1f}s. Look further with:")
+    for cmd in commands:
         console.print(f"  uv run {cmd}")
+
+
+def _pipeline_part(report: DemoReport) -> None:
+    """Models against their baselines, the champions, and what scoring wrote."""
+    pipeline = report.pipeline
+    assert pipeline is not None
+    table = Table(title="Models (backtest, mean over windows)", title_justify="left")
+    for col in ("model", "metric", "score", "best baseline", "gates", "champion"):
+        table.add_column(col, overflow="fold")
+    for task, trained in pipeline.trained.items():
+        promotion = pipeline.promotions.get(task)
+        metric = "wape" if task == "demand" else "pr_auc"
+        values = promotion.gate.values if promotion else {}
+        baseline = values.get(f"{metric}.best_baseline")
+        verdict = "-" if promotion is None else "[green]passed[/]" if promotion.gate.passed else "[red]refused[/]"
+        champion = f"v{trained.version}" if promotion and promotion.promoted else "unchanged"
+        table.add_row(
+            f"{task} ({trained.candidate})",
+            metric,
+            f"{trained.scores.get(metric, float('nan')):.4f}",
+            "-" if baseline is None else f"{baseline:.4f}",
+            verdict,
+            champion,
+        )
+    console.print(table)
+    for step, why in pipeline.skipped.items():
+        console.print(f"{step}: skipped ({why})")
+    score = pipeline.score
+    if score is None:
+        return
+    alerts = "no stockout risk" if score.alerts is None else f"{score.alerts:,} stockout alerts"
+    console.print(
+        f"scored {score.series:,} series x {score.horizon} days from {score.cutoff} with {score.model_name} "
+        f"v{score.model_version}: {alerts}; predictions in {score.location}"
+    )
+    if report.top_alerts is not None and report.top_alerts.height:
+        top = Table(title="Riskiest shelves (next 7 days)", title_justify="left")
+        for col in ("store", "item", "risk", "order now", "reorder point"):
+            top.add_column(col, justify="left" if col in ("store", "item") else "right")
+        for row in report.top_alerts.iter_rows(named=True):
+            order = row["order_quantity"]
+            top.add_row(
+                row["store_id"],
+                row["item_id"],
+                f"{row['stockout_risk']:.2f}",
+                "-" if order is None else f"{order:,.0f}",
+                f"{row['reorder_point']:,.0f}",
+            )
+        console.print(top)
+    if pipeline.features is not None:
+        console.print(f"features at the cutoff in {pipeline.features.path}")
 
 
 # The table keeps to a terminal's width; the JSON (--json) has every metric.
@@ -243,23 +306,51 @@ def backtest_summary(result: DemandBacktest | StockoutBacktest, *, task: str) ->
 
 
 def train_summary(report: TrainReport) -> None:
-    gate = report.promotion.gate
     table = Table(title=f"Trained {report.task} model ({report.candidate})", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("value", overflow="fold")
     table.add_row("run", f"{report.run.run_id} (experiment {report.run.experiment_id})")
-    table.add_row("version", f"{report.promotion.task} v{report.version}")
+    table.add_row("version", f"{report.task} v{report.version}")
     for name, value in report.scores.items():
         table.add_row(name, f"{value:.4f}")
-    verdict = "[green]passed[/]" if gate.passed else "[red]refused[/]"
-    table.add_row("gates", f"{verdict}: {gate.reason}")
-    if report.promotion.promoted:
-        before = f" (was v{report.promotion.previous})" if report.promotion.previous else ""
-        table.add_row("champion", f"v{report.version}{before}; copied to {report.promotion.cache}")
+    promotion = report.promotion
+    if promotion is None:
+        table.add_row("gates", "not run yet")
     else:
-        table.add_row("champion", "unchanged; the new version stays `challenger`")
+        verdict = "[green]passed[/]" if promotion.gate.passed else "[red]refused[/]"
+        table.add_row("gates", f"{verdict}: {promotion.gate.reason}")
+        if promotion.promoted:
+            before = f" (was v{promotion.previous})" if promotion.previous else ""
+            table.add_row("champion", f"v{report.version}{before}; copied to {promotion.cache}")
+        else:
+            table.add_row("champion", "unchanged; the new version stays `challenger`")
     table.add_row("tracking", report.run.tracking_uri)
     table.add_row("took", f"{report.seconds:.1f}s")
+    console.print(table)
+
+
+def pipeline_summary(summary: dict[str, Any]) -> None:
+    """The Prefect flow's summary: what each step did."""
+    table = Table(title="Pipeline run", title_justify="left", show_header=False)
+    table.add_column("step")
+    table.add_column("result", overflow="fold")
+    if summary.get("ingested_rows") is not None:
+        table.add_row("ingest", f"{summary['ingested_rows']:,} rows kept")
+    table.add_row("validate", "ok" if summary.get("validation_ok") else "problems")
+    table.add_row("features", f"{summary.get('feature_rows') or 0:,} series")
+    for task, run_id in summary.get("runs", {}).items():
+        verdict = "promoted" if summary["promoted"].get(task) else "refused"
+        table.add_row(
+            f"train {task}",
+            f"v{summary['versions'][task]} (MLflow run {run_id}); {verdict}: {summary['gates'][task]}",
+        )
+    for step, why in summary.get("skipped", {}).items():
+        table.add_row(step, f"skipped: {why}")
+    if summary.get("scored_rows") is not None:
+        alerts = summary.get("alerts")
+        table.add_row("score", f"{summary['scored_rows']:,} rows" + (f", {alerts:,} alerts" if alerts else ""))
+    table.add_row("Prefect flow run", str(summary.get("prefect_flow_run_id", "")))
+    table.add_row("took", f"{summary.get('seconds', 0):.1f}s")
     console.print(table)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ COMMANDS = [
     "score",
     "train",
     "models",
+    "pipeline",
 ]
 
 
@@ -49,17 +51,35 @@ def test_help_on_every_command(tmp_path: Path, command: str | None) -> None:
     assert "Usage" in result.stdout
 
 
-def test_demo_runs_and_can_be_rerun(tmp_path: Path) -> None:
-    for _ in range(2):
-        result = run("demo", "--stores", "3", "--items", "8", "--days", "120", cwd=tmp_path)
+def test_demo_runs_the_whole_loop_and_can_be_rerun(tmp_path: Path) -> None:
+    # A chain on which both models pass their gates (fixed seeds).
+    args = ("demo", "--stores", "4", "--items", "10", "--days", "300", "--seed", "1")
+    for version in ("v1", "v2"):
+        result = run(*args, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-        assert "all tables pass" in result.stdout
-        assert "quarantined 4" in result.stdout  # the planted bad rows, replaced (not doubled) on a re-run
-        assert "invalid_units 1, negative_units 1, invalid_date 1, unknown_store 1" in " ".join(result.stdout.split())
+        text = " ".join(result.stdout.split())
+        assert "all tables pass" in text
+        assert "quarantined 4" in text  # the planted bad rows, replaced (not doubled) on a re-run
+        assert "invalid_units 1, negative_units 1, invalid_date 1, unknown_store 1" in text
+        for line in ("demand (", "stockout (classifier)"):
+            assert re.search(rf"{re.escape(line)}.*passed │ {version}", text), (line, text)
+        assert re.search(r"scored 40 series x 14 days from \S+ with shelfcast-demand " + version, text), text
+        assert "stockout alerts; predictions in .shelfcast/predictions" in text
+        assert "mlflow ui --backend-store-uri sqlite:///" in text
     assert (tmp_path / ".shelfcast" / "lake" / "manifest.json").exists()
     info = run("info", cwd=tmp_path)
     assert info.returncode == 0 and "sales" in info.stdout
     assert run("validate", cwd=tmp_path).returncode == 0
+    score = run("score", cwd=tmp_path)  # with the champions the demo made
+    assert score.returncode == 0, score.stderr
+    assert "shelfcast-demand, version 2" in " ".join(score.stdout.split())
+
+
+def test_demo_without_models_only_ingests(tmp_path: Path) -> None:
+    result = run("demo", "--stores", "3", "--items", "8", "--days", "120", "--no-models", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "all tables pass" in result.stdout and "Models" not in result.stdout
+    assert not (tmp_path / ".shelfcast" / "mlflow").exists()
 
 
 @pytest.mark.parametrize(
@@ -124,7 +144,7 @@ def test_simulate_writes_the_layouts(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def small_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("lake")
-    result = run("demo", "--stores", "2", "--items", "6", "--days", "300", cwd=folder)
+    result = run("demo", "--stores", "2", "--items", "6", "--days", "300", "--no-models", cwd=folder)
     assert result.returncode == 0, result.stderr
     return folder
 

@@ -25,14 +25,23 @@ def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
 
 
 def test_score_writes_parquet_and_names_an_unreachable_postgres(tmp_path: Path) -> None:
-    assert run("demo", "--stores", "2", "--items", "3", "--days", "200", cwd=tmp_path).returncode == 0
-    ok = run("score", "--horizon", "3", cwd=tmp_path)
+    assert run("demo", "--stores", "2", "--items", "3", "--days", "200", "--no-models", cwd=tmp_path).returncode == 0
+    missing = run("score", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert "no demand champion in the registry" in missing.stderr and "`shelfcast score --fit`" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+    ok = run("score", "--horizon", "3", "--fit", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "18 (3 steps from" in ok.stdout
     assert list((tmp_path / ".shelfcast" / "predictions").glob("scored_on=*/part.parquet"))
 
     down = run(
-        "score", "--store", "postgres", cwd=tmp_path, env={"SHELFCAST_POSTGRES_URL": "postgresql://127.0.0.1:1/test"}
+        "score",
+        "--store",
+        "postgres",
+        "--fit",
+        cwd=tmp_path,
+        env={"SHELFCAST_POSTGRES_URL": "postgresql://127.0.0.1:1/test"},
     )
     assert down.returncode == 1
     assert down.stderr.strip().startswith("error: PostgreSQL at postgresql://127.0.0.1:1/test is unreachable")

@@ -160,3 +160,12 @@ def test_delta_replace_where_and_time_travel(tmp_path: Path) -> None:
     # Time travel: version 1 still holds the first run of the day.
     assert store.read(scored_on=SCORED_ON, version=1).equals(prediction_rows())
     assert (tmp_path / "delta" / "predictions" / "scored_on=2026-11-23").is_dir()
+
+
+def test_postgres_table_from_an_older_schema_is_named_not_half_written(pg_store: PostgresStore) -> None:
+    with psycopg.connect(URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {pg_store.schema}")
+        conn.execute(f"CREATE TABLE {pg_store.schema}.{pg_store.table} (scored_on date, store_id text)")
+    with pytest.raises(StoreError, match=r"exists without column\(s\) scored_at, item_id, .*stockout_model_version"):
+        pg_store.write(prediction_rows(stock=True), scored_on=SCORED_ON)
+    assert _count(pg_store) == 0

@@ -1,9 +1,11 @@
-"""The batch scoring job on a small simulated chain: with stock (risk and order quantities) and sales only."""
+"""The batch scoring job on a small simulated chain: with the registry's champions (loaded, never retrained),
+with `fit` (trained at the cutoff), on sales-only data, and when the registry is missing or unreachable."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -12,59 +14,176 @@ from helpers import NOW, TODAY
 
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.data.sources import get_source
+from shelfcast.errors import ConfigError, ModelNotFoundError
+from shelfcast.io.lake import Lake
 from shelfcast.io.stores.parquet import ParquetStore
 from shelfcast.jobs.ingest import run_ingest
-from shelfcast.jobs.score import ModelInfo, run_score
+from shelfcast.jobs.modeling import load_model_data
+from shelfcast.jobs.promote import champion_dir, promote_version
+from shelfcast.jobs.score import run_score
+from shelfcast.jobs.train import TrainReport, run_train
+from shelfcast.models.serialize import load_forecaster, load_quantiles
+from shelfcast.models.stockout import StockoutConfig
+from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 CHAIN = SimConfig(n_stores=2, n_items=3, n_days=300, seed=5, min_base_demand=1.0, max_base_demand=30.0)
 HORIZON = 5
+FAST = ForecastConfig(n_origins=30, n_estimators=60, learning_rate=0.1, num_leaves=15, strategy="direct")
+FAST_STOCKOUT = StockoutConfig(n_origins=20, n_estimators=30, learning_rate=0.2, num_leaves=7)
 
 
-def _lake(tmp_path: Path, *, sales_only: bool) -> Settings:
+def _lake(root: Path, *, sales_only: bool) -> Settings:
     sim = simulate(CHAIN)
-    folder = tmp_path / "raw"
+    folder = root / "raw"
     folder.mkdir()
     for name, frame in sim.tables().items():
         if not (sales_only and name == "inventory"):
             frame.write_parquet(folder / f"{name}.parquet")
     (folder / "exogenous_roles.json").write_text(json.dumps(sim.exogenous_roles))
-    settings = Settings(workspace=tmp_path / "ws")
+    settings = Settings(workspace=root / "ws")
     run_ingest(get_source("canonical"), folder, settings=settings, today=TODAY, now=NOW)
     return settings
 
 
-def test_score_with_stock_writes_every_series_and_replaces_a_rerun(tmp_path: Path) -> None:
-    settings = _lake(tmp_path, sales_only=False)
+def _champion(settings: Settings, report: TrainReport) -> str:
+    """The trained version made champion; forced past the gates if this tiny chain fails them (the gates have
+    their own tests: here only scoring matters)."""
+    if not report.promotion.promoted:
+        promote_version(settings, report.task, report.version, force=True)
+    return report.run.run_id
+
+
+def _train_demand(settings: Settings) -> str:
+    return _champion(settings, run_train(settings, task="demand", windows=1, horizon=14, forecast_config=FAST))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, str, str]:
+    """A workspace whose registry has a demand and a stockout champion (run ids returned); copied per test."""
+    settings = _lake(tmp_path_factory.mktemp("trained"), sales_only=False)
+    demand_run = _train_demand(settings)
+    stockout = run_train(settings, task="stockout", windows=1, stockout_config=FAST_STOCKOUT, forecast_config=FAST)
+    return settings, demand_run, _champion(settings, stockout)
+
+
+@pytest.fixture
+def champions(
+    trained: tuple[Settings, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Settings, str]:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    settings, demand_run, _ = trained
+    # Each test scores in its own copy (the copy's SQLite registry; artifacts stay in the module's workspace).
+    workspace = tmp_path / "ws"
+    shutil.copytree(settings.workspace, workspace)
+    return Settings(workspace=workspace), demand_run
+
+
+def test_score_uses_the_champions_without_training(champions: tuple[Settings, str]) -> None:
+    settings, demand_run = champions
     report = run_score(settings, horizon=HORIZON, now=NOW)
     assert (report.rows, report.series, report.scored_on, report.note) == (6 * HORIZON, 6, TODAY, None)
+    assert (report.model_name, report.model_version, report.run_id, report.stockout_version) == (
+        "shelfcast-demand",
+        "1",
+        demand_run,
+        "1",
+    )
+    assert not (settings.workspace / "checkpoints").exists(), "scoring with champions must not train"
     rows = ParquetStore(settings.workspace / "predictions").read(scored_on=TODAY)
     assert rows.height == 6 * HORIZON
     assert rows["horizon"].unique().sort().to_list() == list(range(1, HORIZON + 1))
     assert rows["date"].min() == report.cutoff + dt.timedelta(days=1)
     for column in ("stockout_risk", "stockout_label", "threshold", "order_quantity", "reorder_point"):
         assert rows[column].null_count() == 0, column
-    assert (rows["p10"] <= rows["p90"]).all()
-    assert rows.select("model_name", "model_version", "run_id").unique().rows() == [("shelfcast_gbm", "local", None)]
+    assert rows.select("model_name", "model_version", "run_id", "stockout_model_version").unique().rows() == [
+        ("shelfcast-demand", "1", demand_run, "1")
+    ]
     # Series-level values repeat on each horizon row.
     assert rows.group_by("store_id", "item_id").agg(pl.col("stockout_risk").n_unique())["stockout_risk"].max() == 1
 
-    again = run_score(settings, horizon=HORIZON, now=NOW, model=ModelInfo("demand", "3", "abc123"))
-    rerun = ParquetStore(settings.workspace / "predictions").read()
-    assert rerun.height == again.rows == rows.height
-    assert rerun.select("model_name", "model_version", "run_id").unique().rows() == [("demand", "3", "abc123")]
+    # The forecasts are the champion's own, from the saved booster, and its saved quantiles widen them.
+    native = champion_dir(settings, "demand") / "artifacts" / "native"
+    assert load_quantiles(native) is not None
+    data = load_model_data(Lake(settings.workspace))
+    expected = load_forecaster(native).predict(data.panel, calendar=data.calendar, origin=report.cutoff, horizon=14)
+    joined = rows.join(expected.rename({"forecast": "expected"}), on=["store_id", "item_id", "date"])
+    assert joined.height == rows.height
+    assert (joined["forecast"] - joined["expected"]).abs().max() < 1e-9  # type: ignore[operator]
+    assert (rows["p10"] <= rows["p50"]).all() and (rows["p50"] <= rows["p90"]).all()
+    assert (rows["p90"] > rows["p10"]).any()
+
+    # A re-run of the day replaces it, never duplicates.
+    again = run_score(settings, horizon=HORIZON, now=NOW)
+    assert ParquetStore(settings.workspace / "predictions").read().height == again.rows == rows.height
+
+
+def test_an_unreachable_registry_scores_with_the_local_copy(champions: tuple[Settings, str]) -> None:
+    settings, demand_run = champions
+    offline = Settings(workspace=settings.workspace, mlflow_tracking_uri="http://127.0.0.1:9")
+    report = run_score(offline, horizon=HORIZON, now=NOW)
+    assert (report.model_version, report.run_id, report.stockout_version) == ("1", demand_run, "1")
+
+    shutil.rmtree(settings.workspace / "models")
+    with pytest.raises(ModelNotFoundError, match=r"did not answer .* no local copy of the demand champion"):
+        run_score(offline, horizon=HORIZON, now=NOW)
+
+
+def test_a_stale_local_copy_is_replaced_by_the_current_champion(champions: tuple[Settings, str]) -> None:
+    settings, _ = champions
+    version_file = champion_dir(settings, "demand") / "version.json"
+    stale = {**json.loads(version_file.read_text()), "version": "0"}
+    version_file.write_text(json.dumps(stale))
+    report = run_score(settings, horizon=HORIZON, now=NOW)
+    assert report.model_version == "1"
+    assert json.loads(version_file.read_text())["version"] == "1"
+
+
+def test_score_without_champions_says_what_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    settings = _lake(tmp_path, sales_only=False)
+    with pytest.raises(ModelNotFoundError, match=r"no demand champion .* `shelfcast train --task demand`"):
+        run_score(settings, horizon=HORIZON, now=NOW)
+
+    # Only a demand champion: forecasts and advice, and a note instead of stockout risk.
+    _train_demand(settings)
+    report = run_score(settings, horizon=HORIZON, now=NOW)
+    assert report.note is not None and "no stockout champion" in report.note
+    assert report.alerts is None and report.stockout_version is None
+    rows = ParquetStore(settings.workspace / "predictions").read(scored_on=TODAY)
+    assert rows["stockout_risk"].null_count() == rows.height
+    assert rows["order_quantity"].null_count() == 0
+
+    # A champion trained for fewer steps than the advice needs is refused with the fix.
+    short = Settings(workspace=settings.workspace, lead_time_days=21)
+    with pytest.raises(ConfigError, match="forecasts at most 14 steps and scoring needs 28"):
+        run_score(short, horizon=HORIZON, now=NOW)
+
+
+def test_score_fit_trains_at_the_cutoff_without_a_registry(tmp_path: Path) -> None:
+    settings = _lake(tmp_path, sales_only=False)
+    report = run_score(settings, horizon=HORIZON, now=NOW, fit=True)
+    assert (report.model_name, report.model_version, report.run_id, report.stockout_version) == (
+        "shelfcast_gbm",
+        "local",
+        None,
+        "local",
+    )
+    rows = ParquetStore(settings.workspace / "predictions").read(scored_on=TODAY)
+    assert rows.height == 6 * HORIZON and rows["stockout_risk"].null_count() == 0
+    assert not (settings.workspace / "mlflow").exists(), "--fit must not touch the registry"
 
 
 def test_score_on_sales_only_data_leaves_stockout_columns_null(tmp_path: Path) -> None:
     settings = _lake(tmp_path, sales_only=True)
-    report = run_score(settings, horizon=HORIZON, now=NOW, cutoff=dt.date(2022, 9, 30))
+    _train_demand(settings)
+    report = run_score(settings, horizon=HORIZON, now=NOW)
     assert report.note is not None and "sales-only" in report.note
     assert report.alerts is None
     rows = ParquetStore(settings.workspace / "predictions").read(scored_on=TODAY)
     assert rows.height == 6 * HORIZON
-    for column in ("stockout_risk", "stockout_label", "threshold", "order_quantity"):
+    for column in ("stockout_risk", "stockout_label", "threshold", "order_quantity", "stockout_model_version"):
         assert rows[column].null_count() == rows.height, column
     assert rows["safety_stock"].null_count() == 0
-    assert rows["date"].min() == dt.date(2022, 10, 1)

@@ -20,6 +20,8 @@ from shelfcast.settings import Settings
 
 CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous_champion"
 MODEL_NAMES: dict[Task, str] = dict(EXPERIMENTS)
+# What MLflow answers for a registered model or an alias that does not exist.
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
 def task_of(name_or_task: str) -> Task:
@@ -83,12 +85,19 @@ class Registry:
             raise ModelNotFoundError(f"{name} has no version {version!r}; see `shelfcast models list`") from None
 
     def alias(self, task: Task, alias: str) -> VersionInfo | None:
+        """The aliased version, or None when the model or the alias does not exist.
+
+        Any other failure (a server that does not answer, a broken store)
+        propagates: "no champion" and "cannot tell" must not look the same.
+        """
         from mlflow.exceptions import MlflowException
 
         try:
             return self._info(task, self.client.get_model_version_by_alias(MODEL_NAMES[task], alias))
-        except MlflowException:
-            return None
+        except MlflowException as exc:
+            if exc.error_code in _NOT_FOUND:
+                return None
+            raise
 
     def versions(self, task: Task) -> list[VersionInfo]:
         name = MODEL_NAMES[task]

@@ -157,6 +157,7 @@ class TrainingRun:
     manifest: Mapping[str, Any]
     lake_root: Path
     artifacts: list[Path] = field(default_factory=list)
+    tags: Mapping[str, str] = field(default_factory=dict)  # e.g. the Prefect flow run that trained it
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,9 @@ def log_training_run(settings: Settings, run: TrainingRun) -> LoggedRun:
     uri = connect(settings)
     exp = experiment_id(settings, run.task)
     with mlflow.start_run(experiment_id=exp) as active:
-        mlflow.set_tags({"shelfcast.task": run.task, "shelfcast.version": metadata.version("shelfcast")})
+        mlflow.set_tags(
+            {"shelfcast.task": run.task, "shelfcast.version": metadata.version("shelfcast"), **dict(run.tags)}
+        )
         params = {**run.params, CANDIDATE_PARAM: run.candidate}
         params |= {CUTOFF_PARAM.format(k + 1): c.isoformat() for k, c in enumerate(run.cutoffs)}
         mlflow.log_params({k: str(v) for k, v in params.items()})

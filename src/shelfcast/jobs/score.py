@@ -1,9 +1,10 @@
 """The batch scoring job: forecasts, quantiles, stockout risk and reorder advice for every series, into a store.
 
-Until the registry hands over a champion, the job trains the forecaster and
-the stockout classifier at the cutoff as `shelfcast forecast` and
-`shelfcast stockout` do; the model's name, version and run id are arguments
-so the registry's champion can be named once it exists.
+By default it scores with the registry's champions (demand and, where the
+data has stock, stockout), read from their local copy in the workspace when
+that is the current version; `fit=True` (`shelfcast score --fit`) instead
+trains both at the cutoff as `shelfcast forecast` and `shelfcast stockout`
+do, with no registry involved.
 """
 
 from __future__ import annotations
@@ -11,26 +12,30 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
-from shelfcast.errors import DataValidationError
+from shelfcast.errors import ConfigError, DataValidationError, ModelNotFoundError
 from shelfcast.features.build import HORIZON
 from shelfcast.features.panel import SERIES
 from shelfcast.io.lake import Lake
 from shelfcast.io.stores import PREDICTION_SCHEMA, PredictionStore, open_store
 from shelfcast.jobs.forecast import forecast_with_quantiles
 from shelfcast.jobs.modeling import ModelData, load_model_data
-from shelfcast.jobs.stockout import definition_for, reorder_advice, score_stockout
-from shelfcast.models.backtest import Progress
-from shelfcast.models.stockout import window_steps
+from shelfcast.jobs.promote import load_champion
+from shelfcast.jobs.stockout import apply_stockout, definition_for, reorder_advice, score_stockout
+from shelfcast.models.backtest import QUANTILES, Progress, add_quantiles
+from shelfcast.models.serialize import load_forecaster, load_quantiles, load_stockout
+from shelfcast.models.stockout import StockoutModel, window_steps
+from shelfcast.models.train import TrainedForecaster
 from shelfcast.settings import Settings
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL_NAME = "shelfcast_gbm"
 DEFAULT_MODEL_VERSION = "local"
 ADVICE = ("safety_stock", "reorder_point", "order_up_to", "order_quantity")
+SALES_ONLY = "sales-only data: no stockout risk (ingest an inventory table to get it)"
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class ScoreReport:
     model_name: str
     model_version: str
     run_id: str | None
+    stockout_version: str | None
     alerts: int | None
     note: str | None
     model_seconds: float
@@ -58,6 +64,58 @@ class ModelInfo:
     run_id: str | None = None
 
 
+@dataclass(frozen=True)
+class ScoringModels:
+    """The fitted models a scoring run uses, and what the prediction rows say about them."""
+
+    demand: TrainedForecaster
+    quantiles: pl.DataFrame | None
+    demand_info: ModelInfo
+    stockout: StockoutModel | None = None
+    stockout_info: ModelInfo | None = None
+    note: str | None = None  # why there is no stockout model
+
+
+def champion_models(settings: Settings, data: ModelData) -> ScoringModels:
+    """The demand champion (required) and, on data with stock, the stockout champion (else a note says why not)."""
+    demand = load_champion(settings, "demand")
+    models = ScoringModels(
+        demand=load_forecaster(demand.folder),
+        quantiles=load_quantiles(demand.folder),
+        demand_info=ModelInfo(demand.name, demand.version, demand.run_id),
+    )
+    try:
+        definition_for(data.panel, window=7, min_hours=None)
+    except DataValidationError:
+        return replace(models, note=SALES_ONLY)
+    try:
+        stockout = load_champion(settings, "stockout")
+    except ModelNotFoundError as exc:
+        return replace(models, note=f"no stockout risk: {exc}")
+    return replace(
+        models,
+        stockout=load_stockout(stockout.folder),
+        stockout_info=ModelInfo(stockout.name, stockout.version, stockout.run_id),
+    )
+
+
+def champion_forecast(models: ScoringModels, data: ModelData, *, cutoff: dt.date, steps: int) -> pl.DataFrame:
+    """The demand champion's forecasts from `cutoff` for `steps` steps, with its p10/p50/p90."""
+    model = models.demand
+    if not model.recursive and steps > model.horizon:
+        raise ConfigError(
+            f"the demand champion forecasts at most {model.horizon} steps and scoring needs {steps} (the horizon, "
+            "and the lead time plus a review week for the advice): retrain with a longer `--horizon`"
+        )
+    if cutoff < model.cutoff:
+        log.warning("scoring at %s with a champion trained on data up to %s", cutoff, model.cutoff)
+    forecast = model.predict(data.panel, calendar=data.calendar, origin=cutoff, horizon=steps)
+    table = models.quantiles
+    if table is None:  # a model saved without one: the interval collapses onto the point forecast
+        table = pl.DataFrame(schema={HORIZON: pl.Int32, **{f"q{q:g}": pl.Float64 for q in QUANTILES}})
+    return add_quantiles(forecast, table)
+
+
 def build_predictions(
     data: ModelData,
     settings: Settings,
@@ -66,34 +124,64 @@ def build_predictions(
     horizon: int,
     scored_on: dt.date,
     scored_at: dt.datetime,
-    model: ModelInfo,
+    models: ScoringModels | None = None,
     window: int = 7,
     progress: Progress | None = None,
 ) -> tuple[pl.DataFrame, str | None]:
     """Prediction rows for every series, and a note when stockout risk could not be scored.
 
-    The forecast runs far enough for the reorder advice (lead time plus a
-    review week) and the risk window, whatever `horizon` the rows keep.
+    With `models` (the champions) nothing is trained; without, both models
+    are fitted at the cutoff. The forecast runs far enough for the reorder
+    advice (lead time plus a review week) and the risk window, whatever
+    `horizon` the rows keep.
     """
     if horizon < 1:
         raise ValueError(f"`horizon` must be a positive integer, got {horizon}")
-    checkpoints = settings.workspace / "checkpoints"
+    if models is not None and models.stockout is not None:
+        window = models.stockout.definition.window
     steps = max(horizon, window_steps(data.panel, settings.lead_time_days + 7), window_steps(data.panel, window))
-    forecast = forecast_with_quantiles(
-        data, cutoff=cutoff, horizon=steps, checkpoint_dir=checkpoints, progress=progress
-    )
+    checkpoints = settings.workspace / "checkpoints"
+    if models is None:
+        forecast = forecast_with_quantiles(
+            data, cutoff=cutoff, horizon=steps, checkpoint_dir=checkpoints, progress=progress
+        )
+    else:
+        if progress:
+            progress(f"forecast ({models.demand_info.name} v{models.demand_info.version})", 0, 2)
+        forecast = champion_forecast(models, data, cutoff=cutoff, steps=steps)
     advice = reorder_advice(data.panel, forecast, cutoff=cutoff, settings=settings)
     note = None
     risk: pl.DataFrame | None = None
-    try:
-        definition = definition_for(data.panel, window=window, min_hours=None)
-    except DataValidationError:
-        note = "sales-only data: no stockout risk (ingest an inventory table to get it)"
+    stockout_info: ModelInfo | None = None
+    if models is not None:
+        note = models.note
+        if models.stockout is not None:
+            if progress:
+                progress("stockout risk", 1, 2)
+            risk = apply_stockout(models.stockout, data, cutoff=cutoff, forecast=forecast)
+            stockout_info = models.stockout_info
     else:
-        if progress:
-            progress("stockout risk", 2, 2)
-        risk = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast, checkpoint_dir=checkpoints)
-    rows = assemble_rows(forecast, advice, risk, horizon=horizon, scored_on=scored_on, scored_at=scored_at, model=model)
+        try:
+            definition = definition_for(data.panel, window=window, min_hours=None)
+        except DataValidationError:
+            note = SALES_ONLY
+        else:
+            if progress:
+                progress("stockout risk", 1, 2)
+            risk = score_stockout(
+                data, cutoff=cutoff, definition=definition, forecast=forecast, checkpoint_dir=checkpoints
+            )
+            stockout_info = ModelInfo()
+    rows = assemble_rows(
+        forecast,
+        advice,
+        risk,
+        horizon=horizon,
+        scored_on=scored_on,
+        scored_at=scored_at,
+        model=models.demand_info if models is not None else ModelInfo(),
+        stockout_version=stockout_info.version if stockout_info else None,
+    )
     return rows, note
 
 
@@ -106,6 +194,7 @@ def assemble_rows(
     scored_on: dt.date,
     scored_at: dt.datetime,
     model: ModelInfo,
+    stockout_version: str | None = None,
 ) -> pl.DataFrame:
     """Prediction rows from the forecast with quantiles (column `h`), the advice and the risk per series."""
     if risk is None:
@@ -134,6 +223,7 @@ def assemble_rows(
             pl.lit(model.name).alias("model_name"),
             pl.lit(model.version).alias("model_version"),
             pl.lit(model.run_id, pl.String).alias("run_id"),
+            pl.lit(stockout_version if risk.height else None, pl.String).alias("stockout_model_version"),
         )
     )
     return rows.cast(pl.Schema({c: PREDICTION_SCHEMA[c] for c in ("horizon", "threshold", *ADVICE)}))
@@ -146,19 +236,23 @@ def run_score(
     cutoff: dt.date | None = None,
     now: dt.datetime | None = None,
     scored_on: dt.date | None = None,
-    model: ModelInfo | None = None,
+    fit: bool = False,
     store: PredictionStore | None = None,
     progress: Progress | None = None,
 ) -> ScoreReport:
-    """Score every series from the cutoff (default: the last date) and replace the scoring day in the store."""
+    """Score every series from the cutoff (default: the last date) and replace the scoring day in the store.
+
+    With the registry's champions by default; `fit` trains at the cutoff instead.
+    """
     started = time.perf_counter()
     now = now or dt.datetime.now(dt.UTC)
     scored_on = scored_on or now.date()
-    model = model or ModelInfo()
     target = store or open_store(settings)
     target.check()
     data = load_model_data(Lake(settings.workspace))
     cutoff = cutoff or data.last_date
+    models = None if fit else champion_models(settings, data)
+    model = models.demand_info if models is not None else ModelInfo()
     rows, note = build_predictions(
         data,
         settings,
@@ -166,7 +260,7 @@ def run_score(
         horizon=horizon,
         scored_on=scored_on,
         scored_at=now,
-        model=model,
+        models=models,
         progress=progress,
     )
     modelled = time.perf_counter()
@@ -184,7 +278,8 @@ def run_score(
         model_name=model.name,
         model_version=model.version,
         run_id=model.run_id,
-        alerts=None if note else int(labels.sum()),
+        stockout_version=rows["stockout_model_version"][0] if rows.height else None,
+        alerts=None if rows["stockout_risk"].is_null().all() else int(labels.sum()),
         note=note,
         model_seconds=modelled - started,
         write_seconds=time.perf_counter() - modelled,

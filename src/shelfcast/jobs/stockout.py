@@ -18,7 +18,14 @@ from shelfcast.jobs.modeling import ModelData, load_model_data
 from shelfcast.models.backtest import BacktestConfig, Progress, cutoffs
 from shelfcast.models.classification import stockout_metrics
 from shelfcast.models.replenish import lead_time_demand, replenishment, stock_position
-from shelfcast.models.stockout import StockoutConfig, fit_stockout, quantile_risk, stockout_features, window_steps
+from shelfcast.models.stockout import (
+    StockoutConfig,
+    StockoutModel,
+    fit_stockout,
+    quantile_risk,
+    stockout_features,
+    window_steps,
+)
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
 
@@ -105,8 +112,17 @@ def score_stockout(
     model = fit_stockout(
         data.panel, data.spec, config or StockoutConfig(), definition, cutoff=cutoff, checkpoint_dir=checkpoint_dir
     )
+    return apply_stockout(model, data, cutoff=cutoff, forecast=forecast)
+
+
+def apply_stockout(
+    model: StockoutModel, data: ModelData, *, cutoff: dt.date, forecast: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """A fitted classifier's risk and label for every series at `cutoff` (see `score_stockout`)."""
+    definition = model.definition
     window = window_steps(data.panel, definition.window)
-    features = stockout_features(data.panel.as_known_at(cutoff), data.spec, [cutoff], window=window)
+    # The model's own spec: a champion sees the features it was trained on, whatever the lake's defaults are now.
+    features = stockout_features(data.panel.as_known_at(cutoff), model.spec, [cutoff], window=window)
     risk = model.predict_proba(features)
     rule = rule_baseline(data.panel, origins=[cutoff], window=definition.window, definition=definition)
     scored = (

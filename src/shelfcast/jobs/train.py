@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,15 @@ from shelfcast.jobs.backtest import backtest_json
 from shelfcast.jobs.modeling import ModelData, load_model_data
 from shelfcast.jobs.promote import PromotionReport, gate_and_promote
 from shelfcast.jobs.stockout import backtest_stockout, definition_for
-from shelfcast.models.backtest import MODEL, RECURSIVE, BacktestConfig, Progress, backtest_demand
+from shelfcast.models.backtest import (
+    MODEL,
+    RECURSIVE,
+    BacktestConfig,
+    Progress,
+    backtest_demand,
+    conformal_scores,
+    quantile_table,
+)
 from shelfcast.models.gates import RULES, Task
 from shelfcast.models.serialize import save_model
 from shelfcast.models.stockout import StockoutConfig, fit_stockout, stockout_features, window_steps
@@ -44,7 +53,7 @@ class TrainReport:
     version: str
     candidate: str
     scores: dict[str, float]
-    promotion: PromotionReport
+    promotion: PromotionReport | None  # None when the caller gates and promotes as a step of its own
     seconds: float
 
 
@@ -58,6 +67,8 @@ class _Fitted:
     example: pl.DataFrame
     reports: list[Path | None]
     backtest: Any
+    # demand: score quantiles per horizon from the candidate's backtest residuals (p10/p50/p90 at scoring).
+    quantiles: pl.DataFrame | None = None
 
 
 def _demand(
@@ -85,7 +96,8 @@ def _demand(
     ]
     model.model.feature_importance().write_csv(out / "feature_importance.csv")
     params = {**final.model_dump(), "horizon": horizon, "windows": windows, "cutoff": data.last_date}
-    return _Fitted(candidate, model, bt.metrics, bt.cutoffs, params, example, reports, bt)
+    quantiles = quantile_table(conformal_scores(bt.forecasts.filter(pl.col("model") == candidate)))
+    return _Fitted(candidate, model, bt.metrics, bt.cutoffs, params, example, reports, bt, quantiles)
 
 
 def _stockout(
@@ -142,8 +154,13 @@ def run_train(
     forecast_config: ForecastConfig | None = None,
     stockout_config: StockoutConfig | None = None,
     progress: Progress | None = None,
+    promote: bool = True,
+    tags: Mapping[str, str] | None = None,
 ) -> TrainReport:
-    """Backtest, fit on everything, log the run, register a challenger and let the gates decide."""
+    """Backtest, fit on everything, log the run, register a challenger and (with `promote`) let the gates decide.
+
+    `tags` go on the MLflow run (the pipeline links its Prefect flow run this way).
+    """
     started = time.perf_counter()
     lake = Lake(settings.workspace)
     data = load_model_data(lake)
@@ -170,7 +187,7 @@ def run_train(
             )
         backtest_json(fitted.backtest, out / "backtest.json", task=task)
         fitted.metrics.write_csv(out / "backtest.csv")
-        model_dir = save_model(fitted.model, out / "native")
+        model_dir = save_model(fitted.model, out / "native", quantiles=fitted.quantiles)
         rule = RULES[task]
         overall = fitted.metrics.filter((pl.col("model") == fitted.candidate) & (pl.col("window") == "all"))
         scores = {m: float(overall[m][0]) for m in (rule.metric, "f1") if m in overall.columns}
@@ -199,11 +216,12 @@ def run_train(
                     ]
                     if p is not None
                 ],
+                tags=dict(tags or {}),
             ),
         )
     registry = Registry(settings)
     version = registry.register(task, logged.model_uri, run_id=logged.run_id)
-    promotion = gate_and_promote(settings, task, version.version, registry=registry)
+    promotion = gate_and_promote(settings, task, version.version, registry=registry) if promote else None
     return TrainReport(
         task, logged, version.version, fitted.candidate, scores, promotion, time.perf_counter() - started
     )

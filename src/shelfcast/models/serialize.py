@@ -3,7 +3,8 @@
 A folder holds `booster.txt` (LightGBM model text) or `booster.json`
 (XGBoost JSON) and `model.json`: the kind of model, the booster's
 constructor arguments, the fitted encoder, the feature spec and config, and
-what else predicting needs (cutoff and horizon; or the stockout definition,
+what else predicting needs (cutoff, horizon and the quantile table that
+turns a point forecast into p10/p50/p90; or the stockout definition,
 calibration map, threshold and positive rate). Anyone can read both files
 without shelfcast, and loading runs no code from them.
 """
@@ -16,8 +17,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import polars as pl
 
 from shelfcast.errors import ShelfcastError
+from shelfcast.features.build import HORIZON
 from shelfcast.features.labels import StockoutDefinition
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.forecaster import FeatureEncoder, GBMForecaster, NotFittedError
@@ -98,22 +101,31 @@ def read_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
-def save_forecaster(model: TrainedForecaster, folder: Path) -> Path:
-    """Write a demand forecaster to `folder` (created); returns the folder."""
+def save_forecaster(model: TrainedForecaster, folder: Path, *, quantiles: pl.DataFrame | None = None) -> Path:
+    """Write a demand forecaster to `folder` (created), with its quantile table if given; returns the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_meta(
-        folder,
-        {
-            "kind": "demand",
-            "booster": _save_booster(model.model, folder),
-            "spec": model.spec.model_dump(mode="json"),
-            "config": model.config.model_dump(mode="json"),
-            "cutoff": model.cutoff.isoformat(),
-            "horizon": model.horizon,
-        },
-    )
+    meta: dict[str, Any] = {
+        "kind": "demand",
+        "booster": _save_booster(model.model, folder),
+        "spec": model.spec.model_dump(mode="json"),
+        "config": model.config.model_dump(mode="json"),
+        "cutoff": model.cutoff.isoformat(),
+        "horizon": model.horizon,
+    }
+    if quantiles is not None:
+        # Column-wise lists: `h` and one list per level (q0.1, q0.5, q0.9), floats repr-exact.
+        meta["quantiles"] = {c: quantiles[c].to_list() for c in quantiles.columns}
+    _write_meta(folder, meta)
     return folder
+
+
+def load_quantiles(folder: Path) -> pl.DataFrame | None:
+    """The demand model's quantile table (per horizon `h`: score quantiles `q0.1`...), or None if none was saved."""
+    table = _expect(Path(folder), "demand").get("quantiles")
+    if table is None:
+        return None
+    return pl.DataFrame(table).with_columns(pl.col(HORIZON).cast(pl.Int32))
 
 
 def load_forecaster(folder: Path) -> TrainedForecaster:
@@ -167,11 +179,13 @@ def load_stockout(folder: Path) -> StockoutModel:
     )
 
 
-def save_model(model: TrainedForecaster | StockoutModel, folder: Path) -> Path:
-    """Either kind of model, by its type."""
+def save_model(
+    model: TrainedForecaster | StockoutModel, folder: Path, *, quantiles: pl.DataFrame | None = None
+) -> Path:
+    """Either kind of model, by its type (`quantiles` only for a demand model)."""
     if isinstance(model, StockoutModel):
         return save_stockout(model, folder)
-    return save_forecaster(model, folder)
+    return save_forecaster(model, folder, quantiles=quantiles)
 
 
 def load_model(folder: Path) -> TrainedForecaster | StockoutModel:

@@ -94,6 +94,17 @@ class PostgresStore:
                     self._target, sql.SQL(", ").join(columns), key
                 )
             )
+            found = conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+                (self.schema, self.table),
+            ).fetchall()
+        missing = [c for c in PREDICTION_SCHEMA if c not in {row[0] for row in found}]
+        if missing:
+            # A table from an older shelfcast (or someone else's): say so rather than fail inside COPY.
+            raise StoreError(
+                f"{self.location} exists without column(s) {', '.join(missing)}: add them "
+                f"(ALTER TABLE ... ADD COLUMN), drop the table, or set `prediction_table` to a new name"
+            )
 
     def write(self, predictions: pl.DataFrame, *, scored_on: dt.date) -> int:
         frame = validate_predictions(predictions, scored_on=scored_on)

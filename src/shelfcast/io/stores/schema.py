@@ -44,9 +44,15 @@ PREDICTION_COLUMNS: tuple[Column, ...] = (
     Column("reorder_point", _F64, "Order when the stock position falls below this.", nullable=True, minimum=0.0),
     Column("order_up_to", _F64, "Target stock position after an order.", nullable=True, minimum=0.0),
     Column("order_quantity", _F64, "Units to order now; null where stock is unknown.", nullable=True, minimum=0.0),
-    Column("model_name", _STR, "Registered model that produced the forecast."),
+    Column("model_name", _STR, "Registered demand model that produced the forecast."),
     Column("model_version", _STR, "Its version (`local` when not from the registry)."),
-    Column("run_id", _STR, "MLflow run id; null when not tracked.", nullable=True),
+    Column("run_id", _STR, "MLflow run id of the demand model; null when not tracked.", nullable=True),
+    Column(
+        "stockout_model_version",
+        _STR,
+        "Version of the stockout model that gave the risk (`local` when not from the registry); null without risk.",
+        nullable=True,
+    ),
 )
 PREDICTION_SCHEMA: dict[str, pl.DataType] = {c.name: c.dtype for c in PREDICTION_COLUMNS}
 PREDICTION_KEY = ("scored_on", "store_id", "item_id", "date")

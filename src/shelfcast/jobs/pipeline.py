@@ -1,0 +1,163 @@
+"""The pipeline: ingest -> validate -> features -> train -> register/promote -> score, as plain steps.
+
+`run_pipeline` runs the steps in order through a *runner*, a function that
+calls one step. The demo and the tests use `run_directly` (no server, no
+start-up cost); `shelfcast.flows` runs the same steps as Prefect tasks in
+one flow (retries on the steps that do I/O, a log line per step, the flow
+run id as a tag on each MLflow run). Training backtests the model against
+its baselines on rolling origins (the evaluation) before the final fit, and
+logs both to MLflow; the gates then decide on promotion as a step of their
+own, and scoring uses whatever is champion afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from shelfcast.data.sources import get_source
+from shelfcast.errors import DataValidationError
+from shelfcast.io.lake import Lake
+from shelfcast.io.registry import CHAMPION, Registry
+from shelfcast.jobs.features import FeaturesReport, run_features
+from shelfcast.jobs.ingest import IngestReport, run_ingest
+from shelfcast.jobs.modeling import load_model_data
+from shelfcast.jobs.promote import PromotionReport, gate_and_promote
+from shelfcast.jobs.score import ScoreReport, run_score
+from shelfcast.jobs.stockout import definition_for
+from shelfcast.jobs.train import TrainReport, run_train
+from shelfcast.jobs.validate import ValidationReport, run_validate
+from shelfcast.models.gates import Task
+from shelfcast.models.stockout import StockoutConfig
+from shelfcast.models.train import ForecastConfig
+from shelfcast.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """Runs one step: `fn` is the step's work, `io` says it reads or writes outside the process (retry it)."""
+
+    def __call__(self, name: str, fn: Callable[[], T], *, io: bool) -> T: ...
+
+
+def run_directly(name: str, fn: Callable[[], T], *, io: bool) -> T:
+    """The runner without an orchestrator: call the step, log how long it took."""
+    started = time.perf_counter()
+    result = fn()
+    log.info("step %s done in %.1fs", name, time.perf_counter() - started)
+    return result
+
+
+@dataclass(frozen=True)
+class PipelineRequest:
+    """What one pipeline run does. Without `path` the lake is used as it is (no ingest)."""
+
+    path: Path | None = None
+    source: str = "canonical"
+    tasks: tuple[Task, ...] = ("demand", "stockout")
+    windows: int = 3
+    horizon: int = 14  # days (or weeks) scored
+    forecast_config: ForecastConfig | None = None
+    stockout_config: StockoutConfig | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)  # put on every MLflow run
+
+
+@dataclass
+class PipelineReport:
+    ingest: IngestReport | None = None
+    validation: ValidationReport | None = None
+    features: FeaturesReport | None = None
+    trained: dict[Task, TrainReport] = field(default_factory=dict)
+    promotions: dict[Task, PromotionReport] = field(default_factory=dict)
+    score: ScoreReport | None = None
+    skipped: dict[str, str] = field(default_factory=dict)  # step -> why it did not run
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able digest (what the Prefect flow returns)."""
+        return {
+            "ingested_rows": self.ingest.total("kept") if self.ingest else None,
+            "validation_ok": self.validation.ok if self.validation else None,
+            "feature_rows": self.features.rows if self.features else None,
+            "runs": {t: r.run.run_id for t, r in self.trained.items()},
+            "versions": {t: r.version for t, r in self.trained.items()},
+            "promoted": {t: p.promoted for t, p in self.promotions.items()},
+            "gates": {t: p.gate.reason for t, p in self.promotions.items()},
+            "scored_rows": self.score.rows if self.score else None,
+            "alerts": self.score.alerts if self.score else None,
+            "skipped": self.skipped,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def _has_stock(settings: Settings) -> bool:
+    try:
+        definition_for(load_model_data(Lake(settings.workspace)).panel, window=7, min_hours=None)
+    except DataValidationError:
+        return False
+    return True
+
+
+def run_pipeline(
+    settings: Settings,
+    request: PipelineRequest,
+    *,
+    today: dt.date,
+    now: dt.datetime,
+    runner: Runner = run_directly,
+) -> PipelineReport:
+    """Every step in order; a failed step stops the run with its error (the report says what ran)."""
+    started = time.perf_counter()
+    report = PipelineReport()
+    if request.path is not None:
+        path = request.path
+        report.ingest = runner(
+            "ingest",
+            lambda: run_ingest(get_source(request.source), path, settings=settings, today=today, now=now),
+            io=True,
+        )
+    report.validation = runner("validate", lambda: run_validate(Lake(settings.workspace)), io=False)
+    if not report.validation.ok:
+        problems = [f"{c.table}: {', '.join(c.problems)}" for c in report.validation.checks if not c.ok]
+        raise DataValidationError(f"the lake failed validation ({'; '.join(problems)}); see `shelfcast validate`")
+    report.features = runner("features", lambda: run_features(settings), io=True)
+    for task in request.tasks:
+        if task == "stockout" and not _has_stock(settings):
+            report.skipped["train stockout"] = "sales-only data: no stock signal to learn stockouts from"
+            continue
+        report.trained[task] = runner(
+            f"train {task}",
+            lambda task=task: run_train(  # type: ignore[misc]
+                settings,
+                task=task,
+                windows=request.windows,
+                forecast_config=request.forecast_config,
+                stockout_config=request.stockout_config,
+                promote=False,
+                tags=request.tags,
+            ),
+            io=True,
+        )
+        version = report.trained[task].version
+        report.promotions[task] = runner(
+            f"promote {task}",
+            lambda task=task, version=version: gate_and_promote(settings, task, version),  # type: ignore[misc]
+            io=True,
+        )
+    refused = report.promotions.get("demand")
+    if refused is not None and not refused.promoted and Registry(settings).alias("demand", CHAMPION) is None:
+        # Nothing to score with: say why instead of failing (issue 6 adds the rule-baseline fallback).
+        report.skipped["score"] = f"no demand champion: version {refused.version} was refused ({refused.gate.reason})"
+    else:
+        report.score = runner(
+            "score", lambda: run_score(settings, horizon=request.horizon, now=now, scored_on=today), io=True
+        )
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,82 @@
+"""`shelfcast pipeline run` through Prefect 3 for real (its temporary local server, ~20 s), and the one-line
+errors of `pipeline run | schedule`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shelfcast.data.simulator import SimConfig, simulate
+
+pytestmark = pytest.mark.e2e
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "shelfcast", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**clean, "COLUMNS": "250", **(env or {})},
+    )
+
+
+def test_pipeline_run_goes_through_prefect_and_links_the_mlflow_runs(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    # The chain of tests/integration/test_pipeline.py: both models pass their gates on it.
+    sim = simulate(SimConfig(n_stores=4, n_items=10, n_days=300, seed=1))
+    for name, frame in sim.tables().items():
+        frame.write_parquet(raw / f"{name}.parquet")
+    (raw / "exogenous_roles.json").write_text(json.dumps(sim.exogenous_roles))
+
+    result = run("pipeline", "run", "raw", "--windows", "2", "--horizon", "7", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for step in ("ingest", "validate", "features", "train demand", "train stockout", "score"):
+        assert re.search(rf"│ {step}\s+│", result.stdout), step
+    assert "280 rows" in result.stdout  # 40 series x 7 days
+    found = re.search(r"Prefect flow run\s+│ ([0-9a-f-]{36})", result.stdout)
+    assert found, result.stdout
+    flow_run_id = found.group(1)
+    # Prefect's temporary server kept its database in the workspace, and logged each step as a task run.
+    assert (tmp_path / ".shelfcast" / "prefect").is_dir()
+    for step in ("ingest", "train demand", "promote demand", "score"):
+        assert f"prefect.task_runs: {step}" in result.stderr, step
+
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / '.shelfcast' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    for name in ("shelfcast-demand", "shelfcast-stockout"):
+        champion = client.get_model_version_by_alias(name, "champion")
+        run_tags = client.get_run(champion.run_id).data.tags
+        assert run_tags["prefect.flow_run_id"] == flow_run_id, name
+        assert f"MLflow run {champion.run_id}" in result.stderr  # the Prefect log names the MLflow run
+    assert list((tmp_path / ".shelfcast" / "predictions").glob("scored_on=*/part.parquet"))
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["pipeline", "run", "missing"], {}, "missing does not exist"),
+        (["pipeline", "run", "--tasks", "demand,price"], {}, "`--tasks` takes demand and/or stockout"),
+        (["pipeline", "schedule", "--cron", "61 * * * *"], {}, "`--cron` '61 * * * *' is not a valid cron"),
+        (["pipeline", "schedule", "--cron", "0 3 * * *"], {}, "a schedule needs a Prefect server: start one with"),
+    ],
+)
+def test_pipeline_mistakes_are_one_line_errors(
+    tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    result = run(*args, cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
