@@ -32,6 +32,7 @@ from shelfcast.jobs.score import ScoreReport, run_score
 from shelfcast.jobs.stockout import definition_for
 from shelfcast.jobs.train import TrainReport, run_train
 from shelfcast.jobs.validate import ValidationReport, run_validate
+from shelfcast.models.backtest import RECURSIVE
 from shelfcast.models.gates import Task
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
@@ -105,6 +106,15 @@ def _has_stock(settings: Settings) -> bool:
     return True
 
 
+def _chosen_strategy(settings: Settings, config: ForecastConfig | None, candidate: str) -> ForecastConfig:
+    """The forecast config with the strategy the demand backtest chose: the stockout step's demand forecasts
+    (its quantile-risk baseline, refitted at each of its cutoffs) then fit that one candidate, not both."""
+    if config is None:
+        frequency = (Lake(settings.workspace).table_info("sales") or {}).get("frequency") or "D"
+        config = ForecastConfig.for_freq(frequency)
+    return config.model_copy(update={"strategy": "recursive" if candidate == RECURSIVE else "direct"})
+
+
 def run_pipeline(
     settings: Settings,
     request: PipelineRequest,
@@ -128,23 +138,26 @@ def run_pipeline(
         problems = [f"{c.table}: {', '.join(c.problems)}" for c in report.validation.checks if not c.ok]
         raise DataValidationError(f"the lake failed validation ({'; '.join(problems)}); see `shelfcast validate`")
     report.features = runner("features", lambda: run_features(settings), io=True)
+    forecast_config = request.forecast_config
     for task in request.tasks:
         if task == "stockout" and not _has_stock(settings):
             report.skipped["train stockout"] = "sales-only data: no stock signal to learn stockouts from"
             continue
         report.trained[task] = runner(
             f"train {task}",
-            lambda task=task: run_train(  # type: ignore[misc]
+            lambda task=task, config=forecast_config: run_train(  # type: ignore[misc]
                 settings,
                 task=task,
                 windows=request.windows,
-                forecast_config=request.forecast_config,
+                forecast_config=config,
                 stockout_config=request.stockout_config,
                 promote=False,
                 tags=request.tags,
             ),
             io=True,
         )
+        if task == "demand":
+            forecast_config = _chosen_strategy(settings, forecast_config, report.trained[task].candidate)
         version = report.trained[task].version
         report.promotions[task] = runner(
             f"promote {task}",
