@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from shelfcast.features.panel import KEYS, SERIES, Panel
@@ -48,98 +51,240 @@ def demand(panel: Panel, spec: FeatureSpec) -> pl.Expr:
 
 def origin_features(panel: Panel, spec: FeatureSpec) -> pl.DataFrame:
     """Features of every (series, date) as an origin: each uses only rows up to that date."""
-    d = "d_"
-    frame = panel.frame.with_columns(demand(panel, spec).alias(f"{d}y"))
-    s = pl.col(f"{d}y")
-    by = list(SERIES)
-    exprs: list[pl.Expr] = [s.shift(k - 1).over(by).alias(f"lag_{k}") for k in spec.lags]
+    frame, by = _keyed(panel.frame)
+    features = _origin_specs(panel, spec, by)
+    out = frame.with_columns(demand(panel, spec).alias(_DEMAND)).with_columns(f.window.alias(f.name) for f in features)
+    return out.select(*KEYS, *_new_names(features, frame))
+
+
+def origin_features_at(panel: Panel, spec: FeatureSpec, origin: dt.date) -> pl.DataFrame:
+    """The rows of `origin_features` at one origin (one per series with a row that day), bit for bit, much faster.
+
+    Batch scoring needs the features at one date only. Rows after the origin
+    cannot move them, so they are dropped; then most features are a plain
+    aggregation over the end of each series' history (a lag is one value, a
+    rolling maximum or count the maximum or sum of the last rows), computed
+    for all series at once. The rest are running states (rolling sums and
+    deviations of fractional values, EWMs, expanding means): their last bits
+    depend on the whole history before the origin, so they are computed by
+    the same window expressions as `origin_features`, over each series' whole
+    history, in blocks of whole series of which only the origin's rows are kept.
+    """
+    frame, by = _keyed(panel.frame.filter(pl.col("date") <= origin))
+    frame = frame.with_columns(demand(panel, spec).alias(_DEMAND))
+    features = _origin_specs(panel, spec, by)
+    names = _new_names(features, frame)
+    at_origin = pl.col("date") == origin
+    # A NaN could make a rolling and a plain minimum disagree: then every feature takes the window path.
+    plain = by == _SERIES_ID and not frame.select(pl.col(_DEMAND).is_nan().any()).item()
+    running = [f for f in features if f.last is None or not plain]
+    parts = [
+        block.with_columns(f.window.alias(f.name) for f in running).filter(at_origin) for block in _blocks(frame, by)
+    ]
+    out = pl.concat(parts) if parts else frame.with_columns(f.window.alias(f.name) for f in running)
+    if plain:
+        last = frame.group_by(_SERIES_ID, maintain_order=True).agg(
+            pl.col("date").last().alias("__last_date"), *[f.last.alias(f.name) for f in features if f.last is not None]
+        )
+        out = out.join(last.filter(pl.col("__last_date") == origin), on=_SERIES_ID, how="left", maintain_order="left")
+    return out.select(*KEYS, *names)
+
+
+_DEMAND = "d_y"
+_SERIES_ID = "__series"
+# Rows per block when running states are computed for one origin: the overhead
+# per block is small, and a block's columns (not the whole panel's) stay in memory.
+_BLOCK_ROWS = 1_000_000
+
+
+@dataclass(frozen=True)
+class _Feature:
+    """One origin feature, at every row of a series (`window`) and, where that is exact, at its last row (`last`).
+
+    `last` aggregates a series' history and must give `window`'s value at the
+    last row bit for bit. It exists for copied values, minimums, maximums,
+    counts and sums of whole numbers (exact in floating point in any order),
+    not for running sums of fractional values, whose last bits depend on every
+    addition before.
+    """
+
+    name: str
+    window: pl.Expr
+    last: pl.Expr | None = None
+
+
+def _tail_mean(values: pl.Expr, w: int, least: int) -> pl.Expr:
+    """Mean of the non-null values among the last `w` (null below `least` of them): `rolling_mean` at the last row."""
+    tail = values.tail(w)
+    return pl.when(tail.count() >= least).then(tail.sum() / tail.count())
+
+
+def _tail_extreme(values: pl.Expr, w: int, least: int, *, largest: bool) -> pl.Expr:
+    tail = values.tail(w)
+    return pl.when(tail.count() >= least).then(tail.max() if largest else tail.min())
+
+
+def _origin_specs(panel: Panel, spec: FeatureSpec, by: str | list[str]) -> list[_Feature]:
+    s = pl.col(_DEMAND)
+    cols = panel.frame.columns
+    features = [
+        _Feature(f"lag_{k}", s.shift(k - 1).over(by), pl.when(pl.len() >= k).then(s.tail(k).first())) for k in spec.lags
+    ]
     for w in spec.windows:
         least = max(1, w // 4)
-        exprs += [
-            s.rolling_mean(w, min_samples=least).over(by).alias(f"mean_{w}"),
-            s.rolling_std(w, min_samples=least).over(by).alias(f"std_{w}"),
-            s.rolling_min(w, min_samples=least).over(by).alias(f"min_{w}"),
-            s.rolling_max(w, min_samples=least).over(by).alias(f"max_{w}"),
-            (pl.col("y") == 0).cast(pl.Float64).rolling_mean(w, min_samples=least).over(by).alias(f"zero_share_{w}"),
+        zero = (pl.col("y") == 0).cast(pl.Float64)
+        features += [
+            _Feature(f"mean_{w}", s.rolling_mean(w, min_samples=least).over(by)),
+            _Feature(f"std_{w}", s.rolling_std(w, min_samples=least).over(by)),
+            _Feature(
+                f"min_{w}", s.rolling_min(w, min_samples=least).over(by), _tail_extreme(s, w, least, largest=False)
+            ),
+            _Feature(
+                f"max_{w}", s.rolling_max(w, min_samples=least).over(by), _tail_extreme(s, w, least, largest=True)
+            ),
+            _Feature(f"zero_share_{w}", zero.rolling_mean(w, min_samples=least).over(by), _tail_mean(zero, w, least)),
         ]
-    exprs += [s.ewm_mean(alpha=a, ignore_nulls=True).over(by).alias(f"ewm_{a:g}") for a in spec.ewm_alphas]
-    exprs += [
+    features += [_Feature(f"ewm_{a:g}", s.ewm_mean(alpha=a, ignore_nulls=True).over(by)) for a in spec.ewm_alphas]
+    features += [
         # Null, not 0/0 = NaN, until the series has a usable value (it may open with full-day stockouts).
-        (s.fill_null(0.0).cum_sum().over(by) / s.is_not_null().cum_sum().over(by))
-        .fill_nan(None)
-        .alias("expanding_mean"),
-        pl.int_range(pl.len()).over(by).alias("age"),
+        _Feature(
+            "expanding_mean",
+            (s.fill_null(0.0).cum_sum().over(by) / s.is_not_null().cum_sum().over(by)).fill_nan(None),
+        ),
+        _Feature("age", pl.int_range(pl.len()).over(by), (pl.len() - 1).cast(pl.Int64)),
     ]
-    if spec.price_promo and "price" in panel.frame.columns:
+    if spec.price_promo and "price" in cols:
         price = pl.col("price").forward_fill().over(by)
-        exprs += [price.alias("price_now"), price.rolling_mean(28, min_samples=1).over(by).alias("price_mean_28")]
-    if spec.price_promo and "promo" in panel.frame.columns:
+        features += [
+            _Feature("price_now", price, pl.col("price").drop_nulls().last()),
+            _Feature("price_mean_28", price.rolling_mean(28, min_samples=1).over(by)),
+        ]
+    if spec.price_promo and "promo" in cols:
+        # Promotion flags are whole numbers: their rolling share is exact in any order.
         promo = pl.col("promo").fill_null(0).cast(pl.Float64)
-        exprs += [
-            promo.alias("promo_now"),
-            promo.rolling_mean(28, min_samples=1).over(by).alias("promo_share_28"),
-            _steps_since(pl.col("promo").fill_null(0) > 0).alias("steps_since_promo"),
+        features += [
+            _Feature("promo_now", promo, promo.last()),
+            _Feature("promo_share_28", promo.rolling_mean(28, min_samples=1).over(by), _tail_mean(promo, 28, 1)),
+            _steps_since("steps_since_promo", pl.col("promo").fill_null(0) > 0, by),
         ]
     if spec.inventory:
-        exprs += _inventory_features(panel)
-    exprs += [pl.col(c).alias(f"past_{c}") for c in spec.exogenous_past if c in panel.frame.columns]
-    out = frame.with_columns(exprs)
-    keep = [c for c in out.columns if c not in panel.frame.columns and c != f"{d}y"]
-    return out.select(*KEYS, *keep)
+        features += _inventory_features(panel, by)
+    features += [_Feature(f"past_{c}", pl.col(c), pl.col(c).last()) for c in spec.exogenous_past if c in cols]
+    return features
 
 
-def _steps_since(event: pl.Expr) -> pl.Expr:
+def _new_names(features: list[_Feature], frame: pl.DataFrame) -> list[str]:
+    """Feature names that do not shadow a panel column (as `with_columns` then `select` would keep them)."""
+    return [f.name for f in features if f.name not in frame.columns]
+
+
+def _keyed(frame: pl.DataFrame) -> tuple[pl.DataFrame, str | list[str]]:
+    """The frame with an integer id per series when its rows come grouped by series, and the key to window over.
+
+    Windows over one integer column are several times faster than over the
+    two string ids, and give the same groups with their rows in the same
+    order, so the same values. A panel is sorted by series; any other frame
+    falls back on the string ids.
+    """
+    store, item = pl.col("store_id"), pl.col("item_id")
+    before_store, before_item = store.shift(), item.shift()
+    in_order = (store > before_store) | ((store == before_store) & (item >= before_item))
+    # Null ids would pass the order check (comparisons with null are skipped) yet group apart.
+    grouped = (store.null_count() + item.null_count() == 0) & in_order.all()
+    if frame.height < 2 or not frame.select(grouped).item():
+        return frame, list(SERIES)
+    return frame.with_columns(pl.struct(*SERIES).rle_id().alias(_SERIES_ID)), _SERIES_ID
+
+
+def _blocks(frame: pl.DataFrame, by: str | list[str]) -> list[pl.DataFrame]:
+    """The frame cut into blocks of about `_BLOCK_ROWS` rows, never inside a series."""
+    if by != _SERIES_ID or frame.height <= _BLOCK_ROWS:
+        return [frame] if frame.height else []
+    ids = frame[_SERIES_ID].to_numpy()
+    per_block = max(1, int(ids[-1] + 1) * _BLOCK_ROWS // frame.height)
+    starts = np.searchsorted(ids, np.arange(0, int(ids[-1]) + 1, per_block), side="left")
+    bounds = [*starts.tolist(), frame.height]
+    return [frame.slice(a, b - a) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _steps_since(name: str, event: pl.Expr, by: str | list[str]) -> _Feature:
     """Steps since the event last happened (up to and including this row), per series; null if never."""
-    index = pl.int_range(pl.len()).over(list(SERIES))
-    last = pl.when(event).then(index).otherwise(None).forward_fill().over(list(SERIES))
-    return (index - last).cast(pl.Float64)
+    index = pl.int_range(pl.len()).over(by)
+    last = pl.when(event).then(index).otherwise(None).forward_fill().over(by)
+    position = pl.int_range(pl.len())
+    at_last = (pl.len().cast(pl.Int64) - 1 - position.filter(event).last()).cast(pl.Float64)
+    return _Feature(name, (index - last).cast(pl.Float64), at_last)
 
 
-def _inventory_features(panel: Panel) -> list[pl.Expr]:
+def _inventory_features(panel: Panel, by: str | list[str]) -> list[_Feature]:
     cols = panel.frame.columns
-    by = list(SERIES)
-    exprs: list[pl.Expr] = []
+    features: list[_Feature] = []
     recent = pl.col("y").rolling_mean(7, min_samples=1).over(by)
     if "on_hand" in cols:
         on_hand = pl.col("on_hand")
-        exprs += [on_hand.alias("on_hand_now"), (on_hand / (recent + 0.1)).alias("days_of_cover")]
+        features += [
+            _Feature("on_hand_now", on_hand, on_hand.last()),
+            _Feature("days_of_cover", on_hand / (recent + 0.1)),
+        ]
         if "safety_stock" in cols:
-            exprs.append((on_hand - pl.col("safety_stock")).alias("on_hand_minus_safety"))
+            gap = on_hand - pl.col("safety_stock")
+            features.append(_Feature("on_hand_minus_safety", gap, gap.last()))
     if "stockout_hours" in cols:
         hours = pl.col("stockout_hours").fill_null(0.0)
         out_day = (hours > 0).cast(pl.Float64)
         full_day = (hours >= 24).cast(pl.Float64)
-        exprs += [
-            hours.alias("stockout_hours_now"),
-            _steps_since(hours > 0).alias("steps_since_stockout"),
-            _steps_since(hours >= 24).alias("steps_since_full_stockout"),
+        features += [
+            _Feature("stockout_hours_now", hours, hours.last()),
+            _steps_since("steps_since_stockout", hours > 0, by),
+            _steps_since("steps_since_full_stockout", hours >= 24, by),
         ]
         for w in (3, 7, 14, 28):
-            exprs += [
-                hours.rolling_mean(w, min_samples=1).over(by).alias(f"stockout_hours_mean_{w}"),
-                out_day.rolling_sum(w, min_samples=1).over(by).alias(f"stockout_days_{w}"),
-                full_day.rolling_sum(w, min_samples=1).over(by).alias(f"full_stockout_days_{w}"),
+            features += [
+                _Feature(f"stockout_hours_mean_{w}", hours.rolling_mean(w, min_samples=1).over(by)),
+                _Feature(f"stockout_days_{w}", out_day.rolling_sum(w, min_samples=1).over(by), out_day.tail(w).sum()),
+                _Feature(
+                    f"full_stockout_days_{w}", full_day.rolling_sum(w, min_samples=1).over(by), full_day.tail(w).sum()
+                ),
             ]
     if "hourly_stockout" in cols:
-        # Hour of the day at which stock first ran out (24 when it did not).
+        # Hour of the day at which stock first ran out (24 when it did not): a whole number.
         first_out = pl.col("hourly_stockout").list.eval(pl.element().arg_max()).list.first()
         any_out = pl.col("hourly_stockout").list.max() > 0
         hour = pl.when(any_out).then(first_out).otherwise(24).cast(pl.Float64)
-        exprs += [
-            hour.alias("stockout_hour_now"),
-            hour.rolling_mean(7, min_samples=1).over(by).alias("stockout_hour_7"),
+        features += [
+            _Feature("stockout_hour_now", hour, hour.last()),
+            _Feature("stockout_hour_7", hour.rolling_mean(7, min_samples=1).over(by), _tail_mean(hour, 7, 1)),
         ]
-    return exprs
+    return features
 
 
 def phase_features(panel: Panel, spec: FeatureSpec) -> pl.DataFrame:
     """Seasonal profiles: the mean demand at this date and the k-1 same-phase dates before it."""
+    frame, by = _keyed(panel.frame)
+    return _phase_table(frame, panel, spec, by)
+
+
+def phase_features_at(panel: Panel, spec: FeatureSpec, origin: dt.date) -> pl.DataFrame:
+    """The rows of `phase_features` that forecasts from `origin` read: the last full season up to the origin.
+
+    A target's profile is taken at the latest same-phase date at or before the
+    origin, so one season of dates ending at the origin covers every horizon.
+    Bit-identical to `phase_features` on those dates, for the reasons given in `origin_features_at`.
+    """
+    step = dt.timedelta(days=7 if spec.freq == "W" else 1)
+    frame, by = _keyed(panel.frame.filter(pl.col("date") <= origin))
+    last_season = pl.col("date") > origin - step * spec.season
+    parts = [_phase_table(block, panel, spec, by).filter(last_season) for block in _blocks(frame, by)]
+    return pl.concat(parts) if parts else _phase_table(frame, panel, spec, by)
+
+
+def _phase_table(frame: pl.DataFrame, panel: Panel, spec: FeatureSpec, by: str | list[str]) -> pl.DataFrame:
     phase = _steps_since_epoch("date", spec.freq) % spec.season
-    s = demand(panel, spec)
-    frame = panel.frame.with_columns(s.alias("__d"), phase.alias("__phase"))
-    by = [*SERIES, "__phase"]
+    frame = frame.with_columns(demand(panel, spec).alias("__d"), phase.alias("__phase"))
+    keys = [*(by if isinstance(by, list) else [by]), "__phase"]
     exprs = [
-        pl.col("__d").rolling_mean(k, min_samples=1).over(by).alias(f"season_mean_{k}") for k in spec.seasonal_profiles
+        pl.col("__d").rolling_mean(k, min_samples=1).over(keys).alias(f"season_mean_{k}")
+        for k in spec.seasonal_profiles
     ]
     return frame.with_columns(exprs).select(*KEYS, *[f"season_mean_{k}" for k in spec.seasonal_profiles])
 
@@ -170,8 +315,12 @@ def model_rows(
 
 def attribute_features(panel: Panel, spec: FeatureSpec) -> pl.DataFrame:
     """One row per series with its item and store attributes that the spec lists as categorical (category, type)."""
-    columns = [c for c in spec.categorical if c not in SERIES and c in panel.frame.columns]
+    columns = _attribute_columns(panel, spec)
     return panel.frame.group_by(SERIES).agg([pl.col(c).drop_nulls().first() for c in columns])
+
+
+def _attribute_columns(panel: Panel, spec: FeatureSpec) -> list[str]:
+    return [c for c in spec.categorical if c not in SERIES and c in panel.frame.columns]
 
 
 def build_features(
@@ -183,9 +332,18 @@ def build_features(
     origin_table: pl.DataFrame | None = None,
     phase_table: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Features for (series, origin, h) rows; pass the origin/phase tables to reuse them across calls."""
-    origin_table = origin_features(panel, spec) if origin_table is None else origin_table
-    phase_table = phase_features(panel, spec) if phase_table is None else phase_table
+    """Features for (series, origin, h) rows; pass the origin/phase tables to reuse them across calls.
+
+    Rows from a single origin (batch scoring) get the origin and phase tables
+    computed at that origin only (`origin_features_at`, `phase_features_at`):
+    the same values, without computing them for every date of the history.
+    """
+    origins = rows[ORIGIN].unique()
+    single = origins[0] if origins.len() == 1 else None
+    if origin_table is None:
+        origin_table = origin_features(panel, spec) if single is None else origin_features_at(panel, spec, single)
+    if phase_table is None:
+        phase_table = phase_features(panel, spec) if single is None else phase_features_at(panel, spec, single)
     step_days = 7 if spec.freq == "W" else 1
     out = rows.join(origin_table.rename({"date": ORIGIN}), on=[*SERIES, ORIGIN], how="left")
     # The latest date at or before the origin in the target's phase: its
@@ -195,15 +353,23 @@ def build_features(
     out = out.join(phase_table.rename({"date": "__anchor"}), on=[*SERIES, "__anchor"], how="left")
     # The same period a year before the target, when it is not after the origin.
     out = out.with_columns((pl.col(TARGET) - pl.duration(days=spec.year * step_days)).alias("__year"))
-    past_y = panel.frame.select(*SERIES, pl.col("date").alias("__year"), demand(panel, spec).alias("year_ago"))
+    # Only the dates some row looks up: a join keeps nothing else, and scoring looks up a few of the history's.
+    wanted = _on_dates(panel.frame, out["__year"])
+    past_y = wanted.select(*SERIES, pl.col("date").alias("__year"), demand(panel, spec).alias("year_ago"))
     out = out.join(past_y, on=[*SERIES, "__year"], how="left").with_columns(
         pl.when(pl.col("__year") <= pl.col(ORIGIN)).then(pl.col("year_ago")).alias("year_ago")
     )
     out = out.drop("__anchor", "__year")
-    out = out.join(attribute_features(panel, spec), on=list(SERIES), how="left")
+    if _attribute_columns(panel, spec):  # else the join adds nothing, after a group-by over the whole panel
+        out = out.join(attribute_features(panel, spec), on=list(SERIES), how="left")
     out = add_hashed(_target_features(out, panel, spec, calendar), spec)
     # Joins need not keep row order: sort, so the same inputs give the same rows.
     return out.with_columns(pl.col(HORIZON).cast(pl.Float64).alias("horizon")).sort(*SERIES, ORIGIN, HORIZON)
+
+
+def _on_dates(frame: pl.DataFrame, dates: pl.Series) -> pl.DataFrame:
+    """The rows of `frame` on any of `dates`."""
+    return frame.filter(pl.col("date").is_in(dates.unique().drop_nulls().implode()))
 
 
 def _target_features(out: pl.DataFrame, panel: Panel, spec: FeatureSpec, calendar: pl.DataFrame | None) -> pl.DataFrame:
@@ -226,7 +392,7 @@ def _target_features(out: pl.DataFrame, panel: Panel, spec: FeatureSpec, calenda
     ]
     known = [c for c in spec.exogenous_known if c in panel.frame.columns]
     if planned or known:
-        future = panel.frame.select(
+        future = _on_dates(panel.frame, out[TARGET]).select(
             *SERIES, pl.col("date").alias(TARGET), *[pl.col(c).alias(f"t_{c}") for c in [*planned, *known]]
         )
         out = out.join(future, on=[*SERIES, TARGET], how="left")
