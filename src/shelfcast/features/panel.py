@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from shelfcast.schemas import TableName
@@ -87,22 +88,110 @@ def _known_at(panel: Panel, cutoff: dt.date) -> pl.DataFrame:
     return panel.frame.with_columns([pl.when(later).then(None).otherwise(pl.col(c)).alias(c) for c in hidden])
 
 
-def _grid(sales: pl.DataFrame, step: str, inventory: pl.DataFrame | None = None) -> pl.DataFrame:
-    spans = sales.group_by(SERIES).agg(pl.col("date").min().alias("first"), pl.col("date").max().alias("last"))
-    if inventory is not None and not inventory.is_empty():
+def _spans(sales: pl.DataFrame, inventory: pl.DataFrame | None, keys: list[str]) -> pl.DataFrame:
+    """First and last period of each series (by `keys`), run on to the end of the sales while stock is recorded."""
+    spans = sales.group_by(keys).agg(pl.col("date").min().alias("first"), pl.col("date").max().alias("last"))
+    if inventory is not None:
         # Sources that only record positive sales (invoice lines) leave a slow
         # series' last sale days before the end; its stock rows show it is
         # still listed, so it runs on (with zero sales) to the end of the sales.
-        stocked = inventory.group_by(SERIES).agg(pl.col("date").max().alias("stocked"))
+        stocked = inventory.group_by(keys).agg(pl.col("date").max().alias("stocked"))
         end = pl.min_horizontal(pl.col("stocked"), pl.lit(sales["date"].max()))
-        spans = spans.join(stocked, on=list(SERIES), how="left").with_columns(
-            pl.max_horizontal("last", end).alias("last")
-        )
+        spans = spans.join(stocked, on=keys, how="left").with_columns(pl.max_horizontal("last", end).alias("last"))
+    return spans.select(*keys, "first", "last")
+
+
+def _grid(sales: pl.DataFrame, step: str, inventory: pl.DataFrame | None = None) -> pl.DataFrame:
     return (
-        spans.with_columns(pl.date_ranges("first", "last", interval=step).alias("date"))
+        _spans(sales, inventory, list(SERIES))
+        .with_columns(pl.date_ranges("first", "last", interval=step).alias("date"))
         .explode("date")
         .select(*SERIES, "date")
     )
+
+
+def _joined(sales: pl.DataFrame, inventory: pl.DataFrame | None, stock: list[str], step: str) -> pl.DataFrame:
+    """The grid with the sales and stock columns joined on, sorted by series and date."""
+    frame = _grid(sales, step, inventory).join(
+        sales.rename({"units": "y"}).with_columns(pl.lit(True).alias("observed")), on=list(KEYS), how="left"
+    )
+    if inventory is not None:
+        frame = frame.join(inventory.select(*KEYS, *stock), on=list(KEYS), how="left")
+    return frame.sort(*KEYS)
+
+
+def _placed(
+    sales: pl.DataFrame, inventory: pl.DataFrame | None, stock: list[str], step_days: int
+) -> pl.DataFrame | None:
+    """What `_joined` gives, placing each row by arithmetic instead of joins; None when that is not plain.
+
+    Joining millions of rows on two string ids and a date, then sorting them,
+    takes seconds per table. Here the ids become integer codes once (ranks in
+    the sorted lists of stores and items, so code order is the panel's
+    order), each series' first row in the grid follows from the lengths of
+    the series before it, and each row's position from its date. Duplicate
+    rows, null or non-string ids, non-date dates and clashing column names
+    are left to the joins (None).
+    """
+    sales_columns = [c for c in sales.columns if c not in KEYS]
+    names = [*KEYS, *("y" if c == "units" else c for c in sales_columns), "observed", *stock]
+    tables = [sales] if inventory is None else [sales, inventory]
+    if len(set(names)) < len(names) or "units" not in sales_columns:
+        return None
+    for table in tables:
+        schema = table.schema
+        if not (schema["store_id"] == pl.String and schema["item_id"] == pl.String and schema["date"] == pl.Date):
+            return None
+    if sales.select(pl.col("store_id").null_count() + pl.col("item_id").null_count()).item():
+        return None
+    stores, items = sales["store_id"].unique().sort(), sales["item_id"].unique().sort()
+    # Rank of the store, times the number of items, plus the rank of the item; null when not in the sales.
+    code = pl.col("store_id").replace_strict(stores, np.arange(stores.len()), default=None, return_dtype=pl.Int64)
+    code = code * items.len() + pl.col("item_id").replace_strict(
+        items, np.arange(items.len()), default=None, return_dtype=pl.Int64
+    )
+    coded = [t.select(code.alias("code"), pl.col("date")) for t in tables]
+    spans = _spans(coded[0], coded[1].drop_nulls("code") if inventory is not None else None, ["code"]).sort("code")
+    codes = spans["code"].to_numpy()
+    first = spans["first"].cast(pl.Int64).to_numpy()
+    counts = (spans["last"].cast(pl.Int64).to_numpy() - first) // step_days + 1
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    series = np.repeat(np.arange(codes.size), counts)
+    days = first[series] + step_days * (np.arange(starts[-1]) - starts[series])
+
+    taken: list[np.ndarray] = []
+    for table in coded:
+        row_code = table["code"].fill_null(-1).to_numpy()
+        day = table["date"].cast(pl.Int64).to_numpy()
+        s = np.minimum(np.searchsorted(codes, row_code), codes.size - 1)
+        rel = day - first[s]
+        ok = (codes[s] == row_code) & (rel >= 0) & (rel % step_days == 0) & (rel // step_days < counts[s])
+        position = starts[s[ok]] + rel[ok] // step_days
+        index = np.full(starts[-1], -1, dtype=np.int64)
+        index[position] = np.flatnonzero(ok)
+        if np.count_nonzero(index >= 0) < position.size:
+            return None  # two rows for one series and period
+        taken.append(index)
+
+    def gather(table: pl.DataFrame, index: np.ndarray) -> pl.DataFrame:
+        at = pl.lit(pl.Series(index))
+        return table.select(pl.all().gather(pl.when(at >= 0).then(at)))
+
+    grid = pl.DataFrame(
+        [
+            stores.gather(codes // items.len()).gather(series),
+            items.gather(codes % items.len()).gather(series),
+            pl.Series("date", days, dtype=pl.Int64).cast(pl.Int32).cast(pl.Date),
+        ]
+    )
+    parts = [
+        grid,
+        gather(sales.select(sales_columns), taken[0]).rename({"units": "y"}),
+        pl.select(pl.when(pl.lit(pl.Series(taken[0])) >= 0).then(True).alias("observed")),
+    ]
+    if inventory is not None:
+        parts.append(gather(inventory.select(stock), taken[1]))
+    return pl.concat(parts, how="horizontal")
 
 
 def build_panel(
@@ -117,17 +206,15 @@ def build_panel(
         raise ValueError("the sales table is empty: nothing to model")
     step = "1w" if freq == "W" else "1d"
     inventory = tables.get("inventory")
-    frame = _grid(sales, step, inventory).join(
-        sales.rename({"units": "y"}).with_columns(pl.lit(True).alias("observed")), on=list(KEYS), how="left"
-    )
+    if inventory is not None and inventory.is_empty():
+        inventory = None
+    stock = [c for c in INVENTORY_COLUMNS if c in inventory.columns] if inventory is not None else []
+    frame = _placed(sales, inventory, stock, 7 if freq == "W" else 1)
+    if frame is None:
+        frame = _joined(sales, inventory, stock, step)
     frame = frame.with_columns(pl.col("y").fill_null(0.0), pl.col("observed").fill_null(False))
     known = [c for c in PLANNED_SALES_COLUMNS if c in frame.columns]
-    past = [c for c in ("revenue",) if c in frame.columns]
-
-    if inventory is not None and not inventory.is_empty():
-        cols = [c for c in INVENTORY_COLUMNS if c in inventory.columns]
-        frame = frame.join(inventory.select(*KEYS, *cols), on=list(KEYS), how="left")
-        past += cols
+    past = [c for c in ("revenue",) if c in frame.columns] + stock
 
     exogenous = tables.get("exogenous")
     roles = dict(exogenous_roles or {})
@@ -143,9 +230,8 @@ def build_panel(
         if attrs is None or attrs.is_empty():
             continue
         extra = [c for c in attrs.columns if c != key and c not in frame.columns]
-        frame = frame.join(attrs.select(key, *extra), on=key, how="left")
+        frame = frame.join(attrs.select(key, *extra), on=key, how="left", maintain_order="left")
         categorical += [c for c in extra if attrs.schema[c] == pl.String]
-    frame = frame.sort(*KEYS)
     return Panel(frame, freq, tuple(known), tuple(past), tuple(categorical))
 
 
@@ -163,7 +249,7 @@ def _join_exogenous(frame: pl.DataFrame, exogenous: pl.DataFrame, covariates: li
             continue
         # A covariate may be given at several scopes (rare): the most specific wins.
         suffix = f"__scope{i}"
-        frame = frame.join(part, on=["date", *keys], how="left", suffix=suffix)
+        frame = frame.join(part, on=["date", *keys], how="left", suffix=suffix, maintain_order="left")
         for c in covariates:
             if f"{c}{suffix}" in frame.columns:
                 frame = frame.with_columns(pl.coalesce(c, f"{c}{suffix}").alias(c)).drop(f"{c}{suffix}")
