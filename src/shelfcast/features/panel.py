@@ -120,9 +120,15 @@ def _joined(sales: pl.DataFrame, inventory: pl.DataFrame | None, stock: list[str
     return frame.sort(*KEYS)
 
 
-def _placed(
-    sales: pl.DataFrame, inventory: pl.DataFrame | None, stock: list[str], step_days: int
-) -> pl.DataFrame | None:
+@dataclass(frozen=True)
+class _Placed:
+    """The grid with the sales and stock columns, and for each id column its sorted values and every row's rank."""
+
+    frame: pl.DataFrame
+    ranks: dict[str, tuple[pl.Series, np.ndarray]]
+
+
+def _placed(sales: pl.DataFrame, inventory: pl.DataFrame | None, stock: list[str], step_days: int) -> _Placed | None:
     """What `_joined` gives, placing each row by arithmetic instead of joins; None when that is not plain.
 
     Joining millions of rows on two string ids and a date, then sorting them,
@@ -150,48 +156,88 @@ def _placed(
     code = code * items.len() + pl.col("item_id").replace_strict(
         items, np.arange(items.len()), default=None, return_dtype=pl.Int64
     )
-    coded = [t.select(code.alias("code"), pl.col("date")) for t in tables]
-    spans = _spans(coded[0], coded[1].drop_nulls("code") if inventory is not None else None, ["code"]).sort("code")
-    codes = spans["code"].to_numpy()
-    first = spans["first"].cast(pl.Int64).to_numpy()
-    counts = (spans["last"].cast(pl.Int64).to_numpy() - first) // step_days + 1
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    series = np.repeat(np.arange(codes.size), counts)
-    days = first[series] + step_days * (np.arange(starts[-1]) - starts[series])
-
+    coded = [t.select(code.fill_null(-1).alias("code"), pl.col("date").cast(pl.Int32).alias("day")) for t in tables]
+    spans = _series_spans(coded, stores.len() * items.len(), step_days)
+    grid_series = np.repeat(np.arange(spans.codes.size), spans.counts)
+    grid_days = spans.first[grid_series] + step_days * (
+        np.arange(spans.rows, dtype=np.int32) - spans.starts[grid_series]
+    )
     taken: list[np.ndarray] = []
     for table in coded:
-        row_code = table["code"].fill_null(-1).to_numpy()
-        day = table["date"].cast(pl.Int64).to_numpy()
-        s = np.minimum(np.searchsorted(codes, row_code), codes.size - 1)
-        rel = day - first[s]
-        ok = (codes[s] == row_code) & (rel >= 0) & (rel % step_days == 0) & (rel // step_days < counts[s])
-        position = starts[s[ok]] + rel[ok] // step_days
-        index = np.full(starts[-1], -1, dtype=np.int64)
-        index[position] = np.flatnonzero(ok)
-        if np.count_nonzero(index >= 0) < position.size:
-            return None  # two rows for one series and period
+        index = spans.index(table["code"].to_numpy(), table["day"].to_numpy(), step_days)
+        if index is None:
+            return None
         taken.append(index)
 
     def gather(table: pl.DataFrame, index: np.ndarray) -> pl.DataFrame:
         at = pl.lit(pl.Series(index))
         return table.select(pl.all().gather(pl.when(at >= 0).then(at)))
 
-    grid = pl.DataFrame(
-        [
-            stores.gather(codes // items.len()).gather(series),
-            items.gather(codes % items.len()).gather(series),
-            pl.Series("date", days, dtype=pl.Int64).cast(pl.Int32).cast(pl.Date),
-        ]
-    )
+    store_rank = (spans.codes // items.len())[grid_series]
+    item_rank = (spans.codes % items.len())[grid_series]
     parts = [
-        grid,
+        pl.DataFrame([stores.gather(store_rank), items.gather(item_rank), pl.Series("date", grid_days).cast(pl.Date)]),
         gather(sales.select(sales_columns), taken[0]).rename({"units": "y"}),
         pl.select(pl.when(pl.lit(pl.Series(taken[0])) >= 0).then(True).alias("observed")),
     ]
     if inventory is not None:
         parts.append(gather(inventory.select(stock), taken[1]))
-    return pl.concat(parts, how="horizontal")
+    return _Placed(
+        pl.concat(parts, how="horizontal"), {"store_id": (stores, store_rank), "item_id": (items, item_rank)}
+    )
+
+
+# Codes are looked up in a dense table while it is at most this many entries per row looked up (else a binary search).
+_DENSE = 8
+
+
+@dataclass(frozen=True)
+class _Spans:
+    """Where each series (by code, in code order) lies in the grid: its first day, row count and first row.
+
+    Codes run from 0 to `space` - 1 (stores x items), -1 for ids not in the sales.
+    """
+
+    space: int
+    codes: np.ndarray
+    first: np.ndarray
+    counts: np.ndarray
+    starts: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        return int(self.starts[-1])
+
+    def index(self, codes: np.ndarray, days: np.ndarray, step_days: int) -> np.ndarray | None:
+        """For each grid row, the table row on it (-1: none); None when two rows fall on one."""
+        # The position one past the last series stands for "not a series of the grid" (first day: never).
+        if self.space <= _DENSE * codes.size:
+            lookup = np.full(self.space + 1, self.codes.size)  # dense: one step per row (code -1: the last)
+            lookup[self.codes] = np.arange(self.codes.size)
+            series = lookup[codes]
+        else:
+            series = np.searchsorted(self.codes, codes)
+            series[self.codes.take(series, mode="clip") != codes] = self.codes.size
+        first = np.append(self.first, np.iinfo(np.int32).max)
+        counts = np.append(self.counts, 0)
+        offset = days - first[series]
+        on_grid = (offset >= 0) & (offset < counts[series] * step_days)
+        if step_days > 1:
+            on_grid &= offset % step_days == 0
+        rows = np.flatnonzero(on_grid)
+        position = self.starts[series[rows]] + offset[rows] // step_days
+        index = np.full(self.rows, -1, dtype=np.int64)
+        index[position] = rows
+        return None if np.count_nonzero(index >= 0) < rows.size else index
+
+
+def _series_spans(coded: list[pl.DataFrame], space: int, step_days: int) -> _Spans:
+    """The spans of `_spans` (sales first, stock second) for coded tables, as arrays."""
+    dated = [t.filter(pl.col("code") >= 0).select("code", pl.col("day").cast(pl.Date).alias("date")) for t in coded]
+    spans = _spans(dated[0], dated[1] if len(dated) > 1 else None, ["code"]).sort("code")
+    first = spans["first"].cast(pl.Int32).to_numpy()
+    counts = (spans["last"].cast(pl.Int32).to_numpy() - first) // step_days + 1
+    return _Spans(space, spans["code"].to_numpy(), first, counts, np.concatenate([[0], np.cumsum(counts)]))
 
 
 def build_panel(
@@ -209,9 +255,9 @@ def build_panel(
     if inventory is not None and inventory.is_empty():
         inventory = None
     stock = [c for c in INVENTORY_COLUMNS if c in inventory.columns] if inventory is not None else []
-    frame = _placed(sales, inventory, stock, 7 if freq == "W" else 1)
-    if frame is None:
-        frame = _joined(sales, inventory, stock, step)
+    placed = _placed(sales, inventory, stock, 7 if freq == "W" else 1)
+    frame = _joined(sales, inventory, stock, step) if placed is None else placed.frame
+    ranks = {} if placed is None else placed.ranks
     frame = frame.with_columns(pl.col("y").fill_null(0.0), pl.col("observed").fill_null(False))
     known = [c for c in PLANNED_SALES_COLUMNS if c in frame.columns]
     past = [c for c in ("revenue",) if c in frame.columns] + stock
@@ -230,9 +276,26 @@ def build_panel(
         if attrs is None or attrs.is_empty():
             continue
         extra = [c for c in attrs.columns if c != key and c not in frame.columns]
-        frame = frame.join(attrs.select(key, *extra), on=key, how="left", maintain_order="left")
+        frame = _attach(frame, attrs.select(key, *extra), key, ranks.get(key))
         categorical += [c for c in extra if attrs.schema[c] == pl.String]
     return Panel(frame, freq, tuple(known), tuple(past), tuple(categorical))
+
+
+def _attach(
+    frame: pl.DataFrame, attrs: pl.DataFrame, key: str, ranks: tuple[pl.Series, np.ndarray] | None
+) -> pl.DataFrame:
+    """`frame` left-joined with `attrs` on `key`, by each row's rank of `key` when known (no hashing of every row).
+
+    The ranks hold while the frame still has the grid's rows: an earlier join
+    that repeated some (a covariate or an attribute given twice) sends this one to a join too.
+    """
+    if ranks is None or frame.height != ranks[1].size:
+        return frame.join(attrs, on=key, how="left", maintain_order="left")
+    if attrs.schema[key] != frame.schema[key] or attrs[key].is_duplicated().any():
+        return frame.join(attrs, on=key, how="left", maintain_order="left")
+    values, rank = ranks
+    table = values.to_frame(key).join(attrs, on=key, how="left", maintain_order="left").drop(key)
+    return pl.concat([frame, table[rank]], how="horizontal")
 
 
 def _join_exogenous(frame: pl.DataFrame, exogenous: pl.DataFrame, covariates: list[str]) -> pl.DataFrame:
