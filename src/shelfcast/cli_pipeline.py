@@ -99,6 +99,7 @@ def schedule(
     """Serve the flow on a cron schedule against a Prefect server (blocks; Ctrl-C stops it)."""
     cfg = settings(workspace=workspace)
     chosen = _tasks(tasks)
+    api = _prefect_env(cfg, server=True)  # before anything imports Prefect: it reads its settings once
     from prefect.client.schemas.schedules import CronSchedule
     from pydantic import ValidationError
 
@@ -106,7 +107,6 @@ def schedule(
         CronSchedule(cron=cron)
     except ValidationError:
         raise ConfigError(f'`--cron` {cron!r} is not a valid cron schedule (e.g. "0 3 * * *")') from None
-    api = _prefect_env(cfg, server=True)
     if api is None:
         raise ConfigError(
             "a schedule needs a Prefect server: start one with `uv run prefect server start`, then set "

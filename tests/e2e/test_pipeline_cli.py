@@ -80,3 +80,69 @@ def test_pipeline_mistakes_are_one_line_errors(
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_pipeline_schedule_registers_a_cron_deployment_on_a_prefect_server(tmp_path: Path) -> None:
+    import time
+    import urllib.request
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect-server"), "COLUMNS": "200"}
+    prefect = Path(sys.executable).with_name("prefect")
+    server = subprocess.Popen(
+        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    served = None
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{api}/health", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the Prefect server did not start"
+                time.sleep(1)
+        served = subprocess.Popen(
+            [sys.executable, "-m", "shelfcast", "pipeline", "schedule", "--cron", "0 3 * * *", "--windows", "2"],
+            cwd=tmp_path,
+            env={**env, "SHELFCAST_PREFECT_API_URL": api},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deployments: list[dict[str, object]] = []
+        while not deployments and time.monotonic() < deadline + 60:
+            time.sleep(1)
+            assert served.poll() is None, served.communicate()[1][-2000:]
+            request = urllib.request.Request(
+                f"{api}/deployments/filter", data=b"{}", headers={"content-type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:
+                deployments = json.loads(response.read())
+        assert [d["name"] for d in deployments] == ["shelfcast-daily"]
+        deployment = deployments[0]
+        assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 3 * * *"]  # type: ignore[attr-defined, index]
+        parameters = deployment["parameters"]
+        assert parameters["workspace"] == str((tmp_path / ".shelfcast").resolve())  # type: ignore[index]
+        assert parameters["windows"] == 2 and parameters["tasks"] == ["demand", "stockout"]  # type: ignore[index]
+    finally:
+        for process in (served, server):
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
