@@ -65,13 +65,23 @@ def origin_features_at(panel: Panel, spec: FeatureSpec, origin: dt.date) -> pl.D
     aggregation over the end of each series' history (a lag is one value, a
     rolling maximum or count the maximum or sum of the last rows), computed
     for all series at once. The rest are running states (rolling sums and
-    deviations of fractional values, EWMs, expanding means): their last bits
-    depend on the whole history before the origin, so they are computed by
-    the same window expressions as `origin_features`, over each series' whole
-    history, in blocks of whole series of which only the origin's rows are kept.
+    deviations of fractional values, EWMs): their last bits depend on the
+    whole history before the origin, so they are computed by the same window
+    expressions as `origin_features`, over each series' whole history, in
+    blocks of whole series of which only the origin's rows are kept.
     """
-    frame, by = _keyed(panel.frame.filter(pl.col("date") <= origin))
-    frame = frame.with_columns(demand(panel, spec).alias(_DEMAND))
+    return _origin_at(*_history(panel, origin), panel, spec, origin)
+
+
+def _history(panel: Panel, origin: dt.date) -> tuple[pl.DataFrame, str | list[str]]:
+    """The panel's rows up to the origin, keyed (see `_keyed`): all that features at the origin read."""
+    return _keyed(panel.frame.filter(pl.col("date") <= origin))
+
+
+def _origin_at(
+    frame: pl.DataFrame, by: str | list[str], panel: Panel, spec: FeatureSpec, origin: dt.date
+) -> pl.DataFrame:
+    frame = frame.with_columns(demand(panel, spec).alias(_DEMAND), pl.int_range(pl.len()).alias(_ROW))
     features = _origin_specs(panel, spec, by)
     names = _new_names(features, frame)
     at_origin = pl.col("date") == origin
@@ -91,10 +101,11 @@ def origin_features_at(panel: Panel, spec: FeatureSpec, origin: dt.date) -> pl.D
 
 
 _DEMAND = "d_y"
+_ROW = "__row"  # row number in the frame (for aggregations)
 _SERIES_ID = "__series"
 # Rows per block when running states are computed for one origin: the overhead
 # per block is small, and a block's columns (not the whole panel's) stay in memory.
-_BLOCK_ROWS = 1_000_000
+_BLOCK_ROWS = 250_000
 
 
 @dataclass(frozen=True)
@@ -103,9 +114,10 @@ class _Feature:
 
     `last` aggregates a series' history and must give `window`'s value at the
     last row bit for bit. It exists for copied values, minimums, maximums,
-    counts and sums of whole numbers (exact in floating point in any order),
-    not for running sums of fractional values, whose last bits depend on every
-    addition before.
+    counts, sums of whole numbers (exact in floating point in any order) and
+    cumulative sums (the same additions in the same order), not for rolling
+    sums of fractional values: the window sum is updated as it slides, so its
+    last bits depend on everything before.
     """
 
     name: str
@@ -150,11 +162,13 @@ def _origin_specs(panel: Panel, spec: FeatureSpec, by: str | list[str]) -> list[
         _Feature(
             "expanding_mean",
             (s.fill_null(0.0).cum_sum().over(by) / s.is_not_null().cum_sum().over(by)).fill_nan(None),
+            # A cumulative sum adds in row order whatever the context: its last value is the window's.
+            (s.fill_null(0.0).cum_sum().last() / s.count()).fill_nan(None),
         ),
         _Feature("age", pl.int_range(pl.len()).over(by), (pl.len() - 1).cast(pl.Int64)),
     ]
     if spec.price_promo and "price" in cols:
-        price = pl.col("price").forward_fill().over(by)
+        price = _forward_filled("price", by)
         features += [
             _Feature("price_now", price, pl.col("price").drop_nulls().last()),
             _Feature("price_mean_28", price.rolling_mean(28, min_samples=1).over(by)),
@@ -171,6 +185,19 @@ def _origin_specs(panel: Panel, spec: FeatureSpec, by: str | list[str]) -> list[
         features += _inventory_features(panel, by)
     features += [_Feature(f"past_{c}", pl.col(c), pl.col(c).last()) for c in spec.exogenous_past if c in cols]
     return features
+
+
+def _forward_filled(column: str, by: str | list[str]) -> pl.Expr:
+    """`pl.col(column).forward_fill().over(by)`, without the window when the series are contiguous.
+
+    A plain forward fill over the whole frame copies the same values, except
+    that it carries the previous series' last value into the next one: those
+    rows are nulled again (their value came from another series).
+    """
+    if by != _SERIES_ID:
+        return pl.col(column).forward_fill().over(by)
+    source = pl.when(pl.col(column).is_not_null()).then(pl.col(_SERIES_ID)).forward_fill()
+    return pl.when(source == pl.col(_SERIES_ID)).then(pl.col(column).forward_fill())
 
 
 def _new_names(features: list[_Feature], frame: pl.DataFrame) -> list[str]:
@@ -211,8 +238,8 @@ def _steps_since(name: str, event: pl.Expr, by: str | list[str]) -> _Feature:
     """Steps since the event last happened (up to and including this row), per series; null if never."""
     index = pl.int_range(pl.len()).over(by)
     last = pl.when(event).then(index).otherwise(None).forward_fill().over(by)
-    position = pl.int_range(pl.len())
-    at_last = (pl.len().cast(pl.Int64) - 1 - position.filter(event).last()).cast(pl.Float64)
+    # Over contiguous series, row numbers differ as positions in the series do.
+    at_last = (pl.col(_ROW).last() - pl.when(event).then(pl.col(_ROW)).max()).cast(pl.Float64)
     return _Feature(name, (index - last).cast(pl.Float64), at_last)
 
 
@@ -271,8 +298,13 @@ def phase_features_at(panel: Panel, spec: FeatureSpec, origin: dt.date) -> pl.Da
     origin, so one season of dates ending at the origin covers every horizon.
     Bit-identical to `phase_features` on those dates, for the reasons given in `origin_features_at`.
     """
+    return _phase_at(*_history(panel, origin), panel, spec, origin)
+
+
+def _phase_at(
+    frame: pl.DataFrame, by: str | list[str], panel: Panel, spec: FeatureSpec, origin: dt.date
+) -> pl.DataFrame:
     step = dt.timedelta(days=7 if spec.freq == "W" else 1)
-    frame, by = _keyed(panel.frame.filter(pl.col("date") <= origin))
     last_season = pl.col("date") > origin - step * spec.season
     parts = [_phase_table(block, panel, spec, by).filter(last_season) for block in _blocks(frame, by)]
     return pl.concat(parts) if parts else _phase_table(frame, panel, spec, by)
@@ -281,7 +313,10 @@ def phase_features_at(panel: Panel, spec: FeatureSpec, origin: dt.date) -> pl.Da
 def _phase_table(frame: pl.DataFrame, panel: Panel, spec: FeatureSpec, by: str | list[str]) -> pl.DataFrame:
     phase = _steps_since_epoch("date", spec.freq) % spec.season
     frame = frame.with_columns(demand(panel, spec).alias("__d"), phase.alias("__phase"))
-    keys = [*(by if isinstance(by, list) else [by]), "__phase"]
+    # The same groups as (series, phase), as one integer: cheaper to group on.
+    keys: str | list[str] = [*by, "__phase"] if isinstance(by, list) else "__group"
+    if isinstance(keys, str):
+        frame = frame.with_columns((pl.col(by).cast(pl.Int64) * spec.season + pl.col("__phase")).alias(keys))
     exprs = [
         pl.col("__d").rolling_mean(k, min_samples=1).over(keys).alias(f"season_mean_{k}")
         for k in spec.seasonal_profiles
@@ -339,11 +374,14 @@ def build_features(
     the same values, without computing them for every date of the history.
     """
     origins = rows[ORIGIN].unique()
-    single = origins[0] if origins.len() == 1 else None
-    if origin_table is None:
-        origin_table = origin_features(panel, spec) if single is None else origin_features_at(panel, spec, single)
-    if phase_table is None:
-        phase_table = phase_features(panel, spec) if single is None else phase_features_at(panel, spec, single)
+    if origins.len() == 1 and (origin_table is None or phase_table is None):
+        history = _history(panel, origins[0])
+        if origin_table is None:
+            origin_table = _origin_at(*history, panel, spec, origins[0])
+        if phase_table is None:
+            phase_table = _phase_at(*history, panel, spec, origins[0])
+    origin_table = origin_features(panel, spec) if origin_table is None else origin_table
+    phase_table = phase_features(panel, spec) if phase_table is None else phase_table
     step_days = 7 if spec.freq == "W" else 1
     out = rows.join(origin_table.rename({"date": ORIGIN}), on=[*SERIES, ORIGIN], how="left")
     # The latest date at or before the origin in the target's phase: its
