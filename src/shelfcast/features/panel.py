@@ -136,8 +136,8 @@ def _placed(sales: pl.DataFrame, inventory: pl.DataFrame | None, stock: list[str
     the sorted lists of stores and items, so code order is the panel's
     order), each series' first row in the grid follows from the lengths of
     the series before it, and each row's position from its date. Duplicate
-    rows, null or non-string ids, non-date dates and clashing column names
-    are left to the joins (None).
+    rows, null or non-string ids, null or non-date dates and clashing column
+    names are left to the joins (None).
     """
     sales_columns = [c for c in sales.columns if c not in KEYS]
     names = [*KEYS, *("y" if c == "units" else c for c in sales_columns), "observed", *stock]
@@ -147,6 +147,8 @@ def _placed(sales: pl.DataFrame, inventory: pl.DataFrame | None, stock: list[str
     for table in tables:
         schema = table.schema
         if not (schema["store_id"] == pl.String and schema["item_id"] == pl.String and schema["date"] == pl.Date):
+            return None
+        if table["date"].null_count():
             return None
     if sales.select(pl.col("store_id").null_count() + pl.col("item_id").null_count()).item():
         return None
@@ -210,7 +212,7 @@ class _Spans:
 
     def index(self, codes: np.ndarray, days: np.ndarray, step_days: int) -> np.ndarray | None:
         """For each grid row, the table row on it (-1: none); None when two rows fall on one."""
-        # The position one past the last series stands for "not a series of the grid" (first day: never).
+        # The position one past the last series stands for "not a series of the grid" (no rows: never on it).
         if self.space <= _DENSE * codes.size:
             lookup = np.full(self.space + 1, self.codes.size)  # dense: one step per row (code -1: the last)
             lookup[self.codes] = np.arange(self.codes.size)
@@ -218,7 +220,7 @@ class _Spans:
         else:
             series = np.searchsorted(self.codes, codes)
             series[self.codes.take(series, mode="clip") != codes] = self.codes.size
-        first = np.append(self.first, np.iinfo(np.int32).max)
+        first = np.append(self.first, 0)
         counts = np.append(self.counts, 0)
         offset = days - first[series]
         on_grid = (offset >= 0) & (offset < counts[series] * step_days)

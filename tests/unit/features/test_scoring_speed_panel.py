@@ -54,6 +54,8 @@ def test_rows_that_are_not_plain_are_left_to_the_joins() -> None:
     assert _placed(twice, stock, columns, 1) is None
     assert _placed(sales, pl.concat([stock, stock.head(1)]), columns, 1) is None
     assert _placed(sales.with_columns(pl.col("store_id").cast(pl.Categorical)), stock, columns, 1) is None
+    undated = stock.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(None).otherwise("date").alias("date"))
+    assert _placed(sales, undated, columns, 1) is None
     # build_panel still builds them, through the joins.
     panel = build_panel({"sales": twice, "inventory": stock})
     assert panel.frame.height == _joined(twice, stock, columns, "1d").height
