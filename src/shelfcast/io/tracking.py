@@ -73,6 +73,9 @@ def connect(settings: Settings) -> str:
             raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason})") from None
     elif _embedded(settings):
         (mlflow_dir(settings) / "artifacts").mkdir(parents=True, exist_ok=True)
+        # MLflow logs "Creating initial MLflow database tables..." at INFO on stderr for a new SQLite store:
+        # noise between a command's output and its one-line errors.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
