@@ -26,10 +26,8 @@ from shelfcast.io.lake import Lake
 from shelfcast.io.registry import CHAMPION, Registry
 from shelfcast.jobs.features import FeaturesReport, run_features
 from shelfcast.jobs.ingest import IngestReport, run_ingest
-from shelfcast.jobs.modeling import load_model_data
 from shelfcast.jobs.promote import PromotionReport, gate_and_promote
 from shelfcast.jobs.score import ScoreReport, run_score
-from shelfcast.jobs.stockout import definition_for
 from shelfcast.jobs.train import TrainReport, run_train
 from shelfcast.jobs.validate import ValidationReport, run_validate
 from shelfcast.models.backtest import RECURSIVE
@@ -99,11 +97,9 @@ class PipelineReport:
 
 
 def _has_stock(settings: Settings) -> bool:
-    try:
-        definition_for(load_model_data(Lake(settings.workspace)).panel, window=7, min_hours=None)
-    except DataValidationError:
-        return False
-    return True
+    """An inventory table holds on_hand or stockout_hours (the schema requires one): the stock signal
+    `definition_for` looks for, without building the panel to find it."""
+    return Lake(settings.workspace).has("inventory")
 
 
 def _chosen_strategy(settings: Settings, config: ForecastConfig | None, candidate: str) -> ForecastConfig:
