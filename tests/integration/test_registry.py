@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,17 @@ def test_tracking_uri_defaults_to_sqlite_in_the_workspace(settings: Settings, mo
     assert tracking_uri(explicit) == "http://127.0.0.1:9"
     with pytest.raises(TrackingError, match=r"MLflow tracking server http://127\.0\.0\.1:9 is unreachable"):
         connect(explicit)
+
+
+def test_a_uri_mlflow_wrote_to_the_environment_does_not_follow_into_another_workspace(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = Settings(workspace=tmp_path / "other")
+    connect(settings)  # mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI
+    assert os.environ.get("MLFLOW_TRACKING_URI") == tracking_uri(settings)
+    assert tracking_uri(other) == f"sqlite:///{(other.workspace / 'mlflow' / 'mlflow.db').resolve()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://example.invalid:5000")  # the user's own choice still wins
+    assert tracking_uri(other) == "http://example.invalid:5000"
 
 
 def test_training_run_is_logged_registered_and_promoted(settings: Settings) -> None:

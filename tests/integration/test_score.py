@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -64,8 +63,6 @@ def _train_demand(settings: Settings) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, str, str]:
     """A workspace whose registry has a demand and a stockout champion (run ids returned); copied per test."""
-    # mlflow.set_tracking_uri also sets MLFLOW_TRACKING_URI, so an earlier test's URI would win over this workspace.
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
     settings = _lake(tmp_path_factory.mktemp("trained"), sales_only=False)
     demand_run = _train_demand(settings)
     stockout = run_train(settings, task="stockout", windows=1, stockout_config=FAST_STOCKOUT, forecast_config=FAST)

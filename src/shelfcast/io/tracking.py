@@ -45,12 +45,17 @@ def mlflow_dir(settings: Settings) -> Path:
     return (settings.workspace / "mlflow").resolve()
 
 
+# URIs `connect` gave to MLflow: `mlflow.set_tracking_uri` also writes them to MLFLOW_TRACKING_URI, where they
+# are not the user's choice and must not win over another workspace's settings in the same process.
+_SET_BY_US: set[str] = set()
+
+
 def tracking_uri(settings: Settings) -> str:
-    """The settings' URI, else `MLFLOW_TRACKING_URI`, else SQLite inside the workspace."""
+    """The settings' URI, else the user's `MLFLOW_TRACKING_URI`, else SQLite inside the workspace."""
     if settings.mlflow_tracking_uri:
         return settings.mlflow_tracking_uri
     env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
+    if env and env not in _SET_BY_US:
         return env
     return f"sqlite:///{mlflow_dir(settings) / 'mlflow.db'}"
 
@@ -76,6 +81,8 @@ def connect(settings: Settings) -> str:
         # MLflow logs "Creating initial MLflow database tables..." at INFO on stderr for a new SQLite store:
         # noise between a command's output and its one-line errors.
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    if os.environ.get("MLFLOW_TRACKING_URI") != uri:
+        _SET_BY_US.add(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
