@@ -33,6 +33,10 @@ def error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
 
+def info(message: str) -> None:
+    err_console.print(message, highlight=False, soft_wrap=True)
+
+
 @contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[str, int, int], None]]:
     """A progress bar fed by jobs through `(label, done, total)` callbacks."""

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -56,6 +56,16 @@ class Settings(BaseSettings):
     )
     gate_demand_max_wape: float | None = Field(
         None, gt=0.0, description="Promotion floor: demand models with a backtest WAPE above this are refused."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="Key for the service's /admin routes (header X-API-Key); unset: they answer 403."
+    )
+    serve_max_batch: int = Field(1000, gt=0, le=100_000, description="Rows a /predict/batch request may hold.")
+    serve_max_body_bytes: int = Field(
+        1_048_576, gt=0, description="Largest request body the service reads; bigger ones get 413."
+    )
+    serve_refresh_seconds: float = Field(
+        30.0, gt=0, description="How often the service looks for a newer scoring day in the prediction store."
     )
     gate_stockout_min_f1: float = Field(
         0.0, ge=0.0, le=1.0, description="Promotion floor: stockout models with a backtest F1 below this are refused."

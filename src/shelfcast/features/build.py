@@ -243,15 +243,50 @@ def _steps_since(name: str, event: pl.Expr, by: str | list[str]) -> _Feature:
     return _Feature(name, (index - last).cast(pl.Float64), at_last)
 
 
+# Days of cover divide the stock by the mean sales of the last rows, plus a floor so that no sales gives a finite value.
+_RECENT_ROWS = 7
+_COVER_FLOOR = 0.1
+ON_HAND_FEATURES = ("on_hand_now", "days_of_cover", "on_hand_minus_safety")
+
+
+def _recent_sales(by: str | list[str]) -> pl.Expr:
+    return pl.col("y").rolling_mean(_RECENT_ROWS, min_samples=1).over(by)
+
+
+def stock_inputs(panel: Panel, origin: dt.date) -> pl.DataFrame:
+    """Per series at `origin`: the recent sales and safety stock that the on-hand features combine with the count.
+
+    With `on_hand_features`, a service recomputes the features a new stock
+    count moves without rebuilding the others (`tests/unit/features/
+    test_on_hand_override.py` checks they equal this module's features).
+    """
+    frame, by = _keyed(panel.frame.filter(pl.col("date") <= origin))
+    safety = pl.col("safety_stock") if "safety_stock" in frame.columns else pl.lit(None, pl.Float64)
+    return (
+        frame.with_columns(_recent_sales(by).alias("recent_sales"))
+        .filter(pl.col("date") == origin)
+        .select(*SERIES, pl.col("recent_sales").cast(pl.Float64), safety.cast(pl.Float64).alias("safety_stock"))
+    )
+
+
+def on_hand_features(on_hand: np.ndarray, recent_sales: np.ndarray, safety_stock: np.ndarray) -> dict[str, np.ndarray]:
+    """The features a stock count moves, computed as `origin_features` does (NaN where an input is missing)."""
+    return {
+        "on_hand_now": on_hand,
+        "days_of_cover": on_hand / (recent_sales + _COVER_FLOOR),
+        "on_hand_minus_safety": on_hand - safety_stock,
+    }
+
+
 def _inventory_features(panel: Panel, by: str | list[str]) -> list[_Feature]:
     cols = panel.frame.columns
     features: list[_Feature] = []
-    recent = pl.col("y").rolling_mean(7, min_samples=1).over(by)
+    recent = _recent_sales(by)
     if "on_hand" in cols:
         on_hand = pl.col("on_hand")
         features += [
             _Feature("on_hand_now", on_hand, on_hand.last()),
-            _Feature("days_of_cover", on_hand / (recent + 0.1)),
+            _Feature("days_of_cover", on_hand / (recent + _COVER_FLOOR)),
         ]
         if "safety_stock" in cols:
             gap = on_hand - pl.col("safety_stock")

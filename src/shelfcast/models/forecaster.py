@@ -226,12 +226,19 @@ class GBMForecaster:
     def predict(self, features: pl.DataFrame) -> np.ndarray:
         if not hasattr(self, "model_"):
             raise NotFittedError("GBMForecaster is not fitted; call fit() first")
-        X = self.encoder_.transform(features)
+        return self.predict_matrix(self.encoder_.transform(features))
+
+    def predict_matrix(self, X: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+        """Predictions for rows already encoded by `encoder_` (float32, its columns); `threads` caps the engine's."""
+        if not hasattr(self, "model_"):
+            raise NotFittedError("GBMForecaster is not fitted; call fit() first")
         if self.engine == "lightgbm":
-            pred = self.model_.predict(X)
+            pred = self.model_.predict(X, num_threads=threads) if threads else self.model_.predict(X)
         else:
             import xgboost as xgb
 
+            if threads:
+                self.model_.set_param({"nthread": threads})
             types = ["c" if i in self.encoder_.categorical_indices else "q" for i in range(X.shape[1])]
             pred = self.model_.predict(
                 xgb.DMatrix(X, feature_names=self.encoder_.columns_, feature_types=types, enable_categorical=True)

@@ -112,9 +112,14 @@ class StockoutModel:
 
     def predict_proba(self, features: pl.DataFrame) -> np.ndarray:
         """Calibrated probabilities (isotonic map learnt on the held-out origins)."""
-        return np.asarray(
-            np.interp(self.raw_scores(features), self.calibration_x, self.calibration_y), dtype=np.float64
-        )
+        return self.calibrate(self.raw_scores(features))
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        return np.asarray(np.interp(raw, self.calibration_x, self.calibration_y), dtype=np.float64)
+
+    def predict_proba_matrix(self, X: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+        """`predict_proba` for rows already encoded by the booster's encoder (the service's path)."""
+        return self.calibrate(self.model.predict_matrix(X, threads=threads))
 
 
 def _isotonic(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -27,3 +27,7 @@ class PredictionStore(Protocol):
     def read(self, *, scored_on: dt.date | None = None) -> pl.DataFrame:
         """The stored predictions (of one scoring day, or all), in schema order, sorted by key."""
         ...
+
+    def latest_day(self) -> dt.date | None:
+        """The latest scoring day stored (None when empty), without reading the rows; StoreError if unreachable."""
+        ...

@@ -56,6 +56,12 @@ class DeltaStore:
         assert isinstance(frame, pl.DataFrame)
         return frame.select(PREDICTION_SCHEMA.keys()).cast(pl.Schema(PREDICTION_SCHEMA)).sort(PREDICTION_KEY)
 
+    def latest_day(self) -> dt.date | None:
+        if not DeltaTable.is_deltatable(str(self.path)):
+            return None
+        days = [dt.date.fromisoformat(p["scored_on"]) for p in DeltaTable(self.path).partitions() if p.get("scored_on")]
+        return max(days, default=None)
+
     def version(self) -> int | None:
         return DeltaTable(self.path).version() if DeltaTable.is_deltatable(str(self.path)) else None
 

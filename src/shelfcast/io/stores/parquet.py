@@ -54,6 +54,15 @@ class ParquetStore:
             )
         return frame.select(PREDICTION_SCHEMA.keys()).sort(PREDICTION_KEY)
 
+    def latest_day(self) -> dt.date | None:
+        days = []
+        for path in self.root.glob(f"scored_on=*/{PART}"):
+            try:
+                days.append(dt.date.fromisoformat(path.parent.name.removeprefix("scored_on=")))
+            except ValueError:  # a folder someone else made: not a scoring day
+                continue
+        return max(days, default=None)
+
     def query(self, sql: str) -> pl.DataFrame:
         """Run DuckDB SQL over the view `predictions` (every scoring day, `scored_on` from the path)."""
         import duckdb

@@ -125,6 +125,16 @@ class PostgresStore:
             rows = conn.execute(query, (scored_on,) if scored_on else None).fetchall()
         return pl.DataFrame(rows, schema=PREDICTION_SCHEMA, orient="row")
 
+    def latest_day(self) -> dt.date | None:
+        query = sql.SQL("SELECT max(scored_on) FROM {}").format(self._target)
+        with self.connect() as conn:
+            exists = conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.{self.table}",)).fetchone()
+            if not exists or exists[0] is None:
+                return None
+            row = conn.execute(query).fetchone()
+        day = row[0] if row else None
+        return day if isinstance(day, dt.date) else None
+
 
 def replace_day(
     conn: psycopg.Connection[tuple[object, ...]], target: sql.Composable, frame: pl.DataFrame, *, scored_on: dt.date

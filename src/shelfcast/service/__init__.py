@@ -1,0 +1,1 @@
+"""The FastAPI service: stockout risk on request, forecasts and reorder advice from the batch predictions."""

@@ -1,0 +1,207 @@
+"""The FastAPI app: `create_app()` (uvicorn's factory), its startup, error handling and request metrics.
+
+Errors: a mistake in a request gets a 4xx whose `detail` says what and
+where; anything else is logged with its traceback and answered with a 500
+that names an error id, never the traceback. Bodies larger than
+`serve_max_body_bytes` are refused with 413 before they are read whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import disable_created_metrics
+from starlette.concurrency import run_in_threadpool
+
+from shelfcast.errors import ShelfcastError
+from shelfcast.service import routes_ops, routes_predict, routes_read
+from shelfcast.service.metrics import ServiceMetrics
+from shelfcast.service.state import ServiceState
+from shelfcast.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service over the workspace in `settings` (default: the process settings, as the CLI reads them)."""
+    settings = settings or get_settings()
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series double what a scrape carries for no use here
+    metrics = ServiceMetrics()
+    state = ServiceState(settings, metrics)
+    app = FastAPI(
+        title="shelfcast",
+        summary="Stockout risk, demand forecasts and reorder advice per store and item.",
+        version="1",
+        lifespan=_lifespan,
+    )
+    app.state.shelfcast = state
+    app.include_router(routes_ops.router)
+    app.include_router(routes_predict.router)
+    app.include_router(routes_read.router)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(Exception, _crash)
+    app.add_middleware(Observe, metrics=metrics, max_body=settings.serve_max_body_bytes)
+    return app
+
+
+def _load(state: ServiceState) -> None:
+    try:
+        state.reload()
+    except ShelfcastError as exc:
+        log.error("serving without data or model: %s", exc)
+    state.predictions.refresh()
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    state: ServiceState = app.state.shelfcast
+    await run_in_threadpool(_load, state)
+    refresher = asyncio.create_task(_refresh(state))
+    try:
+        yield
+    finally:
+        refresher.cancel()
+
+
+async def _refresh(state: ServiceState) -> None:
+    """Look for a newer scoring day in the store every `serve_refresh_seconds`."""
+    while True:
+        await asyncio.sleep(state.settings.serve_refresh_seconds)
+        await run_in_threadpool(state.predictions.refresh)
+
+
+def _where(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    parts = [str(p) for p in loc]
+    return ".".join(parts[1:] if len(parts) > 1 and parts[0] in ("body", "query", "header", "path") else parts)
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "loc": list(e.get("loc", ())),
+            "msg": str(e.get("msg", "")).removeprefix("Value error, "),
+            "type": e.get("type"),
+        }
+        for e in exc.errors()
+    ]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request", "type": None}
+    if first["type"] == "json_invalid":
+        loc = first["loc"]
+        position = f" at character {loc[-1]}" if isinstance(loc, list) and len(loc) > 1 else ""
+        summary = f"the body is not valid JSON{position}"
+    else:
+        where = _where(first["loc"])
+        summary = f"{where}: {first['msg']}" if where else str(first["msg"])
+    if len(errors) > 1:
+        summary += f" (and {len(errors) - 1} more problem(s), see `errors`)"
+    return JSONResponse({"detail": summary, "errors": errors}, status_code=422)
+
+
+async def _crash(request: Request, exc: Exception) -> JSONResponse:
+    error_id = uuid.uuid4().hex[:12]
+    log.exception("error %s on %s %s", error_id, request.method, request.url.path)
+    return JSONResponse({"detail": f"internal error {error_id}; the server log has the details"}, status_code=500)
+
+
+class _TooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit} bytes (setting serve_max_body_bytes)")
+
+
+class Observe:
+    """Pure ASGI middleware: request metrics per route template, and the body size limit."""
+
+    def __init__(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], *, metrics: ServiceMetrics, max_body: int
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        sent = False
+
+        async def observe_send(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                sent = True
+            await send(message)
+
+        try:
+            declared = _content_length(scope)
+            if declared is not None and declared > self.max_body:
+                await _reply(observe_send, 413, _TooLarge(self.max_body).detail)
+                return
+            await self.app(scope, self._limited(receive), observe_send)
+        except _BadLengthError as exc:
+            await _reply(observe_send, 400, str(exc))
+        finally:
+            route = scope.get("route")
+            name = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            self.metrics.requests.labels(route=name, method=method, status=str(status)).inc()
+            self.metrics.latency.labels(route=name).observe(time.perf_counter() - started)
+            if status >= 400:
+                self.metrics.errors.labels(route=name, kind="server" if status >= 500 else "client").inc()
+            if not sent:
+                log.debug("no response sent for %s %s", method, scope.get("path"))
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = 0
+        limit = self.max_body
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge(limit)  # FastAPI re-raises an HTTPException met while reading the body
+            return message
+
+        return limited
+
+
+class _BadLengthError(ValueError):
+    pass
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                raise _BadLengthError(f"Content-Length header is not a number: {value[:40]!r}") from None
+            if length < 0:
+                raise _BadLengthError("Content-Length header is negative")
+            return length
+    return None
+
+
+async def _reply(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

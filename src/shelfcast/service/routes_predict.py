@@ -1,0 +1,138 @@
+"""POST /predict and /predict/batch: stockout risk computed on request."""
+
+from __future__ import annotations
+
+import datetime as dt
+import reprlib
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException
+from starlette.concurrency import run_in_threadpool
+
+from shelfcast.errors import DataValidationError
+from shelfcast.service.deps import SnapshotDep, StateDep
+from shelfcast.service.metrics import ServiceMetrics
+from shelfcast.service.online import OnlineScorer, Scored, UnknownFeatureError
+from shelfcast.service.schemas import PredictBatchRequest, PredictBatchResponse, Prediction, PredictRequest
+from shelfcast.service.state import Snapshot
+
+router = APIRouter(tags=["predict"])
+_UNKNOWN: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown store_id/item_id."}}
+
+
+@router.post("/predict", response_model=Prediction, responses=_UNKNOWN)
+async def predict(body: PredictRequest, snapshot: SnapshotDep, state: StateDep) -> Prediction:
+    """Stockout risk of one store x item over the model's window after the origin date."""
+    return (await _predict(snapshot, [body], state.metrics))[0]
+
+
+@router.post("/predict/batch", response_model=PredictBatchResponse, responses=_UNKNOWN)
+async def predict_batch(body: PredictBatchRequest, snapshot: SnapshotDep, state: StateDep) -> PredictBatchResponse:
+    """Up to `serve_max_batch` rows in one call, scored together; one bad row refuses the batch and names it."""
+    limit = state.settings.serve_max_batch
+    if len(body.rows) > limit:
+        raise HTTPException(413, f"{len(body.rows)} rows is over the batch limit of {limit} (setting serve_max_batch)")
+    return PredictBatchResponse(predictions=await _predict(snapshot, body.rows, state.metrics))
+
+
+def _origin(snapshot: Snapshot, request: PredictRequest) -> dt.date:
+    return request.date or snapshot.last_date
+
+
+async def _predict(snapshot: Snapshot, requests: list[PredictRequest], metrics: ServiceMetrics) -> list[Prediction]:
+    if snapshot.scorer is None:
+        raise HTTPException(409, snapshot.no_risk or "no stockout risk on this workspace's data")
+    groups: dict[dt.date, list[int]] = defaultdict(list)
+    for n, request in enumerate(requests):
+        groups[_origin(snapshot, request)].append(n)
+    bad = [d for d in groups if not snapshot.first_date <= d <= snapshot.last_date]
+    if bad:
+        raise HTTPException(
+            422,
+            f"date {bad[0]} is outside the workspace's data ({snapshot.first_date} to {snapshot.last_date}): "
+            "the risk is computed from the data up to that date; ingest newer data for later dates",
+        )
+    out: list[Prediction | None] = [None] * len(requests)
+    for origin, positions in groups.items():
+        scorer = snapshot.scorer_at(origin) if origin == snapshot.last_date else await _scorer(snapshot, origin)
+        _score_group(snapshot, scorer, requests=requests, positions=positions, out=out, metrics=metrics)
+    return [p for p in out if p is not None]
+
+
+async def _scorer(snapshot: Snapshot, origin: dt.date) -> OnlineScorer:
+    """Another origin's table is built once (seconds on a big workspace): off the event loop."""
+    return await run_in_threadpool(snapshot.scorer_at, origin)
+
+
+def _score_group(
+    snapshot: Snapshot,
+    scorer: OnlineScorer,
+    *,
+    requests: list[PredictRequest],
+    positions: list[int],
+    out: list[Prediction | None],
+    metrics: ServiceMetrics,
+) -> None:
+    with_ids = [n for n in positions if requests[n].store_id is not None]
+    explicit = [n for n in positions if requests[n].store_id is None]
+    index = scorer.table.index
+    unknown = [n for n in with_ids if (requests[n].store_id, requests[n].item_id) not in index]
+    if unknown:
+        first = requests[unknown[0]]
+        where = f"row {unknown[0]}: " if len(requests) > 1 else ""
+        raise HTTPException(
+            404,
+            f"{where}unknown series store_id={first.store_id!r} item_id={first.item_id!r} on {scorer.table.origin}"
+            f"{f' (and rows {reprlib.repr(unknown[1:])})' if len(unknown) > 1 else ''}: not in the workspace's data "
+            f"({len(index)} series; GET /stockout/alerts lists them)",
+        )
+    fallback = snapshot.model is None
+    if explicit and fallback:
+        raise HTTPException(
+            503, f"no model to score explicit features ({snapshot.fallback}); send store_id and item_id instead"
+        )
+    window = snapshot.model.definition.window if snapshot.model is not None else 7
+    for part in (with_ids, explicit):
+        if not part:
+            continue
+        batch = [requests[n] for n in part]
+        rows = scorer.rows([(r.store_id or "", r.item_id or "") for r in batch]) if part is with_ids else None
+        counts = np.array([np.nan if r.on_hand is None else r.on_hand for r in batch], dtype=np.float64)
+        on_hand = counts if rows is not None and not np.isnan(counts).all() else None
+        try:
+            if fallback:
+                assert rows is not None
+                scored = scorer.rule(rows, on_hand)
+            else:
+                X = scorer.matrix(rows, count=len(batch), on_hand=on_hand, features=[r.features for r in batch])
+                scored = scorer.score(X)
+        except (UnknownFeatureError, DataValidationError) as exc:
+            raise HTTPException(422, str(exc)) from None
+        _record(metrics, scored, snapshot, fallback)
+        for k, n in enumerate(part):
+            r = requests[n]
+            out[n] = Prediction(
+                store_id=r.store_id,
+                item_id=r.item_id,
+                date=scorer.table.origin,
+                window_days=window,
+                risk=float(scored.risk[k]),
+                label=bool(scored.label[k]),
+                threshold=scored.threshold,
+                model_name=snapshot.stockout_name,
+                model_version=snapshot.stockout_version,
+                fallback=fallback,
+            )
+
+
+def _record(metrics: ServiceMetrics, scored: Scored, snapshot: Snapshot, fallback: bool) -> None:
+    positives = int(scored.label.sum())
+    version = snapshot.stockout_version
+    if positives:
+        metrics.predictions.labels(label="stockout", model_version=version).inc(positives)
+    if len(scored.label) - positives:
+        metrics.predictions.labels(label="ok", model_version=version).inc(len(scored.label) - positives)
+    if fallback:
+        metrics.fallbacks.labels(reason="no stockout model").inc(len(scored.label))

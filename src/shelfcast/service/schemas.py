@@ -1,0 +1,175 @@
+"""Request and response models of the service (pydantic v2).
+
+Requests are strict where a lax parse would hide a client's bug: ids must
+be strings and numbers numbers (no "12" for 12, no 12 for "S012"), unknown
+fields, NaN and infinities are refused. Dates are ISO strings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+SeriesId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128)]
+FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+StockCount = Annotated[float, Field(strict=True, ge=0, le=1e12, description="Units on hand now.")]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class PredictRequest(_Request):
+    """Stockout risk for one store x item: by ids (features from the workspace), by explicit features, or both."""
+
+    store_id: SeriesId | None = Field(None, description="Store key, as in the workspace's data.", examples=["S001"])
+    item_id: SeriesId | None = Field(None, description="Item key, as in the workspace's data.", examples=["I0001"])
+    date: dt.date | None = Field(
+        None,
+        description="Origin of the risk window: features use the data up to the end of this day "
+        "(default: the latest date of the data).",
+    )
+    on_hand: StockCount | None = Field(
+        None, description="A current stock count; it replaces the workspace's in the on-hand features."
+    )
+    features: dict[FeatureName, Number] | None = Field(
+        None,
+        max_length=500,
+        description="Feature values that override (with ids) or make up (without ids) the model row; "
+        "GET /models lists the names. Aliases: price, promo, daily_sales, inventory, rolling_mean_7, rolling_mean_28.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if (self.store_id is None) != (self.item_id is None):
+            raise ValueError("give both `store_id` and `item_id`, or neither (with `features`)")
+        if self.store_id is None:
+            if not self.features:
+                raise ValueError("give `store_id` and `item_id`, or an explicit `features` payload")
+            if self.on_hand is not None or self.date is not None:
+                raise ValueError("`on_hand` and `date` need `store_id` and `item_id`; without ids, use `features`")
+        return self
+
+
+class PredictBatchRequest(_Request):
+    rows: list[PredictRequest] = Field(min_length=1, description="Up to `serve_max_batch` rows.")
+
+
+class Prediction(BaseModel):
+    store_id: str | None
+    item_id: str | None
+    date: dt.date = Field(description="Origin of the risk window.")
+    window_days: int = Field(description="Days after the origin the risk is about.")
+    risk: float = Field(description="Probability of a stockout in the window (0 or 1 from the rule baseline).")
+    label: bool = Field(description="Alert: risk >= threshold.")
+    threshold: float
+    model_name: str
+    model_version: str = Field(description="Registry version, or `rule-baseline` when no model is available.")
+    fallback: bool = Field(description="True when the rule baseline answered instead of a model.")
+
+
+class PredictBatchResponse(BaseModel):
+    predictions: list[Prediction]
+
+
+class ForecastPoint(BaseModel):
+    date: dt.date
+    horizon: int
+    forecast: float
+    p10: float
+    p50: float
+    p90: float
+
+
+class ForecastResponse(BaseModel):
+    store_id: str
+    item_id: str
+    scored_on: dt.date
+    scored_at: dt.datetime
+    model_name: str
+    model_version: str
+    points: list[ForecastPoint]
+
+
+class ShelfAdvice(BaseModel):
+    """One store x item from the latest scoring: its risk and what to order."""
+
+    store_id: str
+    item_id: str
+    stockout_risk: float | None
+    stockout_label: bool | None
+    threshold: float | None
+    forecast_7: float = Field(description="Forecast demand over the next 7 periods.")
+    safety_stock: float | None
+    reorder_point: float | None
+    order_up_to: float | None
+    order_quantity: float | None
+
+
+class AlertsResponse(BaseModel):
+    scored_on: dt.date
+    store_id: str | None
+    min_risk: float | None
+    count: int
+    stockout_model_version: str | None
+    alerts: list[ShelfAdvice]
+
+
+class ReorderResponse(BaseModel):
+    scored_on: dt.date
+    store_id: str
+    count: int
+    lines: list[ShelfAdvice]
+
+
+class VersionOut(BaseModel):
+    version: str
+    run_id: str
+    aliases: list[str]
+    gate: dict[str, str] = Field(description="The promotion gates' verdict and metrics (version tags gate.*).")
+
+
+class ServedOut(BaseModel):
+    name: str
+    version: str
+    run_id: str | None
+    from_registry: bool = Field(description="False: the registry did not answer and the local copy is served.")
+
+
+class TaskModels(BaseModel):
+    served: ServedOut | None
+    champion: VersionOut | None = None
+    challenger: VersionOut | None = None
+    previous_champion: VersionOut | None = None
+
+
+class ModelsResponse(BaseModel):
+    registry: str
+    registry_error: str | None = None
+    fallback: str | None = Field(None, description="Why the rule baseline answers stockout risk, when it does.")
+    demand: TaskModels
+    stockout: TaskModels
+    features: list[str] = Field(description="Feature names an explicit /predict payload may set.")
+    loaded_at: dt.datetime
+
+
+class ReloadResponse(BaseModel):
+    demand_version: str | None
+    stockout_version: str
+    fallback: str | None
+    loaded_at: dt.datetime
+    predictions_of: dt.date | None
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    data: str
+    stockout_model: str
+    predictions: str
