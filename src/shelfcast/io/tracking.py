@@ -7,6 +7,9 @@ Metric names: `{metric}.{model}` over all backtest windows and
 `{metric}.{model}.w{k}` for window k, whose cutoff is the param
 `backtest.cutoff.w{k}`; the registered model's own scores are also logged
 without the model name (`wape`, `pr_auc`) for the MLflow UI's run table.
+When the champion's configuration was re-backtested on the run's windows
+(the data grew since it was trained), its scores are those of the model
+`champion`, with the params `champion.version` and `champion.run_id`.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ EXPERIMENTS: dict[Task, str] = {"demand": "shelfcast-demand", "stockout": "shelf
 MODEL_ARTIFACT = "model"
 CUTOFF_PARAM = "backtest.cutoff.w{}"
 CANDIDATE_PARAM = "model.candidate"
+CHAMPION_MODEL = "champion"
+CHAMPION_VERSION_PARAM = "champion.version"
+CHAMPION_RUN_PARAM = "champion.run_id"
 _REQUIREMENTS = ("mlflow", "lightgbm", "xgboost-cpu", "polars", "pandas", "numpy", "pydantic", "scikit-learn")
 
 
@@ -126,6 +132,12 @@ def window_scores(
             if cutoff is not None:
                 out.setdefault(cutoff, {})[name] = float(value)
     return out
+
+
+def run_cutoffs(params: Mapping[str, str]) -> set[str]:
+    """The backtest cutoffs (ISO dates) a run was scored on."""
+    pattern = re.compile(r"^backtest\.cutoff\.w\d+$")
+    return {value for key, value in params.items() if pattern.match(key)}
 
 
 def models_in(metrics: Mapping[str, float], name: str) -> list[str]:

@@ -10,7 +10,14 @@ from pathlib import Path
 
 from shelfcast.errors import ModelNotFoundError, PromotionError
 from shelfcast.io.registry import CHAMPION, Registry, VersionInfo
-from shelfcast.io.tracking import CANDIDATE_PARAM, models_in, window_scores
+from shelfcast.io.tracking import (
+    CANDIDATE_PARAM,
+    CHAMPION_MODEL,
+    CHAMPION_RUN_PARAM,
+    CHAMPION_VERSION_PARAM,
+    models_in,
+    window_scores,
+)
 from shelfcast.models.gates import RULES, GateFloors, GateResult, Task, WindowScores, evaluate_gates
 from shelfcast.settings import Settings
 
@@ -48,15 +55,45 @@ def run_scores(registry: Registry, task: Task, run_id: str) -> tuple[WindowScore
     return mine, baselines
 
 
+def rebacktested_scores(registry: Registry, task: Task, run_id: str, champion: VersionInfo) -> WindowScores | None:
+    """The champion's scores on the windows of run `run_id`, if that run re-backtested this very champion."""
+    run = registry.client.get_run(run_id)
+    metrics, params = run.data.metrics, run.data.params
+    if params.get(CHAMPION_VERSION_PARAM) != champion.version:
+        return None
+    if params.get(CHAMPION_RUN_PARAM, champion.run_id) != champion.run_id:
+        return None
+    scores: WindowScores = window_scores(metrics, params, model=CHAMPION_MODEL, names=(RULES[task].metric,))
+    return scores or None
+
+
 def check_gates(settings: Settings, registry: Registry, task: Task, version: str) -> GateResult:
-    """The gates' verdict on `version`, also stored as its tags."""
+    """The gates' verdict on `version`, also stored as its tags.
+
+    The champion's scores come from its own run when it shares a backtest
+    window with the challenger's; else (the data grew since it was trained)
+    from its configuration re-backtested in the challenger's run, when that
+    run did so for the current champion; else it is not compared.
+    """
     candidate = registry.version(task, version)
     mine, baselines = run_scores(registry, task, candidate.run_id)
     champion = registry.alias(task, CHAMPION)
     theirs = None
+    rebacktested = False
     if champion is not None and champion.version != candidate.version:
         theirs, _ = run_scores(registry, task, champion.run_id)
-    result = evaluate_gates(task, challenger=mine, baselines=baselines, champion=theirs, floors=floors(settings))
+        if not set(theirs) & set(mine):
+            rerun = rebacktested_scores(registry, task, candidate.run_id, champion)
+            if rerun is not None:
+                theirs, rebacktested = rerun, True
+    result = evaluate_gates(
+        task,
+        challenger=mine,
+        baselines=baselines,
+        champion=theirs,
+        floors=floors(settings),
+        champion_rebacktested=rebacktested,
+    )
     registry.tag_gates(task, candidate.version, result)
     log.info("gates on %s v%s: %s (%s)", task, version, result.passed, result.reason)
     return result

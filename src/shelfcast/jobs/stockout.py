@@ -183,9 +183,16 @@ def backtest_stockout(
     progress: Progress | None = None,
     config: StockoutConfig | None = None,
     forecast_config: ForecastConfig | None = None,
+    data: ModelData | None = None,
+    quantile_risk: bool = True,
 ) -> StockoutBacktest:
-    """Each window: fit at its cutoff, score the origin at the cutoff, compare with the rule."""
-    data = load_model_data(Lake(settings.workspace))
+    """Each window: fit at its cutoff, score the origin at the cutoff, compare with the rule.
+
+    `data`: already loaded from the workspace's lake (default: load it).
+    `quantile_risk=False` skips the demand forecast each window needs for the
+    `quantile_risk` model; the classifier's and the rule's scores do not use it.
+    """
+    data = data or load_model_data(Lake(settings.workspace))
     if forecast_config is not None:
         data = replace(data, config=forecast_config)
     definition = definition_for(data.panel, window=window, min_hours=min_hours)
@@ -196,7 +203,7 @@ def backtest_stockout(
         if progress:
             progress(f"window {i + 1}/{len(dates)} (cutoff {cutoff})", i, len(dates))
         forecast = None
-        if "on_hand" in data.panel.frame.columns:
+        if quantile_risk and "on_hand" in data.panel.frame.columns:
             forecast = forecast_with_quantiles(data, cutoff=cutoff, horizon=steps)
         scored = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast, config=config)
         labels = stockout_labels(data.panel, origins=[cutoff], definition=definition).drop_nulls("label")

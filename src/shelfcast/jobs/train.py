@@ -22,10 +22,17 @@ from shelfcast.io.plots import (
 )
 from shelfcast.io.pyfunc import predict_frame
 from shelfcast.io.registry import Registry
-from shelfcast.io.tracking import LoggedRun, TrainingRun, log_training_run
+from shelfcast.io.tracking import (
+    CHAMPION_RUN_PARAM,
+    CHAMPION_VERSION_PARAM,
+    LoggedRun,
+    TrainingRun,
+    log_training_run,
+)
 from shelfcast.jobs.backtest import backtest_json
 from shelfcast.jobs.modeling import ModelData, load_model_data
 from shelfcast.jobs.promote import PromotionReport, gate_and_promote
+from shelfcast.jobs.rebacktest import FORECAST_PREFIX, demand_rerun, rebacktest_champion, stockout_rerun
 from shelfcast.jobs.stockout import backtest_stockout, definition_for
 from shelfcast.models.backtest import (
     MODEL,
@@ -114,7 +121,13 @@ def _stockout(
 ) -> _Fitted:
     definition = definition_for(data.panel, window=window, min_hours=min_hours)
     bt = backtest_stockout(
-        settings, windows=windows, window=window, min_hours=min_hours, config=config, forecast_config=forecast_config
+        settings,
+        windows=windows,
+        window=window,
+        min_hours=min_hours,
+        config=config,
+        forecast_config=forecast_config,
+        data=data,
     )
     if progress:
         progress("final fit (classifier)", 1, 2)
@@ -137,6 +150,8 @@ def _stockout(
     params = {
         **config.model_dump(),
         **{f"definition.{k}": v for k, v in definition.model_dump().items()},
+        # The demand forecast behind the backtest's quantile_risk model.
+        **{f"{FORECAST_PREFIX}{k}": v for k, v in (forecast_config or data.config).model_dump().items()},
         "windows": windows,
         "cutoff": data.last_date,
     }
@@ -164,6 +179,7 @@ def run_train(
     started = time.perf_counter()
     lake = Lake(settings.workspace)
     data = load_model_data(lake)
+    registry = Registry(settings)
     steps = horizon or (13 if data.panel.freq == "W" else 28)
     with tempfile.TemporaryDirectory(prefix="shelfcast-train-") as tmp:
         out = Path(tmp)
@@ -185,8 +201,20 @@ def run_train(
                 progress=progress,
                 forecast_config=forecast_config,
             )
+        # New days since the champion was trained move the cutoffs on: its configuration is then scored on
+        # these windows too, so the gates still compare like with like.
+        rerun = (
+            demand_rerun(data, windows=windows, horizon=steps)
+            if task == "demand"
+            else stockout_rerun(settings, data, windows=windows, window=window, min_hours=min_hours)
+        )
+        champion = rebacktest_champion(registry, task, fitted.cutoffs, rerun, progress=progress)
+        params, metrics = fitted.params, fitted.metrics
+        if champion is not None:
+            params = {**params, CHAMPION_VERSION_PARAM: champion.version, CHAMPION_RUN_PARAM: champion.run_id}
+            metrics = pl.concat([metrics, champion.metrics], how="diagonal_relaxed")
         backtest_json(fitted.backtest, out / "backtest.json", task=task)
-        fitted.metrics.write_csv(out / "backtest.csv")
+        metrics.write_csv(out / "backtest.csv")
         model_dir = save_model(fitted.model, out / "native", quantiles=fitted.quantiles)
         rule = RULES[task]
         overall = fitted.metrics.filter((pl.col("model") == fitted.candidate) & (pl.col("window") == "all"))
@@ -196,9 +224,9 @@ def run_train(
             TrainingRun(
                 task=task,
                 candidate=fitted.candidate,
-                params=fitted.params,
+                params=params,
                 spec=data.spec,
-                metrics=fitted.metrics,
+                metrics=metrics,
                 cutoffs=fitted.cutoffs,
                 primary=scores,
                 model_dir=model_dir,
@@ -219,7 +247,6 @@ def run_train(
                 tags=dict(tags or {}),
             ),
         )
-    registry = Registry(settings)
     version = registry.register(task, logged.model_uri, run_id=logged.run_id)
     promotion = gate_and_promote(settings, task, version.version, registry=registry) if promote else None
     return TrainReport(

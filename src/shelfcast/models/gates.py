@@ -5,7 +5,9 @@ that a challenger and the champion are only compared on the windows both
 were scored on. The challenger must beat the best baseline of its own run
 (same windows by construction), must not be worse than the champion by more
 than `tolerance` (a fraction of the champion's score), and must meet the
-absolute floors.
+absolute floors. When the data has grown since the champion was trained, its
+scores may come from its configuration re-backtested on the challenger's
+windows (`champion_rebacktested`); the reasons say so.
 """
 
 from __future__ import annotations
@@ -83,8 +85,13 @@ def evaluate_gates(
     baselines: Mapping[str, WindowScores],
     champion: WindowScores | None,
     floors: GateFloors,
+    champion_rebacktested: bool = False,
 ) -> GateResult:
-    """Every gate of `task`; the result passes only when all of them do."""
+    """Every gate of `task`; the result passes only when all of them do.
+
+    `champion_rebacktested`: the champion's scores are its configuration
+    re-backtested on the challenger's windows, not those of its own run.
+    """
     rule = RULES[task]
     m = rule.metric
     reasons: list[str] = []
@@ -116,13 +123,16 @@ def evaluate_gates(
             mine, theirs = mean_over(challenger, m, shared), mean_over(champion, m, shared)
             values[f"{m}.champion"] = theirs
             values["windows_shared"] = float(len(shared))
+            where = f"on {len(shared)} shared window(s)"
+            if champion_rebacktested:
+                values["champion_rebacktested"] = 1.0
+                where += " (the champion re-backtested on the challenger's windows)"
             if math.isnan(theirs) or _within(mine, theirs, rule, floors.tolerance):
-                reasons.append(f"{m} {mine:.4f} vs champion {theirs:.4f} on {len(shared)} shared window(s)")
+                reasons.append(f"{m} {mine:.4f} vs champion {theirs:.4f} {where}")
             else:
                 ok = False
                 reasons.append(
-                    f"{m} {mine:.4f} is worse than the champion's {theirs:.4f} on {len(shared)} shared window(s) "
-                    f"(tolerance {floors.tolerance:g})"
+                    f"{m} {mine:.4f} is worse than the champion's {theirs:.4f} {where} (tolerance {floors.tolerance:g})"
                 )
 
     if task == "demand" and floors.demand_max_wape is not None and score > floors.demand_max_wape:

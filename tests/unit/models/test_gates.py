@@ -53,6 +53,26 @@ def test_champion_compared_on_shared_windows_with_tolerance() -> None:
     assert apart.passed and "other backtest windows" in apart.reason
 
 
+def test_a_champion_rebacktested_on_the_challengers_windows_is_compared_and_said_so() -> None:
+    challenger = scores("wape", 0.40, 0.44, windows=(W2, W3))
+    base = {"naive": scores("wape", 0.9, 0.9, windows=(W2, W3))}
+    rerun = scores("wape", 0.30, 0.32, windows=(W2, W3))
+    worse = evaluate_gates(
+        "demand", challenger=challenger, baselines=base, champion=rerun, floors=GateFloors(), champion_rebacktested=True
+    )
+    assert not worse.passed
+    assert "worse than the champion's 0.3100 on 2 shared window(s)" in worse.reason
+    assert "the champion re-backtested on the challenger's windows" in worse.reason
+    assert worse.values["wape.champion"] == pytest.approx(0.31) and worse.values["champion_rebacktested"] == 1.0
+    better = evaluate_gates(
+        "demand", challenger=rerun, baselines=base, champion=challenger, floors=GateFloors(), champion_rebacktested=True
+    )
+    assert better.passed and "vs champion 0.4200 on 2 shared window(s) (the champion re-backtested" in better.reason
+    # Its own run's scores (the default) say nothing about a re-backtest.
+    own = evaluate_gates("demand", challenger=rerun, baselines=base, champion=challenger, floors=GateFloors())
+    assert "re-backtested" not in own.reason and "champion_rebacktested" not in own.values
+
+
 def test_floors() -> None:
     base = {"naive": scores("wape", 0.9, 0.9)}
     result = evaluate_gates(

@@ -1,0 +1,151 @@
+"""The champion's configuration backtested again on a challenger's windows, for the gates.
+
+The gates compare a challenger with the champion on the backtest windows both
+were scored on. Once new days are ingested, a challenger's cutoffs move on
+and share no window with the champion's run: the champion's configuration,
+read back from the params its run logged, is then backtested on the
+challenger's data and windows, and its scores are logged in the challenger's
+run as the model `champion` (see `jobs.promote.check_gates`).
+
+No leakage: the champion's configuration goes through the same backtest
+functions as the challenger (`backtest_demand`, `backtest_stockout`), which fit
+each window on the data known at its cutoff and score the days after it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+import polars as pl
+from pydantic import BaseModel, ValidationError
+
+from shelfcast.features.labels import StockoutDefinition
+from shelfcast.io.registry import CHAMPION, Registry
+from shelfcast.io.tracking import CHAMPION_MODEL, run_cutoffs
+from shelfcast.jobs.modeling import ModelData
+from shelfcast.jobs.stockout import backtest_stockout
+from shelfcast.models.backtest import MODEL, RECURSIVE, BacktestConfig, Progress, backtest_demand
+from shelfcast.models.gates import Task
+from shelfcast.models.stockout import StockoutConfig
+from shelfcast.models.train import ForecastConfig
+from shelfcast.settings import Settings
+
+log = logging.getLogger(__name__)
+# The demand forecast config a stockout run used (for its `quantile_risk` model), as params with this prefix.
+FORECAST_PREFIX = "forecast."
+DEFINITION_PREFIX = "definition."
+_Config = TypeVar("_Config", bound=BaseModel)
+# The champion's run params -> (the cutoffs it was scored on, its per-window and overall metric rows).
+Rerun = Callable[[Mapping[str, str]], tuple[list[dt.date], pl.DataFrame]]
+
+
+class RebacktestError(ValueError):
+    """The champion's configuration cannot be backtested on the challenger's windows (the message says why)."""
+
+
+@dataclass(frozen=True)
+class ChampionRerun:
+    """The champion's scores on the challenger's windows, as rows of the model `champion`."""
+
+    version: str
+    run_id: str
+    metrics: pl.DataFrame
+
+
+def config_from_params(cls: type[_Config], params: Mapping[str, str], prefix: str = "") -> _Config:
+    """A config rebuilt from a run's params (`str` of every field, `prefix` + name); every field must be there.
+
+    A field missing (a run logged by an older version) is an error rather than
+    its default: the champion must not be replaced by a guess of it.
+    """
+    names = list(cls.model_fields)
+    missing = [prefix + n for n in names if prefix + n not in params]
+    if missing:
+        raise RebacktestError(f"its run has no param {', '.join(missing)} (logged by an older shelfcast?)")
+    values = {n: None if params[prefix + n] == "None" else params[prefix + n] for n in names}
+    try:
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{prefix}{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise RebacktestError(f"its params do not make a {cls.__name__} ({problems})") from None
+
+
+def demand_rerun(data: ModelData, *, windows: int, horizon: int) -> Rerun:
+    """The champion's ForecastConfig, with the strategy its backtest chose, on the challenger's data and windows."""
+
+    def rerun(params: Mapping[str, str]) -> tuple[list[dt.date], pl.DataFrame]:
+        config = config_from_params(ForecastConfig, params)
+        if config.strategy == "auto":
+            raise RebacktestError("its run logged no chosen strategy (direct or recursive)")
+        backtest = BacktestConfig(windows=windows, horizon=horizon)
+        # Each window is fitted on the panel known at its cutoff, as the challenger's were: no later day leaks in.
+        result = backtest_demand(data.panel, data.spec, config, backtest, calendar=data.calendar)
+        name = RECURSIVE if config.strategy == "recursive" else MODEL
+        return result.cutoffs, result.metrics.filter(pl.col("model") == name)
+
+    return rerun
+
+
+def stockout_rerun(settings: Settings, data: ModelData, *, windows: int, window: int, min_hours: float | None) -> Rerun:
+    """The champion's StockoutConfig on the challenger's data and windows, for the same stockout definition.
+
+    The demand forecast config it used (`forecast.*`) is not needed: it only
+    feeds the `quantile_risk` model, never the classifier's scores.
+    """
+
+    def rerun(params: Mapping[str, str]) -> tuple[list[dt.date], pl.DataFrame]:
+        config = config_from_params(StockoutConfig, params)
+        definition = config_from_params(StockoutDefinition, params, DEFINITION_PREFIX)
+        if (definition.window, definition.min_hours) != (window, min_hours):
+            raise RebacktestError(
+                f"it predicts another stockout (window {definition.window} days, min_hours {definition.min_hours}) "
+                f"than the challenger (window {window} days, min_hours {min_hours})"
+            )
+        # Each window is fitted on the panel known at its cutoff, as the challenger's were: no later day leaks in.
+        result = backtest_stockout(
+            settings, windows=windows, window=window, min_hours=min_hours, config=config, data=data, quantile_risk=False
+        )
+        return result.cutoffs, result.metrics.filter(pl.col("model") == "classifier")
+
+    return rerun
+
+
+def rebacktest_champion(
+    registry: Registry, task: Task, cutoffs: list[dt.date], rerun: Rerun, *, progress: Progress | None = None
+) -> ChampionRerun | None:
+    """The champion's scores on `cutoffs` (the challenger's windows) when its own run shares none of them.
+
+    None when there is no champion, when its run shares a window with the
+    challenger (the gates compare on those), or when its configuration cannot
+    be backtested again: a warning then says why, and the gates will not
+    compare with the champion. A training run never fails here.
+    """
+    which = f"the {task} champion"
+    try:
+        champion = registry.alias(task, CHAMPION)
+        if champion is None:
+            return None
+        which = f"the {task} champion v{champion.version}"
+        params = registry.client.get_run(champion.run_id).data.params
+        if run_cutoffs(params) & {c.isoformat() for c in cutoffs}:
+            return None
+        if progress:
+            progress(f"re-backtest champion v{champion.version} on the new windows", 2, 3)
+        log.info("re-backtesting %s champion v%s on cutoffs %s", task, champion.version, cutoffs)
+        theirs, rows = rerun(params)
+        if theirs != cutoffs:
+            raise RebacktestError(f"its backtest cutoffs {theirs} are not the challenger's {cutoffs}")
+    except Exception as exc:  # the comparison is worth a warning, never a failed training run
+        log.warning(
+            "%s could not be re-backtested on the challenger's windows (%s); "
+            "the gates will not compare the challenger with it",
+            which,
+            exc,
+        )
+        return None
+    metrics = rows.with_columns(pl.lit(CHAMPION_MODEL).alias("model"))
+    return ChampionRerun(champion.version, champion.run_id, metrics)

@@ -1,0 +1,112 @@
+"""The gates after the data grew: the champion's configuration is re-backtested on the challenger's windows, so a
+worse challenger is still refused and a good one is still compared (MLflow with SQLite in the workspace)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from helpers import NOW, TODAY
+
+from shelfcast.data.simulator import SimConfig, simulate
+from shelfcast.data.sources import get_source
+from shelfcast.io.registry import CHALLENGER, CHAMPION, Registry
+from shelfcast.jobs.ingest import run_ingest
+from shelfcast.jobs.train import TrainReport, run_train
+from shelfcast.models.train import ForecastConfig
+from shelfcast.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+# As in test_registry: on this chain the GBM beats every baseline by a few points of WAPE.
+FAST = ForecastConfig(n_origins=40, n_estimators=80, learning_rate=0.1, num_leaves=15, strategy="direct")
+# One tiny step from the global mean in units (no per-series level): learns almost nothing.
+WORSE = ForecastConfig(target="raw", n_origins=20, n_estimators=1, learning_rate=0.01, num_leaves=2, strategy="direct")
+# 40 new days move both cutoffs (14 days apart) past every old one; the GBM beats the baselines on both lakes.
+DAYS, NEW_DAYS = 300, 40
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The same simulated chain twice: without its last NEW_DAYS days, and whole."""
+    root = tmp_path_factory.mktemp("grown")
+    sim = simulate(SimConfig(n_stores=2, n_items=8, n_days=DAYS, seed=2))
+    tables = sim.tables()
+    last = max(f["date"].max() for f in tables.values() if "date" in f.columns)  # type: ignore[type-var]
+    cut = last - dt.timedelta(days=NEW_DAYS)  # type: ignore[operator]
+    folders = root / "early", root / "all"
+    for folder, keep in zip(folders, (cut, last), strict=True):
+        folder.mkdir()
+        for name, frame in tables.items():
+            (frame.filter(frame["date"] <= keep) if "date" in frame.columns else frame).write_parquet(
+                folder / f"{name}.parquet"
+            )
+        (folder / "exogenous_roles.json").write_text(json.dumps(sim.exogenous_roles))
+    return folders
+
+
+def ingest(settings: Settings, folder: Path) -> None:
+    run_ingest(get_source("canonical"), folder, settings=settings, today=TODAY, now=NOW)
+
+
+def train(settings: Settings, config: ForecastConfig) -> TrainReport:
+    return run_train(settings, task="demand", windows=2, horizon=14, forecast_config=config)
+
+
+def test_after_new_days_the_champion_is_rebacktested_on_the_challengers_windows(
+    raw: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    settings = Settings(workspace=tmp_path / "ws")
+    early, grown = raw
+    ingest(settings, early)
+    first = train(settings, FAST)
+    assert first.promotion is not None and first.promotion.promoted, first.promotion
+    registry = Registry(settings)
+    old = registry.client.get_run(first.run.run_id).data.params
+    assert "champion.version" not in old  # nothing to re-backtest without a champion
+
+    ingest(settings, grown)
+    labels: list[str] = []
+    bad = run_train(
+        settings,
+        task="demand",
+        windows=2,
+        horizon=14,
+        forecast_config=WORSE,
+        progress=lambda label, done, total: labels.append(label),
+    )
+    assert "re-backtest champion v1 on the new windows" in labels
+    run = registry.client.get_run(bad.run.run_id)
+    params, metrics = run.data.params, run.data.metrics
+    new = {params["backtest.cutoff.w1"], params["backtest.cutoff.w2"]}
+    assert not new & {old["backtest.cutoff.w1"], old["backtest.cutoff.w2"]}  # no window in common
+    assert params["champion.version"] == "1" and params["champion.run_id"] == first.run.run_id
+    assert {"wape.champion", "wape.champion.w1", "wape.champion.w2"} <= set(metrics)
+    # Refused by the champion gate, on the challenger's windows, with the re-backtested champion's score.
+    assert bad.promotion is not None and not bad.promotion.promoted
+    reason = bad.promotion.gate.reason
+    assert "is worse than the champion's" in reason and "re-backtested on the challenger's windows" in reason
+    assert "not compared" not in reason
+    champion_wape = (metrics["wape.champion.w1"] + metrics["wape.champion.w2"]) / 2
+    values = bad.promotion.gate.values
+    assert values["wape.champion"] == pytest.approx(champion_wape)
+    assert values["windows_shared"] == 2 and values["wape"] > values["wape.champion"]
+    info = registry.version("demand", bad.version)
+    assert info.aliases == [CHALLENGER] and info.tags["gate.passed"] == "false"
+    assert float(info.tags["gate.wape.champion"]) == pytest.approx(champion_wape, rel=1e-5)
+    assert registry.alias("demand", CHAMPION).version == "1"  # type: ignore[union-attr]
+
+    # The champion's configuration on the same data: a challenger with it scores exactly the same, is compared
+    # (not "not compared") and, being no worse, promoted.
+    good = train(settings, FAST)
+    assert good.promotion is not None
+    reason = good.promotion.gate.reason
+    assert "vs champion" in reason and "re-backtested" in reason and "not compared" not in reason, reason
+    assert good.promotion.promoted and good.promotion.previous == "1", reason
+    scores = registry.client.get_run(good.run.run_id).data.metrics
+    for k in (1, 2):
+        assert scores[f"wape.gbm.w{k}"] == pytest.approx(scores[f"wape.champion.w{k}"])
+        assert scores[f"wape.champion.w{k}"] == pytest.approx(metrics[f"wape.champion.w{k}"])
