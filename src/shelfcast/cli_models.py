@@ -29,14 +29,29 @@ def train(
         int | None, typer.Option(min=1, help="demand: steps ahead [default 28 days / 13 weeks].")
     ] = None,
     window: Annotated[int, typer.Option(min=1, help="stockout: days ahead the risk covers.")] = 7,
+    min_hours: Annotated[
+        float | None,
+        typer.Option(
+            help="stockout, hourly stock data (e.g. FreshRetailNet): hours out of stock (over 0, at most 24) "
+            "that make a day a stockout; default: the whole day."
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Backtest, train on all data, log to MLflow, register a challenger and promote it if it passes the gates."""
+    chosen = _task(task)
+    if min_hours is not None and not 0 < min_hours <= 24:
+        raise ConfigError(f"`--min-hours` must be in (0, 24], got {min_hours}")
+    if min_hours is not None and chosen != "stockout":
+        raise ConfigError("`--min-hours` only applies to --task stockout")
+    # Imported after the checks: MLflow's import prints warnings that would come before a one-line error.
     from shelfcast.jobs.train import run_train
 
     cfg = settings(workspace=workspace)
     with out.progress_bar(f"train {task}") as progress:
-        report = run_train(cfg, task=_task(task), windows=windows, horizon=horizon, window=window, progress=progress)
+        report = run_train(
+            cfg, task=chosen, windows=windows, horizon=horizon, window=window, min_hours=min_hours, progress=progress
+        )
     out.train_summary(report)
 
 
