@@ -43,3 +43,17 @@ def ingest(workspace: Path) -> Callable[..., IngestReport]:
         return run_ingest(get_source(source, **options), path, settings=cfg, today=TODAY, now=NOW)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def serving_workspace(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Champions v1 of both models and one scoring (Parquet) of 7 days; tests that change it work on a copy."""
+    from serving import SERVE_HORIZON, ingest_chain, train_both
+
+    from shelfcast.jobs.score import run_score
+
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    settings = ingest_chain(tmp_path_factory.mktemp("serving"))
+    train_both(settings)
+    run_score(settings, horizon=SERVE_HORIZON, now=NOW)
+    return settings

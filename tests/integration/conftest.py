@@ -1,4 +1,4 @@
-"""Fixtures of the integration tests: the service's shared workspace and a fresh PostgreSQL table."""
+"""Fixtures of the integration tests: a fresh PostgreSQL table."""
 
 from __future__ import annotations
 
@@ -8,22 +8,6 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from helpers import NOW
-from serving import SERVE_HORIZON, ingest_chain, train_both
-
-from shelfcast.jobs.score import run_score
-from shelfcast.settings import Settings
-
-
-@pytest.fixture(scope="session")
-def serving_workspace(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Champions v1 of both models and one scoring (Parquet) of 7 days; tests that change it work on a copy."""
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    settings = ingest_chain(tmp_path_factory.mktemp("serving"))
-    train_both(settings)
-    run_score(settings, horizon=SERVE_HORIZON, now=NOW)
-    return settings
-
 
 PG_URL = "postgresql://127.0.0.1:5432/test"
 
