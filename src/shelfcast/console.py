@@ -204,6 +204,7 @@ def demo_summary(report: DemoReport) -> None:
             f"mlflow ui --backend-store-uri {report.tracking_uri}",
             f"shelfcast models list -w {ws}",
             f"shelfcast score -w {ws}",
+            f"shelfcast serve -w {ws}   (then http://127.0.0.1:8000/docs)",
             f"shelfcast pipeline run -w {ws}",
             *commands,
         ]

@@ -169,3 +169,17 @@ def test_postgres_table_from_an_older_schema_is_named_not_half_written(pg_store:
     with pytest.raises(StoreError, match=r"exists without column\(s\) scored_at, item_id, .*stockout_model_version"):
         pg_store.write(prediction_rows(stock=True), scored_on=SCORED_ON)
     assert _count(pg_store) == 0
+
+
+def test_every_store_knows_its_latest_scoring_day(tmp_path: Path, pg_store: PostgresStore) -> None:
+    """What the service polls to notice a new scoring: None when empty, then the newest day written."""
+    stores = [ParquetStore(tmp_path / "parquet"), DeltaStore(tmp_path / "delta"), pg_store]
+    for store in stores:
+        assert store.latest_day() is None, store.location
+        store.write(prediction_rows(scored_on=NEXT_DAY), scored_on=NEXT_DAY)
+        store.write(prediction_rows(), scored_on=SCORED_ON)
+        assert store.latest_day() == max(SCORED_ON, NEXT_DAY), store.location
+    (tmp_path / "parquet" / "scored_on=not-a-day").mkdir()  # a stray folder is not a scoring day
+    assert stores[0].latest_day() == max(SCORED_ON, NEXT_DAY)
+    with pytest.raises(StoreError, match="unreachable"):
+        PostgresStore("postgresql://127.0.0.1:1/test").latest_day()
