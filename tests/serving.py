@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from helpers import NOW, TODAY
 
 from shelfcast.data.simulator import SimConfig, simulate
@@ -51,3 +61,78 @@ def train_both(settings: Settings) -> None:
             settings, task="stockout", windows=1, stockout_config=SERVE_FAST_STOCKOUT, forecast_config=SERVE_FAST
         ),
     )
+
+
+# `shelfcast serve` in a subprocess, for the e2e tests.
+KEY = "e2e-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def call(url: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            raw = answer.read().decode()
+            status = answer.status
+    except urllib.error.HTTPError as exc:
+        raw, status = exc.read().decode(), exc.code
+    try:
+        return status, json.loads(raw)
+    except json.JSONDecodeError:
+        return status, raw
+
+
+def serve_process(workspace: Path, *args: str) -> Iterator[str]:
+    """Start `shelfcast serve` on a free port, yield its base URL once /ready answers 200, stop it after."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHELFCAST_", "MLFLOW_", "PROMETHEUS_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shelfcast", "serve", "-w", str(workspace), "--port", str(port), *args],
+        env=env | {"SHELFCAST_API_KEY": KEY},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+            try:
+                if call(f"{base}/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("the service did not become ready in 120 s")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def check_every_endpoint(base: str, *, store: str = "S001", item: str = "I0001", version: str = "1") -> None:
+    """Every route of a running `shelfcast serve` answers as it should."""
+    assert call(f"{base}/health") == (200, {"status": "ok"})
+    status, docs = call(f"{base}/openapi.json")
+    assert status == 200 and "/predict" in docs["paths"]
+    status, risk = call(f"{base}/predict", {"store_id": store, "item_id": item})
+    assert status == 200 and risk["model_version"] == version, risk
+    status, batch = call(f"{base}/predict/batch", {"rows": [{"store_id": store, "item_id": item}] * 3})
+    assert status == 200 and len(batch["predictions"]) == 3
+    assert call(f"{base}/forecast?store_id={store}&item_id={item}")[0] == 200
+    assert call(f"{base}/stockout/alerts?store_id={store}&min_risk=0")[0] == 200
+    assert call(f"{base}/reorder?store_id={store}")[0] == 200
+    assert call(f"{base}/models")[1]["stockout"]["champion"]["version"] == version
+    assert call(f"{base}/admin/reload", {})[0] == 401
+    assert call(f"{base}/admin/reload", {}, {"X-API-Key": KEY})[0] == 200
+    status, text = call(f"{base}/metrics")
+    assert status == 200 and 'route="/predict"' in text
+    status, wrong = call(f"{base}/predict", {"store_id": store, "item_id": item, "on_hand": -3})
+    assert status == 422 and wrong["detail"].startswith("on_hand:")

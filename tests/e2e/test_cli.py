@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from helpers import write
+from serving import check_every_endpoint, serve_process
 
 pytestmark = pytest.mark.e2e
 COMMANDS = [
@@ -73,6 +74,12 @@ def test_demo_runs_the_whole_loop_and_can_be_rerun(tmp_path: Path) -> None:
     score = run("score", cwd=tmp_path)  # with the champions the demo made
     assert score.returncode == 0, score.stderr
     assert "shelfcast-demand, version 2" in " ".join(score.stdout.split())
+    assert "shelfcast serve -w" in text
+    server = serve_process(tmp_path / ".shelfcast")  # what the demo's summary says to run next
+    try:
+        check_every_endpoint(next(server), version="2")
+    finally:
+        server.close()
 
 
 def test_demo_without_models_only_ingests(tmp_path: Path) -> None:
