@@ -28,6 +28,7 @@ COMMANDS = [
     "train",
     "models",
     "pipeline",
+    "serve",
 ]
 
 
