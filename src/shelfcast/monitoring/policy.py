@@ -1,0 +1,131 @@
+"""The policy: from what monitoring saw and what the registry holds, ok, retrain, roll back or fall back.
+
+Pure: a `TaskState` in, a `Decision` with its reasons out. In order:
+
+1. **fall back** when no model can be trusted: no champion and no local
+   copy of one (the registry is lost or empty), or a champion that failed
+   its promotion gates (it was forced past them);
+2. **roll back** when the champion was promoted recently (`fresh_days`),
+   the previous champion is known, both have been measured live on at
+   least `min_rows` rows, and the champion does worse live than the
+   previous one by more than `rollback_margin` (a fraction);
+3. **retrain** when the data drifted (an alarm on the features or the
+   model's outputs) or live accuracy fell more than the degradation setting
+   below the champion's backtest, unless a retrain ran less than
+   `cooldown_hours` ago (its challenger met the same data);
+4. **ok** otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from shelfcast.models.gates import Task
+
+Action = Literal["ok", "retrain", "rollback", "fallback"]
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    fresh_days: float = 14.0
+    rollback_margin: float = 0.05
+    min_rows: int = 50
+    cooldown_hours: float = 20.0
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """What the policy knows about one task."""
+
+    task: Task
+    champion: str | None  # version, from the registry or the local copy
+    registry_ok: bool = True
+    gate_passed: bool | None = None  # the champion's own gate verdict; None if unknown
+    previous: str | None = None
+    promoted_days_ago: float | None = None
+    drift_alarm: bool = False
+    drifted: list[str] = field(default_factory=list)
+    prediction_drift: bool = False
+    degraded: bool = False
+    metric: str = ""
+    higher_is_better: bool = False
+    live: float | None = None  # the champion's live metric
+    backtest: float | None = None
+    previous_live: float | None = None
+    live_rows: int = 0
+    previous_rows: int = 0
+    hours_since_retrain: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    task: Task
+    action: Action
+    reasons: list[str]
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+
+def _worse(a: float, b: float, *, higher_is_better: bool, margin: float) -> bool:
+    """`a` worse than `b` by more than `margin`, a fraction of `b`."""
+    slack = abs(b) * margin
+    return a < b - slack if higher_is_better else a > b + slack
+
+
+def decide(state: TaskState, config: PolicyConfig | None = None) -> Decision:
+    config = config or PolicyConfig()
+    task = state.task
+    if state.champion is None:
+        where = "the registry is unreachable" if not state.registry_ok else "the registry has none"
+        return Decision(task, "fallback", [f"no {task} champion: {where} and there is no local copy"])
+    if state.gate_passed is False:
+        return Decision(task, "fallback", [f"champion v{state.champion} failed its promotion gates (it was forced)"])
+
+    fresh = state.promoted_days_ago is not None and state.promoted_days_ago <= config.fresh_days
+    if (
+        fresh
+        and state.previous is not None
+        and state.live is not None
+        and state.previous_live is not None
+        and state.live_rows >= config.min_rows
+        and state.previous_rows >= config.min_rows
+        and _worse(
+            state.live, state.previous_live, higher_is_better=state.higher_is_better, margin=config.rollback_margin
+        )
+    ):
+        return Decision(
+            task,
+            "rollback",
+            [
+                f"champion v{state.champion}, promoted {state.promoted_days_ago:.1f} days ago, has live "
+                f"{state.metric} {state.live:.4f} against {state.previous_live:.4f} for v{state.previous} "
+                f"(margin {config.rollback_margin:g})"
+            ],
+        )
+
+    reasons: list[str] = []
+    if state.drift_alarm:
+        shown = ", ".join(state.drifted[:5]) + (" ..." if len(state.drifted) > 5 else "")
+        reasons.append(f"data drift on {len(state.drifted)} feature(s): {shown}")
+    if state.prediction_drift:
+        reasons.append("the model's predictions drifted")
+    if state.degraded and state.live is not None and state.backtest is not None:
+        reasons.append(
+            f"live {state.metric} {state.live:.4f} is worse than the backtest's {state.backtest:.4f} "
+            f"on {state.live_rows} rows"
+        )
+    if not reasons:
+        notes = [f"champion v{state.champion} is healthy"]
+        if not state.registry_ok:
+            notes.append("the registry is unreachable: the local copy serves")
+        return Decision(task, "ok", notes)
+    if state.hours_since_retrain is not None and state.hours_since_retrain < config.cooldown_hours:
+        return Decision(
+            task,
+            "ok",
+            [*reasons, f"a retrain ran {state.hours_since_retrain:.1f} h ago (cooldown {config.cooldown_hours:g} h)"],
+        )
+    return Decision(task, "retrain", reasons)

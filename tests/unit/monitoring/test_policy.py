@@ -1,0 +1,77 @@
+"""The policy's decisions, one rule at a time, and their order."""
+
+from __future__ import annotations
+
+import pytest
+
+from shelfcast.monitoring.policy import PolicyConfig, TaskState, decide
+
+HEALTHY = TaskState(task="demand", champion="3", gate_passed=True, metric="wape", live=0.30, backtest=0.28)
+
+
+def _state(**changes: object) -> TaskState:
+    return TaskState(**(HEALTHY.__dict__ | changes))  # type: ignore[arg-type]
+
+
+def test_a_healthy_champion_is_ok() -> None:
+    decision = decide(HEALTHY)
+    assert decision.action == "ok" and "v3 is healthy" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"champion": None, "registry_ok": False}, "the registry is unreachable and there is no local copy"),
+        ({"champion": None}, "the registry has none"),
+        ({"gate_passed": False}, "failed its promotion gates"),
+    ],
+)
+def test_no_trustworthy_model_falls_back(changes: dict[str, object], needle: str) -> None:
+    decision = decide(_state(**changes, drift_alarm=True, drifted=["lag_1"]))
+    assert decision.action == "fallback" and needle in decision.reason
+
+
+def test_an_unreachable_registry_with_a_local_copy_keeps_serving_it() -> None:
+    decision = decide(_state(registry_ok=False))
+    assert decision.action == "ok" and "local copy serves" in decision.reason
+
+
+def test_drift_or_degradation_asks_for_a_retrain() -> None:
+    drift = decide(_state(drift_alarm=True, drifted=[f"f{k}" for k in range(7)]))
+    assert drift.action == "retrain" and "7 feature(s): f0, f1, f2, f3, f4 ..." in drift.reason
+    degraded = decide(_state(degraded=True, live=0.40, live_rows=900))
+    assert degraded.action == "retrain" and "live wape 0.4000 is worse than the backtest's 0.2800" in degraded.reason
+    outputs = decide(_state(prediction_drift=True))
+    assert outputs.action == "retrain"
+
+
+def test_a_recent_retrain_holds_the_next_one() -> None:
+    decision = decide(_state(drift_alarm=True, drifted=["lag_1"], hours_since_retrain=2.0))
+    assert decision.action == "ok" and "cooldown" in decision.reason
+    assert decide(_state(drift_alarm=True, drifted=["lag_1"], hours_since_retrain=30.0)).action == "retrain"
+
+
+def test_a_fresh_champion_worse_than_the_previous_is_rolled_back() -> None:
+    fresh = {"previous": "2", "promoted_days_ago": 3.0, "live_rows": 500, "previous_rows": 500}
+    worse = decide(_state(**fresh, live=0.40, previous_live=0.30, degraded=True))
+    assert worse.action == "rollback" and "against 0.3000 for v2" in worse.reason
+    # Within the margin, or measured on too few rows, or promoted long ago: no rollback.
+    assert decide(_state(**fresh, live=0.31, previous_live=0.30)).action == "ok"
+    assert decide(_state(**fresh | {"live_rows": 10}, live=0.40, previous_live=0.30)).action == "ok"
+    assert decide(_state(**fresh | {"promoted_days_ago": 40.0}, live=0.40, previous_live=0.30)).action == "ok"
+    # Higher is better (PR-AUC): lower live is worse.
+    stockout = TaskState(
+        task="stockout",
+        champion="5",
+        gate_passed=True,
+        metric="pr_auc",
+        higher_is_better=True,
+        live=0.20,
+        previous_live=0.35,
+        previous="4",
+        promoted_days_ago=1.0,
+        live_rows=300,
+        previous_rows=300,
+    )
+    assert decide(stockout).action == "rollback"
+    assert decide(stockout, PolicyConfig(rollback_margin=0.9)).action == "ok"
