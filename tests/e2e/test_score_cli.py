@@ -26,10 +26,11 @@ def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
 
 def test_score_writes_parquet_and_names_an_unreachable_postgres(tmp_path: Path) -> None:
     assert run("demo", "--stores", "2", "--items", "3", "--days", "200", "--no-models", cwd=tmp_path).returncode == 0
-    missing = run("score", cwd=tmp_path)
-    assert missing.returncode == 1
-    assert "no demand champion in the registry" in missing.stderr and "`shelfcast score --fit`" in missing.stderr
-    assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+    missing = run("score", cwd=tmp_path)  # no champion yet: the rule baselines score, and the note says why
+    assert missing.returncode == 0, missing.stderr
+    said = " ".join(missing.stdout.split())
+    assert "seasonal_naive, version rule-baseline" in said
+    assert "no demand champion in the registry" in said and "`shelfcast score --fit`" in said
     ok = run("score", "--horizon", "3", "--fit", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "18 (3 steps from" in ok.stdout

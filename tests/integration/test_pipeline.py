@@ -99,7 +99,7 @@ def test_every_step_runs_once_and_a_rerun_promotes_a_new_version(
     assert again.ingest is not None and again.ingest.total("kept") == report.ingest.total("kept")  # type: ignore[union-attr]
 
 
-def test_a_refused_first_model_skips_scoring_and_says_why(
+def test_a_refused_first_model_scores_with_the_rule_baseline_and_says_why(
     raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -107,9 +107,9 @@ def test_a_refused_first_model_skips_scoring_and_says_why(
     request = PipelineRequest(path=raw, tasks=("demand",), windows=1, forecast_config=FAST)
     report = run_pipeline(settings, request, today=TODAY, now=NOW)
     assert not report.promotions["demand"].promoted
-    assert report.score is None
-    assert "no demand champion: version 1 was refused" in report.skipped["score"]
-    assert "gate_demand_max_wape=0.01" in report.skipped["score"]
+    assert "gate_demand_max_wape=0.01" in report.promotions["demand"].gate.reason
+    assert report.score is not None and report.score.model_version == "rule-baseline"
+    assert report.score.note is not None and "no demand champion" in report.score.note
 
 
 def test_with_the_delta_store_raw_features_and_predictions_are_delta_tables(

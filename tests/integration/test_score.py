@@ -14,7 +14,7 @@ from helpers import NOW, TODAY
 
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.data.sources import get_source
-from shelfcast.errors import ConfigError, ModelNotFoundError
+from shelfcast.errors import ConfigError
 from shelfcast.io.lake import Lake
 from shelfcast.io.stores.parquet import ParquetStore
 from shelfcast.jobs.ingest import run_ingest
@@ -126,9 +126,18 @@ def test_an_unreachable_registry_scores_with_the_local_copy(champions: tuple[Set
     report = run_score(offline, horizon=HORIZON, now=NOW)
     assert (report.model_version, report.run_id, report.stockout_version) == ("1", demand_run, "1")
 
+    # The registry lost and no local copy: both tasks fall back on their rule baselines, and say so.
     shutil.rmtree(settings.workspace / "models")
-    with pytest.raises(ModelNotFoundError, match=r"did not answer .* no local copy of the demand champion"):
-        run_score(offline, horizon=HORIZON, now=NOW)
+    lost = run_score(offline, horizon=HORIZON, now=NOW)
+    assert (lost.model_name, lost.model_version, lost.stockout_version) == (
+        "seasonal_naive",
+        "rule-baseline",
+        "rule-baseline",
+    )
+    assert lost.note is not None and "did not answer" in lost.note and "seasonal-naive baseline" in lost.note
+    rows = ParquetStore(settings.workspace / "predictions").read(scored_on=TODAY)
+    assert set(rows["stockout_risk"].drop_nulls().to_list()) <= {0.0, 1.0}
+    assert (rows["p10"] <= rows["p90"]).all() and rows["forecast"].null_count() == 0
 
 
 def test_a_stale_local_copy_is_replaced_by_the_current_champion(champions: tuple[Settings, str]) -> None:
@@ -141,19 +150,26 @@ def test_a_stale_local_copy_is_replaced_by_the_current_champion(champions: tuple
     assert json.loads(version_file.read_text())["version"] == "1"
 
 
-def test_score_without_champions_says_what_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_score_without_champions_falls_back_and_says_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     settings = _lake(tmp_path, sales_only=False)
-    with pytest.raises(ModelNotFoundError, match=r"no demand champion .* `shelfcast train --task demand`"):
-        run_score(settings, horizon=HORIZON, now=NOW)
+    bare = run_score(settings, horizon=HORIZON, now=NOW)
+    assert (bare.model_version, bare.stockout_version) == ("rule-baseline", "rule-baseline")
+    assert bare.note is not None and "`shelfcast train --task demand`" in bare.note
+    baseline = ParquetStore(settings.workspace / "predictions").read(scored_on=TODAY)
+    assert baseline["model_name"].unique().to_list() == ["seasonal_naive"]
+    assert baseline["horizon"].unique().sort().to_list() == list(range(1, HORIZON + 1))
 
-    # Only a demand champion: forecasts and advice, and a note instead of stockout risk.
+    # Only a demand champion: its forecasts and advice, and the rule's risk, with a note.
     _train_demand(settings)
     report = run_score(settings, horizon=HORIZON, now=NOW)
-    assert report.note is not None and "no stockout champion" in report.note
-    assert report.alerts is None and report.stockout_version is None
+    assert report.note is not None and "no stockout champion" in report.note and "rule baseline" in report.note
+    assert report.model_version == "1" and report.stockout_version == "rule-baseline"
     rows = ParquetStore(settings.workspace / "predictions").read(scored_on=TODAY)
-    assert rows["stockout_risk"].null_count() == rows.height
+    assert set(rows["stockout_risk"].drop_nulls().to_list()) <= {0.0, 1.0}
+    assert rows["threshold"].drop_nulls().unique().to_list() == [0.5]
     assert rows["order_quantity"].null_count() == 0
 
     # A champion trained for fewer steps than the advice needs is refused with the fix.

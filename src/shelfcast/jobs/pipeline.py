@@ -23,7 +23,6 @@ from typing import Any, Protocol, TypeVar
 from shelfcast.data.sources import get_source
 from shelfcast.errors import DataValidationError
 from shelfcast.io.lake import Lake
-from shelfcast.io.registry import CHAMPION, Registry
 from shelfcast.jobs.features import FeaturesReport, run_features
 from shelfcast.jobs.ingest import IngestReport, run_ingest
 from shelfcast.jobs.promote import PromotionReport, gate_and_promote
@@ -160,13 +159,10 @@ def run_pipeline(
             lambda task=task, version=version: gate_and_promote(settings, task, version),  # type: ignore[misc]
             io=True,
         )
-    refused = report.promotions.get("demand")
-    if refused is not None and not refused.promoted and Registry(settings).alias("demand", CHAMPION) is None:
-        # Nothing to score with: say why instead of failing (issue 6 adds the rule-baseline fallback).
-        report.skipped["score"] = f"no demand champion: version {refused.version} was refused ({refused.gate.reason})"
-    else:
-        report.score = runner(
-            "score", lambda: run_score(settings, horizon=request.horizon, now=now, scored_on=today), io=True
-        )
+    # Without a champion (a first model refused by the gates), scoring falls back on the rule baselines
+    # and its note says why.
+    report.score = runner(
+        "score", lambda: run_score(settings, horizon=request.horizon, now=now, scored_on=today), io=True
+    )
     report.seconds = time.perf_counter() - started
     return report

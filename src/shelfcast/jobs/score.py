@@ -5,6 +5,13 @@ data has stock, stockout), read from their local copy in the workspace when
 that is the current version; `fit=True` (`shelfcast score --fit`) instead
 trains both at the cutoff as `shelfcast forecast` and `shelfcast stockout`
 do, with no registry involved.
+
+Without a model to trust (no champion and no local copy, or a task the
+monitoring policy put in fallback), the task is scored by its rule
+baseline: demand by the seasonal naive with its empirical p10/p50/p90,
+stockout risk by the rule "a stockout in the last 7 days, or on hand below
+safety stock" (risk 0 or 1). The rows say so (`model_version` or
+`stockout_model_version` = `rule-baseline`) and so does the report's note.
 """
 
 from __future__ import annotations
@@ -18,14 +25,17 @@ import polars as pl
 
 from shelfcast.errors import ConfigError, DataValidationError, ModelNotFoundError
 from shelfcast.features.build import HORIZON
+from shelfcast.features.labels import rule_baseline
 from shelfcast.features.panel import SERIES
 from shelfcast.io.lake import Lake
 from shelfcast.io.stores import PREDICTION_SCHEMA, PredictionStore, open_store
+from shelfcast.jobs.events import in_fallback
 from shelfcast.jobs.forecast import forecast_with_quantiles
 from shelfcast.jobs.modeling import ModelData, load_model_data
 from shelfcast.jobs.promote import load_champion
 from shelfcast.jobs.stockout import apply_stockout, definition_for, reorder_advice, score_stockout
 from shelfcast.models.backtest import QUANTILES, Progress, add_quantiles
+from shelfcast.models.baselines import seasonal_naive_quantiles
 from shelfcast.models.serialize import load_forecaster, load_quantiles, load_stockout
 from shelfcast.models.stockout import StockoutModel, window_steps
 from shelfcast.models.train import TrainedForecaster
@@ -36,6 +46,9 @@ DEFAULT_MODEL_NAME = "shelfcast_gbm"
 DEFAULT_MODEL_VERSION = "local"
 ADVICE = ("safety_stock", "reorder_point", "order_up_to", "order_quantity")
 SALES_ONLY = "sales-only data: no stockout risk (ingest an inventory table to get it)"
+RULE_BASELINE = "rule-baseline"
+DEMAND_BASELINE = "seasonal_naive"
+RULE_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -68,30 +81,57 @@ class ModelInfo:
 class ScoringModels:
     """The fitted models a scoring run uses, and what the prediction rows say about them."""
 
-    demand: TrainedForecaster
+    demand: TrainedForecaster | None  # None: the seasonal-naive baseline (fallback)
     quantiles: pl.DataFrame | None
     demand_info: ModelInfo
     stockout: StockoutModel | None = None
     stockout_info: ModelInfo | None = None
-    note: str | None = None  # why there is no stockout model
+    note: str | None = None  # why there is no stockout model, or why a rule baseline scored
+    stockout_rule: bool = False  # stockout risk from the rule baseline (fallback)
+
+
+def _join(*notes: str | None) -> str | None:
+    kept = [n for n in notes if n]
+    return "; ".join(kept) if kept else None
 
 
 def champion_models(settings: Settings, data: ModelData) -> ScoringModels:
-    """The demand champion (required) and, on data with stock, the stockout champion (else a note says why not)."""
-    demand = load_champion(settings, "demand")
-    models = ScoringModels(
-        demand=load_forecaster(demand.folder),
-        quantiles=load_quantiles(demand.folder),
-        demand_info=ModelInfo(demand.name, demand.version, demand.run_id),
-    )
+    """The champions, or for a task without a trustworthy one its rule baseline (the note says which and why)."""
+    demand_note = None
+    fallback = in_fallback(settings, "demand")
+    if fallback is not None:
+        demand_note = f"demand in fallback since {fallback.since} ({fallback.reason})"
+    else:
+        try:
+            demand = load_champion(settings, "demand")
+        except ModelNotFoundError as exc:
+            demand_note = str(exc)
+    if demand_note is not None:
+        log.warning("scoring demand with the seasonal-naive baseline: %s", demand_note)
+        models = ScoringModels(
+            demand=None,
+            quantiles=None,
+            demand_info=ModelInfo(DEMAND_BASELINE, RULE_BASELINE),
+            note=f"{demand_note}: forecasts from the seasonal-naive baseline",
+        )
+    else:
+        models = ScoringModels(
+            demand=load_forecaster(demand.folder),
+            quantiles=load_quantiles(demand.folder),
+            demand_info=ModelInfo(demand.name, demand.version, demand.run_id),
+        )
     try:
         definition_for(data.panel, window=7, min_hours=None)
     except DataValidationError:
-        return replace(models, note=SALES_ONLY)
+        return replace(models, note=_join(models.note, SALES_ONLY))
+    fallback = in_fallback(settings, "stockout")
+    if fallback is not None:
+        reason = f"stockout in fallback since {fallback.since} ({fallback.reason})"
+        return replace(models, stockout_rule=True, note=_join(models.note, f"{reason}: risk from the rule baseline"))
     try:
         stockout = load_champion(settings, "stockout")
     except ModelNotFoundError as exc:
-        return replace(models, note=f"no stockout risk: {exc}")
+        return replace(models, stockout_rule=True, note=_join(models.note, f"{exc}: risk from the rule baseline"))
     return replace(
         models,
         stockout=load_stockout(stockout.folder),
@@ -99,9 +139,33 @@ def champion_models(settings: Settings, data: ModelData) -> ScoringModels:
     )
 
 
+def baseline_forecast(data: ModelData, *, cutoff: dt.date, steps: int) -> pl.DataFrame:
+    """The demand fallback: the seasonal naive with its empirical p10/p50/p90 (the point where a series has none)."""
+    frame = seasonal_naive_quantiles(data.panel, cutoff=cutoff, horizon=steps)
+    days = data.panel.step.days
+    return frame.with_columns(
+        ((pl.col("date") - pl.lit(cutoff)).dt.total_days() // days).cast(pl.Int32).alias(HORIZON),
+        *[pl.coalesce(pl.col(q), pl.col("forecast")).alias(q) for q in ("p10", "p50", "p90")],
+    )
+
+
+def rule_risk(data: ModelData, *, cutoff: dt.date, window: int = 7) -> pl.DataFrame:
+    """The stockout fallback: the rule baseline's 0/1 as the risk, alert at 0.5; null where it cannot tell."""
+    definition = definition_for(data.panel, window=window, min_hours=None)
+    rule = rule_baseline(data.panel, origins=[cutoff], window=window, definition=definition)
+    return rule.select(
+        *SERIES,
+        pl.col("score").cast(pl.Float64).alias("risk"),
+        pl.col("score").cast(pl.Int8).alias("label"),
+        pl.lit(RULE_THRESHOLD).alias("threshold"),
+    )
+
+
 def champion_forecast(models: ScoringModels, data: ModelData, *, cutoff: dt.date, steps: int) -> pl.DataFrame:
     """The demand champion's forecasts from `cutoff` for `steps` steps, with its p10/p50/p90."""
     model = models.demand
+    if model is None:
+        return baseline_forecast(data, cutoff=cutoff, steps=steps)
     if not model.recursive and steps > model.horizon:
         raise ConfigError(
             f"the demand champion forecasts at most {model.horizon} steps and scoring needs {steps} (the horizon, "
@@ -160,6 +224,9 @@ def build_predictions(
                 progress("stockout risk", 1, 2)
             risk = apply_stockout(models.stockout, data, cutoff=cutoff, forecast=forecast)
             stockout_info = models.stockout_info
+        elif models.stockout_rule:
+            risk = rule_risk(data, cutoff=cutoff, window=window)
+            stockout_info = ModelInfo(RULE_BASELINE, RULE_BASELINE)
     else:
         try:
             definition = definition_for(data.panel, window=window, min_hours=None)
