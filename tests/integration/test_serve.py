@@ -340,3 +340,16 @@ def test_postgres_prediction_store(serving_workspace: Settings, copy: Settings, 
     with _client(copy, prediction_store="postgres", postgres_url="postgresql://127.0.0.1:1/test") as client:
         ready = client.get("/ready")
         assert ready.status_code == 503 and "unreachable" in ready.json()["detail"]
+
+
+def test_a_task_the_policy_put_in_fallback_is_answered_by_the_rule(copy: Settings) -> None:
+    from shelfcast.jobs.events import Fallback, HealthState, write_state
+
+    write_state(copy, HealthState(fallback={"stockout": Fallback("stockout", "live accuracy collapsed", "2026-11-24")}))
+    with _client(copy) as client:
+        body = client.post("/predict", json={"store_id": "S001", "item_id": "I0001"}).json()
+        assert (body["model_version"], body["fallback"]) == ("rule-baseline", True)
+        assert "live accuracy collapsed" in client.get("/models").json()["fallback"]
+    write_state(copy, HealthState())  # a healthy model promoted again: a reload serves it
+    with _client(copy) as client:
+        assert client.post("/predict", json={"store_id": "S001", "item_id": "I0001"}).json()["model_version"] == "1"

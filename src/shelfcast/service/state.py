@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from shelfcast.errors import DataValidationError, ModelNotFoundError, ShelfcastError
 from shelfcast.features.labels import StockoutDefinition
 from shelfcast.io.lake import Lake
+from shelfcast.jobs.events import in_fallback
 from shelfcast.jobs.modeling import ModelData, load_model_data
 from shelfcast.jobs.promote import Champion, load_champion
 from shelfcast.jobs.stockout import definition_for
@@ -114,7 +115,12 @@ def load_snapshot(settings: Settings) -> Snapshot:
     except DataValidationError as exc:
         no_risk = f"no stockout risk on this workspace's data: {exc}"
     else:
+        held = in_fallback(settings, "stockout")
         try:
+            if held is not None:
+                raise ModelNotFoundError(
+                    f"the monitoring policy put stockout in fallback on {held.since}: {held.reason}"
+                )
             champion = load_champion(settings, "stockout")
         except ModelNotFoundError as exc:
             fallback = f"no stockout model ({exc}); answering with the rule baseline"
