@@ -70,6 +70,27 @@ class Settings(BaseSettings):
     gate_stockout_min_f1: float = Field(
         0.0, ge=0.0, le=1.0, description="Promotion floor: stockout models with a backtest F1 below this are refused."
     )
+    drift_psi_threshold: float = Field(
+        0.2, gt=0.0, description="Drift: a numeric feature alarms only with a PSI at least this (and a significant KS)."
+    )
+    drift_js_threshold: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="Drift: a categorical feature alarms only with a Jensen-Shannon distance (base 2) at least this.",
+    )
+    drift_alpha: float = Field(
+        0.05,
+        gt=0.0,
+        lt=1.0,
+        description="Drift: family-wise significance level, Bonferroni-corrected over the features tested.",
+    )
+    monitor_window_days: int = Field(
+        28, ge=7, description="Days of origins in the monitoring window (and in the reference saved with a model)."
+    )
+    accuracy_degradation: float = Field(
+        0.2, gt=0.0, description="Live accuracy alert: worse than the champion's backtest by more than this fraction."
+    )
 
     @model_validator(mode="after")
     def _check_dates(self) -> Settings:
