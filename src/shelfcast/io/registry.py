@@ -6,6 +6,7 @@ version tags (`gate.passed`, `gate.reason`, `gate.<metric>`).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import tempfile
@@ -19,6 +20,8 @@ from shelfcast.models.gates import GateResult, Task
 from shelfcast.settings import Settings
 
 CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous_champion"
+# When a version became champion (promotion or rollback): MLflow keeps no time for an alias.
+PROMOTED_AT = "shelfcast.promoted_at"
 MODEL_NAMES: dict[Task, str] = dict(EXPERIMENTS)
 # What MLflow answers for a registered model or an alias that does not exist.
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
@@ -42,6 +45,10 @@ class VersionInfo:
     tags: dict[str, str]
     created: int
     source: str
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class Registry:
@@ -121,6 +128,7 @@ class Registry:
         if old is not None:
             self.client.set_registered_model_alias(name, PREVIOUS, old.version)
         self.client.set_registered_model_alias(name, CHAMPION, str(version))
+        self.client.set_model_version_tag(name, str(version), PROMOTED_AT, _now())
         challenger = self.alias(task, CHALLENGER)
         if challenger is not None and challenger.version == str(version):
             self.client.delete_registered_model_alias(name, CHALLENGER)
@@ -134,6 +142,7 @@ class Registry:
             raise PromotionError(f"nothing to roll back to: {name} has no {PREVIOUS} version")
         demoted = self.alias(task, CHAMPION)
         self.client.set_registered_model_alias(name, CHAMPION, previous.version)
+        self.client.set_model_version_tag(name, previous.version, PROMOTED_AT, _now())
         self.client.delete_registered_model_alias(name, PREVIOUS)
         if demoted is not None:
             self.client.set_model_version_tag(name, demoted.version, "rolled_back", "true")

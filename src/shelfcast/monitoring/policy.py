@@ -3,8 +3,9 @@
 Pure: a `TaskState` in, a `Decision` with its reasons out. In order:
 
 1. **fall back** when no model can be trusted: no champion and no local
-   copy of one (the registry is lost or empty), or a champion that failed
-   its promotion gates (it was forced past them);
+   copy of one (the registry is lost or empty), or a champion below the
+   absolute floors (`gate_demand_max_wape`, `gate_stockout_min_f1`), which
+   only a forced promotion lets through;
 2. **roll back** when the champion was promoted recently (`fresh_days`),
    the previous champion is known, both have been measured live on at
    least `min_rows` rows, and the champion does worse live than the
@@ -41,7 +42,7 @@ class TaskState:
     task: Task
     champion: str | None  # version, from the registry or the local copy
     registry_ok: bool = True
-    gate_passed: bool | None = None  # the champion's own gate verdict; None if unknown
+    floor_problem: str | None = None  # why the champion is below an absolute floor; None when it is not
     previous: str | None = None
     promoted_days_ago: float | None = None
     drift_alarm: bool = False
@@ -81,8 +82,8 @@ def decide(state: TaskState, config: PolicyConfig | None = None) -> Decision:
     if state.champion is None:
         where = "the registry is unreachable" if not state.registry_ok else "the registry has none"
         return Decision(task, "fallback", [f"no {task} champion: {where} and there is no local copy"])
-    if state.gate_passed is False:
-        return Decision(task, "fallback", [f"champion v{state.champion} failed its promotion gates (it was forced)"])
+    if state.floor_problem is not None:
+        return Decision(task, "fallback", [f"champion v{state.champion} is below a floor: {state.floor_problem}"])
 
     fresh = state.promoted_days_ago is not None and state.promoted_days_ago <= config.fresh_days
     if (

@@ -6,7 +6,7 @@ import pytest
 
 from shelfcast.monitoring.policy import PolicyConfig, TaskState, decide
 
-HEALTHY = TaskState(task="demand", champion="3", gate_passed=True, metric="wape", live=0.30, backtest=0.28)
+HEALTHY = TaskState(task="demand", champion="3", metric="wape", live=0.30, backtest=0.28)
 
 
 def _state(**changes: object) -> TaskState:
@@ -23,7 +23,7 @@ def test_a_healthy_champion_is_ok() -> None:
     [
         ({"champion": None, "registry_ok": False}, "the registry is unreachable and there is no local copy"),
         ({"champion": None}, "the registry has none"),
-        ({"gate_passed": False}, "failed its promotion gates"),
+        ({"floor_problem": "wape 0.71 above gate_demand_max_wape=0.5"}, "is below a floor: wape 0.71 above"),
     ],
 )
 def test_no_trustworthy_model_falls_back(changes: dict[str, object], needle: str) -> None:
@@ -63,7 +63,6 @@ def test_a_fresh_champion_worse_than_the_previous_is_rolled_back() -> None:
     stockout = TaskState(
         task="stockout",
         champion="5",
-        gate_passed=True,
         metric="pr_auc",
         higher_is_better=True,
         live=0.20,

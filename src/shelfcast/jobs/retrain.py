@@ -1,0 +1,278 @@
+"""The retrain job: monitor, let the policy decide per task, carry the decision out, and record it.
+
+- retrain: a new challenger on the latest data through the same gates
+  (`run_train`); promoted only if it passes;
+- roll back: `previous_champion` becomes champion again;
+- fall back: with the registry reachable, a retrain is tried first (a model
+  that passes the gates ends the fallback); otherwise the task is put in
+  fallback (`monitoring/state.json`) and scoring and serving use its rule
+  baseline until a healthy model is promoted;
+- ok: nothing, except that a task in fallback whose champion is healthy
+  leaves it.
+
+Each decision is an event in `monitoring/events.parquet` and tags on the
+registered model (`shelfcast.last_decision`, `..._reason`, `..._at`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shelfcast.errors import ShelfcastError
+from shelfcast.io.registry import CHAMPION, MODEL_NAMES, PREVIOUS, PROMOTED_AT, Registry, VersionInfo
+from shelfcast.jobs.events import Event, Fallback, read_state, record_event, write_state
+from shelfcast.jobs.promote import champion_dir, rollback
+from shelfcast.models.gates import RULES, Task
+from shelfcast.monitoring.policy import Decision, PolicyConfig, TaskState, decide
+from shelfcast.settings import Settings
+
+log = logging.getLogger(__name__)
+TASKS: tuple[Task, ...] = ("demand", "stockout")
+
+
+class Health(Protocol):
+    """What the policy reads from a task's monitoring (see `jobs.monitor`)."""
+
+    drift_alarm: bool
+    drifted_features: list[str]
+    prediction_drift_alarm: bool
+    degraded: bool
+    live_value: float | None
+    backtest_value: float | None
+    evaluated_rows: int
+    live_by_version: Mapping[str, float]
+    rows_by_version: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    decision: Decision
+    outcome: str
+    new_version: str | None = None
+
+
+@dataclass(frozen=True)
+class RetrainReport:
+    outcomes: list[Outcome]
+    at: dt.datetime
+    notes: list[str] = field(default_factory=list)
+
+
+def _champion(settings: Settings, task: Task) -> tuple[VersionInfo | None, VersionInfo | None, bool, str | None]:
+    """(champion, previous, registry reachable, local copy's version)."""
+    local = champion_dir(settings, task) / "version.json"
+    local_version = json.loads(local.read_text()).get("version") if local.exists() else None
+    try:
+        registry = Registry(settings)
+        return registry.alias(task, CHAMPION), registry.alias(task, PREVIOUS), True, local_version
+    except Exception as exc:  # an unreachable or broken registry: the policy decides with what is local
+        log.warning("registry unreachable (%s)", exc)
+        return None, None, False, local_version
+
+
+def _days_since(stamp: str | None, now: dt.datetime) -> float | None:
+    if not stamp:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return (now - when).total_seconds() / 86400
+
+
+def task_state(settings: Settings, task: Task, health: Health | None, *, now: dt.datetime) -> TaskState:
+    """The policy's view of a task: the registry's aliases, the monitoring, the last retrain."""
+    champion, previous, reachable, local = _champion(settings, task)
+    version = champion.version if champion is not None else (local if not reachable else None)
+    promoted = champion.tags.get(PROMOTED_AT) if champion is not None else None
+    created = (
+        dt.datetime.fromtimestamp(champion.created / 1000, dt.UTC).isoformat()
+        if champion and champion.created
+        else None
+    )
+    last = read_state(settings).last_retrain_at
+    since = _days_since(last, now)
+    rule = RULES[task]
+    live_by = dict(health.live_by_version) if health is not None else {}
+    rows_by = dict(health.rows_by_version) if health is not None else {}
+    prev = previous.version if previous is not None else None
+    return TaskState(
+        task=task,
+        champion=version,
+        registry_ok=reachable,
+        floor_problem=floor_problem(settings, task, champion.tags) if champion is not None else None,
+        previous=prev,
+        promoted_days_ago=_days_since(promoted or created, now),
+        drift_alarm=bool(health and health.drift_alarm),
+        drifted=list(health.drifted_features) if health is not None else [],
+        prediction_drift=bool(health and health.prediction_drift_alarm),
+        degraded=bool(health and health.degraded),
+        metric=rule.metric,
+        higher_is_better=rule.higher_is_better,
+        live=health.live_value if health is not None else None,
+        backtest=health.backtest_value if health is not None else None,
+        previous_live=live_by.get(prev) if prev else None,
+        live_rows=health.evaluated_rows if health is not None else 0,
+        previous_rows=rows_by.get(prev, 0) if prev else 0,
+        hours_since_retrain=None if since is None else since * 24,
+    )
+
+
+def floor_problem(settings: Settings, task: Task, tags: Mapping[str, str]) -> str | None:
+    """Why the version (by its gate tags) is below an absolute floor of the settings, or None."""
+
+    def value(name: str) -> float | None:
+        try:
+            return float(tags[f"gate.{name}"])
+        except (KeyError, ValueError):
+            return None
+
+    wape, f1 = value("wape"), value("f1")
+    limit = settings.gate_demand_max_wape
+    if task == "demand" and limit is not None and wape is not None and wape > limit:
+        return f"wape {wape:.4f} above gate_demand_max_wape={limit:g}"
+    if (
+        task == "stockout"
+        and settings.gate_stockout_min_f1 > 0
+        and f1 is not None
+        and f1 < settings.gate_stockout_min_f1
+    ):
+        return f"f1 {f1:.4f} below gate_stockout_min_f1={settings.gate_stockout_min_f1:g}"
+    return None
+
+
+Trainer = Callable[[Settings, Task, Mapping[str, str]], Any]
+
+
+def _train(settings: Settings, task: Task, tags: Mapping[str, str]) -> Any:
+    from shelfcast.jobs.train import run_train
+
+    return run_train(settings, task=task, windows=2, promote=True, tags=tags)
+
+
+def _tag(settings: Settings, task: Task, decision: Decision, now: dt.datetime) -> None:
+    try:
+        client = Registry(settings).client
+        name = MODEL_NAMES[task]
+        client.set_registered_model_tag(name, "shelfcast.last_decision", decision.action)
+        client.set_registered_model_tag(name, "shelfcast.last_decision_reason", decision.reason[:5000])
+        client.set_registered_model_tag(name, "shelfcast.last_decision_at", now.isoformat(timespec="seconds"))
+    except Exception as exc:  # the event table has it; a registry that is down cannot take tags
+        log.warning("could not tag the %s decision in the registry: %s", task, exc)
+
+
+def act(
+    settings: Settings,
+    decision: Decision,
+    *,
+    now: dt.datetime,
+    registry_ok: bool,
+    champion: str | None,
+    trainer: Trainer = _train,
+    trigger: str = "retrain",
+) -> Outcome:
+    """Carry a decision out; the outcome says what happened (a refused retrain is an outcome, not an error)."""
+    task = decision.task
+    state = read_state(settings)
+    outcome: Outcome
+    if decision.action == "rollback":
+        restored, demoted = rollback(settings, task)
+        outcome = Outcome(
+            decision, f"restored v{restored.version}, demoted v{demoted.version if demoted else '?'}", restored.version
+        )
+        state.fallback.pop(task, None)
+    elif decision.action in ("retrain", "fallback") and registry_ok:
+        tags = {"shelfcast.trigger": trigger, "shelfcast.reasons": decision.reason[:5000]}
+        try:
+            trained = trainer(settings, task, tags)
+        except ShelfcastError as exc:
+            trained, failure = None, str(exc)
+        state.last_retrain_at = now.isoformat(timespec="seconds")
+        state.retrains += 1
+        if trained is not None and trained.promotion is not None and trained.promotion.promoted:
+            outcome = Outcome(decision, f"v{trained.version} trained and promoted", trained.version)
+            state.fallback.pop(task, None)
+        else:
+            why = (
+                failure
+                if trained is None
+                else f"v{trained.version} refused by the gates: {trained.promotion.gate.reason}"
+            )
+            if decision.action == "fallback":
+                state.fallback[task] = Fallback(
+                    task, f"{decision.reason}; retrain: {why}", now.isoformat(timespec="seconds")
+                )
+                outcome = Outcome(decision, f"in fallback (retrain: {why})", trained.version if trained else None)
+            else:
+                outcome = Outcome(decision, f"champion v{champion} kept ({why})", trained.version if trained else None)
+    elif decision.action == "fallback":
+        state.fallback[task] = Fallback(task, decision.reason, now.isoformat(timespec="seconds"))
+        outcome = Outcome(decision, "in fallback: the rule baseline scores and serves")
+    elif decision.action == "retrain":
+        outcome = Outcome(decision, f"needs a retrain, but the registry is unreachable: v{champion} kept")
+    elif task in state.fallback and champion is not None:
+        state.fallback.pop(task)
+        outcome = Outcome(decision, f"fallback ended: champion v{champion} is healthy")
+    else:
+        outcome = Outcome(decision, "nothing to do")
+    write_state(settings, state)
+    record_event(
+        settings,
+        Event(
+            at=now,
+            task=task,
+            action=decision.action,
+            reasons=decision.reasons,
+            champion_version=champion,
+            outcome=outcome.outcome,
+            new_version=outcome.new_version,
+            trigger=trigger,
+        ),
+    )
+    if registry_ok:
+        _tag(settings, task, decision, now)
+    log.info("%s: %s -> %s", task, decision.action, outcome.outcome)
+    return outcome
+
+
+def run_policy(
+    settings: Settings,
+    health: Mapping[Task, Health | None],
+    *,
+    now: dt.datetime,
+    tasks: tuple[Task, ...] = TASKS,
+    force: bool = False,
+    dry_run: bool = False,
+    config: PolicyConfig | None = None,
+    trainer: Trainer = _train,
+    trigger: str = "retrain",
+) -> RetrainReport:
+    """Decide for each task from its monitoring (`force`: retrain whatever the policy says) and act."""
+    outcomes: list[Outcome] = []
+    for task in tasks:
+        state = task_state(settings, task, health.get(task), now=now)
+        decision = decide(state, config)
+        if force and decision.action == "ok":
+            decision = Decision(task, "retrain", ["asked for (--force)", *decision.reasons])
+        if dry_run:
+            outcomes.append(Outcome(decision, "dry run: nothing done"))
+            continue
+        outcomes.append(
+            act(
+                settings,
+                decision,
+                now=now,
+                registry_ok=state.registry_ok,
+                champion=state.champion,
+                trainer=trainer,
+                trigger=trigger,
+            )
+        )
+    return RetrainReport(outcomes, now)
