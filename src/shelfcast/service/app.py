@@ -24,6 +24,7 @@ from prometheus_client import disable_created_metrics
 from starlette.concurrency import run_in_threadpool
 
 from shelfcast.errors import ShelfcastError
+from shelfcast.jobs.events import monitoring_dir
 from shelfcast.service import routes_ops, routes_predict, routes_read
 from shelfcast.service.metrics import ServiceMetrics
 from shelfcast.service.state import ServiceState
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The service over the workspace in `settings` (default: the process settings, as the CLI reads them)."""
     settings = settings or get_settings()
     disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series double what a scrape carries for no use here
-    metrics = ServiceMetrics()
+    metrics = ServiceMetrics(monitoring_dir(settings))
     state = ServiceState(settings, metrics)
     app = FastAPI(
         title="shelfcast",

