@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from shelfcast.errors import DataValidationError
 from shelfcast.io.lake import Lake
 from shelfcast.io.plots import (
     calibration_png,
@@ -44,9 +45,10 @@ from shelfcast.models.backtest import (
     quantile_table,
 )
 from shelfcast.models.gates import RULES, Task
-from shelfcast.models.serialize import save_model
+from shelfcast.models.serialize import save_model, save_reference
 from shelfcast.models.stockout import StockoutConfig, fit_stockout, stockout_features, window_steps
 from shelfcast.models.train import ForecastConfig, fit_forecaster
+from shelfcast.models.window import model_window
 from shelfcast.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -158,6 +160,19 @@ def _stockout(
     return _Fitted("classifier", model, bt.metrics, bt.cutoffs, params, example, reports, bt)
 
 
+def _save_reference(settings: Settings, data: ModelData, model: Any, folder: Path) -> None:
+    """The final fit's latest window of origins and its predictions, saved with the model for drift monitoring."""
+    try:
+        frame = model_window(
+            model, data.panel, end=data.last_date, days=settings.monitor_window_days, calendar=data.calendar
+        )
+    except DataValidationError as exc:  # monitoring then says the model has no reference; training goes on
+        log.warning("no drift reference saved with the model: %s", exc)
+        return
+    if frame.height:
+        save_reference(frame, folder)
+
+
 def run_train(
     settings: Settings,
     *,
@@ -216,6 +231,7 @@ def run_train(
         backtest_json(fitted.backtest, out / "backtest.json", task=task)
         metrics.write_csv(out / "backtest.csv")
         model_dir = save_model(fitted.model, out / "native", quantiles=fitted.quantiles)
+        _save_reference(settings, data, fitted.model, model_dir)
         rule = RULES[task]
         overall = fitted.metrics.filter((pl.col("model") == fitted.candidate) & (pl.col("window") == "all"))
         scores = {m: float(overall[m][0]) for m in (rule.metric, "f1") if m in overall.columns}

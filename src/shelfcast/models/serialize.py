@@ -6,7 +6,9 @@ constructor arguments, the fitted encoder, the feature spec and config, and
 what else predicting needs (cutoff, horizon and the quantile table that
 turns a point forecast into p10/p50/p90; or the stockout definition,
 calibration map, threshold and positive rate). Anyone can read both files
-without shelfcast, and loading runs no code from them.
+without shelfcast, and loading runs no code from them. `reference.parquet`,
+when present, is the training window's feature rows and predictions that
+drift monitoring compares the current window with.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from shelfcast.models.train import ForecastConfig, TrainedForecaster
 
 FORMAT_VERSION = 1
 META = "model.json"
+# Optional (models saved before monitoring have none), so the format version is unchanged.
+REFERENCE = "reference.parquet"
 Kind = Literal["demand", "stockout"]
 _BOOSTER_FILES = {"lightgbm": "booster.txt", "xgboost": "booster.json"}
 
@@ -177,6 +181,19 @@ def load_stockout(folder: Path) -> StockoutModel:
         threshold=float(meta["threshold"]),
         positive_rate=float(meta["positive_rate"]),
     )
+
+
+def save_reference(frame: pl.DataFrame, folder: Path) -> Path:
+    """The model's reference window for drift monitoring (feature rows + `prediction`), beside the model."""
+    path = Path(folder) / REFERENCE
+    frame.write_parquet(path)
+    return path
+
+
+def load_reference(folder: Path) -> pl.DataFrame | None:
+    """The reference window saved with the model, or None for a model saved without one (before monitoring)."""
+    path = Path(folder) / REFERENCE
+    return pl.read_parquet(path) if path.exists() else None
 
 
 def save_model(
