@@ -96,9 +96,13 @@ def connect(settings: Settings) -> str:
 
 def experiment_id(settings: Settings, task: Task) -> str:
     """The task's experiment, created on first use (with its artifacts in the workspace when embedded)."""
+    return named_experiment(settings, EXPERIMENTS[task])
+
+
+def named_experiment(settings: Settings, name: str) -> str:
+    """The experiment `name`, created on first use (with its artifacts in the workspace when embedded)."""
     import mlflow
 
-    name = EXPERIMENTS[task]
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         return str(found.experiment_id)

@@ -18,10 +18,11 @@ for 100 rows each with 10 bins). Both are needed.
 Feature rows are not independent: the same series at consecutive origins
 shares most of its history, so a rolling mean barely moves from one origin
 to the next. Given the series (`groups`) with rows in time order inside
-each, the tests use an **effective sample size** n (1 - rho) / (1 + rho),
-where rho is the lag-1 autocorrelation of the feature's ranks within the
-series (an AR(1) approximation), floored at the number of series. Without
-groups the rows are taken as independent.
+each, the tests use an **effective sample size**: n divided by the
+variance inflation 1 + 2 sum_k (1 - k/L) rho_k of a mean over L rows of a
+series, rho_k the lag-k autocorrelation of the feature's ranks within the
+series, floored at the number of series. Without groups the rows are taken
+as independent.
 
 PSI bins come from the reference's deciles: ties and constant columns give
 fewer, unique edges, with the reference minimum as a bin of its own and
@@ -187,8 +188,15 @@ def category_counts(
     return a, b, names
 
 
-def effective_size(codes: np.ndarray, groups: np.ndarray | None) -> float:
-    """n (1 - rho) / (1 + rho), rho the lag-1 autocorrelation inside groups (rows in time order), >= the groups."""
+def effective_size(codes: np.ndarray, groups: np.ndarray | None, *, max_lag: int = 60) -> float:
+    """n / (1 + 2 sum_k (1 - k/L) rho_k): rho_k the lag-k autocorrelation inside groups (rows in time order), L
+    their mean length; at least one row per group.
+
+    The sum runs over every lag up to L - 1 (at most `max_lag`): a weekly
+    pattern on top of a slow level (retail's usual shape) has a small lag-1
+    autocorrelation but a large dependence all the same. The AR(1) inflation
+    (1 + rho_1) / (1 - rho_1) is used instead when it is larger.
+    """
     n = codes.size
     if groups is None or n < 3:
         return float(n)
@@ -197,13 +205,21 @@ def effective_size(codes: np.ndarray, groups: np.ndarray | None) -> float:
     ids = np.cumsum(starts) - 1
     means = np.bincount(ids, weights=codes) / np.bincount(ids)
     centred = codes - means[ids]
-    same = ~starts[1:]
-    denominator = float(np.sum(centred**2))
-    if denominator <= 0:
+    variance = float(np.sum(centred**2))
+    if variance <= 0:
         return float(n_groups)  # constant inside every series: one value per series
-    rho = float(np.sum(centred[1:][same] * centred[:-1][same]) / denominator)
-    rho = min(max(rho, 0.0), 0.999)
-    return float(min(n, max(n_groups, n * (1 - rho) / (1 + rho))))
+    length = n / n_groups
+    rho = [
+        float(np.sum(centred[k:][same] * centred[:-k][same])) / variance
+        for k in range(1, min(int(length), max_lag + 1))
+        if (same := ids[k:] == ids[:-k]).any()
+    ]
+    summed = 1.0 + 2 * sum((1 - k / length) * r for k, r in enumerate(rho, start=1))
+    # The AR(1) inflation from the lag-1 autocorrelation alone: the sum above can be pulled down by the
+    # negative lags of a weekly pattern; the larger of the two is kept (the conservative one).
+    first = min(max(rho[0], 0.0), 0.999) if rho else 0.0
+    inflation = min(max(summed, (1 + first) / (1 - first), 1.0), length)
+    return float(min(n, max(n_groups, n / inflation)))
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:

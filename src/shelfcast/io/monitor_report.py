@@ -1,0 +1,201 @@
+"""The monitoring report: one self-contained HTML page (plots inline as PNG), and optionally Evidently's.
+
+matplotlib comes with MLflow, not with shelfcast: without it the page has
+the tables and no plots. Evidently is the optional `reports` extra: without
+it no Evidently report is written, silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from shelfcast.io.plots import _pyplot
+from shelfcast.monitoring.drift import FeatureDrift
+
+if TYPE_CHECKING:
+    from shelfcast.jobs.monitor import MonitorReport, TaskMonitor
+
+log = logging.getLogger(__name__)
+PLOTTED = 20  # features with a plot: the alarms, then the largest effects
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.alarm{background:#fde2e1}
+.ok{color:#176117}.bad{color:#b00020;font-weight:bold}img{display:block}.note{color:#555}
+"""
+
+
+def _png(fig: Any) -> str:
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=72)
+    if plt is not None:
+        plt.close(fig)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _histogram(reference: pl.Series, current: pl.Series, kind: str) -> str:
+    plt = _pyplot()
+    if plt is None:
+        return ""
+    fig, ax = plt.subplots(figsize=(3.2, 1.6))
+    if kind == "categorical":
+        ref = reference.cast(pl.String).fill_null("(null)").value_counts(normalize=True, name="share")
+        cur = current.cast(pl.String).fill_null("(null)").value_counts(normalize=True, name="share")
+        both = ref.join(cur, on=reference.name, how="full", coalesce=True, suffix="_cur").fill_null(0.0)
+        both = both.sort("share", descending=True).head(10)
+        x = np.arange(both.height)
+        ax.bar(x - 0.2, both["share"].to_numpy(), 0.4, label="reference")
+        ax.bar(x + 0.2, both["share_cur"].to_numpy(), 0.4, label="current")
+        ax.set_xticks(x, [str(v)[:8] for v in both[reference.name].to_list()], fontsize=6, rotation=45)
+    else:
+        a = reference.cast(pl.Float64).drop_nulls().drop_nans().to_numpy()
+        b = current.cast(pl.Float64).drop_nulls().drop_nans().to_numpy()
+        values = np.concatenate([a, b])
+        if values.size == 0:
+            plt.close(fig)
+            return ""
+        lo, hi = np.quantile(values, [0.01, 0.99])
+        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, 25)
+        ax.hist(np.clip(a, lo, hi), bins=edges, density=True, alpha=0.5, label="reference")
+        ax.hist(np.clip(b, lo, hi), bins=edges, density=True, alpha=0.5, label="current")
+    ax.tick_params(labelsize=6)
+    ax.legend(fontsize=6)
+    return _png(fig)
+
+
+def _accuracy_plot(monitor: TaskMonitor, tolerance: float | None = None) -> str:
+    plt = _pyplot()
+    if plt is None or not monitor.accuracy_over_time:
+        return ""
+    frame = pl.DataFrame(monitor.accuracy_over_time).with_columns(pl.col("date").str.to_date())
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    for (version,), part in frame.sort("date").group_by("model_version", maintain_order=True):
+        ax.plot(part["date"].to_list(), part["value"].to_numpy(), marker="o", ms=3, label=f"v{version}")
+    if monitor.backtest_value is not None:
+        ax.axhline(monitor.backtest_value, color="grey", linestyle="--", label="backtest")
+    ax.set_ylabel("WAPE per day" if monitor.task == "demand" else "F1 per origin", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+def _feature_rows(monitor: TaskMonitor, windows: tuple[pl.DataFrame, pl.DataFrame] | None) -> str:
+    rows = []
+    ranked = sorted(monitor.features, key=lambda f: (not f.alarm, -f.effect))
+    plotted = {f.feature for f in ranked[:PLOTTED]}
+    for f in ranked:
+        plot = ""
+        if windows is not None and f.feature in plotted:
+            plot = _histogram(windows[0][f.feature], windows[1][f.feature], f.kind)
+        rows.append(_row(f, plot))
+    return "".join(rows)
+
+
+def _row(f: FeatureDrift, plot: str) -> str:
+    cls = ' class="alarm"' if f.alarm else ""
+    return (
+        f"<tr{cls}><td>{html.escape(f.feature)}</td><td>{f.kind}</td><td>{_fmt(f.psi)}</td><td>{_fmt(f.ks)}</td>"
+        f"<td>{_fmt(f.js)}</td><td>{_fmt(f.p_value, 3)}</td><td>{f.n_effective:.0f}</td>"
+        f"<td>{_fmt(f.null_reference, 2)} / {_fmt(f.null_current, 2)}</td>"
+        f"<td>{'ALARM' if f.alarm else ''}</td><td>{plot}</td></tr>"
+    )
+
+
+_HEAD = (
+    "<tr><th>feature</th><th>kind</th><th>PSI</th><th>KS</th><th>JS</th><th>p-value</th><th>effective n</th>"
+    "<th>null share ref / cur</th><th>alarm</th><th>reference vs current</th></tr>"
+)
+
+
+def _task_section(monitor: TaskMonitor, windows: tuple[pl.DataFrame, pl.DataFrame] | None) -> str:
+    parts = [f"<h2>{monitor.task}</h2>"]
+    if monitor.model_version is None:
+        notes = "; ".join(monitor.notes)
+        return parts[0] + f'<p class="note">Not monitored: {html.escape(notes)}</p>'
+    verdict = (
+        f'<span class="bad">drift on {len(monitor.drifted_features)} feature(s)</span>'
+        if monitor.drift_alarm
+        else '<span class="ok">no data drift</span>'
+    )
+    pred = '<span class="bad">drifted</span>' if monitor.prediction_drift_alarm else '<span class="ok">stable</span>'
+    acc = '<span class="bad">degraded</span>' if monitor.degraded else '<span class="ok">within tolerance</span>'
+    parts.append(
+        f"<p>Champion v{html.escape(monitor.model_version)}: {verdict}; predictions {pred}; live accuracy {acc}. "
+        f"Reference rows {monitor.reference_rows:,}, current rows {monitor.current_rows:,}.</p>"
+    )
+    parts += [f'<p class="note">{html.escape(n)}</p>' for n in monitor.notes]
+    parts.append("<h3>Prediction drift</h3>")
+    if monitor.prediction_drift is not None:
+        plot = _histogram(windows[0]["prediction"], windows[1]["prediction"], "numeric") if windows else ""
+        parts.append(f"<table>{_HEAD}{_row(monitor.prediction_drift, plot)}</table>")
+    parts.append(f"<h3>Live accuracy ({monitor.live_metric})</h3>")
+    parts.append(
+        "<table><tr><th>version</th><th>live</th><th>rows</th></tr>"
+        + "".join(
+            f"<tr><td>v{html.escape(v)}</td><td>{_fmt(monitor.live_by_version.get(v))}</td><td>{n:,}</td></tr>"
+            for v, n in monitor.rows_by_version.items()
+        )
+        + f"<tr><td>backtest (v{html.escape(monitor.model_version)})</td><td>{_fmt(monitor.backtest_value)}</td>"
+        "<td></td></tr></table>"
+    )
+    parts.append(
+        f"<p>Evaluated: {monitor.evaluated_rows:,} rows over {monitor.evaluated_days} day(s) "
+        f"with known actuals.</p>{_accuracy_plot(monitor)}"
+    )
+    parts.append(f"<h3>Feature drift</h3><table>{_HEAD}{_feature_rows(monitor, windows)}</table>")
+    return "".join(parts)
+
+
+def write_html(report: MonitorReport, path: Path) -> Path:
+    """The report a person reads: per task the verdicts, prediction drift, accuracy over time, per-feature drift."""
+    sections = "".join(_task_section(m, report.windows.get(t)) for t, m in report.tasks.items())
+    notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in report.notes)
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>shelfcast monitoring {report.created_at:%Y-%m-%d}"
+        f"</title><style>{_CSS}</style></head><body><h1>shelfcast monitoring</h1>"
+        f"<p>{report.created_at:%Y-%m-%d %H:%M:%S %Z}: current window = the {report.window_days} days of origins "
+        f"before {report.data_last_date}, against each champion's reference window saved at training. A feature "
+        "alarms only with both a large effect (PSI or Jensen-Shannon) and a significant test after Bonferroni "
+        f"correction. Calendar and age features are not tested.</p>{notes}{sections}</body></html>"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
+    return path
+
+
+def evidently_reports(report: MonitorReport, folder: Path) -> list[Path]:
+    """Evidently's data drift report per task when the `reports` extra is installed; nothing otherwise."""
+    try:
+        from evidently import Report  # type: ignore[import-not-found, unused-ignore]
+        from evidently.presets import DataDriftPreset  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return []
+    written = []
+    for task, (reference, current) in report.windows.items():
+        columns = [f.feature for f in report.tasks[task].features] + ["prediction"]
+        try:
+            snapshot = Report([DataDriftPreset()]).run(
+                current_data=current.select(columns).to_pandas(), reference_data=reference.select(columns).to_pandas()
+            )
+            path = folder / f"evidently_{task}.html"
+            snapshot.save_html(str(path))
+            written.append(path)
+        except Exception as exc:  # an optional extra must never break monitoring
+            log.warning("Evidently report for %s not written: %s", task, exc)
+    return written

@@ -1,0 +1,423 @@
+"""The monitor job: drift of each champion's inputs and outputs, and its live accuracy, against its training.
+
+For each task with a champion: the current window (the last `window_days`
+days of origins in the lake, features by the champion's own spec through
+the same functions as training and scoring, see `shelfcast.models.window`)
+is compared with the reference window saved with the model; the stored
+predictions are joined to the actuals ingested since (per model version)
+and the champion's live metric is compared with its backtest figure.
+
+Writes `<workspace>/monitoring/<YYYY-MM-DDTHHMMSS>/drift_summary.json` and
+`report.html`, copies the summary to `<workspace>/monitoring/latest.json`
+(read by the service for its gauges; keys in `SUMMARY_KEYS`,
+`TASK_KEYS`), and logs a run to the MLflow experiment `shelfcast-monitoring`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from shelfcast.errors import DataValidationError, ModelNotFoundError, ShelfcastError
+from shelfcast.features.labels import stockout_labels
+from shelfcast.features.panel import SERIES
+from shelfcast.io.lake import Lake
+from shelfcast.io.stores import open_store
+from shelfcast.jobs.modeling import ModelData, load_model_data
+from shelfcast.jobs.promote import Champion, load_champion
+from shelfcast.jobs.stockout import definition_for
+from shelfcast.models.gates import RULES, Task
+from shelfcast.models.serialize import load_forecaster, load_reference, load_stockout
+from shelfcast.models.stockout import StockoutModel
+from shelfcast.models.train import TrainedForecaster
+from shelfcast.models.window import PREDICTION, model_window
+from shelfcast.monitoring import accuracy
+from shelfcast.monitoring.drift import DriftResult, DriftThresholds, FeatureDrift, compare
+from shelfcast.settings import Settings
+
+log = logging.getLogger(__name__)
+EXPERIMENT = "shelfcast-monitoring"
+SCHEMA_VERSION = 1
+TASKS: tuple[Task, ...] = ("demand", "stockout")
+# Features that are functions of the calendar or of time itself: they differ between any two windows
+# (a series is older, the months are others) without the data having changed, so they are not tested.
+TIME_FEATURES = frozenset(
+    {
+        "age",
+        "horizon",
+        "o_weekday",
+        "o_month",
+        "t_weekday",
+        "t_month",
+        "t_week",
+        "t_day_of_year",
+        "t_day",
+        "t_month_start",
+        "t_month_end",
+        "t_year",
+        "t_event",
+        "t_days_to_event",
+        "t_days_since_event",
+    }
+)
+# Steps since the last promotion or stockout: with rare events they count the days since the series began, like
+# `age`, and grow between any two windows.
+SINCE_PREFIX = "steps_since_"
+SUMMARY_KEYS = ("schema_version", "created_at", "window_days", "data_last_date", "alert", "mlflow_run_id", "tasks")
+TASK_KEYS = (
+    "status",
+    "model_version",
+    "notes",
+    "drift_alarm",
+    "drifted_features",
+    "prediction_drift_alarm",
+    "features",
+    "prediction_drift",
+    "reference_rows",
+    "current_rows",
+    "live_metric",
+    "higher_is_better",
+    "live_value",
+    "backtest_value",
+    "degraded",
+    "evaluated_rows",
+    "evaluated_days",
+    "live_by_version",
+    "rows_by_version",
+    "live_extra",
+    "accuracy_over_time",
+)
+
+
+@dataclass(frozen=True)
+class TaskMonitor:
+    """What monitoring saw for one task. `status`: ok, no_champion, sales_only or no_reference."""
+
+    task: Task
+    status: str
+    model_version: str | None = None
+    notes: list[str] = field(default_factory=list)
+    drift_alarm: bool = False
+    drifted_features: list[str] = field(default_factory=list)
+    prediction_drift_alarm: bool = False
+    features: list[FeatureDrift] = field(default_factory=list)
+    prediction_drift: FeatureDrift | None = None
+    reference_rows: int = 0
+    current_rows: int = 0
+    live_metric: str = ""
+    higher_is_better: bool = False
+    live_value: float | None = None
+    backtest_value: float | None = None
+    degraded: bool = False
+    evaluated_rows: int = 0
+    evaluated_days: int = 0
+    live_by_version: dict[str, float] = field(default_factory=dict)  # version -> live metric (all versions seen)
+    rows_by_version: dict[str, int] = field(default_factory=dict)
+    live_extra: dict[str, float] = field(default_factory=dict)  # the champion's MAPE (%) or F1
+    accuracy_over_time: list[dict[str, Any]] = field(default_factory=list)  # date, model_version, value, rows
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("task")
+        out["features"] = {f.feature: _drift_json(f) for f in self.features}
+        out["prediction_drift"] = _drift_json(self.prediction_drift) if self.prediction_drift else None
+        return out
+
+
+@dataclass(frozen=True)
+class MonitorReport:
+    created_at: dt.datetime
+    window_days: int
+    data_last_date: dt.date
+    tasks: dict[Task, TaskMonitor]
+    folder: Path
+    summary_path: Path
+    report_path: Path
+    latest_path: Path
+    mlflow_run_id: str | None
+    notes: list[str] = field(default_factory=list)
+    # Kept for the HTML report and the CLI, not in the JSON.
+    windows: dict[Task, tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict, repr=False)
+
+    @property
+    def alert(self) -> bool:
+        """Any drift alarm (features or predictions) or degraded live accuracy."""
+        return any(t.drift_alarm or t.prediction_drift_alarm or t.degraded for t in self.tasks.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "created_at": self.created_at.isoformat(),
+            "window_days": self.window_days,
+            "data_last_date": self.data_last_date.isoformat(),
+            "alert": self.alert,
+            "mlflow_run_id": self.mlflow_run_id,
+            "tasks": {task: monitor.to_json() for task, monitor in self.tasks.items()},
+        }
+
+
+def _drift_json(f: FeatureDrift) -> dict[str, Any]:
+    out = asdict(f)
+    out.pop("feature")
+    return out
+
+
+def thresholds(settings: Settings) -> DriftThresholds:
+    return DriftThresholds(psi=settings.drift_psi_threshold, js=settings.drift_js_threshold, alpha=settings.drift_alpha)
+
+
+def tested_features(model: TrainedForecaster | StockoutModel) -> dict[str, str]:
+    """The model's input columns worth a drift test, categorical where the booster encodes them as such."""
+    encoder = model.model.encoder_
+    return {
+        c: "categorical" if c in encoder.vocab_ else "numeric"
+        for c in encoder.columns_
+        if c not in TIME_FEATURES and not c.startswith(SINCE_PREFIX)
+    }
+
+
+def _drift(
+    reference: pl.DataFrame, current: pl.DataFrame, model: TrainedForecaster | StockoutModel, limits: DriftThresholds
+) -> tuple[DriftResult, FeatureDrift | None]:
+    kinds = tested_features(model)
+    features = compare(reference, current, features=kinds, thresholds=limits, group_by=SERIES)  # type: ignore[arg-type]
+    outputs = compare(reference, current, features={PREDICTION: "numeric"}, thresholds=limits, group_by=SERIES)
+    return features, outputs.features[0] if outputs.features else None
+
+
+def backtest_value(settings: Settings, task: Task, champion: Champion) -> float | None:
+    """The champion's overall backtest figure for the task's metric, from its MLflow run."""
+    from shelfcast.io.registry import Registry
+    from shelfcast.io.tracking import CANDIDATE_PARAM
+
+    if not champion.run_id:
+        return None
+    run = Registry(settings).client.get_run(champion.run_id)
+    candidate = run.data.params.get(CANDIDATE_PARAM, "classifier" if task == "stockout" else "gbm")
+    value = run.data.metrics.get(f"{RULES[task].metric}.{candidate}")
+    return None if value is None else float(value)
+
+
+def _live(
+    task: Task,
+    data: ModelData,
+    predictions: pl.DataFrame | None,
+    model: TrainedForecaster | StockoutModel,
+    *,
+    window_days: int,
+) -> tuple[dict[str, accuracy.VersionAccuracy], pl.DataFrame]:
+    if predictions is None or predictions.is_empty():
+        return {}, pl.DataFrame()
+    step_days = data.panel.step.days
+    if task == "demand":
+        actuals = data.panel.frame.select(*SERIES, "date", pl.col("y").alias("units"))
+        scored = accuracy.demand_scored(predictions, actuals, known_until=data.last_date, window_days=window_days)
+        return accuracy.demand_by_version(scored), accuracy.demand_over_time(scored)
+    assert isinstance(model, StockoutModel)
+    origins = (
+        predictions.select((pl.col("date") - pl.duration(days=pl.col("horizon") * step_days)).alias("o"))
+        .unique()["o"]
+        .to_list()
+    )
+    labels = stockout_labels(data.panel, origins=origins, definition=model.definition)
+    scored = accuracy.stockout_scored(
+        predictions, labels, known_until=data.last_date, window_days=window_days, step_days=step_days
+    )
+    return accuracy.stockout_by_version(scored), accuracy.stockout_over_time(scored)
+
+
+def monitor_task(
+    settings: Settings,
+    task: Task,
+    data: ModelData,
+    predictions: pl.DataFrame | None,
+    *,
+    window_days: int,
+) -> tuple[TaskMonitor, tuple[pl.DataFrame, pl.DataFrame] | None]:
+    """One task's drift and live accuracy; a task without a champion (or without stock data) says why."""
+    rule = RULES[task]
+    if task == "stockout":
+        try:
+            definition_for(data.panel, window=7, min_hours=None)
+        except DataValidationError:
+            return TaskMonitor(task, "sales_only", notes=["sales-only data: no stockout model to monitor"]), None
+    try:
+        champion = load_champion(settings, task)
+    except ModelNotFoundError as exc:
+        return TaskMonitor(task, "no_champion", notes=[str(exc)]), None
+    model: TrainedForecaster | StockoutModel = (
+        load_forecaster(champion.folder) if task == "demand" else load_stockout(champion.folder)
+    )
+    notes: list[str] = [] if champion.from_registry else ["the registry did not answer: the local copy was monitored"]
+    status = "ok"
+    drift: DriftResult | None = None
+    outputs: FeatureDrift | None = None
+    reference = load_reference(champion.folder)
+    current = model_window(model, data.panel, end=data.last_date, days=window_days, calendar=data.calendar)
+    if reference is None or reference.is_empty():
+        status = "no_reference"
+        notes.append(f"{task} v{champion.version} was saved without a reference window: retrain it to monitor drift")
+    elif current.is_empty():
+        notes.append("no origins in the current window")
+    else:
+        drift, outputs = _drift(reference, current, model, thresholds(settings))
+    by_version, over_time = _live(task, data, predictions, model, window_days=window_days)
+    mine = by_version.get(champion.version)
+    try:
+        backtest = backtest_value(settings, task, champion)
+    except Exception as exc:  # an unreachable registry: live accuracy is still reported
+        log.warning("backtest figure of %s v%s unavailable: %s", task, champion.version, exc)
+        backtest = None
+        notes.append(f"backtest figure unavailable ({exc})")
+    if predictions is None or predictions.is_empty():
+        notes.append("no stored predictions yet: run `shelfcast score`, then monitor after new actuals arrive")
+    elif mine is None:
+        notes.append(f"no prediction of v{champion.version} has its actuals yet")
+    live = mine.value if mine else None
+    monitor = TaskMonitor(
+        task=task,
+        status=status,
+        model_version=champion.version,
+        notes=notes,
+        drift_alarm=drift.alarm if drift else False,
+        drifted_features=drift.drifted if drift else [],
+        prediction_drift_alarm=outputs.alarm if outputs else False,
+        features=sorted(drift.features, key=lambda f: -f.effect) if drift else [],
+        prediction_drift=outputs,
+        reference_rows=0 if reference is None else reference.height,
+        current_rows=current.height,
+        live_metric=rule.metric,
+        higher_is_better=rule.higher_is_better,
+        live_value=live,
+        backtest_value=backtest,
+        degraded=accuracy.is_degraded(
+            live, backtest, higher_is_better=rule.higher_is_better, tolerance=settings.accuracy_degradation
+        ),
+        evaluated_rows=mine.rows if mine else 0,
+        evaluated_days=mine.days if mine else 0,
+        live_by_version={v: a.value for v, a in by_version.items() if a.value is not None},
+        rows_by_version={v: a.rows for v, a in by_version.items()},
+        live_extra=dict(mine.extra) if mine else {},
+        accuracy_over_time=[{**row, "date": row["date"].isoformat()} for row in over_time.iter_rows(named=True)]
+        if over_time.height
+        else [],
+    )
+    windows = (reference, current) if reference is not None else None
+    return monitor, windows
+
+
+def _read_predictions(settings: Settings) -> tuple[pl.DataFrame | None, str | None]:
+    try:
+        return open_store(settings).read(), None
+    except ShelfcastError as exc:
+        return None, f"the prediction store could not be read: {exc}"
+
+
+def run_monitor(settings: Settings, *, now: dt.datetime, window_days: int | None = None) -> MonitorReport:
+    """Drift and live accuracy of every champion; writes the summary, the HTML report and an MLflow run."""
+    days = window_days or settings.monitor_window_days
+    if days < 1:
+        raise ValueError(f"`window_days` must be a positive number of days, got {days}")
+    data = load_model_data(Lake(settings.workspace))
+    predictions, store_note = _read_predictions(settings)
+    tasks: dict[Task, TaskMonitor] = {}
+    windows: dict[Task, tuple[pl.DataFrame, pl.DataFrame]] = {}
+    for task in TASKS:
+        monitor, pair = monitor_task(settings, task, data, predictions, window_days=days)
+        tasks[task] = monitor
+        if pair is not None:
+            windows[task] = pair
+    root = settings.workspace / "monitoring"
+    folder = root / now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    report = MonitorReport(
+        created_at=now,
+        window_days=days,
+        data_last_date=data.last_date,
+        tasks=tasks,
+        folder=folder,
+        summary_path=folder / "drift_summary.json",
+        report_path=folder / "report.html",
+        latest_path=root / "latest.json",
+        mlflow_run_id=None,
+        notes=[store_note] if store_note else [],
+        windows=windows,
+    )
+    from shelfcast.io.monitor_report import evidently_reports, write_html
+
+    write_html(report, report.report_path)
+    evidently_reports(report, folder)
+    run_id = _log_run(settings, report)
+    report = _replace_run(report, run_id)
+    _write_summary(report)
+    return report
+
+
+def _replace_run(report: MonitorReport, run_id: str | None) -> MonitorReport:
+    from dataclasses import replace
+
+    return replace(report, mlflow_run_id=run_id)
+
+
+def _write_summary(report: MonitorReport) -> None:
+    text = json.dumps(report.to_json(), indent=2, default=str) + "\n"
+    report.summary_path.write_text(text)
+    staging = report.latest_path.with_suffix(".json.tmp")
+    shutil.copyfile(report.summary_path, staging)
+    staging.replace(report.latest_path)  # atomic: the service never reads half a file
+
+
+def run_metrics(report: MonitorReport) -> dict[str, float]:
+    """Flat MLflow metrics: drift scores per feature, alarms, live and backtest figures per task."""
+    out: dict[str, float] = {}
+    for task, m in report.tasks.items():
+        if m.model_version is None:
+            continue
+        out[f"{task}.drift_alarm"] = float(m.drift_alarm)
+        out[f"{task}.drifted_features"] = float(len(m.drifted_features))
+        out[f"{task}.prediction_drift_alarm"] = float(m.prediction_drift_alarm)
+        out[f"{task}.degraded"] = float(m.degraded)
+        out[f"{task}.evaluated_rows"] = float(m.evaluated_rows)
+        for f in m.features:
+            out[f"{task}.{'psi' if f.kind == 'numeric' else 'js'}.{f.feature}"] = f.effect
+        if m.prediction_drift is not None:
+            out[f"{task}.psi.prediction"] = m.prediction_drift.effect
+        if m.live_value is not None:
+            out[f"{task}.live.{m.live_metric}"] = m.live_value
+        if m.backtest_value is not None:
+            out[f"{task}.backtest.{m.live_metric}"] = m.backtest_value
+    return out
+
+
+def _log_run(settings: Settings, report: MonitorReport) -> str | None:
+    """The monitoring run in MLflow; a tracking failure is a warning (the files are written anyway)."""
+    try:
+        import mlflow
+
+        from shelfcast.io.tracking import connect, named_experiment
+
+        connect(settings)
+        with mlflow.start_run(experiment_id=named_experiment(settings, EXPERIMENT)) as run:
+            mlflow.set_tags(
+                {
+                    "shelfcast.job": "monitor",
+                    "monitor.alert": str(report.alert).lower(),
+                    **{f"{t}.model_version": m.model_version or "" for t, m in report.tasks.items()},
+                }
+            )
+            mlflow.log_params({"window_days": report.window_days, "data_last_date": report.data_last_date.isoformat()})
+            mlflow.log_metrics(run_metrics(report))
+            summary = report.to_json() | {"mlflow_run_id": run.info.run_id}
+            mlflow.log_dict(summary, "drift_summary.json")
+            mlflow.log_artifact(str(report.report_path))
+            return str(run.info.run_id)
+    except Exception as exc:
+        log.warning("monitoring run not logged to MLflow: %s", exc)
+        return None
