@@ -29,6 +29,7 @@ COMMANDS = [
     "models",
     "pipeline",
     "serve",
+    "monitor",
 ]
 
 

@@ -1,0 +1,43 @@
+"""`shelfcast monitor` as a user runs it: after a tiny demo, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shelfcast.jobs.monitor import SUMMARY_KEYS
+
+pytestmark = pytest.mark.e2e
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shelfcast", *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_monitor_after_the_demo(tmp_path: Path) -> None:
+    demo = run("demo", "--stores", "2", "--items", "3", "--days", "300", cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    result = run("monitor", "--fail-on-alert", cwd=tmp_path)
+    # Nothing new since training: the current window is the reference window, and no actuals follow the scoring.
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no alert" in result.stdout and "report:" in result.stdout
+    assert "has its actuals yet" in result.stdout
+    latest = json.loads((tmp_path / ".shelfcast" / "monitoring" / "latest.json").read_text())
+    assert tuple(latest) == SUMMARY_KEYS and latest["alert"] is False
+    assert latest["tasks"]["demand"]["model_version"] is not None
+    assert latest["tasks"]["demand"]["features"]
+    assert len(list((tmp_path / ".shelfcast" / "monitoring").glob("*/report.html"))) == 1
+
+
+def test_monitor_mistakes_are_one_line(tmp_path: Path) -> None:
+    empty = run("monitor", "-w", str(tmp_path / "nothing"), cwd=tmp_path)
+    assert empty.returncode == 1 and "Traceback" not in empty.stderr
+    assert "no sales" in empty.stderr and len(empty.stderr.strip().splitlines()) == 1
+    bad = run("monitor", "--window-days", "0", cwd=tmp_path)
+    assert bad.returncode == 2 and "window-days" in bad.stderr
