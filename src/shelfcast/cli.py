@@ -371,7 +371,7 @@ def _default_horizon(cfg: Settings) -> int:
 
 
 # The training and registry commands live in their own module; importing it registers them on `app`.
-from shelfcast import cli_models, cli_monitor, cli_pipeline, cli_serve  # noqa: E402, F401
+from shelfcast import cli_models, cli_monitor, cli_pipeline, cli_retrain, cli_serve  # noqa: E402, F401
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,13 @@ pytestmark = pytest.mark.e2e
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shelfcast", *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-m", "shelfcast", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "COLUMNS": "220"},
     )
 
 
@@ -34,6 +41,17 @@ def test_monitor_after_the_demo(tmp_path: Path) -> None:
     assert latest["tasks"]["demand"]["features"]
     assert len(list((tmp_path / ".shelfcast" / "monitoring").glob("*/report.html"))) == 1
 
+    # The policy on the same workspace: nothing drifted, so nothing to do; --dry-run changes nothing either way.
+    dry = run("retrain", "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    said = " ".join(dry.stdout.split())
+    assert "dry run: nothing done" in said and "demand" in said and "stockout" in said
+    decided = run("retrain", "--task", "demand", cwd=tmp_path)
+    assert decided.returncode == 0, decided.stderr
+    assert "champion v1 is healthy" in " ".join(decided.stdout.split())
+    events = run("events", cwd=tmp_path)
+    assert events.returncode == 0 and "nothing to do" in events.stdout and "retrains so far: 0" in events.stdout
+
 
 def test_monitor_mistakes_are_one_line(tmp_path: Path) -> None:
     empty = run("monitor", "-w", str(tmp_path / "nothing"), cwd=tmp_path)
@@ -41,3 +59,5 @@ def test_monitor_mistakes_are_one_line(tmp_path: Path) -> None:
     assert "no sales" in empty.stderr and len(empty.stderr.strip().splitlines()) == 1
     bad = run("monitor", "--window-days", "0", cwd=tmp_path)
     assert bad.returncode == 2 and "window-days" in bad.stderr
+    task = run("retrain", "--task", "prices", cwd=tmp_path)
+    assert task.returncode == 1 and "`--task` must be demand, stockout or all, got 'prices'" in task.stderr

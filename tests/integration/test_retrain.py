@@ -39,6 +39,7 @@ class Seen:
     live_value: float | None = None
     backtest_value: float | None = None
     evaluated_rows: int = 0
+    evaluated_days: int = 0
     live_by_version: Mapping[str, float] = field(default_factory=dict)
     rows_by_version: Mapping[str, int] = field(default_factory=dict)
 
@@ -92,7 +93,7 @@ def test_drift_retrains_and_a_passing_model_is_promoted(ws: Settings) -> None:
 
 
 def test_a_bad_candidate_is_refused_and_the_champion_kept(ws: Settings) -> None:
-    degraded = Seen(degraded=True, live_value=0.9, backtest_value=0.4, evaluated_rows=500)
+    degraded = Seen(degraded=True, live_value=0.9, backtest_value=0.4, evaluated_rows=500, evaluated_days=28)
     report = run_policy(ws, {"demand": degraded}, now=NOW, tasks=("demand",), trainer=_trainer(BROKEN))
     outcome = report.outcomes[0]
     assert outcome.decision.action == "retrain"

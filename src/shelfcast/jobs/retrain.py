@@ -36,17 +36,28 @@ TASKS: tuple[Task, ...] = ("demand", "stockout")
 
 
 class Health(Protocol):
-    """What the policy reads from a task's monitoring (see `jobs.monitor`)."""
+    """What the policy reads from a task's monitoring (`jobs.monitor.TaskMonitor`)."""
 
-    drift_alarm: bool
-    drifted_features: list[str]
-    prediction_drift_alarm: bool
-    degraded: bool
-    live_value: float | None
-    backtest_value: float | None
-    evaluated_rows: int
-    live_by_version: Mapping[str, float]
-    rows_by_version: Mapping[str, int]
+    @property
+    def drift_alarm(self) -> bool: ...
+    @property
+    def drifted_features(self) -> list[str]: ...
+    @property
+    def prediction_drift_alarm(self) -> bool: ...
+    @property
+    def degraded(self) -> bool: ...
+    @property
+    def live_value(self) -> float | None: ...
+    @property
+    def backtest_value(self) -> float | None: ...
+    @property
+    def evaluated_rows(self) -> int: ...
+    @property
+    def evaluated_days(self) -> int: ...
+    @property
+    def live_by_version(self) -> Mapping[str, float]: ...
+    @property
+    def rows_by_version(self) -> Mapping[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,7 @@ def task_state(settings: Settings, task: Task, health: Health | None, *, now: dt
         backtest=health.backtest_value if health is not None else None,
         previous_live=live_by.get(prev) if prev else None,
         live_rows=health.evaluated_rows if health is not None else 0,
+        live_days=health.evaluated_days if health is not None else 0,
         previous_rows=rows_by.get(prev, 0) if prev else 0,
         hours_since_retrain=None if since is None else since * 24,
     )
@@ -276,3 +288,33 @@ def run_policy(
             )
         )
     return RetrainReport(outcomes, now)
+
+
+def act_on_monitoring(
+    settings: Settings,
+    *,
+    now: dt.datetime,
+    tasks: tuple[Task, ...] = TASKS,
+    force: bool = False,
+    dry_run: bool = False,
+    window_days: int | None = None,
+    trainer: Trainer = _train,
+    trigger: str = "retrain",
+) -> RetrainReport:
+    """`shelfcast retrain`: monitor, decide from what was seen, act; the monitoring run is tagged with the decisions."""
+    from shelfcast.jobs.monitor import run_monitor
+
+    seen = run_monitor(settings, now=now, window_days=window_days)
+    health: dict[Task, Health | None] = {t: seen.tasks.get(t) for t in tasks}
+    report = run_policy(
+        settings, health, now=now, tasks=tasks, force=force, dry_run=dry_run, trainer=trainer, trigger=trigger
+    )
+    if seen.mlflow_run_id is not None:
+        try:
+            client = Registry(settings).client
+            for o in report.outcomes:
+                client.set_tag(seen.mlflow_run_id, f"decision.{o.decision.task}", o.decision.action)
+                client.set_tag(seen.mlflow_run_id, f"outcome.{o.decision.task}", o.outcome[:5000])
+        except Exception as exc:  # the events table has the decisions
+            log.warning("could not tag the monitoring run: %s", exc)
+    return RetrainReport(report.outcomes, now, [f"monitoring report: {seen.report_path}", *seen.notes])

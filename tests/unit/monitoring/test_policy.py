@@ -39,10 +39,17 @@ def test_an_unreachable_registry_with_a_local_copy_keeps_serving_it() -> None:
 def test_drift_or_degradation_asks_for_a_retrain() -> None:
     drift = decide(_state(drift_alarm=True, drifted=[f"f{k}" for k in range(7)]))
     assert drift.action == "retrain" and "7 feature(s): f0, f1, f2, f3, f4 ..." in drift.reason
-    degraded = decide(_state(degraded=True, live=0.40, live_rows=900))
-    assert degraded.action == "retrain" and "live wape 0.4000 is worse than the backtest's 0.2800" in degraded.reason
+    degraded = decide(_state(degraded=True, live=0.40, live_rows=900, live_days=21))
+    assert degraded.action == "retrain"
+    assert "live wape 0.4000 against the backtest's 0.2800 over 21 days" in degraded.reason
+
+
+def test_noise_alone_does_not_retrain() -> None:
+    """A few days of live accuracy, or outputs that moved with the season, are reported, not acted on."""
+    short = decide(_state(degraded=True, live=0.40, live_rows=200, live_days=6))
+    assert short.action == "ok" and "over only 6 days" in short.reason
     outputs = decide(_state(prediction_drift=True))
-    assert outputs.action == "retrain"
+    assert outputs.action == "ok" and "predictions drifted (reported; not acted on alone)" in outputs.reason
 
 
 def test_a_recent_retrain_holds_the_next_one() -> None:
@@ -53,7 +60,7 @@ def test_a_recent_retrain_holds_the_next_one() -> None:
 
 def test_a_fresh_champion_worse_than_the_previous_is_rolled_back() -> None:
     fresh = {"previous": "2", "promoted_days_ago": 3.0, "live_rows": 500, "previous_rows": 500}
-    worse = decide(_state(**fresh, live=0.40, previous_live=0.30, degraded=True))
+    worse = decide(_state(**fresh, live=0.40, previous_live=0.30, degraded=True, live_days=20))
     assert worse.action == "rollback" and "against 0.3000 for v2" in worse.reason
     # Within the margin, or measured on too few rows, or promoted long ago: no rollback.
     assert decide(_state(**fresh, live=0.31, previous_live=0.30)).action == "ok"
