@@ -30,6 +30,8 @@ COMMANDS = [
     "pipeline",
     "serve",
     "monitor",
+    "retrain",
+    "events",
 ]
 
 
