@@ -42,6 +42,8 @@ class Seen:
     evaluated_days: int = 0
     live_by_version: Mapping[str, float] = field(default_factory=dict)
     rows_by_version: Mapping[str, int] = field(default_factory=dict)
+    live_relative: float | None = None
+    relative_by_version: Mapping[str, float] = field(default_factory=dict)
 
 
 def _trainer(config: ForecastConfig) -> Any:

@@ -93,6 +93,9 @@ TASK_KEYS = (
     "rows_by_version",
     "live_extra",
     "accuracy_over_time",
+    "live_relative",
+    "backtest_relative",
+    "relative_by_version",
 )
 
 
@@ -121,6 +124,10 @@ class TaskMonitor:
     live_by_version: dict[str, float] = field(default_factory=dict)  # version -> live metric (all versions seen)
     rows_by_version: dict[str, int] = field(default_factory=dict)
     live_extra: dict[str, float] = field(default_factory=dict)  # the champion's MAPE (%) or F1
+    # Demand: WAPE over the seasonal naive's WAPE on the same rows (live), and the same ratio in the backtest.
+    live_relative: float | None = None
+    backtest_relative: float | None = None
+    relative_by_version: dict[str, float] = field(default_factory=dict)
     accuracy_over_time: list[dict[str, Any]] = field(default_factory=list)  # date, model_version, value, rows
 
     def to_json(self) -> dict[str, Any]:
@@ -192,17 +199,21 @@ def _drift(
     return features, outputs.features[0] if outputs.features else None
 
 
-def backtest_value(settings: Settings, task: Task, champion: Champion) -> float | None:
-    """The champion's overall backtest figure for the task's metric, from its MLflow run."""
+def backtest_value(settings: Settings, task: Task, champion: Champion) -> tuple[float | None, float | None]:
+    """The champion's overall backtest figure for the task's metric, from its MLflow run, and (demand) its ratio
+    to the seasonal naive's on the same windows."""
     from shelfcast.io.registry import Registry
     from shelfcast.io.tracking import CANDIDATE_PARAM
 
     if not champion.run_id:
-        return None
+        return None, None
     run = Registry(settings).client.get_run(champion.run_id)
     candidate = run.data.params.get(CANDIDATE_PARAM, "classifier" if task == "stockout" else "gbm")
-    value = run.data.metrics.get(f"{RULES[task].metric}.{candidate}")
-    return None if value is None else float(value)
+    metric = RULES[task].metric
+    value = run.data.metrics.get(f"{metric}.{candidate}")
+    naive = run.data.metrics.get(f"{metric}.seasonal_naive")
+    relative = value / naive if task == "demand" and value is not None and naive else None
+    return (None if value is None else float(value)), relative
 
 
 def _live(
@@ -218,7 +229,14 @@ def _live(
     step_days = data.panel.step.days
     if task == "demand":
         actuals = data.panel.frame.select(*SERIES, "date", pl.col("y").alias("units"))
-        scored = accuracy.demand_scored(predictions, actuals, known_until=data.last_date, window_days=window_days)
+        scored = accuracy.demand_scored(
+            predictions,
+            actuals,
+            known_until=data.last_date,
+            window_days=window_days,
+            step_days=step_days,
+            season_days=data.panel.season * step_days,
+        )
         return accuracy.demand_by_version(scored), accuracy.demand_over_time(scored)
     assert isinstance(model, StockoutModel)
     origins = (
@@ -271,16 +289,26 @@ def monitor_task(
     by_version, over_time = _live(task, data, predictions, model, window_days=window_days)
     mine = by_version.get(champion.version)
     try:
-        backtest = backtest_value(settings, task, champion)
+        backtest, backtest_relative = backtest_value(settings, task, champion)
     except Exception as exc:  # an unreachable registry: live accuracy is still reported
         log.warning("backtest figure of %s v%s unavailable: %s", task, champion.version, exc)
-        backtest = None
+        backtest, backtest_relative = None, None
         notes.append(f"backtest figure unavailable ({exc})")
     if predictions is None or predictions.is_empty():
         notes.append("no stored predictions yet: run `shelfcast score`, then monitor after new actuals arrive")
     elif mine is None:
         notes.append(f"no prediction of v{champion.version} has its actuals yet")
     live = mine.value if mine else None
+    relative = mine.relative if mine else None
+    if relative is not None and backtest_relative is not None:
+        # Against the naive on the same rows, the period's difficulty cancels out (see monitoring.accuracy).
+        degraded = accuracy.is_degraded(
+            relative, backtest_relative, higher_is_better=False, tolerance=settings.accuracy_degradation
+        )
+    else:
+        degraded = accuracy.is_degraded(
+            live, backtest, higher_is_better=rule.higher_is_better, tolerance=settings.accuracy_degradation
+        )
     monitor = TaskMonitor(
         task=task,
         status=status,
@@ -297,14 +325,15 @@ def monitor_task(
         higher_is_better=rule.higher_is_better,
         live_value=live,
         backtest_value=backtest,
-        degraded=accuracy.is_degraded(
-            live, backtest, higher_is_better=rule.higher_is_better, tolerance=settings.accuracy_degradation
-        ),
+        degraded=degraded,
         evaluated_rows=mine.rows if mine else 0,
         evaluated_days=mine.days if mine else 0,
         live_by_version={v: a.value for v, a in by_version.items() if a.value is not None},
         rows_by_version={v: a.rows for v, a in by_version.items()},
         live_extra=dict(mine.extra) if mine else {},
+        live_relative=relative,
+        backtest_relative=backtest_relative,
+        relative_by_version={v: a.relative for v, a in by_version.items() if a.relative is not None},
         accuracy_over_time=[{**row, "date": row["date"].isoformat()} for row in over_time.iter_rows(named=True)]
         if over_time.height
         else [],

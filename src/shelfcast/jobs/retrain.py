@@ -58,6 +58,10 @@ class Health(Protocol):
     def live_by_version(self) -> Mapping[str, float]: ...
     @property
     def rows_by_version(self) -> Mapping[str, int]: ...
+    @property
+    def live_relative(self) -> float | None: ...
+    @property
+    def relative_by_version(self) -> Mapping[str, float]: ...
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,13 @@ def task_state(settings: Settings, task: Task, health: Health | None, *, now: dt
     since = _days_since(last, now)
     rule = RULES[task]
     live_by = dict(health.live_by_version) if health is not None else {}
+    live = health.live_value if health is not None else None
+    metric = rule.metric
+    relative_by = dict(health.relative_by_version) if health is not None else {}
+    prev_version = previous.version if previous is not None else None
+    if health is not None and health.live_relative is not None and prev_version in relative_by:
+        # Versions that served at different times compare fairly only against the naive on their own rows.
+        live_by, live, metric = relative_by, health.live_relative, f"{rule.metric} / seasonal naive"
     rows_by = dict(health.rows_by_version) if health is not None else {}
     prev = previous.version if previous is not None else None
     return TaskState(
@@ -125,9 +136,9 @@ def task_state(settings: Settings, task: Task, health: Health | None, *, now: dt
         drifted=list(health.drifted_features) if health is not None else [],
         prediction_drift=bool(health and health.prediction_drift_alarm),
         degraded=bool(health and health.degraded),
-        metric=rule.metric,
+        metric=metric,
         higher_is_better=rule.higher_is_better,
-        live=health.live_value if health is not None else None,
+        live=live,
         backtest=health.backtest_value if health is not None else None,
         previous_live=live_by.get(prev) if prev else None,
         live_rows=health.evaluated_rows if health is not None else 0,

@@ -6,6 +6,13 @@ count: a demand row when its day's sales are in (on or before
 `known_until`), a stockout row when its whole risk window is (the label is
 not null). The evaluation window is the last `window_days` days of forecast
 days (demand) or of closed risk windows (stockout).
+
+Demand accuracy also comes relative to the seasonal naive on the very same
+rows (the value a week back from each forecast's origin, or a year on
+weekly data): WAPE / WAPE of the naive. Raw WAPE moves with the period (a
+January slump, a holiday week) whatever the model; the ratio does not, so
+two versions that served at different times, or a model and its backtest,
+can be compared through it.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ class VersionAccuracy:
     rows: int
     days: int
     extra: dict[str, float]  # MAPE (%) for demand, F1 for stockout, when defined
+    relative: float | None = None  # demand: WAPE / the seasonal naive's WAPE on the same rows
 
 
 def _finite(value: float) -> float | None:
@@ -37,13 +45,30 @@ def _finite(value: float) -> float | None:
 
 
 def demand_scored(
-    predictions: pl.DataFrame, actuals: pl.DataFrame, *, known_until: dt.date, window_days: int
+    predictions: pl.DataFrame,
+    actuals: pl.DataFrame,
+    *,
+    known_until: dt.date,
+    window_days: int,
+    step_days: int = 1,
+    season_days: int = 7,
 ) -> pl.DataFrame:
-    """Prediction rows with their actual `units`, forecast days in the window and known (one row per prediction)."""
+    """Prediction rows with their actual `units` and the seasonal naive's `naive` (null where its source day is
+    missing), forecast days in the window and known (one row per prediction)."""
     start = known_until - dt.timedelta(days=window_days)
     rows = predictions.filter((pl.col("date") > start) & (pl.col("date") <= known_until))
-    return rows.join(actuals.select(*SERIES, "date", "units"), on=[*SERIES, "date"], how="inner").filter(
-        pl.col("units").is_not_null()
+    units = actuals.select(*SERIES, "date", "units")
+    # The naive repeats the last season before the origin: whole seasons back from the target, at least one step
+    # more than the horizon reaches.
+    seasons = ((pl.col("horizon") * step_days + season_days - 1) // season_days).cast(pl.Int64)
+    source = (pl.col("date") - pl.duration(days=seasons * season_days)).alias("_source")
+    naive = units.rename({"date": "_source", "units": "naive"})
+    return (
+        rows.join(units, on=[*SERIES, "date"], how="inner")
+        .filter(pl.col("units").is_not_null())
+        .with_columns(source)
+        .join(naive, on=[*SERIES, "_source"], how="left")
+        .drop("_source")
     )
 
 
@@ -82,9 +107,25 @@ def demand_by_version(scored: pl.DataFrame) -> dict[str, VersionAccuracy]:
         units, forecast = part["units"].to_numpy(), part["forecast"].to_numpy()
         extra = {} if (m := mape(units, forecast).value) != m else {"mape": m}
         out[str(version)] = VersionAccuracy(
-            str(version), _finite(wape(units, forecast)), part.height, part["date"].n_unique(), extra
+            str(version),
+            _finite(wape(units, forecast)),
+            part.height,
+            part["date"].n_unique(),
+            extra,
+            relative=_relative(part),
         )
     return dict(sorted(out.items()))
+
+
+def _relative(part: pl.DataFrame) -> float | None:
+    if "naive" not in part.columns:
+        return None
+    both = part.filter(pl.col("naive").is_not_null())
+    if both.is_empty():
+        return None
+    units = both["units"].to_numpy()
+    model, naive = wape(units, both["forecast"].to_numpy()), wape(units, both["naive"].to_numpy())
+    return _finite(model / naive) if naive > 0 else None  # NaN > 0 is False
 
 
 def stockout_by_version(scored: pl.DataFrame) -> dict[str, VersionAccuracy]:

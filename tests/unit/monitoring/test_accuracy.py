@@ -81,3 +81,32 @@ def test_stockout_needs_a_closed_window() -> None:
 def test_degraded_is_a_fraction_of_the_backtest(live: float, backtest: float, higher: bool, expected: bool) -> None:
     assert is_degraded(live, backtest, higher_is_better=higher, tolerance=0.2) is expected
     assert not is_degraded(None, backtest, higher_is_better=higher, tolerance=0.2)
+
+
+def test_demand_relative_to_the_seasonal_naive_on_the_same_rows() -> None:
+    """The naive is the value whole weeks before the target, at least as far back as the origin: a forecast
+    made on day 0 for day 3 (h=3) is judged against day 3 - 7; for day 9 (h=9) against day 9 - 14."""
+    day0 = dt.date(2024, 1, 14)
+    history = pl.DataFrame(
+        {
+            "store_id": "S1",
+            "item_id": "I1",
+            "date": pl.date_range(day0 - dt.timedelta(days=20), day0 + dt.timedelta(days=10), eager=True),
+        }
+    ).with_columns(pl.int_range(pl.len()).cast(pl.Float64).alias("units"))
+    value = {d: u for d, u in history.select("date", "units").iter_rows()}
+    preds = pl.DataFrame(
+        {
+            "store_id": ["S1", "S1"],
+            "item_id": ["I1", "I1"],
+            "date": [day0 + dt.timedelta(days=3), day0 + dt.timedelta(days=9)],
+            "horizon": [3, 9],
+            "forecast": [value[day0 + dt.timedelta(days=3)] + 1, value[day0 + dt.timedelta(days=9)] - 1],
+            "model_version": ["7", "7"],
+        }
+    )
+    scored = demand_scored(preds, history, known_until=day0 + dt.timedelta(days=10), window_days=28)
+    assert scored["naive"].to_list() == [value[day0 - dt.timedelta(days=4)], value[day0 - dt.timedelta(days=5)]]
+    version = demand_by_version(scored)["7"]
+    # The model is off by 1 on each row, the naive by 7 and 14 (units grow by 1 a day).
+    assert version.relative == pytest.approx(2 / 21)
