@@ -92,10 +92,10 @@ TASK_KEYS = (
     "live_by_version",
     "rows_by_version",
     "live_extra",
-    "accuracy_over_time",
     "live_relative",
     "backtest_relative",
     "relative_by_version",
+    "accuracy_over_time",
 )
 
 
