@@ -94,9 +94,17 @@ def schedule(
     windows: WindowsOpt = 3,
     horizon: HorizonOpt = 14,
     name: Annotated[str, typer.Option(help="Deployment name.")] = "shelfcast-daily",
+    monitor: Annotated[
+        bool,
+        typer.Option(
+            "--monitor",
+            help="Schedule the monitoring flow instead (monitor, then retrain / roll back / fall back as the "
+            "policy decides); PATH, --tasks, --windows and --horizon do not apply.",
+        ),
+    ] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Serve the flow on a cron schedule against a Prefect server (blocks; Ctrl-C stops it)."""
+    """Serve the pipeline (or, with --monitor, the monitoring flow) on a cron schedule against a Prefect server."""
     cfg = settings(workspace=workspace)
     chosen = _tasks(tasks)
     api = _prefect_env(cfg, server=True)  # before anything imports Prefect: it reads its settings once
@@ -112,9 +120,12 @@ def schedule(
             "a schedule needs a Prefect server: start one with `uv run prefect server start`, then set "
             "SHELFCAST_PREFECT_API_URL=http://127.0.0.1:4200/api (or PREFECT_API_URL) and run this again"
         )
-    from shelfcast.flows import pipeline_flow
+    from shelfcast.flows import monitor_flow, pipeline_flow
 
     out.console.print(f"serving {name} on {cron!r} against {api}; Ctrl-C stops it")
+    if monitor:
+        monitor_flow.serve(name=name, cron=cron, parameters={"workspace": str(cfg.workspace.resolve()), "act": True})
+        return
     pipeline_flow.serve(
         name=name,
         cron=cron,

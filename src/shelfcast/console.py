@@ -205,6 +205,8 @@ def demo_summary(report: DemoReport) -> None:
             f"shelfcast models list -w {ws}",
             f"shelfcast score -w {ws}",
             f"shelfcast serve -w {ws}   (then http://127.0.0.1:8000/docs)",
+            f"shelfcast monitor -w {ws}",
+            f"shelfcast retrain -w {ws} --dry-run",
             f"shelfcast pipeline run -w {ws}",
             *commands,
         ]
@@ -262,6 +264,9 @@ def _pipeline_part(report: DemoReport) -> None:
         console.print(top)
     if pipeline.features is not None:
         console.print(f"features at the cutoff in {pipeline.features.path}")
+    if pipeline.monitor is not None:
+        verdict = "[red]ALERT[/]" if pipeline.monitor.alert else "no alert"
+        console.print(f"monitoring: {verdict}; report in {pipeline.monitor.report_path}")
 
 
 # The table keeps to a terminal's width; the JSON (--json) has every metric.

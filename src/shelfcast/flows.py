@@ -24,12 +24,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from shelfcast.jobs.pipeline import PipelineRequest, run_pipeline
+from shelfcast.jobs.retrain import RetrainReport, act_on_monitoring
 from shelfcast.jobs.train import TrainReport
 from shelfcast.models.gates import Task
 from shelfcast.settings import Settings
 
 T = TypeVar("T")
 FLOW_NAME = "shelfcast-pipeline"
+MONITOR_FLOW_NAME = "shelfcast-monitor"
 TASKS: tuple[Task, ...] = ("demand", "stockout")
 IO_RETRIES = 2
 RETRY_DELAY_SECONDS = 5
@@ -42,6 +44,8 @@ def _describe(name: str, result: Any) -> str:
     if promoted is not None:
         verdict = "promoted to champion" if promoted else "refused, champion unchanged"
         return f"{name}: version {result.version} {verdict} ({result.gate.reason})"
+    if isinstance(result, RetrainReport):
+        return f"{name}: " + "; ".join(f"{o.decision.task} {o.decision.action}: {o.outcome}" for o in result.outcomes)
     rows = getattr(result, "rows", None)
     return f"{name}: done" + (f", {rows:,} rows" if isinstance(rows, int) else "")
 
@@ -93,4 +97,21 @@ def pipeline_flow(  # noqa: PLR0917 (a flow run passes its parameters by name; P
     report = run_pipeline(settings, request, today=now.date(), now=now, runner=prefect_runner)
     summary = report.summary() | {"prefect_flow_run_id": run_id}
     get_run_logger().info("pipeline done: %s", summary)
+    return summary
+
+
+@flow(name=MONITOR_FLOW_NAME, log_prints=True, persist_result=False)
+def monitor_flow(workspace: str, act: bool = True) -> dict[str, Any]:
+    """monitor -> the policy's decision per model (retrain, roll back, fall back), carried out when `act`."""
+    settings = Settings(workspace=Path(workspace))
+    now = dt.datetime.now(dt.UTC)
+    report = prefect_runner(
+        "monitor and decide",
+        lambda: act_on_monitoring(settings, now=now, dry_run=not act, trigger=MONITOR_FLOW_NAME),
+        io=True,
+    )
+    summary: dict[str, Any] = {
+        o.decision.task: {"decision": o.decision.action, "outcome": o.outcome} for o in report.outcomes
+    }
+    get_run_logger().info("monitoring done: %s", summary)
     return summary

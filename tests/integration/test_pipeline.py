@@ -68,7 +68,9 @@ def test_every_step_runs_once_and_a_rerun_promotes_a_new_version(
     settings = Settings(workspace=tmp_path / "ws")
     ran, runner = _recording()
     report = run_pipeline(settings, _request(raw), today=TODAY, now=NOW, runner=runner)
-    assert ran == [*STEPS, "score"]
+    assert ran == [*STEPS, "score", "monitor"]
+    assert report.monitor is not None and report.monitor.latest_path.exists()
+    assert set(report.monitor.tasks) == {"demand", "stockout"}
     assert report.validation is not None and report.validation.ok
     assert report.skipped == {}
     assert all(p.promoted for p in report.promotions.values()), {t: p.gate.reason for t, p in report.promotions.items()}

@@ -25,6 +25,7 @@ from shelfcast.errors import DataValidationError
 from shelfcast.io.lake import Lake
 from shelfcast.jobs.features import FeaturesReport, run_features
 from shelfcast.jobs.ingest import IngestReport, run_ingest
+from shelfcast.jobs.monitor import MonitorReport, run_monitor
 from shelfcast.jobs.promote import PromotionReport, gate_and_promote
 from shelfcast.jobs.score import ScoreReport, run_score
 from shelfcast.jobs.train import TrainReport, run_train
@@ -65,6 +66,7 @@ class PipelineRequest:
     forecast_config: ForecastConfig | None = None
     stockout_config: StockoutConfig | None = None
     tags: Mapping[str, str] = field(default_factory=dict)  # put on every MLflow run
+    monitor: bool = True  # end with a monitoring run (drift and live accuracy of the champions)
 
 
 @dataclass
@@ -75,6 +77,7 @@ class PipelineReport:
     trained: dict[Task, TrainReport] = field(default_factory=dict)
     promotions: dict[Task, PromotionReport] = field(default_factory=dict)
     score: ScoreReport | None = None
+    monitor: MonitorReport | None = None
     skipped: dict[str, str] = field(default_factory=dict)  # step -> why it did not run
     seconds: float = 0.0
 
@@ -90,6 +93,8 @@ class PipelineReport:
             "gates": {t: p.gate.reason for t, p in self.promotions.items()},
             "scored_rows": self.score.rows if self.score else None,
             "alerts": self.score.alerts if self.score else None,
+            "monitoring_alert": self.monitor.alert if self.monitor else None,
+            "monitoring_report": str(self.monitor.report_path) if self.monitor else None,
             "skipped": self.skipped,
             "seconds": round(self.seconds, 1),
         }
@@ -164,5 +169,7 @@ def run_pipeline(
     report.score = runner(
         "score", lambda: run_score(settings, horizon=request.horizon, now=now, scored_on=today), io=True
     )
+    if request.monitor:
+        report.monitor = runner("monitor", lambda: run_monitor(settings, now=now), io=True)
     report.seconds = time.perf_counter() - started
     return report
