@@ -105,7 +105,8 @@ def test_pipeline_schedule_registers_a_cron_deployment_on_a_prefect_server(tmp_p
         stderr=subprocess.DEVNULL,
     )
     api = f"http://127.0.0.1:{port}/api"
-    served = None
+    served: subprocess.Popen[str] | None = None
+    monitoring: subprocess.Popen[str] | None = None
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -138,8 +139,40 @@ def test_pipeline_schedule_registers_a_cron_deployment_on_a_prefect_server(tmp_p
         parameters = deployment["parameters"]
         assert parameters["workspace"] == str((tmp_path / ".shelfcast").resolve())  # type: ignore[index]
         assert parameters["windows"] == 2 and parameters["tasks"] == ["demand", "stockout"]  # type: ignore[index]
+
+        # The monitoring flow on its own schedule, against the same server.
+        monitoring = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "shelfcast",
+                "pipeline",
+                "schedule",
+                "--cron",
+                "0 4 * * *",
+                "--monitor",
+                "--name",
+                "shelfcast-monitor-daily",
+            ],
+            cwd=tmp_path,
+            env={**env, "SHELFCAST_PREFECT_API_URL": api},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        while len(deployments) < 2 and time.monotonic() < deadline + 120:
+            time.sleep(1)
+            assert monitoring.poll() is None, monitoring.communicate()[1][-2000:]
+            request = urllib.request.Request(
+                f"{api}/deployments/filter", data=b"{}", headers={"content-type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:
+                deployments = json.loads(response.read())
+        watch = next(d for d in deployments if d["name"] == "shelfcast-monitor-daily")
+        assert [s["schedule"]["cron"] for s in watch["schedules"]] == ["0 4 * * *"]  # type: ignore[attr-defined, index]
+        assert watch["parameters"] == {"workspace": str((tmp_path / ".shelfcast").resolve()), "act": True}
     finally:
-        for process in (served, server):
+        for process in (served, monitoring, server):
             if process is not None:
                 process.terminate()
                 try:
