@@ -66,9 +66,58 @@ class MonitoringCollector(Collector):
         yield from monitoring_gauges(self._read("latest.json"))
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def monitoring_gauges(latest: dict[str, Any]) -> Iterator[Metric]:
-    """Drift scores and live accuracy from the newest monitoring summary (empty before the first run)."""
-    return iter(())
+    """Drift scores and live accuracy from the newest monitoring summary (`latest.json`; none before the first)."""
+    tasks = latest.get("tasks")
+    if not isinstance(tasks, dict):
+        return
+    when = GaugeMetricFamily("shelfcast_monitoring_timestamp_seconds", "When monitoring last ran (Unix time).")
+    try:
+        when.add_metric([], dt.datetime.fromisoformat(str(latest.get("created_at"))).timestamp())
+        yield when
+    except ValueError:
+        pass
+    alarm = GaugeMetricFamily("shelfcast_drift_alarm", "1 when a feature of the champion drifted.", labels=["task"])
+    effect = GaugeMetricFamily(
+        "shelfcast_feature_drift",
+        "Drift effect per feature (PSI, or JS distance for categoricals).",
+        labels=["task", "feature"],
+    )
+    outputs = GaugeMetricFamily("shelfcast_prediction_drift", "PSI of the champion's predictions.", labels=["task"])
+    live = GaugeMetricFamily("shelfcast_live_accuracy", "The champion's live metric.", labels=["task", "metric"])
+    backtest = GaugeMetricFamily(
+        "shelfcast_backtest_accuracy", "The champion's backtest metric.", labels=["task", "metric"]
+    )
+    relative = GaugeMetricFamily(
+        "shelfcast_live_relative_wape",
+        "Live WAPE over the seasonal naive's on the same rows (demand).",
+        labels=["task"],
+    )
+    degraded = GaugeMetricFamily("shelfcast_accuracy_degraded", "1 when live accuracy is degraded.", labels=["task"])
+    for task, seen in tasks.items():
+        if not isinstance(seen, dict) or seen.get("model_version") is None:
+            continue
+        alarm.add_metric([task], 1.0 if seen.get("drift_alarm") else 0.0)
+        degraded.add_metric([task], 1.0 if seen.get("degraded") else 0.0)
+        for feature, stats in (seen.get("features") or {}).items():
+            value = _number(stats.get("effect")) if isinstance(stats, dict) else None
+            if value is not None:
+                effect.add_metric([task, feature], value)
+        drift = seen.get("prediction_drift")
+        if isinstance(drift, dict) and (value := _number(drift.get("effect"))) is not None:
+            outputs.add_metric([task], value)
+        metric = str(seen.get("live_metric") or "")
+        if (value := _number(seen.get("live_value"))) is not None:
+            live.add_metric([task, metric], value)
+        if (value := _number(seen.get("backtest_value"))) is not None:
+            backtest.add_metric([task, metric], value)
+        if (value := _number(seen.get("live_relative"))) is not None:
+            relative.add_metric([task], value)
+    yield from (alarm, effect, outputs, live, backtest, relative, degraded)
 
 
 class ServiceMetrics:
