@@ -21,6 +21,7 @@ from shelfcast.jobs.events import in_fallback
 from shelfcast.jobs.modeling import ModelData, load_model_data
 from shelfcast.jobs.promote import Champion, load_champion
 from shelfcast.jobs.stockout import definition_for
+from shelfcast.models.gates import Task
 from shelfcast.models.serialize import load_stockout
 from shelfcast.models.stockout import StockoutModel
 from shelfcast.service.metrics import ServiceMetrics
@@ -153,9 +154,9 @@ def load_snapshot(settings: Settings) -> Snapshot:
     return snapshot
 
 
-def _champion(settings: Settings, task: str) -> Served | None:
+def _champion(settings: Settings, task: Task) -> Served | None:
     try:
-        return Served.of(load_champion(settings, "demand" if task == "demand" else "stockout"))
+        return Served.of(load_champion(settings, task))
     except ModelNotFoundError as exc:
         log.warning("no %s champion: %s", task, exc)
         return None
