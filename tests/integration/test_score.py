@@ -11,13 +11,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 from helpers import NOW, TODAY
+from serving import ingest_chain
 
-from shelfcast.data.simulator import SimConfig, simulate
-from shelfcast.data.sources import get_source
+from shelfcast.data.simulator import SimConfig
 from shelfcast.errors import ConfigError
 from shelfcast.io.lake import Lake
 from shelfcast.io.stores.parquet import ParquetStore
-from shelfcast.jobs.ingest import run_ingest
 from shelfcast.jobs.modeling import load_model_data
 from shelfcast.jobs.promote import champion_dir, promote_version
 from shelfcast.jobs.score import run_score
@@ -36,16 +35,7 @@ FAST_STOCKOUT = StockoutConfig(n_origins=20, n_estimators=30, learning_rate=0.2,
 
 
 def _lake(root: Path, *, sales_only: bool) -> Settings:
-    sim = simulate(CHAIN)
-    folder = root / "raw"
-    folder.mkdir()
-    for name, frame in sim.tables().items():
-        if not (sales_only and name == "inventory"):
-            frame.write_parquet(folder / f"{name}.parquet")
-    (folder / "exogenous_roles.json").write_text(json.dumps(sim.exogenous_roles))
-    settings = Settings(workspace=root / "ws")
-    run_ingest(get_source("canonical"), folder, settings=settings, today=TODAY, now=NOW)
-    return settings
+    return ingest_chain(root, CHAIN, sales_only=sales_only)
 
 
 def _champion(settings: Settings, report: TrainReport) -> str:
