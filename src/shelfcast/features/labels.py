@@ -163,6 +163,11 @@ def stockout_labels(
     ).sort(*SERIES, "origin")
 
 
+# How scoring and serving name the rule when it stands in for a model, and the alert cut on its 0/1 score.
+RULE_BASELINE = "rule-baseline"
+RULE_THRESHOLD = 0.5
+
+
 def rule_baseline(
     panel: Panel,
     *,

@@ -25,7 +25,7 @@ import polars as pl
 
 from shelfcast.errors import ConfigError, DataValidationError, ModelNotFoundError
 from shelfcast.features.build import HORIZON
-from shelfcast.features.labels import rule_baseline
+from shelfcast.features.labels import RULE_BASELINE, RULE_THRESHOLD, rule_baseline
 from shelfcast.features.panel import SERIES
 from shelfcast.io.lake import Lake
 from shelfcast.io.stores import PREDICTION_SCHEMA, PredictionStore, open_store
@@ -46,9 +46,7 @@ DEFAULT_MODEL_NAME = "shelfcast_gbm"
 DEFAULT_MODEL_VERSION = "local"
 ADVICE = ("safety_stock", "reorder_point", "order_up_to", "order_quantity")
 SALES_ONLY = "sales-only data: no stockout risk (ingest an inventory table to get it)"
-RULE_BASELINE = "rule-baseline"
 DEMAND_BASELINE = "seasonal_naive"
-RULE_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import polars as pl
 
 from shelfcast.errors import DataValidationError
 from shelfcast.features.build import ON_HAND_FEATURES, on_hand_features, origin_features_at, stock_inputs
-from shelfcast.features.labels import StockoutDefinition, rule_baseline
+from shelfcast.features.labels import RULE_THRESHOLD, StockoutDefinition, rule_baseline
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.models.stockout import StockoutModel, stockout_features, window_steps
 
@@ -34,7 +34,6 @@ ALIASES: Mapping[str, str] = {
     "rolling_mean_7": "mean_7",
     "rolling_mean_28": "mean_28",
 }
-RULE_THRESHOLD = 0.5
 
 
 class UnknownSeriesError(LookupError):

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from shelfcast.errors import DataValidationError, ModelNotFoundError, ShelfcastError
-from shelfcast.features.labels import StockoutDefinition
+from shelfcast.features.labels import RULE_BASELINE, StockoutDefinition
 from shelfcast.io.lake import Lake
 from shelfcast.jobs.events import in_fallback
 from shelfcast.jobs.modeling import ModelData, load_model_data
@@ -30,7 +30,6 @@ from shelfcast.service.predictions import PredictionView
 from shelfcast.settings import Settings
 
 log = logging.getLogger(__name__)
-RULE_BASELINE = "rule-baseline"
 ORIGINS_KEPT = 8  # feature tables of other origins (requests with a date) kept in memory
 
 
