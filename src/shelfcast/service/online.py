@@ -121,18 +121,20 @@ class OnlineScorer:
         self.settable = sorted(c for c in self.columns if c not in categorical)
         self._on_hand = {c: self.position[c] for c in ON_HAND_FEATURES if c in self.position}
 
-    def rows(self, keys: Sequence[tuple[str, str]]) -> np.ndarray:
-        """Row numbers of the series; UnknownSeriesError names the unknown ones (request positions with a batch)."""
+    def rows(self, keys: Sequence[tuple[str, str]], *, positions: Sequence[int] | None = None) -> np.ndarray:
+        """Row numbers of the series; UnknownSeriesError names the first unknown one and, with `positions` (the
+        keys' rows in a batch request), where it and the others are."""
         index = self.table.index
         found = [index.get(k, -1) for k in keys]
-        missing = [(n, k) for n, k in enumerate(found) if k < 0]
+        missing = [n for n, k in enumerate(found) if k < 0]
         if missing:
-            where = [f"row {n}: store_id={keys[n][0]!r} item_id={keys[n][1]!r}" for n, _ in missing]
-            single = len(keys) == 1
-            shown = f"store_id={keys[0][0]!r} item_id={keys[0][1]!r}" if single else reprlib.repr(where)
+            store, item = keys[missing[0]]
+            at = [positions[n] for n in missing] if positions is not None else []
+            where = f"row {at[0]}: " if at else ""
+            others = f" (and rows {reprlib.repr(at[1:])})" if len(at) > 1 else ""
             raise UnknownSeriesError(
-                f"unknown series {shown}: not in the workspace's data on {self.table.origin} "
-                f"({len(index)} series; see GET /stockout/alerts for the ids)"
+                f"{where}unknown series store_id={store!r} item_id={item!r} on {self.table.origin}{others}: "
+                f"not in the workspace's data ({len(index)} series; GET /stockout/alerts lists them)"
             )
         return np.asarray(found, dtype=np.int64)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import reprlib
 from collections import defaultdict
 from typing import Any
 
@@ -14,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from shelfcast.errors import DataValidationError
 from shelfcast.service.deps import SnapshotDep, StateDep
 from shelfcast.service.metrics import ServiceMetrics
-from shelfcast.service.online import OnlineScorer, Scored, UnknownFeatureError
+from shelfcast.service.online import OnlineScorer, Scored, UnknownFeatureError, UnknownSeriesError
 from shelfcast.service.schemas import PredictBatchRequest, PredictBatchResponse, Prediction, PredictRequest
 from shelfcast.service.state import Snapshot
 
@@ -77,17 +76,11 @@ def _score_group(
 ) -> None:
     with_ids = [n for n in positions if requests[n].store_id is not None]
     explicit = [n for n in positions if requests[n].store_id is None]
-    index = scorer.table.index
-    unknown = [n for n in with_ids if (requests[n].store_id, requests[n].item_id) not in index]
-    if unknown:
-        first = requests[unknown[0]]
-        where = f"row {unknown[0]}: " if len(requests) > 1 else ""
-        raise HTTPException(
-            404,
-            f"{where}unknown series store_id={first.store_id!r} item_id={first.item_id!r} on {scorer.table.origin}"
-            f"{f' (and rows {reprlib.repr(unknown[1:])})' if len(unknown) > 1 else ''}: not in the workspace's data "
-            f"({len(index)} series; GET /stockout/alerts lists them)",
-        )
+    keys = [(requests[n].store_id or "", requests[n].item_id or "") for n in with_ids]
+    try:
+        found = scorer.rows(keys, positions=with_ids if len(requests) > 1 else None)
+    except UnknownSeriesError as exc:
+        raise HTTPException(404, str(exc)) from None
     fallback = snapshot.model is None
     if explicit and fallback:
         raise HTTPException(
@@ -98,7 +91,7 @@ def _score_group(
         if not part:
             continue
         batch = [requests[n] for n in part]
-        rows = scorer.rows([(r.store_id or "", r.item_id or "") for r in batch]) if part is with_ids else None
+        rows = found if part is with_ids else None
         counts = np.array([np.nan if r.on_hand is None else r.on_hand for r in batch], dtype=np.float64)
         on_hand = counts if rows is not None and not np.isnan(counts).all() else None
         try:
