@@ -91,6 +91,24 @@ class Settings(BaseSettings):
     accuracy_degradation: float = Field(
         0.2, gt=0.0, description="Live accuracy alert: worse than the champion's backtest by more than this fraction."
     )
+    policy_min_live_days: int = Field(
+        14, ge=1, description="Policy: days of live accuracy needed before it retrains or falls back on accuracy."
+    )
+    policy_cooldown_hours: float = Field(
+        20.0, ge=0.0, description="Policy: no retrain starts less than this many hours after the last one."
+    )
+    policy_fresh_days: float = Field(
+        14.0, ge=0.0, description="Policy: a champion promoted less than this many days ago may be rolled back."
+    )
+    policy_rollback_margin: float = Field(
+        0.1, ge=0.0, description="Policy: roll back when the fresh champion does worse live by more than this fraction."
+    )
+    policy_fallback_relative: float = Field(
+        1.2,
+        gt=1.0,
+        description="Policy: fall back to the rule baseline when the demand champion's live WAPE is at least this many "
+        "times the seasonal naive's on the same rows.",
+    )
 
     @model_validator(mode="after")
     def _check_dates(self) -> Settings:

@@ -17,7 +17,7 @@ import pytest
 from helpers import NOW
 from serving import SERVE_FAST, SERVE_FAST_STOCKOUT
 
-from shelfcast.io.registry import CHAMPION, PREVIOUS, Registry
+from shelfcast.io.registry import CHAMPION, PREVIOUS, PROMOTED_AT, Registry
 from shelfcast.jobs.events import read_events, read_state
 from shelfcast.jobs.retrain import run_policy
 from shelfcast.jobs.score import run_score
@@ -89,6 +89,8 @@ def test_drift_retrains_and_a_passing_model_is_promoted(ws: Settings) -> None:
     assert Registry(ws).alias("demand", CHAMPION).version == "2"  # type: ignore[union-attr]
     run = Registry(ws).client.get_run(Registry(ws).version("demand", "2").run_id)
     assert run.data.tags["shelfcast.trigger"] == "retrain"
+    # Promoted at the job's time, not the wall clock's: a replay's rollback rule counts days in its own time.
+    assert Registry(ws).version("demand", "2").tags[PROMOTED_AT] == NOW.isoformat(timespec="seconds")
     # Within the cooldown, the same drift does not start another retrain.
     again = run_policy(ws, {"demand": drift}, now=NOW + dt.timedelta(hours=1), tasks=("demand",))
     assert again.outcomes[0].decision.action == "ok" and "cooldown" in again.outcomes[0].decision.reason
@@ -115,13 +117,15 @@ def test_a_fresh_champion_worse_live_than_the_previous_is_rolled_back(ws: Settin
         live_by_version={"2": 0.62, "1": 0.35},
         rows_by_version={"2": 400, "1": 700},
     )
-    report = run_policy(ws, {"demand": seen}, now=dt.datetime.now(dt.UTC), tasks=("demand",))
+    now = dt.datetime.now(dt.UTC)
+    report = run_policy(ws, {"demand": seen}, now=now, tasks=("demand",))
     outcome = report.outcomes[0]
     assert outcome.decision.action == "rollback", outcome.decision.reason
     assert outcome.outcome == "restored v1, demoted v2"
     registry = Registry(ws)
     assert registry.alias("demand", CHAMPION).version == "1"  # type: ignore[union-attr]
     assert registry.alias("demand", PREVIOUS) is None
+    assert registry.version("demand", "1").tags[PROMOTED_AT] == now.isoformat(timespec="seconds")
 
 
 def test_no_model_and_no_registry_falls_back_then_recovers(ws: Settings) -> None:

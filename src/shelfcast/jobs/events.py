@@ -77,6 +77,7 @@ class Fallback:
     task: Task
     reason: str
     since: str
+    version: str | None = None  # the champion when the task fell back (None: there was none)
 
 
 @dataclass

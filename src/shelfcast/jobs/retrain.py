@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from shelfcast.errors import ShelfcastError
 from shelfcast.io.registry import CHAMPION, MODEL_NAMES, PREVIOUS, PROMOTED_AT, Registry, VersionInfo
-from shelfcast.jobs.events import Event, Fallback, read_state, record_event, write_state
+from shelfcast.jobs.events import Event, Fallback, HealthState, read_state, record_event, write_state
 from shelfcast.jobs.promote import champion_dir, rollback
 from shelfcast.models.gates import RULES, Task
 from shelfcast.monitoring.policy import Decision, PolicyConfig, TaskState, decide
@@ -112,8 +112,9 @@ def task_state(settings: Settings, task: Task, health: Health | None, *, now: dt
         if champion and champion.created
         else None
     )
-    last = read_state(settings).last_retrain_at
-    since = _days_since(last, now)
+    health_state = read_state(settings)
+    since = _days_since(health_state.last_retrain_at, now)
+    fallback = health_state.fallback.get(task)
     rule = RULES[task]
     live_by = dict(health.live_by_version) if health is not None else {}
     live = health.live_value if health is not None else None
@@ -145,6 +146,19 @@ def task_state(settings: Settings, task: Task, health: Health | None, *, now: dt
         live_days=health.evaluated_days if health is not None else 0,
         previous_rows=rows_by.get(prev, 0) if prev else 0,
         hours_since_retrain=None if since is None else since * 24,
+        live_relative=health.live_relative if health is not None else None,
+        fallback=fallback.reason if fallback is not None else None,
+        fallback_version=fallback.version if fallback is not None else None,
+    )
+
+
+def policy_config(settings: Settings) -> PolicyConfig:
+    return PolicyConfig(
+        fresh_days=settings.policy_fresh_days,
+        rollback_margin=settings.policy_rollback_margin,
+        min_live_days=settings.policy_min_live_days,
+        cooldown_hours=settings.policy_cooldown_hours,
+        fallback_relative=settings.policy_fallback_relative,
     )
 
 
@@ -191,6 +205,28 @@ def _tag(settings: Settings, task: Task, decision: Decision, now: dt.datetime) -
         log.warning("could not tag the %s decision in the registry: %s", task, exc)
 
 
+def _stamp_promotion(settings: Settings, task: Task, version: str, now: dt.datetime) -> None:
+    """Date the promotion at the job's `now` (the registry stamped the wall clock): in a replay they differ.
+
+    The rollback rule counts a champion's days since promotion, so a replay
+    must see them in its own time.
+    """
+    try:
+        Registry(settings).client.set_model_version_tag(
+            MODEL_NAMES[task], version, PROMOTED_AT, now.isoformat(timespec="seconds")
+        )
+    except Exception as exc:  # the registry's own stamp stays
+        log.warning("could not date the promotion of %s v%s: %s", task, version, exc)
+
+
+def _enter_fallback(state: HealthState, task: Task, reason: str, champion: str | None, now: dt.datetime) -> None:
+    """Put (or keep) the task in fallback; a fallback that goes on keeps its start and first reason."""
+    ongoing = state.fallback.get(task)
+    if ongoing is not None and ongoing.version == champion:
+        return
+    state.fallback[task] = Fallback(task, reason, now.isoformat(timespec="seconds"), champion)
+
+
 def act(
     settings: Settings,
     decision: Decision,
@@ -205,13 +241,15 @@ def act(
     task = decision.task
     state = read_state(settings)
     outcome: Outcome
+    crowned: str | None = None  # the version this decision made champion
     if decision.action == "rollback":
         restored, demoted = rollback(settings, task)
+        crowned = restored.version
         outcome = Outcome(
             decision, f"restored v{restored.version}, demoted v{demoted.version if demoted else '?'}", restored.version
         )
         state.fallback.pop(task, None)
-    elif decision.action in ("retrain", "fallback") and registry_ok:
+    elif decision.action in ("retrain", "fallback") and registry_ok and decision.retry:
         tags = {"shelfcast.trigger": trigger, "shelfcast.reasons": decision.reason[:5000]}
         try:
             trained = trainer(settings, task, tags)
@@ -221,6 +259,7 @@ def act(
         state.retrains += 1
         if trained is not None and trained.promotion is not None and trained.promotion.promoted:
             outcome = Outcome(decision, f"v{trained.version} trained and promoted", trained.version)
+            crowned = trained.version
             state.fallback.pop(task, None)
         else:
             why = (
@@ -229,14 +268,12 @@ def act(
                 else f"v{trained.version} refused by the gates: {trained.promotion.gate.reason}"
             )
             if decision.action == "fallback":
-                state.fallback[task] = Fallback(
-                    task, f"{decision.reason}; retrain: {why}", now.isoformat(timespec="seconds")
-                )
+                _enter_fallback(state, task, f"{decision.reason}; retrain: {why}", champion, now)
                 outcome = Outcome(decision, f"in fallback (retrain: {why})", trained.version if trained else None)
             else:
                 outcome = Outcome(decision, f"champion v{champion} kept ({why})", trained.version if trained else None)
     elif decision.action == "fallback":
-        state.fallback[task] = Fallback(task, decision.reason, now.isoformat(timespec="seconds"))
+        _enter_fallback(state, task, decision.reason, champion, now)
         outcome = Outcome(decision, "in fallback: the rule baseline scores and serves")
     elif decision.action == "retrain":
         outcome = Outcome(decision, f"needs a retrain, but the registry is unreachable: v{champion} kept")
@@ -245,6 +282,8 @@ def act(
         outcome = Outcome(decision, f"fallback ended: champion v{champion} is healthy")
     else:
         outcome = Outcome(decision, "nothing to do")
+    if crowned is not None:
+        _stamp_promotion(settings, task, crowned, now)
     write_state(settings, state)
     record_event(
         settings,
@@ -281,7 +320,7 @@ def run_policy(
     outcomes: list[Outcome] = []
     for task in tasks:
         state = task_state(settings, task, health.get(task), now=now)
-        decision = decide(state, config)
+        decision = decide(state, config or policy_config(settings))
         if force and decision.action == "ok":
             decision = Decision(task, "retrain", ["asked for (--force)", *decision.reasons])
         if dry_run:

@@ -5,22 +5,30 @@ Pure: a `TaskState` in, a `Decision` with its reasons out. In order:
 1. **fall back** when no model can be trusted: no champion and no local
    copy of one (the registry is lost or empty), or a champion below the
    absolute floors (`gate_demand_max_wape`, `gate_stockout_min_f1`), which
-   only a forced promotion lets through;
+   only a forced promotion lets through; and **stay** in fallback while the
+   champion that fell back is still the champion;
 2. **roll back** when the champion was promoted recently (`fresh_days`),
    the previous champion is known, both have been measured live on at
    least `min_rows` rows, and the champion does worse live than the
    previous one by more than `rollback_margin` (a fraction);
-3. **retrain** when the model's inputs drifted (an alarm on its features)
+3. **fall back** when the demand champion does worse live than the rule
+   baseline it would be replaced by: its WAPE is at least
+   `fallback_relative` times the seasonal naive's on the same rows, over at
+   least `min_live_days` days. Stores are then better served by the naive
+   until a retrained model passes the gates;
+4. **retrain** when the model's inputs drifted (an alarm on its features)
    or live accuracy fell more than the degradation setting below the
-   champion's backtest over at least `min_live_days` days, unless a retrain
-   ran less than `cooldown_hours` ago (its challenger met the same data);
-4. **ok** otherwise.
+   champion's backtest over at least `min_live_days` days;
+5. **ok** otherwise.
 
-Drift of the model's outputs alone is reported, not acted on: seasons and
-holidays move the forecasts of an unchanged process (measured on the
-simulator), and a model that follows them is doing its job. Live accuracy
-over a few days is noise: a week of a noisy series can be 20 % worse than
-the backtest with nothing wrong, hence the minimum number of days.
+A fall back tries a retrain first (a model that passes the gates ends it).
+No retrain starts less than `cooldown_hours` after the last one: its
+challenger met the same data. Drift of the model's outputs alone is
+reported, not acted on: seasons and holidays move the forecasts of an
+unchanged process (measured on the simulator), and a model that follows
+them is doing its job. Live accuracy over a few days is noise: a week of a
+noisy series can be 20 % worse than the backtest with nothing wrong, hence
+the minimum number of days.
 """
 
 from __future__ import annotations
@@ -36,10 +44,11 @@ Action = Literal["ok", "retrain", "rollback", "fallback"]
 @dataclass(frozen=True)
 class PolicyConfig:
     fresh_days: float = 14.0
-    rollback_margin: float = 0.05
+    rollback_margin: float = 0.1
     min_rows: int = 50
     min_live_days: int = 14
     cooldown_hours: float = 20.0
+    fallback_relative: float = 1.2
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,9 @@ class TaskState:
     live_days: int = 0
     previous_rows: int = 0
     hours_since_retrain: float | None = None
+    live_relative: float | None = None  # demand: the champion's live WAPE over the seasonal naive's, same rows
+    fallback: str | None = None  # why the task is in fallback now (None: it is not)
+    fallback_version: str | None = None  # the champion when it fell back
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,7 @@ class Decision:
     task: Task
     action: Action
     reasons: list[str]
+    retry: bool = True  # a fallback tries a retrain first (False within the cooldown)
 
     @property
     def reason(self) -> str:
@@ -84,14 +97,27 @@ def _worse(a: float, b: float, *, higher_is_better: bool, margin: float) -> bool
     return a < b - slack if higher_is_better else a > b + slack
 
 
+def _cooling(state: TaskState, config: PolicyConfig) -> str | None:
+    if state.hours_since_retrain is not None and state.hours_since_retrain < config.cooldown_hours:
+        return f"a retrain ran {state.hours_since_retrain:.1f} h ago (cooldown {config.cooldown_hours:g} h)"
+    return None
+
+
+def _fallback(state: TaskState, config: PolicyConfig, reasons: list[str]) -> Decision:
+    held = _cooling(state, config)
+    return Decision(state.task, "fallback", reasons + ([f"no retrain: {held}"] if held else []), retry=held is None)
+
+
 def decide(state: TaskState, config: PolicyConfig | None = None) -> Decision:
     config = config or PolicyConfig()
     task = state.task
     if state.champion is None:
         where = "the registry is unreachable" if not state.registry_ok else "the registry has none"
-        return Decision(task, "fallback", [f"no {task} champion: {where} and there is no local copy"])
+        return _fallback(state, config, [f"no {task} champion: {where} and there is no local copy"])
     if state.floor_problem is not None:
-        return Decision(task, "fallback", [f"champion v{state.champion} is below a floor: {state.floor_problem}"])
+        return _fallback(state, config, [f"champion v{state.champion} is below a floor: {state.floor_problem}"])
+    if state.fallback is not None and state.fallback_version == state.champion:
+        return _fallback(state, config, [f"still in fallback, champion v{state.champion} unchanged ({state.fallback})"])
 
     fresh = state.promoted_days_ago is not None and state.promoted_days_ago <= config.fresh_days
     if (
@@ -114,6 +140,20 @@ def decide(state: TaskState, config: PolicyConfig | None = None) -> Decision:
                 f"(margin {config.rollback_margin:g})"
             ],
         )
+    if (
+        state.live_relative is not None
+        and state.live_relative >= config.fallback_relative
+        and state.live_days >= config.min_live_days
+    ):
+        return _fallback(
+            state,
+            config,
+            [
+                f"champion v{state.champion} does worse live than the rule baseline: its WAPE is "
+                f"{state.live_relative:.2f} times the seasonal naive's on the same rows over {state.live_days} days "
+                f"(fallback at {config.fallback_relative:g})"
+            ],
+        )
 
     reasons: list[str] = []
     notes: list[str] = []
@@ -133,7 +173,7 @@ def decide(state: TaskState, config: PolicyConfig | None = None) -> Decision:
         if not state.registry_ok:
             head.append("the registry is unreachable: the local copy serves")
         return Decision(task, "ok", [*head, *notes])
-    if state.hours_since_retrain is not None and state.hours_since_retrain < config.cooldown_hours:
-        held = f"a retrain ran {state.hours_since_retrain:.1f} h ago (cooldown {config.cooldown_hours:g} h)"
+    held = _cooling(state, config)
+    if held is not None:
         return Decision(task, "ok", [*reasons, *notes, held])
     return Decision(task, "retrain", [*reasons, *notes])

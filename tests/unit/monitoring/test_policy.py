@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from shelfcast.jobs.retrain import policy_config
 from shelfcast.monitoring.policy import PolicyConfig, TaskState, decide
+from shelfcast.settings import Settings
 
 HEALTHY = TaskState(task="demand", champion="3", metric="wape", live=0.30, backtest=0.28)
 
@@ -81,3 +85,42 @@ def test_a_fresh_champion_worse_than_the_previous_is_rolled_back() -> None:
     )
     assert decide(stockout).action == "rollback"
     assert decide(stockout, PolicyConfig(rollback_margin=0.9)).action == "ok"
+
+
+def test_a_champion_worse_live_than_the_naive_falls_back_and_stays_until_a_new_one() -> None:
+    worse = decide(_state(live_relative=1.45, live_days=21))
+    assert worse.action == "fallback" and worse.retry
+    assert "1.45 times the seasonal naive's on the same rows over 21 days" in worse.reason
+    # Below the setting, or measured over too few days: no fallback (the edge of a model varies with the season).
+    assert decide(_state(live_relative=1.1, live_days=21)).action == "ok"
+    assert decide(_state(live_relative=1.45, live_days=7)).action == "ok"
+    assert decide(_state(live_relative=1.1, live_days=21), PolicyConfig(fallback_relative=1.05)).action == "fallback"
+    # In fallback for this champion: stays there (a retrain is tried, but not within the cooldown) ...
+    fell = {"fallback": "worse than the naive", "fallback_version": "3"}
+    stay = decide(_state(**fell))
+    assert stay.action == "fallback" and stay.retry and "champion v3 unchanged" in stay.reason
+    held = decide(_state(**fell, hours_since_retrain=3.0))
+    assert held.action == "fallback" and not held.retry and "cooldown" in held.reason
+    # ... until another version is champion.
+    assert decide(_state(**fell | {"fallback_version": "2"})).action == "ok"
+
+
+def test_a_fresh_champion_is_rolled_back_rather_than_replaced_by_the_naive() -> None:
+    fresh = {"previous": "2", "promoted_days_ago": 3.0, "live_rows": 500, "previous_rows": 500, "live_days": 21}
+    assert decide(_state(**fresh, live=0.40, previous_live=0.30, live_relative=1.5)).action == "rollback"
+
+
+def test_the_policy_reads_its_settings(tmp_path: Path) -> None:
+    settings = Settings(
+        workspace=tmp_path,
+        policy_min_live_days=21,
+        policy_cooldown_hours=2.0,
+        policy_fresh_days=7.0,
+        policy_rollback_margin=0.2,
+        policy_fallback_relative=1.5,
+    )
+    assert policy_config(settings) == PolicyConfig(
+        fresh_days=7.0, rollback_margin=0.2, min_live_days=21, cooldown_hours=2.0, fallback_relative=1.5
+    )
+    with pytest.raises(ValueError, match="policy_fallback_relative"):
+        Settings(workspace=tmp_path, policy_fallback_relative=0.9)
