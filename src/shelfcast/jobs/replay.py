@@ -22,10 +22,16 @@ from pathlib import Path
 import polars as pl
 
 from shelfcast.data.sources import get_source
+from shelfcast.features.panel import SERIES
+from shelfcast.io.lake import Lake
+from shelfcast.io.stores import open_store
 from shelfcast.jobs.ingest import run_ingest
+from shelfcast.jobs.modeling import load_model_data
 from shelfcast.jobs.retrain import Health, Trainer, _train, run_policy
 from shelfcast.jobs.score import run_score
 from shelfcast.models.gates import Task
+from shelfcast.models.metrics import wape
+from shelfcast.models.serialize import load_forecaster
 from shelfcast.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -115,3 +121,49 @@ def replay(
         steps.append(step)
         day = nxt
     return steps
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What was served against what one fixed model would have forecast, on the same rows."""
+
+    rows: int
+    served_wape: float | None
+    model_wape: float | None
+
+
+def served_against(settings: Settings, model_folder: Path, *, scored_from: dt.date) -> Comparison:
+    """The stored demand forecasts scored on or after `scored_from` against the saved model's, on the same rows.
+
+    The saved model (a native folder, e.g. a copy of the first champion)
+    forecasts again from every stored scoring day, on the data as it was
+    known then, so both are judged on the same series, days and origins:
+    "with the policy" against "had nothing been done".
+    """
+    data = load_model_data(Lake(settings.workspace))
+    stored = open_store(settings).read().filter(pl.col("scored_on") >= scored_from)
+    if stored.is_empty():
+        return Comparison(0, None, None)
+    model = load_forecaster(model_folder)
+    horizon = int(stored["horizon"].max())  # type: ignore[arg-type]
+    other = pl.concat(
+        [
+            model.predict(data.panel, calendar=data.calendar, origin=origin, horizon=horizon).select(
+                *SERIES, "date", pl.lit(origin).alias("scored_on"), pl.col("forecast").alias("model_forecast")
+            )
+            for origin in stored["scored_on"].unique().sort()
+        ]
+    )
+    actual = data.panel.frame.select(*SERIES, "date", "y")
+    rows = (
+        stored.select(*SERIES, "date", "scored_on", "forecast")
+        .join(other, on=[*SERIES, "date", "scored_on"], how="inner")
+        .join(actual, on=[*SERIES, "date"], how="inner")
+    )
+    if rows.is_empty():
+        return Comparison(0, None, None)
+
+    def score(column: str) -> float:
+        return round(wape(rows["y"].to_numpy(), rows[column].to_numpy()), 4)
+
+    return Comparison(rows.height, score("forecast"), score("model_forecast"))

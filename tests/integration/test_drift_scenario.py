@@ -1,0 +1,74 @@
+"""The monitoring loop end to end on the simulator: a drift is detected, acted on, and accuracy recovers.
+
+A chain with more than a year of history is replayed week by week from two
+weeks before a drift (`jobs.drift_scenario`) with the real monitoring, policy,
+gates, registry and prediction store. What was served after the drift is
+compared with what the first champion would have forecast on the very same
+rows, had nothing been done. `bench/bench_drift_loop.py` prints the same
+figures for more drifts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from shelfcast.data.simulator import SimConfig
+from shelfcast.features.labels import RULE_BASELINE
+from shelfcast.jobs.drift_scenario import ScenarioResult, run_scenario
+from shelfcast.jobs.events import read_events, read_state
+from shelfcast.settings import Settings
+
+pytestmark = pytest.mark.integration
+CHAIN = SimConfig(n_stores=3, n_items=8, n_days=620, seed=3, min_base_demand=2.0, max_base_demand=30.0)
+DRIFT_DAY = CHAIN.start_date + dt.timedelta(days=560)
+
+
+def test_a_level_drift_is_detected_acted_on_and_accuracy_recovers(tmp_path: Path) -> None:
+    result = run_scenario(tmp_path, CHAIN, drift_day=DRIFT_DAY, drift=("level", 0.5), weeks=6)
+    before = [s for s in result.steps if s.day < DRIFT_DAY]
+    assert before and all(s.actions["demand"] == "ok" and not ScenarioResult.alarmed(s) for s in before)
+
+    # Detected within three weekly steps: the live accuracy first, then the features.
+    acted = min(d for d in (result.days_to(result.decided("retrain")), result.days_to(result.decided("fallback"))) if d)
+    assert acted <= 21, result.to_json()["decisions"]
+    alarm = result.days_to(ScenarioResult.alarmed)
+    assert alarm is not None and alarm <= 28
+    # While retrained models are refused by the gates, the stores get the rule baseline rather than a champion
+    # that does worse than it ...
+    fell = result.days_to(result.decided("fallback"))
+    assert fell is not None and fell <= 28
+    assert result.scoring_days_by_version.get(RULE_BASELINE, 0) >= 1
+    # ... until a retrained model passes the gates and is promoted.
+    promoted = result.days_to(ScenarioResult.promoted)
+    assert promoted is not None and promoted <= 42
+    assert read_state(Settings(workspace=tmp_path / "ws")).fallback == {}
+
+    # Accuracy: what was served beats the first champion on the same rows, and after the promotion it is back
+    # where it was before the drift.
+    served, first = result.after_drift.served_wape, result.after_drift.model_wape
+    assert served is not None and first is not None and served < 0.8 * first, result.after_drift
+    after = result.after_promotion
+    assert after is not None and after.rows > 0
+    assert after.served_wape is not None and after.model_wape is not None
+    assert after.served_wape < 0.6 * after.model_wape, after
+    wape_before = result.wape_before[0]
+    assert wape_before is not None and after.served_wape < 1.1 * wape_before
+
+    # Every decision is an event, with its reasons.
+    events = read_events(Settings(workspace=tmp_path / "ws"))
+    assert events.height == len(result.steps)
+    assert events.filter(pl.col("action") == "fallback")["reasons"].str.contains("seasonal naive").all()
+
+
+def test_no_drift_no_alarm_over_many_windows(tmp_path: Path) -> None:
+    result = run_scenario(tmp_path, CHAIN, drift_day=DRIFT_DAY, drift=None, weeks=7)
+    assert len(result.steps) == 9
+    assert [s.actions["demand"] for s in result.steps] == ["ok"] * 9
+    assert not any(ScenarioResult.alarmed(s) for s in result.steps)
+    assert result.scoring_days_by_version == {result.first_version: 7}  # the scorings from the drift day on
+    # Nothing was done, so what was served is the first champion's forecast, exactly.
+    assert result.after_drift.served_wape == result.after_drift.model_wape
