@@ -44,6 +44,8 @@ CANDIDATE_PARAM = "model.candidate"
 CHAMPION_MODEL = "champion"
 CHAMPION_VERSION_PARAM = "champion.version"
 CHAMPION_RUN_PARAM = "champion.run_id"
+CHAMPION_HOW_PARAM = "champion.scored"  # how the champion was scored on the run's windows: one of these two
+AS_SERVED, REFITTED = "as_served", "refitted"
 _REQUIREMENTS = ("mlflow", "lightgbm", "xgboost-cpu", "polars", "pandas", "numpy", "pydantic", "scikit-learn")
 
 

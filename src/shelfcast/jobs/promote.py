@@ -11,10 +11,13 @@ from pathlib import Path
 from shelfcast.errors import ModelNotFoundError, PromotionError
 from shelfcast.io.registry import CHAMPION, Registry, VersionInfo
 from shelfcast.io.tracking import (
+    AS_SERVED,
     CANDIDATE_PARAM,
+    CHAMPION_HOW_PARAM,
     CHAMPION_MODEL,
     CHAMPION_RUN_PARAM,
     CHAMPION_VERSION_PARAM,
+    REFITTED,
     models_in,
     window_scores,
 )
@@ -55,8 +58,10 @@ def run_scores(registry: Registry, task: Task, run_id: str) -> tuple[WindowScore
     return mine, baselines
 
 
-def rebacktested_scores(registry: Registry, task: Task, run_id: str, champion: VersionInfo) -> WindowScores | None:
-    """The champion's scores on the windows of run `run_id`, if that run re-backtested this very champion."""
+def rebacktested_scores(
+    registry: Registry, task: Task, run_id: str, champion: VersionInfo
+) -> tuple[WindowScores, str] | None:
+    """The champion's scores on the windows of run `run_id`, if that run scored this very champion, and how."""
     run = registry.client.get_run(run_id)
     metrics, params = run.data.metrics, run.data.params
     if params.get(CHAMPION_VERSION_PARAM) != champion.version:
@@ -64,7 +69,7 @@ def rebacktested_scores(registry: Registry, task: Task, run_id: str, champion: V
     if params.get(CHAMPION_RUN_PARAM, champion.run_id) != champion.run_id:
         return None
     scores: WindowScores = window_scores(metrics, params, model=CHAMPION_MODEL, names=(RULES[task].metric,))
-    return scores or None
+    return (scores, params.get(CHAMPION_HOW_PARAM, REFITTED)) if scores else None
 
 
 def check_gates(settings: Settings, registry: Registry, task: Task, version: str) -> GateResult:
@@ -72,27 +77,29 @@ def check_gates(settings: Settings, registry: Registry, task: Task, version: str
 
     The champion's scores come from its own run when it shares a backtest
     window with the challenger's; else (the data grew since it was trained)
-    from its configuration re-backtested in the challenger's run, when that
-    run did so for the current champion; else it is not compared.
+    from the challenger's run, which scored the current champion on its
+    windows (as served, or its configuration refitted: `jobs.rebacktest`);
+    else it is not compared.
     """
     candidate = registry.version(task, version)
     mine, baselines = run_scores(registry, task, candidate.run_id)
     champion = registry.alias(task, CHAMPION)
     theirs = None
-    rebacktested = False
+    how: str | None = None
     if champion is not None and champion.version != candidate.version:
         theirs, _ = run_scores(registry, task, champion.run_id)
         if not set(theirs) & set(mine):
             rerun = rebacktested_scores(registry, task, candidate.run_id, champion)
             if rerun is not None:
-                theirs, rebacktested = rerun, True
+                theirs, how = rerun
     result = evaluate_gates(
         task,
         challenger=mine,
         baselines=baselines,
         champion=theirs,
         floors=floors(settings),
-        champion_rebacktested=rebacktested,
+        champion_rebacktested=how == REFITTED,
+        champion_as_served=how == AS_SERVED,
     )
     registry.tag_gates(task, candidate.version, result)
     log.info("gates on %s v%s: %s (%s)", task, version, result.passed, result.reason)

@@ -1,13 +1,22 @@
-"""The champion's configuration backtested again on a challenger's windows, for the gates.
+"""The champion scored again on a challenger's windows, for the gates.
 
 The gates compare a challenger with the champion on the backtest windows both
 were scored on. Once new days are ingested, a challenger's cutoffs move on
-and share no window with the champion's run: the champion's configuration,
-read back from the params its run logged, is then backtested on the
-challenger's data and windows, and its scores are logged in the challenger's
-run as the model `champion` (see `jobs.promote.check_gates`).
+and share no window with the champion's run. The champion is then scored on
+the challenger's data and windows, and its scores are logged in the
+challenger's run as the model `champion` (see `jobs.promote.check_gates`):
 
-No leakage: the champion's configuration goes through the same backtest
+- **as served** (demand) when it was trained on data up to the first of
+  those cutoffs or earlier: the very model that serves forecasts from each
+  window's cutoff, not refitted. This is the question a retrain asks (is
+  the new fit better than the model in place?), and after a change in
+  demand the answer differs from a refit of the same configuration;
+- **refitted** otherwise (and for stockout models): its configuration, read
+  back from the params its run logged, is backtested on the windows.
+
+No leakage: a model scored as served has seen no day after the first cutoff
+(`models.backtest.score_fitted` checks), and forecasts from data known at
+each cutoff; a refitted configuration goes through the same backtest
 functions as the challenger (`backtest_demand`, `backtest_stockout`), which fit
 each window on the data known at its cutoff and score the days after it.
 """
@@ -16,8 +25,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import polars as pl
@@ -25,11 +36,13 @@ from pydantic import BaseModel, ValidationError
 
 from shelfcast.features.labels import StockoutDefinition
 from shelfcast.io.registry import CHAMPION, Registry
-from shelfcast.io.tracking import CHAMPION_MODEL, run_cutoffs
+from shelfcast.io.tracking import AS_SERVED, CHAMPION_MODEL, REFITTED, run_cutoffs
 from shelfcast.jobs.modeling import ModelData
+from shelfcast.jobs.promote import NATIVE
 from shelfcast.jobs.stockout import backtest_stockout
-from shelfcast.models.backtest import MODEL, RECURSIVE, BacktestConfig, Progress, backtest_demand
+from shelfcast.models.backtest import MODEL, RECURSIVE, BacktestConfig, Progress, backtest_demand, cutoffs, score_fitted
 from shelfcast.models.gates import Task
+from shelfcast.models.serialize import load_forecaster
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
@@ -47,13 +60,19 @@ class RebacktestError(ValueError):
     """The champion's configuration cannot be backtested on the challenger's windows (the message says why)."""
 
 
+# The champion's native model folder -> its scores as served on the challenger's windows, or None when it was
+# trained past the first of them (it must then be refitted).
+AsServed = Callable[[Path], tuple[list[dt.date], pl.DataFrame] | None]
+
+
 @dataclass(frozen=True)
 class ChampionRerun:
-    """The champion's scores on the challenger's windows, as rows of the model `champion`."""
+    """The champion's scores on the challenger's windows, as rows of the model `champion`, and how they were made."""
 
     version: str
     run_id: str
     metrics: pl.DataFrame
+    how: str = REFITTED  # AS_SERVED or REFITTED
 
 
 def config_from_params(cls: type[_Config], params: Mapping[str, str], prefix: str = "") -> _Config:
@@ -90,6 +109,20 @@ def demand_rerun(data: ModelData, *, windows: int, horizon: int) -> Rerun:
     return rerun
 
 
+def demand_as_served(data: ModelData, *, windows: int, horizon: int) -> AsServed:
+    """The champion's fitted forecaster, as it serves, on the challenger's windows (None if trained past them)."""
+
+    def score(folder: Path) -> tuple[list[dt.date], pl.DataFrame] | None:
+        model = load_forecaster(folder)
+        backtest = BacktestConfig(windows=windows, horizon=horizon)
+        first = cutoffs(data.last_date, backtest, data.panel.step)[0]
+        if model.cutoff > first or (not model.recursive and horizon > model.horizon):
+            return None
+        return score_fitted(model, data.panel, backtest, name=MODEL, calendar=data.calendar)
+
+    return score
+
+
 def stockout_rerun(settings: Settings, data: ModelData, *, windows: int, window: int, min_hours: float | None) -> Rerun:
     """The champion's StockoutConfig on the challenger's data and windows, for the same stockout definition.
 
@@ -115,14 +148,21 @@ def stockout_rerun(settings: Settings, data: ModelData, *, windows: int, window:
 
 
 def rebacktest_champion(
-    registry: Registry, task: Task, cutoffs: list[dt.date], rerun: Rerun, *, progress: Progress | None = None
+    registry: Registry,
+    task: Task,
+    cutoffs: list[dt.date],
+    rerun: Rerun,
+    *,
+    as_served: AsServed | None = None,
+    progress: Progress | None = None,
 ) -> ChampionRerun | None:
     """The champion's scores on `cutoffs` (the challenger's windows) when its own run shares none of them.
 
+    As served when `as_served` can score it (see the module), else refitted.
     None when there is no champion, when its run shares a window with the
-    challenger (the gates compare on those), or when its configuration cannot
-    be backtested again: a warning then says why, and the gates will not
-    compare with the champion. A training run never fails here.
+    challenger (the gates compare on those), or when it cannot be scored
+    again: a warning then says why, and the gates will not compare with the
+    champion. A training run never fails here.
     """
     which = f"the {task} champion"
     try:
@@ -134,9 +174,18 @@ def rebacktest_champion(
         if run_cutoffs(params) & {c.isoformat() for c in cutoffs}:
             return None
         if progress:
-            progress(f"re-backtest champion v{champion.version} on the new windows", 2, 3)
-        log.info("re-backtesting %s champion v%s on cutoffs %s", task, champion.version, cutoffs)
-        theirs, rows = rerun(params)
+            progress(f"score champion v{champion.version} on the new windows", 2, 3)
+        how, served = REFITTED, None
+        if as_served is not None:
+            with tempfile.TemporaryDirectory(prefix="shelfcast-champion-") as tmp:
+                folder = registry.download(task, CHAMPION, Path(tmp) / "champion")
+                served = as_served(folder / NATIVE)
+        if served is not None:
+            how, (theirs, rows) = AS_SERVED, served
+            log.info("scored %s champion v%s as served on cutoffs %s", task, champion.version, cutoffs)
+        else:
+            log.info("re-backtesting %s champion v%s on cutoffs %s", task, champion.version, cutoffs)
+            theirs, rows = rerun(params)
         if theirs != cutoffs:
             raise RebacktestError(f"its backtest cutoffs {theirs} are not the challenger's {cutoffs}")
     except Exception as exc:  # the comparison is worth a warning, never a failed training run
@@ -148,4 +197,4 @@ def rebacktest_champion(
         )
         return None
     metrics = rows.with_columns(pl.lit(CHAMPION_MODEL).alias("model"))
-    return ChampionRerun(champion.version, champion.run_id, metrics)
+    return ChampionRerun(champion.version, champion.run_id, metrics, how)

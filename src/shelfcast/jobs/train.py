@@ -24,6 +24,7 @@ from shelfcast.io.plots import (
 from shelfcast.io.pyfunc import predict_frame
 from shelfcast.io.registry import Registry
 from shelfcast.io.tracking import (
+    CHAMPION_HOW_PARAM,
     CHAMPION_RUN_PARAM,
     CHAMPION_VERSION_PARAM,
     LoggedRun,
@@ -33,7 +34,13 @@ from shelfcast.io.tracking import (
 from shelfcast.jobs.backtest import backtest_json
 from shelfcast.jobs.modeling import ModelData, load_model_data
 from shelfcast.jobs.promote import PromotionReport, gate_and_promote
-from shelfcast.jobs.rebacktest import FORECAST_PREFIX, demand_rerun, rebacktest_champion, stockout_rerun
+from shelfcast.jobs.rebacktest import (
+    FORECAST_PREFIX,
+    demand_as_served,
+    demand_rerun,
+    rebacktest_champion,
+    stockout_rerun,
+)
 from shelfcast.jobs.stockout import backtest_stockout, definition_for
 from shelfcast.models.backtest import (
     MODEL,
@@ -223,10 +230,16 @@ def run_train(
             if task == "demand"
             else stockout_rerun(settings, data, windows=windows, window=window, min_hours=min_hours)
         )
-        champion = rebacktest_champion(registry, task, fitted.cutoffs, rerun, progress=progress)
+        as_served = demand_as_served(data, windows=windows, horizon=steps) if task == "demand" else None
+        champion = rebacktest_champion(registry, task, fitted.cutoffs, rerun, as_served=as_served, progress=progress)
         params, metrics = fitted.params, fitted.metrics
         if champion is not None:
-            params = {**params, CHAMPION_VERSION_PARAM: champion.version, CHAMPION_RUN_PARAM: champion.run_id}
+            params = {
+                **params,
+                CHAMPION_VERSION_PARAM: champion.version,
+                CHAMPION_RUN_PARAM: champion.run_id,
+                CHAMPION_HOW_PARAM: champion.how,
+            }
             metrics = pl.concat([metrics, champion.metrics], how="diagonal_relaxed")
         backtest_json(fitted.backtest, out / "backtest.json", task=task)
         metrics.write_csv(out / "backtest.csv")

@@ -24,7 +24,7 @@ from shelfcast.features.panel import KEYS, SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.baselines import BASELINES
 from shelfcast.models.metrics import by_segment, forecast_metrics, velocity_segments
-from shelfcast.models.train import ForecastConfig, fit_forecaster
+from shelfcast.models.train import ForecastConfig, TrainedForecaster, fit_forecaster
 
 log = logging.getLogger(__name__)
 MODEL = "gbm"
@@ -181,17 +181,7 @@ def backtest_demand(
             progress(f"window {i + 1}/{len(windows)} (cutoff {cutoff})", i, len(windows))
         log.info("backtest window %d: cutoff %s", i + 1, cutoff)
         for name, forecast in candidates(panel, spec, config, cutoff=cutoff, steps=steps, calendar=calendar).items():
-            h = ((pl.col("date") - pl.lit(cutoff)).dt.total_days() // panel.step.days).cast(pl.Int32)
-            frames.append(
-                forecast.with_columns(
-                    h.alias(HORIZON),
-                    pl.lit(name).alias("model"),
-                    pl.lit(i + 1).alias("window"),
-                    pl.lit(cutoff).alias("cutoff"),
-                )
-                .filter(pl.col(HORIZON) > backtest.gap)
-                .join(actual, on=list(KEYS), how="inner")
-            )
+            frames.append(_window_rows(forecast, name, i + 1, cutoff, panel=panel, backtest=backtest, actual=actual))
     forecasts = _weights(pl.concat(frames, how="diagonal_relaxed"), calendar, backtest.holiday_weight)
     forecasts = _calibrate(forecasts)
     metrics = _score(forecasts, panel, windows)
@@ -201,6 +191,65 @@ def backtest_demand(
         forecasts, panel, windows[0], models=sorted({MODEL, RECURSIVE, selected, "seasonal_naive"})
     )
     return DemandBacktest(forecasts, metrics, selected, windows, segments)
+
+
+def _window_rows(
+    forecast: pl.DataFrame,
+    name: str,
+    window: int,
+    cutoff: dt.date,
+    *,
+    panel: Panel,
+    backtest: BacktestConfig,
+    actual: pl.DataFrame,
+) -> pl.DataFrame:
+    """One model's forecasts of one window, with their horizon and actuals (the gap's steps left out)."""
+    h = ((pl.col("date") - pl.lit(cutoff)).dt.total_days() // panel.step.days).cast(pl.Int32)
+    return (
+        forecast.with_columns(
+            h.alias(HORIZON),
+            pl.lit(name).alias("model"),
+            pl.lit(window).alias("window"),
+            pl.lit(cutoff).alias("cutoff"),
+        )
+        .filter(pl.col(HORIZON) > backtest.gap)
+        .join(actual, on=list(KEYS), how="inner")
+    )
+
+
+def score_fitted(
+    model: TrainedForecaster,
+    panel: Panel,
+    backtest: BacktestConfig,
+    *,
+    name: str,
+    calendar: pl.DataFrame | None = None,
+) -> tuple[list[dt.date], pl.DataFrame]:
+    """A model already fitted, as it is (not refitted), forecasting from each window's cutoff: (cutoffs, metrics).
+
+    Scored like `backtest_demand`'s candidates (same rows, weights and
+    metrics), so the two compare. Honest only for windows whose cutoff is on
+    or after the model's own: the caller checks `model.cutoff`.
+    """
+    windows = cutoffs(panel.frame["date"].max(), backtest, panel.step)  # type: ignore[arg-type]
+    if model.cutoff > windows[0]:
+        raise ValueError(f"the model was trained on data up to {model.cutoff}, after the first cutoff {windows[0]}")
+    actual = panel.frame.select(*KEYS, "y")
+    steps = backtest.gap + backtest.horizon
+    frames = [
+        _window_rows(
+            model.predict(panel, calendar=calendar, origin=cutoff, horizon=steps),
+            name,
+            i + 1,
+            cutoff,
+            panel=panel,
+            backtest=backtest,
+            actual=actual,
+        )
+        for i, cutoff in enumerate(windows)
+    ]
+    forecasts = _weights(pl.concat(frames, how="diagonal_relaxed"), calendar, backtest.holiday_weight)
+    return windows, _score(forecasts, panel, windows)
 
 
 SEGMENT_METRICS = ("n_rows", "wape", "mae", "bias", "smape")

@@ -86,11 +86,14 @@ def evaluate_gates(
     champion: WindowScores | None,
     floors: GateFloors,
     champion_rebacktested: bool = False,
+    champion_as_served: bool = False,
 ) -> GateResult:
     """Every gate of `task`; the result passes only when all of them do.
 
     `champion_rebacktested`: the champion's scores are its configuration
-    re-backtested on the challenger's windows, not those of its own run.
+    re-backtested on the challenger's windows, not those of its own run;
+    `champion_as_served`: they are the fitted champion's own forecasts from
+    the challenger's cutoffs (it was trained before them).
     """
     rule = RULES[task]
     m = rule.metric
@@ -127,6 +130,9 @@ def evaluate_gates(
             if champion_rebacktested:
                 values["champion_rebacktested"] = 1.0
                 where += " (the champion re-backtested on the challenger's windows)"
+            elif champion_as_served:
+                values["champion_as_served"] = 1.0
+                where += " (the champion as served, forecasting from the challenger's cutoffs)"
             if math.isnan(theirs) or _within(mine, theirs, rule, floors.tolerance):
                 reasons.append(f"{m} {mine:.4f} vs champion {theirs:.4f} {where}")
             else:

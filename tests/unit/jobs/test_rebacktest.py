@@ -82,7 +82,7 @@ def test_rebacktested_only_when_a_champion_shares_no_window() -> None:
     assert found is not None and (found.version, found.run_id) == ("3", "r3")
     assert found.metrics["model"].to_list() == ["champion"] * 3 and found.metrics["wape"].to_list() == [0.3, 0.4, 0.35]
     assert calls[0]["strategy"] == "direct"
-    assert labels == ["re-backtest champion v3 on the new windows"]
+    assert labels == ["score champion v3 on the new windows"]
 
 
 def test_a_champion_that_cannot_be_rebacktested_is_a_warning_never_a_failure(caplog: pytest.LogCaptureFixture) -> None:

@@ -8,9 +8,18 @@ import pytest
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
-from shelfcast.models.backtest import BLEND, MODEL, RECURSIVE, BacktestConfig, backtest_demand, candidates, cutoffs
+from shelfcast.models.backtest import (
+    BLEND,
+    MODEL,
+    RECURSIVE,
+    BacktestConfig,
+    backtest_demand,
+    candidates,
+    cutoffs,
+    score_fitted,
+)
 from shelfcast.models.baselines import BASELINES
-from shelfcast.models.train import ForecastConfig
+from shelfcast.models.train import ForecastConfig, fit_forecaster
 
 FAST = ForecastConfig(n_origins=20, max_rows=20_000, n_estimators=60, learning_rate=0.15)
 DAY = dt.timedelta(days=1)
@@ -90,3 +99,25 @@ def test_only_the_chosen_candidate_is_computed(
     )
     with pytest.raises(ValueError, match="unknown candidate"):
         candidates(panel, spec, FAST, cutoff=cutoff, steps=7, calendar=calendar, only="prophet")
+
+
+def test_a_fitted_model_scored_as_is_matches_the_backtest_and_never_sees_its_windows(
+    chain: tuple[Panel, pl.DataFrame],
+) -> None:
+    panel, calendar = chain
+    spec, config = FeatureSpec.for_freq("D"), FAST.model_copy(update={"strategy": "direct"})
+    window = BacktestConfig(windows=1, horizon=7)
+    result = backtest_demand(panel, spec, config, window, calendar=calendar)
+    (cutoff,) = result.cutoffs
+    # The model the backtest fitted at its cutoff, fitted again and scored as it is: the same rows and scores.
+    model = fit_forecaster(panel, spec, config, cutoff=cutoff, horizon=7, calendar=calendar)
+    cutoffs, metrics = score_fitted(model, panel, window, name=MODEL, calendar=calendar)
+    assert cutoffs == [cutoff]
+    theirs = result.metrics.filter((pl.col("model") == MODEL) & (pl.col("window") == "1"))
+    mine = metrics.filter(pl.col("window") == "1")
+    for column in ("n_rows", "wape", "mae", "wmae"):
+        assert mine[column][0] == pytest.approx(theirs[column][0], rel=1e-9), column
+    # A model trained a day past the cutoff learned from the window's days: refused.
+    later = fit_forecaster(panel, spec, config, cutoff=cutoff + DAY, horizon=7, calendar=calendar)
+    with pytest.raises(ValueError, match="after the first cutoff"):
+        score_fitted(later, panel, window, name=MODEL, calendar=calendar)
