@@ -48,10 +48,15 @@ DRIFT_DAY = 560
 WEEKS = 7
 
 
-def scenario(kind: str | None, magnitude: float, root: Path) -> dict[str, Any]:
+def scenario(kind: str | None, magnitude: float, root: Path, *, windows: int) -> dict[str, Any]:
     drift_day = CHAIN.start_date + dt.timedelta(days=DRIFT_DAY)
     result = run_scenario(
-        root, CHAIN, drift_day=drift_day, drift=None if kind is None else (kind, magnitude), weeks=WEEKS
+        root,
+        CHAIN,
+        drift_day=drift_day,
+        drift=None if kind is None else (kind, magnitude),
+        weeks=WEEKS,
+        windows=windows,
     )
     return {"kind": kind or "none", "magnitude": magnitude if kind else None, **result.to_json()}
 
@@ -60,6 +65,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kinds", nargs="+", default=["none", "level:0.5", "level:1.6", "promo:3"])
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    parser.add_argument(
+        "--windows", type=int, default=1, help="backtest windows of every training (the gates' evidence)"
+    )
     args = parser.parse_args()
     console = Console(width=160)
     results = []
@@ -67,8 +75,13 @@ def main() -> None:
         kind, _, value = spec.partition(":")
         with tempfile.TemporaryDirectory(prefix="shelfcast-drift-loop-") as tmp:
             console.print(f"scenario {spec} ...")
-            results.append(scenario(None if kind == "none" else kind, float(value or 1), Path(tmp)))
-    table = Table(title=f"Drift at day {DRIFT_DAY}, replayed weekly for {WEEKS} weeks (days counted from the drift)")
+            results.append(
+                scenario(None if kind == "none" else kind, float(value or 1), Path(tmp), windows=args.windows)
+            )
+    table = Table(
+        title=f"Drift at day {DRIFT_DAY}, replayed weekly for {WEEKS} weeks (days counted from the drift), "
+        f"{args.windows} backtest window(s) per training"
+    )
     for column in (
         "scenario",
         "feature alarm",
@@ -115,6 +128,7 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "chain": CHAIN.model_dump(mode="json"),
         "drift_day": DRIFT_DAY,
+        "windows": args.windows,
         "results": results,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -143,3 +143,17 @@ def test_no_model_and_no_registry_falls_back_then_recovers(ws: Settings) -> None
     assert {o.outcome for o in healthy.outcomes} == {"fallback ended: champion v1 is healthy"}
     assert read_state(ws).fallback == {}
     assert run_score(ws, horizon=5, now=NOW).model_version == "1"
+
+
+def test_an_unreachable_registry_keeps_the_local_champion_and_does_not_retrain(ws: Settings) -> None:
+    from shelfcast.jobs.retrain import act_on_monitoring
+
+    lost = Settings(workspace=ws.workspace, mlflow_tracking_uri="http://127.0.0.1:9")
+    report = act_on_monitoring(lost, now=NOW, trainer=_trainer(SERVE_FAST))
+    for outcome in report.outcomes:
+        # Monitored from the local copy; nothing to do, or a retrain that must wait for the registry.
+        assert outcome.decision.action in ("ok", "retrain"), outcome.decision.reason
+        assert outcome.outcome in ("nothing to do", "needs a retrain, but the registry is unreachable: v1 kept")
+    assert any("local copy serves" in o.decision.reason for o in report.outcomes if o.decision.action == "ok")
+    assert read_state(ws).fallback == {} and read_state(ws).retrains == 0
+    assert run_score(lost, horizon=5, now=NOW).model_version == "1"  # scoring goes on with the local copy

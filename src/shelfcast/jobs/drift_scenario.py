@@ -39,7 +39,7 @@ from shelfcast.models.metrics import wape
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
 
-# Small models (60 trees, one backtest window) so a scenario replays in about a minute.
+# Small models (60 trees; one backtest window by default) so a scenario replays in about a minute.
 FAST = ForecastConfig(n_origins=30, n_estimators=60, learning_rate=0.1, num_leaves=15, strategy="direct")
 
 
@@ -102,6 +102,7 @@ def run_scenario(
     lead_days: int = 14,
     weeks: int = 7,
     config: ForecastConfig = FAST,
+    windows: int = 1,
 ) -> ScenarioResult:
     """Simulate `chain` with `drift` (kind, magnitude) from `drift_day`, and replay it in a workspace under `root`.
 
@@ -116,7 +117,7 @@ def run_scenario(
     settings = Settings(workspace=root / "ws")
 
     def trainer(settings: Settings, task: Task, tags: Mapping[str, str]) -> Any:
-        return run_train(settings, task=task, windows=1, horizon=14, forecast_config=config, tags=tags)
+        return run_train(settings, task=task, windows=windows, horizon=14, forecast_config=config, tags=tags)
 
     start = drift_day - dt.timedelta(days=lead_days + 1)
     ingest_until(settings, tables, {}, after=None, until=start)
