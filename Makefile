@@ -25,8 +25,9 @@ typecheck: install
 unit: install
 	$(UV) run pytest -m "not integration and not e2e" -q
 
+# The whole suite, with the optional `reports` extra (Evidently) so its path is tested too.
 test: lint typecheck
-	$(UV) run pytest -q
+	$(UV) run --locked --extra reports pytest -q
 
 # Benchmarks need the peers they compare against (the `bench` group).
 bench: install

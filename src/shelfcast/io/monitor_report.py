@@ -182,13 +182,21 @@ def write_html(report: MonitorReport, path: Path) -> Path:
 def evidently_reports(report: MonitorReport, folder: Path) -> list[Path]:
     """Evidently's data drift report per task when the `reports` extra is installed; nothing otherwise."""
     try:
-        from evidently import Report  # type: ignore[import-not-found, unused-ignore]
-        from evidently.presets import DataDriftPreset  # type: ignore[import-not-found, unused-ignore]
+        from evidently import Report
+        from evidently.presets import DataDriftPreset
     except ImportError:
         return []
     written = []
     for task, (reference, current) in report.windows.items():
-        columns = [f.feature for f in report.tasks[task].features] + ["prediction"]
+        wanted = [f.feature for f in report.tasks[task].features] + ["prediction"]
+        # Evidently refuses a column with no value in either window (`year_ago` before a year of history).
+        columns = [
+            c
+            for c in wanted
+            if reference[c].null_count() < reference.height and current[c].null_count() < current.height
+        ]
+        if skipped := sorted(set(wanted) - set(columns)):
+            log.info("Evidently report for %s leaves out %s: no value in one window", task, ", ".join(skipped))
         try:
             snapshot = Report([DataDriftPreset()]).run(
                 current_data=current.select(columns).to_pandas(), reference_data=reference.select(columns).to_pandas()

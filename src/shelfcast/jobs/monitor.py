@@ -19,7 +19,7 @@ import datetime as dt
 import json
 import logging
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,7 @@ class MonitorReport:
     notes: list[str] = field(default_factory=list)
     # Kept for the HTML report and the CLI, not in the JSON.
     windows: dict[Task, tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict, repr=False)
+    evidently_paths: list[Path] = field(default_factory=list)  # with the `reports` extra: Evidently's own reports
 
     @property
     def alert(self) -> bool:
@@ -384,17 +385,11 @@ def run_monitor(settings: Settings, *, now: dt.datetime, window_days: int | None
     from shelfcast.io.monitor_report import evidently_reports, write_html
 
     write_html(report, report.report_path)
-    evidently_reports(report, folder)
+    report = replace(report, evidently_paths=evidently_reports(report, folder))
     run_id = _log_run(settings, report)
-    report = _replace_run(report, run_id)
+    report = replace(report, mlflow_run_id=run_id)
     _write_summary(report)
     return report
-
-
-def _replace_run(report: MonitorReport, run_id: str | None) -> MonitorReport:
-    from dataclasses import replace
-
-    return replace(report, mlflow_run_id=run_id)
 
 
 def _write_summary(report: MonitorReport) -> None:
@@ -448,6 +443,8 @@ def _log_run(settings: Settings, report: MonitorReport) -> str | None:
             summary = report.to_json() | {"mlflow_run_id": run.info.run_id}
             mlflow.log_dict(summary, "drift_summary.json")
             mlflow.log_artifact(str(report.report_path))
+            for path in report.evidently_paths:
+                mlflow.log_artifact(str(path))
             return str(run.info.run_id)
     except Exception as exc:
         log.warning("monitoring run not logged to MLflow: %s", exc)
