@@ -63,7 +63,7 @@ def scenario(kind: str | None, magnitude: float, root: Path, *, windows: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kinds", nargs="+", default=["none", "level:0.5", "level:1.6", "promo:3"])
+    parser.add_argument("--kinds", nargs="+", default=["none", "level:0.5", "level:1.6", "promo:3", "seasonality:1"])
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     parser.add_argument(
         "--windows", type=int, default=1, help="backtest windows of every training (the gates' evidence)"

@@ -12,7 +12,7 @@ from shelfcast import console as out
 from shelfcast.cli import WorkspaceOpt, app, settings
 
 if TYPE_CHECKING:
-    from shelfcast.jobs.monitor import MonitorReport
+    from shelfcast.monitoring.summary import MonitorReport
 
 TOP = 5
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shelfcast.jobs.monitor import SUMMARY_KEYS
+from shelfcast.monitoring.summary import SUMMARY_KEYS
 
 pytestmark = pytest.mark.e2e
 

@@ -16,13 +16,14 @@ from shelfcast.data.sim_config import DriftSpec
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.data.sources import get_source
 from shelfcast.jobs.ingest import run_ingest
-from shelfcast.jobs.monitor import SUMMARY_KEYS, TASK_KEYS, MonitorReport, run_monitor
+from shelfcast.jobs.monitor import run_monitor
 from shelfcast.jobs.promote import champion_dir, promote_version
 from shelfcast.jobs.score import run_score
 from shelfcast.jobs.train import run_train
 from shelfcast.models.serialize import load_reference
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
+from shelfcast.monitoring.summary import SUMMARY_KEYS, TASK_KEYS, MonitorReport
 from shelfcast.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from shelfcast.io.plots import _pyplot
 from shelfcast.monitoring.drift import FeatureDrift
 
 if TYPE_CHECKING:
-    from shelfcast.jobs.monitor import MonitorReport, TaskMonitor
+    from shelfcast.monitoring.summary import MonitorReport, TaskMonitor
 
 log = logging.getLogger(__name__)
 PLOTTED = 20  # features with a plot: the alarms, then the largest effects

@@ -25,7 +25,7 @@ from shelfcast.errors import DataValidationError
 from shelfcast.io.lake import Lake
 from shelfcast.jobs.features import FeaturesReport, run_features
 from shelfcast.jobs.ingest import IngestReport, run_ingest
-from shelfcast.jobs.monitor import MonitorReport, run_monitor
+from shelfcast.jobs.monitor import run_monitor
 from shelfcast.jobs.promote import PromotionReport, gate_and_promote
 from shelfcast.jobs.score import ScoreReport, run_score
 from shelfcast.jobs.train import TrainReport, run_train
@@ -34,6 +34,7 @@ from shelfcast.models.backtest import RECURSIVE
 from shelfcast.models.gates import Task
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
+from shelfcast.monitoring.summary import MonitorReport
 from shelfcast.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -3,12 +3,16 @@
 - retrain: a new challenger on the latest data through the same gates
   (`run_train`); promoted only if it passes;
 - roll back: `previous_champion` becomes champion again;
-- fall back: with the registry reachable, a retrain is tried first (a model
-  that passes the gates ends the fallback); otherwise the task is put in
-  fallback (`monitoring/state.json`) and scoring and serving use its rule
-  baseline until a healthy model is promoted;
-- ok: nothing, except that a task in fallback whose champion is healthy
-  leaves it.
+- fall back: with the registry reachable and outside the cooldown, a
+  retrain is tried first (a model that passes the gates ends the fallback);
+  otherwise the task is put (or kept) in fallback (`monitoring/state.json`,
+  with the champion that fell back) and scoring and serving use its rule
+  baseline until another version is champion;
+- ok: nothing, except that a task in fallback whose champion is now another
+  version (or found again after the registry was lost) leaves it.
+
+Promotions and rollbacks made here are dated at the job's `now` (the
+registry's `shelfcast.promoted_at`), so a replay counts days in its own time.
 
 Each decision is an event in `monitoring/events.parquet` and tags on the
 registered model (`shelfcast.last_decision`, `..._reason`, `..._at`).
@@ -36,7 +40,7 @@ TASKS: tuple[Task, ...] = ("demand", "stockout")
 
 
 class Health(Protocol):
-    """What the policy reads from a task's monitoring (`jobs.monitor.TaskMonitor`)."""
+    """What the policy reads from a task's monitoring (`monitoring.summary.TaskMonitor`)."""
 
     @property
     def drift_alarm(self) -> bool: ...
