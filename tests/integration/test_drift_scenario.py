@@ -5,26 +5,38 @@ weeks before a drift (`jobs.drift_scenario`) with the real monitoring, policy,
 gates, registry and prediction store. What was served after the drift is
 compared with what the first champion would have forecast on the very same
 rows, had nothing been done. `bench/bench_drift_loop.py` prints the same
-figures for more drifts.
+figures for more drifts. Last, a bad model promoted by hand is rolled back
+once monitoring has measured it live against the previous champion.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
-from shelfcast.data.simulator import SimConfig
+from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.features.labels import RULE_BASELINE
-from shelfcast.jobs.drift_scenario import ScenarioResult, run_scenario
+from shelfcast.io.registry import CHAMPION, Registry
+from shelfcast.io.stores import open_store
+from shelfcast.jobs.drift_scenario import FAST, ScenarioResult, run_scenario
 from shelfcast.jobs.events import read_events, read_state
+from shelfcast.jobs.monitor import run_monitor
+from shelfcast.jobs.promote import promote_version
+from shelfcast.jobs.replay import ingest_until, replay
+from shelfcast.jobs.train import run_train
+from shelfcast.models.gates import Task
+from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
 
 pytestmark = pytest.mark.integration
 CHAIN = SimConfig(n_stores=3, n_items=8, n_days=620, seed=3, min_base_demand=2.0, max_base_demand=30.0)
 DRIFT_DAY = CHAIN.start_date + dt.timedelta(days=560)
+BROKEN = ForecastConfig(n_origins=30, n_estimators=1, learning_rate=0.01, num_leaves=2, strategy="direct")
 
 
 def test_a_level_drift_is_detected_acted_on_and_accuracy_recovers(tmp_path: Path) -> None:
@@ -72,3 +84,45 @@ def test_no_drift_no_alarm_over_many_windows(tmp_path: Path) -> None:
     assert result.scoring_days_by_version == {result.first_version: 7}  # the scorings from the drift day on
     # Nothing was done, so what was served is the first champion's forecast, exactly.
     assert result.after_drift.served_wape == result.after_drift.model_wape
+
+
+def test_a_champion_that_does_worse_live_is_rolled_back(tmp_path: Path) -> None:
+    """A bad model promoted by hand over a good one: the live comparison (real monitoring) rolls it back."""
+    tables: dict[str, pl.DataFrame] = {k: v for k, v in simulate(CHAIN).tables().items() if k != "exogenous"}
+    settings = Settings(workspace=tmp_path / "ws")
+    start = DRIFT_DAY - dt.timedelta(days=29)
+    ingest_until(settings, tables, {}, after=None, until=start)
+
+    def trainer(config: ForecastConfig) -> Any:
+        def train(settings: Settings, task: Task, tags: Mapping[str, str]) -> Any:
+            return run_train(settings, task=task, windows=1, horizon=14, forecast_config=config, tags=tags)
+
+        return train
+
+    def monitor(s: Settings, now: dt.datetime) -> Any:
+        return run_monitor(s, now=now).tasks
+
+    first = trainer(FAST)(settings, "demand", {})
+    if not first.promotion.promoted:
+        promote_version(settings, "demand", first.version, force=True)
+    middle = start + dt.timedelta(days=14)
+    served = replay(settings, tables, {}, start=start, end=middle, monitor=monitor, tasks=("demand",))
+    assert [s.actions["demand"] for s in served] == ["ok", "ok"]
+    # One tree of two leaves: far worse than v1, forced past the gates.
+    bad = trainer(BROKEN)(settings, "demand", {})
+    promote_version(settings, "demand", bad.version, force=True)
+    steps = replay(
+        settings, tables, {}, start=middle, end=middle + dt.timedelta(days=14), monitor=monitor, tasks=("demand",)
+    )
+    rolled = next(s for s in steps if s.actions["demand"] != "ok")
+    assert rolled.actions["demand"] == "rollback", rolled.outcomes
+    assert rolled.outcomes["demand"] == f"restored v{first.version}, demoted v{bad.version}"
+    health = rolled.health["demand"]
+    assert health is not None and health.relative_by_version[bad.version] > health.relative_by_version[first.version]
+    registry = Registry(settings)
+    assert registry.alias("demand", CHAMPION).version == first.version  # type: ignore[union-attr]
+    assert registry.version("demand", bad.version).tags["rolled_back"] == "true"
+    # The next scoring is the restored champion's.
+    latest = open_store(settings).latest_day()
+    assert latest is not None
+    assert set(open_store(settings).read(scored_on=latest)["model_version"]) == {first.version}
