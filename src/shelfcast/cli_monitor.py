@@ -49,6 +49,8 @@ def monitor_summary(report: MonitorReport) -> None:
     for note in report.notes:
         out.console.print(note)
     out.console.print(f"report: {report.report_path}")
+    for path in report.evidently_paths:
+        out.console.print(f"Evidently: {path}")
     out.console.print(f"summary: {report.summary_path} (latest: {report.latest_path})")
     if report.mlflow_run_id:
         out.console.print(f"MLflow run {report.mlflow_run_id} in experiment shelfcast-monitoring")
@@ -64,11 +66,18 @@ def monitor(
     fail_on_alert: Annotated[
         bool, typer.Option(help="Exit with code 2 on a drift alarm or degraded live accuracy (for schedulers).")
     ] = False,
+    evidently: Annotated[
+        bool | None,
+        typer.Option(
+            "--evidently/--no-evidently",
+            help="Also write Evidently's report per task (the `reports` extra) [default: monitor_evidently].",
+        ),
+    ] = None,
 ) -> None:
     """Data and prediction drift of the champions against their training window, and their live accuracy."""
     from shelfcast.jobs.monitor import run_monitor
 
-    cfg = settings(workspace=workspace)
+    cfg = settings(workspace=workspace, monitor_evidently=evidently)
     with out.status("monitoring"):
         report = run_monitor(cfg, now=dt.datetime.now(dt.UTC), window_days=window_days)
     monitor_summary(report)

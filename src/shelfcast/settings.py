@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     accuracy_degradation: float = Field(
         0.2, gt=0.0, description="Live accuracy alert: worse than the champion's backtest by more than this fraction."
     )
+    monitor_evidently: bool = Field(
+        False,
+        description="Monitoring also writes Evidently's data drift report per task (needs the `reports` extra; "
+        "several MB and seconds each).",
+    )
     policy_min_live_days: int = Field(
         14, ge=1, description="Policy: days of live accuracy needed before it retrains or falls back on accuracy."
     )

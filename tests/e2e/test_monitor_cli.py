@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -41,6 +42,15 @@ def test_monitor_after_the_demo(tmp_path: Path) -> None:
     assert latest["tasks"]["demand"]["features"]
     # One report from the demo's own monitoring step, one from this command.
     assert len(list((tmp_path / ".shelfcast" / "monitoring").glob("*/report.html"))) == 2
+
+    # Evidently's reports on request (installed by `make test`; without the extra, the command says so).
+    evidently = run("monitor", "--evidently", cwd=tmp_path)
+    assert evidently.returncode == 0, evidently.stderr
+    if importlib.util.find_spec("evidently"):
+        # One per task with a champion (this tiny demo's stockout model is refused by its gates).
+        assert "Evidently: " in evidently.stdout and "evidently_demand.html" in evidently.stdout
+    else:
+        assert "Evidently is not installed" in " ".join(evidently.stdout.split())
 
     # The policy on the same workspace: nothing drifted, so nothing to do; --dry-run changes nothing either way.
     dry = run("retrain", "--dry-run", cwd=tmp_path)

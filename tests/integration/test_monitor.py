@@ -116,11 +116,15 @@ def test_a_level_drift_is_detected_in_features_and_predictions(tmp_path: Path) -
     assert report.alert
 
 
-def test_evidently_reports_with_the_reports_extra(tmp_path: Path) -> None:
+def test_evidently_reports_when_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("evidently", reason="the `reports` extra is not installed (`make test` installs it)")
+    from shelfcast.io import monitor_report
     from shelfcast.io.registry import Registry
 
     settings, report = _monitored(tmp_path, drift=1.6)
+    assert report.evidently_paths == []  # not asked for: the default (they are large and slow)
+    asked = Settings(workspace=settings.workspace, monitor_evidently=True)
+    report = run_monitor(asked, now=NOW + dt.timedelta(days=30, hours=1))
     # Both tasks, although `year_ago` has no value yet (Evidently refuses an empty column: it is left out).
     assert sorted(p.name for p in report.evidently_paths) == ["evidently_demand.html", "evidently_stockout.html"]
     for path in report.evidently_paths:
@@ -129,6 +133,10 @@ def test_evidently_reports_with_the_reports_extra(tmp_path: Path) -> None:
     assert report.mlflow_run_id is not None
     logged = {a.path for a in Registry(settings).client.list_artifacts(report.mlflow_run_id)}
     assert {"evidently_demand.html", "evidently_stockout.html"} <= logged
+    # Asked for without the extra: monitoring goes on and says what to install.
+    monkeypatch.setattr(monitor_report, "evidently_installed", lambda: False)
+    report = run_monitor(asked, now=NOW + dt.timedelta(days=30, hours=2))
+    assert report.evidently_paths == [] and any("uv sync --extra reports" in n for n in report.notes)
 
 
 def test_live_accuracy_is_degraded_under_a_level_drop(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """The monitoring report: one self-contained HTML page (plots inline as PNG), and optionally Evidently's.
 
 matplotlib comes with MLflow, not with shelfcast: without it the page has
-the tables and no plots. Evidently is the optional `reports` extra: without
-it no Evidently report is written, silently.
+the tables and no plots. Evidently's report is asked for by the
+`monitor_evidently` setting (`shelfcast monitor --evidently`) and needs the
+optional `reports` extra; without it the monitoring notes say so.
 """
 
 from __future__ import annotations
@@ -177,6 +178,12 @@ def write_html(report: MonitorReport, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)
     return path
+
+
+def evidently_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("evidently") is not None
 
 
 def evidently_reports(report: MonitorReport, folder: Path) -> list[Path]:

@@ -275,10 +275,15 @@ def run_monitor(settings: Settings, *, now: dt.datetime, window_days: int | None
         notes=[store_note] if store_note else [],
         windows=windows,
     )
-    from shelfcast.io.monitor_report import evidently_reports, write_html
+    from shelfcast.io.monitor_report import evidently_installed, evidently_reports, write_html
 
     write_html(report, report.report_path)
-    report = replace(report, evidently_paths=evidently_reports(report, folder))
+    if settings.monitor_evidently:
+        if evidently_installed():
+            report = replace(report, evidently_paths=evidently_reports(report, folder))
+        else:
+            note = "monitor_evidently is set, but Evidently is not installed: `uv sync --extra reports`"
+            report = replace(report, notes=[*report.notes, note])
     run_id = _log_run(settings, report)
     report = replace(report, mlflow_run_id=run_id)
     _write_summary(report)
