@@ -141,6 +141,7 @@ def run_scenario(
     sales = Lake(settings.workspace).read("sales").select(*SERIES, "date", "units")
     before = stored.filter(pl.col("date") < drift_day).join(sales, on=[*SERIES, "date"], how="inner")
     promoted = next((s for s in steps if ScenarioResult.promoted(s)), None)
+    rows = served_against(settings, kept, scored_from=drift_day)
     served = (
         stored.filter(pl.col("scored_on") >= drift_day)
         .group_by("model_version")
@@ -151,8 +152,8 @@ def run_scenario(
         steps=steps,
         first_version=first.version,
         wape_before=_wape(before),
-        after_drift=served_against(settings, kept, scored_from=drift_day),
-        after_promotion=None if promoted is None else served_against(settings, kept, scored_from=promoted.day),
+        after_drift=Comparison.of(rows),
+        after_promotion=None if promoted is None else Comparison.of(rows.filter(pl.col("scored_on") >= promoted.day)),
         scoring_days_by_version={str(v): int(d) for v, d in served.iter_rows()},
         seconds=seconds,
     )

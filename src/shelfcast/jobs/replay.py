@@ -131,19 +131,33 @@ class Comparison:
     served_wape: float | None
     model_wape: float | None
 
+    @classmethod
+    def of(cls, rows: pl.DataFrame) -> Comparison:
+        """From `served_against` rows (all of them, or a filtered part)."""
+        if rows.is_empty():
+            return cls(0, None, None)
 
-def served_against(settings: Settings, model_folder: Path, *, scored_from: dt.date) -> Comparison:
-    """The stored demand forecasts scored on or after `scored_from` against the saved model's, on the same rows.
+        def score(column: str) -> float:
+            return round(wape(rows["y"].to_numpy(), rows[column].to_numpy()), 4)
+
+        return cls(rows.height, score("forecast"), score("model_forecast"))
+
+
+def served_against(settings: Settings, model_folder: Path, *, scored_from: dt.date) -> pl.DataFrame:
+    """The stored demand forecasts scored on or after `scored_from`, beside the saved model's, with the actuals.
 
     The saved model (a native folder, e.g. a copy of the first champion)
     forecasts again from every stored scoring day, on the data as it was
     known then, so both are judged on the same series, days and origins:
-    "with the policy" against "had nothing been done".
+    "with the policy" against "had nothing been done". Columns: the series,
+    `date`, `scored_on`, `forecast` (served), `model_forecast`, `y`; only
+    days whose actuals are known. `Comparison.of` scores them.
     """
     data = load_model_data(Lake(settings.workspace))
     stored = open_store(settings).read().filter(pl.col("scored_on") >= scored_from)
     if stored.is_empty():
-        return Comparison(0, None, None)
+        keys = {**{c: pl.String() for c in SERIES}, "date": pl.Date(), "scored_on": pl.Date()}
+        return pl.DataFrame(schema=keys | {c: pl.Float64() for c in ("forecast", "model_forecast", "y")})
     model = load_forecaster(model_folder)
     horizon = int(stored["horizon"].max())  # type: ignore[arg-type]
     other = pl.concat(
@@ -155,15 +169,8 @@ def served_against(settings: Settings, model_folder: Path, *, scored_from: dt.da
         ]
     )
     actual = data.panel.frame.select(*SERIES, "date", "y")
-    rows = (
+    return (
         stored.select(*SERIES, "date", "scored_on", "forecast")
         .join(other, on=[*SERIES, "date", "scored_on"], how="inner")
         .join(actual, on=[*SERIES, "date"], how="inner")
     )
-    if rows.is_empty():
-        return Comparison(0, None, None)
-
-    def score(column: str) -> float:
-        return round(wape(rows["y"].to_numpy(), rows[column].to_numpy()), 4)
-
-    return Comparison(rows.height, score("forecast"), score("model_forecast"))

@@ -228,8 +228,8 @@ def score_fitted(
     """A model already fitted, as it is (not refitted), forecasting from each window's cutoff: (cutoffs, metrics).
 
     Scored like `backtest_demand`'s candidates (same rows, weights and
-    metrics), so the two compare. Honest only for windows whose cutoff is on
-    or after the model's own: the caller checks `model.cutoff`.
+    metrics), so the two compare. A model trained past the first cutoff is
+    refused (ValueError): it would be judged on days it learned from.
     """
     windows = cutoffs(panel.frame["date"].max(), backtest, panel.step)  # type: ignore[arg-type]
     if model.cutoff > windows[0]:
