@@ -16,7 +16,7 @@ from shelfcast.monitoring.summary import SUMMARY_KEYS
 pytestmark = pytest.mark.e2e
 
 
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "shelfcast", *args],
         cwd=cwd,
@@ -24,7 +24,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=300,
         check=False,
-        env={**os.environ, "COLUMNS": "220"},
+        env={**os.environ, "COLUMNS": "220", **env},
     )
 
 
@@ -72,3 +72,9 @@ def test_monitor_mistakes_are_one_line(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "window-days" in bad.stderr
     task = run("retrain", "--task", "prices", cwd=tmp_path)
     assert task.returncode == 1 and "`--task` must be demand, stockout or all, got 'prices'" in task.stderr
+    # A policy setting out of range, from the environment: named, in one line, before anything runs.
+    for name, value in (("SHELFCAST_POLICY_FALLBACK_RELATIVE", "0.8"), ("SHELFCAST_POLICY_MIN_LIVE_DAYS", "two")):
+        bad_setting = run("retrain", "--dry-run", cwd=tmp_path, **{name: value})
+        assert bad_setting.returncode == 1 and "Traceback" not in bad_setting.stderr, bad_setting.stderr
+        said = bad_setting.stderr.strip()
+        assert len(said.splitlines()) == 1 and name.removeprefix("SHELFCAST_").lower() in said, said
