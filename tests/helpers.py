@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 TODAY = dt.date(2026, 11, 23)
@@ -17,3 +21,26 @@ def write(path: Path, text: str | bytes) -> Path:
     else:
         path.write_text(text, encoding="utf-8")
     return path
+
+
+def run_cli(
+    *args: str,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    drop: tuple[str, ...] = (),
+    columns: int | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m shelfcast ARGS` as a user runs it: this environment without the variables starting with `drop`,
+    plus `env`, and a terminal `columns` wide (so Rich does not fold names and paths)."""
+    base = {k: v for k, v in os.environ.items() if not (drop and k.startswith(drop))}
+    width = {"COLUMNS": str(columns)} if columns else {}
+    return subprocess.run(
+        [sys.executable, "-m", "shelfcast", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**base, **width, **(env or {})},
+    )

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
-from helpers import write
+from helpers import run_cli, write
 from serving import check_every_endpoint, serve_process
 
 pytestmark = pytest.mark.e2e
@@ -36,9 +35,7 @@ COMMANDS = [
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shelfcast", *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
-    )
+    return run_cli(*args, cwd=cwd)
 
 
 def test_the_help_list_covers_every_command() -> None:

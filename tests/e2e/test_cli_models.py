@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 pytestmark = pytest.mark.e2e
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    # Wide enough that Rich does not fold names and URIs.
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "shelfcast", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=env,
-    )
+    return run_cli(*args, cwd=cwd, drop=("MLFLOW_TRACKING_URI",), columns=200, timeout=600)
 
 
 def test_train_then_list_show_and_registry_errors(tmp_path: Path) -> None:

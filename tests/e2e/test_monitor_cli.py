@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 from shelfcast.monitoring.summary import SUMMARY_KEYS
 
@@ -17,15 +16,7 @@ pytestmark = pytest.mark.e2e
 
 
 def run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shelfcast", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "COLUMNS": "220", **env},
-    )
+    return run_cli(*args, cwd=cwd, env=env, columns=220)
 
 
 def test_monitor_after_the_demo(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 from shelfcast.data.simulator import SimConfig, simulate
 
@@ -18,16 +19,7 @@ pytestmark = pytest.mark.e2e
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "shelfcast", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**clean, "COLUMNS": "250", **(env or {})},
-    )
+    return run_cli(*args, cwd=cwd, env=env, drop=("PREFECT_", "MLFLOW_"), columns=250, timeout=600)
 
 
 def test_pipeline_run_goes_through_prefect_and_links_the_mlflow_runs(tmp_path: Path) -> None:

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 pytestmark = pytest.mark.e2e
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shelfcast", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )
+    return run_cli(*args, cwd=cwd, env=env, columns=200)
 
 
 def test_score_writes_parquet_and_names_an_unreachable_postgres(tmp_path: Path) -> None:
