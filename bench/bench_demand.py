@@ -164,7 +164,7 @@ def _worker_shelfcast(job: dict[str, Any]) -> dict[str, Any]:
     import lightgbm  # noqa: F401
 
     from shelfcast.io.lake import Lake
-    from shelfcast.jobs.modeling import load_model_data
+    from shelfcast.io.model_data import load_model_data
     from shelfcast.models.baselines import BASELINES
     from shelfcast.models.train import fit_forecaster
 

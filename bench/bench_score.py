@@ -47,8 +47,8 @@ from shelfcast.io.stores.delta import DeltaStore
 from shelfcast.io.stores.parquet import ParquetStore
 from shelfcast.io.stores.postgres import PostgresStore
 from shelfcast.jobs.score import ModelInfo, assemble_rows
-from shelfcast.jobs.stockout import reorder_advice
 from shelfcast.models.backtest import add_quantiles, conformal_scores, quantile_table
+from shelfcast.models.replenish import reorder_advice
 from shelfcast.models.train import ForecastConfig, TrainedForecaster, fit_forecaster
 from shelfcast.settings import Settings
 
@@ -114,7 +114,13 @@ def main() -> None:
         predicted = model.predict(panel, calendar=big.calendar, origin=cutoff)
         predict_seconds = time.perf_counter() - started - panel_seconds
         forecast = add_quantiles(predicted, table)
-        advice = reorder_advice(panel, forecast, cutoff=cutoff, settings=settings)
+        advice = reorder_advice(
+            panel,
+            forecast,
+            cutoff=cutoff,
+            lead_time_days=settings.lead_time_days,
+            service_level=settings.service_level,
+        )
         rows = assemble_rows(
             forecast,
             advice,

@@ -104,10 +104,10 @@ def _payloads(workspace: Path, limit: int) -> tuple[list[bytes], list[bytes], di
     """(/predict bodies by ids, /invocations bodies of the same series' features, facts) for up to `limit` series."""
     import polars as pl
 
+    from shelfcast.io.champion import load_champion
     from shelfcast.io.lake import Lake
-    from shelfcast.jobs.modeling import load_model_data
-    from shelfcast.jobs.promote import load_champion
-    from shelfcast.models.serialize import load_stockout
+    from shelfcast.io.model_data import load_model_data
+    from shelfcast.io.model_files import load_stockout
     from shelfcast.models.stockout import stockout_features, window_steps
     from shelfcast.settings import Settings
 

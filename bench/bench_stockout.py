@@ -38,9 +38,10 @@ from shelfcast.features.labels import StockoutDefinition, rule_baseline, stockou
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.io.lake import Lake
+from shelfcast.io.model_data import load_model_data
 from shelfcast.jobs.ingest import run_ingest
-from shelfcast.jobs.modeling import ModelData, load_model_data
 from shelfcast.models.classification import f1, pr_auc, roc_auc
+from shelfcast.models.data import ModelData
 from shelfcast.models.metrics import wape
 from shelfcast.models.stockout import StockoutConfig, fit_stockout, stockout_features
 from shelfcast.models.train import ForecastConfig, fit_forecaster

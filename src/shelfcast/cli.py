@@ -265,8 +265,9 @@ def backtest(
 ) -> None:
     """Score the models and every baseline on rolling-origin windows of the lake's data."""
     from shelfcast.jobs.backtest import backtest_json, run_backtest
-    from shelfcast.jobs.stockout import StockoutBacktest, backtest_stockout
+    from shelfcast.jobs.stockout import backtest_stockout
     from shelfcast.models.backtest import DemandBacktest
+    from shelfcast.models.risk import StockoutBacktest
 
     if task not in ("demand", "stockout"):
         raise ConfigError(f"`--task` must be demand or stockout, got {task!r}")
@@ -297,8 +298,9 @@ def stockout(
 ) -> None:
     """Risk of a stockout in the next days per store and item, the alert label, and reorder advice."""
     from shelfcast.io.lake import Lake
-    from shelfcast.jobs.modeling import load_model_data, parse_cutoff
+    from shelfcast.io.model_data import load_model_data
     from shelfcast.jobs.stockout import run_stockout
+    from shelfcast.models.data import parse_cutoff
 
     if min_hours is not None and not 0 < min_hours <= 24:
         raise ConfigError(f"`--min-hours` must be in (0, 24], got {min_hours}")
@@ -321,8 +323,9 @@ def forecast(
 ) -> None:
     """Train on data up to the cutoff and write forecast, p10, p50, p90 per date, store and item."""
     from shelfcast.io.lake import Lake
+    from shelfcast.io.model_data import load_model_data
     from shelfcast.jobs.forecast import run_forecast
-    from shelfcast.jobs.modeling import load_model_data, parse_cutoff
+    from shelfcast.models.data import parse_cutoff
 
     cfg = settings(workspace=workspace)
     when = parse_cutoff(cutoff, load_model_data(Lake(cfg.workspace)))
@@ -353,8 +356,9 @@ def score(
     Uses the registry's champions (`shelfcast train` makes them); their local copy serves when the registry is down.
     """
     from shelfcast.io.lake import Lake
-    from shelfcast.jobs.modeling import load_model_data, parse_cutoff
+    from shelfcast.io.model_data import load_model_data
     from shelfcast.jobs.score import run_score
+    from shelfcast.models.data import parse_cutoff
 
     cfg = settings(workspace=workspace, prediction_store=store)
     when = parse_cutoff(cutoff, load_model_data(Lake(cfg.workspace)))

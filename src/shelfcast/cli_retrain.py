@@ -66,7 +66,7 @@ def events(
     """The policy's decisions so far, newest first: what it saw, what it did, what came of it."""
     import polars as pl
 
-    from shelfcast.jobs.events import read_events, read_state
+    from shelfcast.io.policy_log import read_events, read_state
 
     cfg = settings(workspace=workspace)
     frame = read_events(cfg).sort("at", descending=True).head(limit)

@@ -14,9 +14,9 @@ from rich.table import Table
 
 from shelfcast.jobs.ingest import IngestReport
 from shelfcast.jobs.simulate import SimulateReport
-from shelfcast.jobs.stockout import StockoutBacktest
 from shelfcast.jobs.validate import ValidationReport
 from shelfcast.models.backtest import DemandBacktest
+from shelfcast.models.risk import StockoutBacktest
 
 if TYPE_CHECKING:
     # Annotations only: importing these at run time would load MLflow for every command.

@@ -13,13 +13,13 @@ from helpers import NOW, TODAY
 
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.data.sources import get_source
+from shelfcast.io.champion import NATIVE, fetch_champion
 from shelfcast.io.lake import Lake
+from shelfcast.io.model_data import load_model_data
+from shelfcast.io.model_files import load_forecaster
 from shelfcast.io.registry import CHALLENGER, CHAMPION, Registry
 from shelfcast.jobs.ingest import run_ingest
-from shelfcast.jobs.modeling import load_model_data
-from shelfcast.jobs.promote import NATIVE, fetch_champion
 from shelfcast.jobs.train import TrainReport, run_train
-from shelfcast.models.serialize import load_forecaster
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
 

@@ -21,10 +21,10 @@ import pytest
 
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.features.labels import RULE_BASELINE
+from shelfcast.io.policy_log import read_events, read_state
 from shelfcast.io.registry import CHAMPION, Registry
 from shelfcast.io.stores import open_store
 from shelfcast.jobs.drift_scenario import FAST, ScenarioResult, run_scenario
-from shelfcast.jobs.events import read_events, read_state
 from shelfcast.jobs.monitor import run_monitor
 from shelfcast.jobs.promote import promote_version
 from shelfcast.jobs.replay import ingest_until, replay

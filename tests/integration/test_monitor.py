@@ -15,12 +15,13 @@ from helpers import NOW, TODAY
 from shelfcast.data.sim_config import DriftSpec
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.data.sources import get_source
+from shelfcast.io.champion import champion_dir
+from shelfcast.io.model_files import load_reference
 from shelfcast.jobs.ingest import run_ingest
 from shelfcast.jobs.monitor import run_monitor
-from shelfcast.jobs.promote import champion_dir, promote_version
+from shelfcast.jobs.promote import promote_version
 from shelfcast.jobs.score import run_score
 from shelfcast.jobs.train import run_train
-from shelfcast.models.serialize import load_reference
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 from shelfcast.monitoring.summary import SUMMARY_KEYS, TASK_KEYS, MonitorReport

@@ -14,10 +14,11 @@ from helpers import NOW, TODAY
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.data.sources import get_source
 from shelfcast.errors import ModelNotFoundError, PromotionError, TrackingError
+from shelfcast.io.champion import champion_dir
 from shelfcast.io.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
 from shelfcast.io.tracking import EXPERIMENTS, connect, tracking_uri
 from shelfcast.jobs.ingest import run_ingest
-from shelfcast.jobs.promote import champion_dir, promote_version, rollback
+from shelfcast.jobs.promote import promote_version, rollback
 from shelfcast.jobs.train import TrainReport, run_train
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig

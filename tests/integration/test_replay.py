@@ -10,8 +10,8 @@ from serving import train_both
 
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.io.lake import Lake
+from shelfcast.io.policy_log import read_events
 from shelfcast.io.stores import open_store
-from shelfcast.jobs.events import read_events
 from shelfcast.jobs.replay import ingest_until, replay
 from shelfcast.settings import Settings
 

@@ -17,8 +17,8 @@ import pytest
 from helpers import NOW
 from serving import SERVE_FAST, SERVE_FAST_STOCKOUT
 
+from shelfcast.io.policy_log import read_events, read_state
 from shelfcast.io.registry import CHAMPION, PREVIOUS, PROMOTED_AT, Registry
-from shelfcast.jobs.events import read_events, read_state
 from shelfcast.jobs.retrain import run_policy
 from shelfcast.jobs.score import run_score
 from shelfcast.jobs.train import run_train

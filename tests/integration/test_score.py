@@ -15,13 +15,14 @@ from serving import ingest_chain
 
 from shelfcast.data.simulator import SimConfig
 from shelfcast.errors import ConfigError
+from shelfcast.io.champion import champion_dir
 from shelfcast.io.lake import Lake
+from shelfcast.io.model_data import load_model_data
+from shelfcast.io.model_files import load_forecaster, load_quantiles
 from shelfcast.io.stores.parquet import ParquetStore
-from shelfcast.jobs.modeling import load_model_data
-from shelfcast.jobs.promote import champion_dir, promote_version
+from shelfcast.jobs.promote import promote_version
 from shelfcast.jobs.score import run_score
 from shelfcast.jobs.train import TrainReport, run_train
-from shelfcast.models.serialize import load_forecaster, load_quantiles
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings

@@ -343,7 +343,7 @@ def test_postgres_prediction_store(serving_workspace: Settings, copy: Settings, 
 
 
 def test_a_task_the_policy_put_in_fallback_is_answered_by_the_rule(copy: Settings) -> None:
-    from shelfcast.jobs.events import Fallback, HealthState, write_state
+    from shelfcast.io.policy_log import Fallback, HealthState, write_state
 
     held = {"stockout": Fallback("stockout", "live accuracy collapsed", "2026-11-24")}
     write_state(copy, HealthState(fallback=held, last_retrain_at="2026-11-24T03:00:00+00:00", retrains=2))

@@ -21,7 +21,7 @@ import math
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from shelfcast.errors import DataValidationError
+from shelfcast.errors import ConfigError, DataValidationError
 from shelfcast.features.panel import SERIES, Panel
 
 HOURS_PER_DAY = 24.0
@@ -201,3 +201,29 @@ def rule_baseline(
         below = (pl.col("_stock_date") > pl.col("_start")) & pl.col("_below")
     score = pl.when(pl.col("n_rows") > 0).then(((pl.col("n_events") > 0) | below.fill_null(False)).cast(pl.Int8))
     return counts.select(*SERIES, "origin", score.alias("score")).sort(*SERIES, "origin")
+
+
+HOURS_SIGNALS = ("stockout_hours", "hourly_stockout")
+
+
+def definition_for(panel: Panel, *, window: int, min_hours: float | None) -> StockoutDefinition:
+    """The stockout definition for this data: on-hand reaching zero where known, else observed stockout hours.
+
+    Checked before any model is trained: data without a stock signal (sales
+    only, e.g. Store Item or Walmart) cannot say when a shelf was empty, and
+    `min_hours` means nothing without stockout hours.
+    """
+    columns = panel.frame.columns
+    hours = any(c in columns for c in HOURS_SIGNALS)
+    if not hours and "on_hand" not in columns:
+        raise DataValidationError(
+            "stockout risk needs stock data, and the lake has sales only: ingest an inventory table with "
+            "on_hand or stockout_hours per day (e.g. `shelfcast ingest FILE --source generic --table inventory "
+            "--map on_hand=COLUMN ...`)"
+        )
+    if min_hours is not None and not hours:
+        raise ConfigError(
+            f"`--min-hours` {min_hours:g} needs stockout hours, but the inventory has on_hand only; "
+            "leave it out (a stockout is then on_hand reaching zero)"
+        )
+    return StockoutDefinition(window=window, min_hours=min_hours, use_on_hand="on_hand" in columns)

@@ -1,6 +1,6 @@
 """The MLflow pyfunc wrapper: a saved shelfcast model behind `predict(feature rows)`.
 
-Its only artifact is the folder written by `shelfcast.models.serialize`
+Its only artifact is the folder written by `shelfcast.io.model_files`
 (native booster file plus JSON). `predict` takes feature rows (pandas, as
 MLflow serving sends them, or polars) as built by the feature functions and
 returns a pandas frame: `forecast` (units) for a demand model, `risk` and
@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 from mlflow.pyfunc.model import PythonModel
 
-from shelfcast.models.serialize import load_model
+from shelfcast.io.model_files import load_model
 from shelfcast.models.stockout import StockoutModel
 from shelfcast.models.train import TrainedForecaster
 

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from shelfcast.io.lake import Lake
-from shelfcast.jobs.modeling import load_model_data
+from shelfcast.io.model_data import load_model_data
 from shelfcast.models.backtest import BacktestConfig, DemandBacktest, Progress, backtest_demand
 from shelfcast.settings import Settings
 
 if TYPE_CHECKING:
-    from shelfcast.jobs.stockout import StockoutBacktest
+    from shelfcast.models.risk import StockoutBacktest
 
 
 def run_backtest(

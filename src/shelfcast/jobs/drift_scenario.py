@@ -28,10 +28,11 @@ import polars as pl
 from shelfcast.data.sim_config import DriftSpec
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.features.panel import SERIES
+from shelfcast.io.champion import NATIVE, champion_dir
 from shelfcast.io.lake import Lake
 from shelfcast.io.stores import open_store
 from shelfcast.jobs.monitor import run_monitor
-from shelfcast.jobs.promote import NATIVE, champion_dir, promote_version
+from shelfcast.jobs.promote import promote_version
 from shelfcast.jobs.replay import Comparison, ReplayStep, ingest_until, replay, served_against
 from shelfcast.jobs.train import run_train
 from shelfcast.models.gates import Task

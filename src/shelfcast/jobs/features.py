@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from shelfcast.io.lake import Lake
-from shelfcast.jobs.modeling import load_model_data
+from shelfcast.io.model_data import load_model_data
 from shelfcast.models.stockout import stockout_features, window_steps
 from shelfcast.settings import Settings
 

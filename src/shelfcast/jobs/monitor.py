@@ -24,15 +24,15 @@ from dataclasses import replace
 import polars as pl
 
 from shelfcast.errors import DataValidationError, ModelNotFoundError, ShelfcastError
-from shelfcast.features.labels import stockout_labels
+from shelfcast.features.labels import definition_for, stockout_labels
 from shelfcast.features.panel import SERIES
+from shelfcast.io.champion import Champion, load_champion
 from shelfcast.io.lake import Lake
+from shelfcast.io.model_data import load_model_data
+from shelfcast.io.model_files import load_forecaster, load_reference, load_stockout
 from shelfcast.io.stores import open_store
-from shelfcast.jobs.modeling import ModelData, load_model_data
-from shelfcast.jobs.promote import Champion, load_champion
-from shelfcast.jobs.stockout import definition_for
+from shelfcast.models.data import ModelData
 from shelfcast.models.gates import RULES, Task
-from shelfcast.models.serialize import load_forecaster, load_reference, load_stockout
 from shelfcast.models.stockout import StockoutModel
 from shelfcast.models.train import TrainedForecaster
 from shelfcast.models.window import PREDICTION, model_window

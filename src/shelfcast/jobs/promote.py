@@ -1,14 +1,14 @@
 """The promote job: gate a registered version against the baselines and the champion, move the aliases,
-roll back, and keep a local copy of the champion for serving."""
+roll back (the local copy of the champion follows: `io.champion`)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from shelfcast.errors import ModelNotFoundError, PromotionError
+from shelfcast.errors import PromotionError
+from shelfcast.io.champion import champion_dir
 from shelfcast.io.registry import CHAMPION, Registry, VersionInfo
 from shelfcast.io.tracking import (
     AS_SERVED,
@@ -25,8 +25,6 @@ from shelfcast.models.gates import RULES, GateFloors, GateResult, Task, WindowSc
 from shelfcast.settings import Settings
 
 log = logging.getLogger(__name__)
-# Inside a downloaded pyfunc folder: the native model logged as the `native` artifact.
-NATIVE = Path("artifacts") / "native"
 
 
 def floors(settings: Settings) -> GateFloors:
@@ -35,10 +33,6 @@ def floors(settings: Settings) -> GateFloors:
         demand_max_wape=settings.gate_demand_max_wape,
         stockout_min_f1=settings.gate_stockout_min_f1,
     )
-
-
-def champion_dir(settings: Settings, task: Task) -> Path:
-    return settings.workspace / "models" / task / "champion"
 
 
 def run_scores(registry: Registry, task: Task, run_id: str) -> tuple[WindowScores, dict[str, WindowScores]]:
@@ -145,56 +139,3 @@ def rollback(settings: Settings, task: Task) -> tuple[VersionInfo, VersionInfo |
     restored, demoted = registry.rollback(task)
     registry.download(task, CHAMPION, champion_dir(settings, task))
     return restored, demoted
-
-
-def fetch_champion(settings: Settings, task: Task) -> Path:
-    """The champion's pyfunc folder in `<workspace>/models/<task>/champion/` (native model in artifacts/native)."""
-    return Registry(settings).download(task, CHAMPION, champion_dir(settings, task))
-
-
-@dataclass(frozen=True)
-class Champion:
-    """A champion model loaded for scoring, and where it came from."""
-
-    task: Task
-    name: str
-    version: str
-    run_id: str | None
-    folder: Path  # the native model folder (booster file + model.json)
-    from_registry: bool  # False: the registry did not answer and the local copy was used
-
-
-def _local_copy(settings: Settings, task: Task) -> dict[str, str] | None:
-    path = champion_dir(settings, task) / "version.json"
-    if not path.exists():
-        return None
-    stored: dict[str, str] = json.loads(path.read_text())
-    return stored
-
-
-def load_champion(settings: Settings, task: Task, *, registry: Registry | None = None) -> Champion:
-    """The task's champion, from the local copy when it is the registry's current one, else downloaded first.
-
-    If the registry cannot be reached, the last local copy is used (with a
-    warning) so scoring goes on; with neither, a clear error says what to run.
-    """
-    cache = champion_dir(settings, task)
-    local = _local_copy(settings, task)
-    try:
-        registry = registry or Registry(settings)
-        current = registry.alias(task, CHAMPION)
-    except Exception as exc:  # an unreachable server or a broken store: the local copy is the fallback
-        if local is None:
-            raise ModelNotFoundError(
-                f"the model registry did not answer ({exc}) and there is no local copy of the {task} champion"
-            ) from exc
-        log.warning("registry unreachable (%s): using the local copy of %s v%s", exc, local["name"], local["version"])
-        return Champion(task, local["name"], local["version"], local.get("run_id"), cache / NATIVE, False)
-    if current is None:
-        raise ModelNotFoundError(
-            f"no {task} champion in the registry ({registry.uri}): run `shelfcast train --task {task}` "
-            "(or `shelfcast score --fit` to train at the cutoff without the registry)"
-        )
-    if local is None or (local.get("name"), local.get("version")) != (current.name, current.version):
-        registry.download(task, CHAMPION, cache)
-    return Champion(task, current.name, current.version, current.run_id or None, cache / NATIVE, True)

@@ -35,14 +35,14 @@ import polars as pl
 from pydantic import BaseModel, ValidationError
 
 from shelfcast.features.labels import StockoutDefinition
+from shelfcast.io.champion import NATIVE
+from shelfcast.io.model_files import load_forecaster
 from shelfcast.io.registry import CHAMPION, Registry
 from shelfcast.io.tracking import AS_SERVED, CHAMPION_MODEL, REFITTED, run_cutoffs
-from shelfcast.jobs.modeling import ModelData
-from shelfcast.jobs.promote import NATIVE
 from shelfcast.jobs.stockout import backtest_stockout
 from shelfcast.models.backtest import MODEL, RECURSIVE, BacktestConfig, Progress, backtest_demand, cutoffs, score_fitted
+from shelfcast.models.data import ModelData
 from shelfcast.models.gates import Task
-from shelfcast.models.serialize import load_forecaster
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings

@@ -24,14 +24,14 @@ import polars as pl
 from shelfcast.data.sources import get_source
 from shelfcast.features.panel import SERIES
 from shelfcast.io.lake import Lake
+from shelfcast.io.model_data import load_model_data
+from shelfcast.io.model_files import load_forecaster
 from shelfcast.io.stores import open_store
 from shelfcast.jobs.ingest import run_ingest
-from shelfcast.jobs.modeling import load_model_data
 from shelfcast.jobs.retrain import Health, Trainer, _train, run_policy
 from shelfcast.jobs.score import run_score
 from shelfcast.models.gates import Task
 from shelfcast.models.metrics import wape
-from shelfcast.models.serialize import load_forecaster
 from shelfcast.settings import Settings
 
 log = logging.getLogger(__name__)

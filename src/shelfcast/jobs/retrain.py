@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shelfcast.errors import ShelfcastError
+from shelfcast.io.champion import champion_dir
+from shelfcast.io.policy_log import Event, Fallback, HealthState, read_state, record_event, write_state
 from shelfcast.io.registry import CHAMPION, MODEL_NAMES, PREVIOUS, PROMOTED_AT, Registry, VersionInfo
-from shelfcast.jobs.events import Event, Fallback, HealthState, read_state, record_event, write_state
-from shelfcast.jobs.promote import champion_dir, rollback
+from shelfcast.jobs.promote import rollback
 from shelfcast.models.gates import RULES, Task
 from shelfcast.monitoring.policy import Decision, PolicyConfig, TaskState, decide
 from shelfcast.settings import Settings

@@ -25,18 +25,20 @@ import polars as pl
 
 from shelfcast.errors import ConfigError, DataValidationError, ModelNotFoundError
 from shelfcast.features.build import HORIZON
-from shelfcast.features.labels import RULE_BASELINE, RULE_THRESHOLD, rule_baseline
+from shelfcast.features.labels import RULE_BASELINE, RULE_THRESHOLD, definition_for, rule_baseline
 from shelfcast.features.panel import SERIES
+from shelfcast.io.champion import load_champion
 from shelfcast.io.lake import Lake
+from shelfcast.io.model_data import load_model_data
+from shelfcast.io.model_files import load_forecaster, load_quantiles, load_stockout
+from shelfcast.io.policy_log import in_fallback
 from shelfcast.io.stores import PREDICTION_SCHEMA, PredictionStore, open_store
-from shelfcast.jobs.events import in_fallback
-from shelfcast.jobs.forecast import forecast_with_quantiles
-from shelfcast.jobs.modeling import ModelData, load_model_data
-from shelfcast.jobs.promote import load_champion
-from shelfcast.jobs.stockout import apply_stockout, definition_for, reorder_advice, score_stockout
 from shelfcast.models.backtest import QUANTILES, Progress, add_quantiles
 from shelfcast.models.baselines import seasonal_naive_quantiles
-from shelfcast.models.serialize import load_forecaster, load_quantiles, load_stockout
+from shelfcast.models.data import ModelData
+from shelfcast.models.quantile_forecast import forecast_with_quantiles
+from shelfcast.models.replenish import reorder_advice
+from shelfcast.models.risk import apply_stockout, score_stockout
 from shelfcast.models.stockout import StockoutModel, window_steps
 from shelfcast.models.train import TrainedForecaster
 from shelfcast.settings import Settings
@@ -211,7 +213,13 @@ def build_predictions(
         if progress:
             progress(f"forecast ({models.demand_info.name} v{models.demand_info.version})", 0, 2)
         forecast = champion_forecast(models, data, cutoff=cutoff, steps=steps)
-    advice = reorder_advice(data.panel, forecast, cutoff=cutoff, settings=settings)
+    advice = reorder_advice(
+        data.panel,
+        forecast,
+        cutoff=cutoff,
+        lead_time_days=settings.lead_time_days,
+        service_level=settings.service_level,
+    )
     note = None
     risk: pl.DataFrame | None = None
     stockout_info: ModelInfo | None = None

@@ -14,7 +14,10 @@ from typing import Any
 import polars as pl
 
 from shelfcast.errors import DataValidationError
+from shelfcast.features.labels import definition_for
 from shelfcast.io.lake import Lake
+from shelfcast.io.model_data import load_model_data
+from shelfcast.io.model_files import save_model, save_reference
 from shelfcast.io.plots import (
     calibration_png,
     confusion_png,
@@ -32,7 +35,6 @@ from shelfcast.io.tracking import (
     log_training_run,
 )
 from shelfcast.jobs.backtest import backtest_json
-from shelfcast.jobs.modeling import ModelData, load_model_data
 from shelfcast.jobs.promote import PromotionReport, gate_and_promote
 from shelfcast.jobs.rebacktest import (
     FORECAST_PREFIX,
@@ -41,7 +43,7 @@ from shelfcast.jobs.rebacktest import (
     rebacktest_champion,
     stockout_rerun,
 )
-from shelfcast.jobs.stockout import backtest_stockout, definition_for
+from shelfcast.jobs.stockout import backtest_stockout
 from shelfcast.models.backtest import (
     MODEL,
     RECURSIVE,
@@ -51,8 +53,8 @@ from shelfcast.models.backtest import (
     conformal_scores,
     quantile_table,
 )
+from shelfcast.models.data import ModelData
 from shelfcast.models.gates import RULES, Task
-from shelfcast.models.serialize import save_model, save_reference
 from shelfcast.models.stockout import StockoutConfig, fit_stockout, stockout_features, window_steps
 from shelfcast.models.train import ForecastConfig, fit_forecaster
 from shelfcast.models.window import model_window

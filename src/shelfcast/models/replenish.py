@@ -259,3 +259,38 @@ def stock_position(panel: Panel, *, as_of: dt.date) -> pl.DataFrame:
         *SERIES, "date", pl.col("on_hand").cast(pl.Float64), on_order.cast(pl.Float64).alias("on_order")
     )
     return known.sort(*SERIES, "date").group_by(SERIES).agg(pl.all().last()).sort(SERIES)
+
+
+def daily_forecast(weekly: pl.DataFrame) -> pl.DataFrame:
+    """Each weekly forecast as seven days with the week's mean and variance (the advice counts days).
+
+    A day gets a seventh of the week's forecast, and a seventh of its variance
+    (quantile distances from the forecast divided by sqrt(7)), so the seven
+    days, summed as independent, give back the week. Only the lead-time sums
+    use these days (a day's p10 may fall below zero; its spread is what counts).
+    """
+    spread = 7.0**0.5
+    days = weekly.with_columns(pl.int_ranges(0, 7).alias("__day")).explode("__day")
+    return days.with_columns(
+        (pl.col("date") + pl.duration(days=pl.col("__day"))).alias("date"),
+        (pl.col("forecast") / 7.0).alias("forecast"),
+        *[
+            (pl.col("forecast") / 7.0 + (pl.col(c) - pl.col("forecast")) / spread).alias(c)
+            for c in ("p10", "p50", "p90")
+        ],
+    ).drop("__day")
+
+
+def reorder_advice(
+    panel: Panel, forecast: pl.DataFrame, *, cutoff: dt.date, lead_time_days: int, service_level: float
+) -> pl.DataFrame:
+    """Safety stock, reorder point and order quantities from lead-time demand quantiles of the forecast."""
+    daily = daily_forecast(forecast) if panel.freq == "W" else forecast
+    demand_lt = lead_time_demand(daily, lead_time_days=lead_time_days)
+    stock = None
+    if "on_hand" in panel.frame.columns:
+        extra = ["on_order"] if "on_order" in panel.frame.columns else []
+        stock = stock_position(panel, as_of=cutoff).select(*SERIES, "on_hand", *extra)
+    advice = replenishment(demand_lt, stock=stock, service_level=service_level)
+    keep = ["safety_stock", "reorder_point", "order_up_to", "order_quantity", "reorder_now"]
+    return advice.select(*SERIES, *[c for c in keep if c in advice.columns])

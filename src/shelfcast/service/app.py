@@ -24,7 +24,7 @@ from prometheus_client import disable_created_metrics
 from starlette.concurrency import run_in_threadpool
 
 from shelfcast.errors import ShelfcastError
-from shelfcast.jobs.events import monitoring_dir
+from shelfcast.io.policy_log import monitoring_dir
 from shelfcast.service import routes_ops, routes_predict, routes_read
 from shelfcast.service.metrics import ServiceMetrics
 from shelfcast.service.state import ServiceState

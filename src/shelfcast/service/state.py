@@ -15,14 +15,14 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from shelfcast.errors import DataValidationError, ModelNotFoundError, ShelfcastError
-from shelfcast.features.labels import RULE_BASELINE, StockoutDefinition
+from shelfcast.features.labels import RULE_BASELINE, StockoutDefinition, definition_for
+from shelfcast.io.champion import Champion, load_champion
 from shelfcast.io.lake import Lake
-from shelfcast.jobs.events import in_fallback
-from shelfcast.jobs.modeling import ModelData, load_model_data
-from shelfcast.jobs.promote import Champion, load_champion
-from shelfcast.jobs.stockout import definition_for
+from shelfcast.io.model_data import load_model_data
+from shelfcast.io.model_files import load_stockout
+from shelfcast.io.policy_log import in_fallback
+from shelfcast.models.data import ModelData
 from shelfcast.models.gates import Task
-from shelfcast.models.serialize import load_stockout
 from shelfcast.models.stockout import StockoutModel
 from shelfcast.service.metrics import ServiceMetrics
 from shelfcast.service.online import OnlineScorer, build_table

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from shelfcast.jobs.events import Event, Fallback, HealthState, read_events, read_state, record_event, write_state
+from shelfcast.io.policy_log import Event, Fallback, HealthState, read_events, read_state, record_event, write_state
 from shelfcast.settings import Settings
 
 AT = dt.datetime(2026, 11, 24, 3, 0, tzinfo=dt.UTC)

@@ -14,8 +14,7 @@ from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.features.labels import StockoutDefinition
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
-from shelfcast.models.forecaster import Engine, GBMForecaster, NotFittedError
-from shelfcast.models.serialize import (
+from shelfcast.io.model_files import (
     ModelFormatError,
     load_forecaster,
     load_model,
@@ -23,6 +22,7 @@ from shelfcast.models.serialize import (
     save_forecaster,
     save_model,
 )
+from shelfcast.models.forecaster import Engine, GBMForecaster, NotFittedError
 from shelfcast.models.stockout import StockoutConfig, StockoutModel, fit_stockout, stockout_features
 from shelfcast.models.train import ForecastConfig, TrainedForecaster, fit_forecaster
 

@@ -161,7 +161,7 @@ def test_a_series_that_opens_out_of_stock_all_day_trains_with_imputed_demand(
 
 
 def test_item_and_store_attributes_reach_the_model(chain: tuple[Panel, pl.DataFrame]) -> None:
-    from shelfcast.jobs.modeling import useful_attributes
+    from shelfcast.models.data import useful_attributes
 
     panel, calendar = chain
     attributes = useful_attributes(panel)

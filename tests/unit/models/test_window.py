@@ -13,7 +13,7 @@ from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.features.labels import StockoutDefinition
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
-from shelfcast.models.serialize import load_reference, save_forecaster, save_reference
+from shelfcast.io.model_files import load_reference, save_forecaster, save_reference
 from shelfcast.models.stockout import StockoutConfig, fit_stockout, stockout_features
 from shelfcast.models.train import ForecastConfig, TrainedForecaster, fit_forecaster
 from shelfcast.models.window import PREDICTION, model_window, window_origins

@@ -8,10 +8,9 @@ import polars as pl
 import pytest
 
 from shelfcast.errors import ConfigError, DataValidationError
+from shelfcast.features.labels import definition_for
 from shelfcast.features.panel import Panel
-from shelfcast.jobs.stockout import daily_forecast, definition_for, reorder_advice
-from shelfcast.models.replenish import Z90
-from shelfcast.settings import Settings
+from shelfcast.models.replenish import Z90, daily_forecast, reorder_advice
 
 D0 = dt.date(2024, 1, 1)
 
@@ -59,7 +58,7 @@ def test_weekly_forecasts_become_days_with_the_weeks_mean_and_variance() -> None
 
 def test_reorder_advice_on_weekly_data_covers_lead_time_and_review_period() -> None:
     # Two weeks of forecasts cover a 7-day lead time plus a 7-day review period.
-    advice = reorder_advice(panel("W"), WEEKS, cutoff=D0, settings=Settings(lead_time_days=7))
+    advice = reorder_advice(panel("W"), WEEKS, cutoff=D0, lead_time_days=7, service_level=0.95)
     row = advice.row(0, named=True)
     assert row["reorder_point"] == pytest.approx(70.0 + row["safety_stock"])
     assert row["order_up_to"] > 210.0

@@ -1,4 +1,4 @@
-"""Shared by the modelling jobs: the panel and calendar from the lake, and the default spec and config."""
+"""What every model works on: the panel, the calendar, and the default feature spec and config for its frequency."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from shelfcast.errors import ConfigError, WorkspaceError
+from shelfcast.errors import ConfigError
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
-from shelfcast.io.lake import Lake
 from shelfcast.models.train import ForecastConfig
 from shelfcast.schemas import TableName
+
+FREQUENCIES = ("D", "W")
 
 
 @dataclass(frozen=True)
@@ -29,17 +30,11 @@ class ModelData:
         return value
 
 
-def load_model_data(lake: Lake) -> ModelData:
-    """The panel built from every table in the lake, with defaults for its frequency."""
-    if not lake.has("sales"):
-        raise WorkspaceError(f"no sales in {lake.root}; run `shelfcast ingest` (or `shelfcast demo`) first")
-    names: list[TableName] = ["sales", "inventory", "exogenous", "items", "stores", "calendar"]
-    tables = {t: lake.read(t) for t in names if lake.has(t)}
-    info = lake.table_info("sales") or {}
-    freq = info.get("frequency") or "D"
-    if freq not in ("D", "W"):
-        raise WorkspaceError(f"the sales table's frequency is {freq!r}; models support daily (D) or weekly (W) data")
-    roles = (lake.table_info("exogenous") or {}).get("column_roles") or {}
+def model_data(
+    tables: dict[TableName, pl.DataFrame], *, freq: str, exogenous_roles: dict[str, str] | None = None
+) -> ModelData:
+    """The panel built from the canonical tables (sales required), with defaults for its frequency."""
+    roles = exogenous_roles or {}
     panel = build_panel(tables, freq=freq, exogenous_roles=roles)
     spec = FeatureSpec.for_freq(
         freq,

@@ -1,0 +1,23 @@
+"""Model data from the workspace's lake: every table read once, with the frequency and roles ingest recorded."""
+
+from __future__ import annotations
+
+from shelfcast.errors import WorkspaceError
+from shelfcast.io.lake import Lake
+from shelfcast.models.data import FREQUENCIES, ModelData, model_data
+from shelfcast.schemas import TableName
+
+TABLES: tuple[TableName, ...] = ("sales", "inventory", "exogenous", "items", "stores", "calendar")
+
+
+def load_model_data(lake: Lake) -> ModelData:
+    """The panel built from every table in the lake, with defaults for its frequency."""
+    if not lake.has("sales"):
+        raise WorkspaceError(f"no sales in {lake.root}; run `shelfcast ingest` (or `shelfcast demo`) first")
+    tables = {t: lake.read(t) for t in TABLES if lake.has(t)}
+    info = lake.table_info("sales") or {}
+    freq = info.get("frequency") or "D"
+    if freq not in FREQUENCIES:
+        raise WorkspaceError(f"the sales table's frequency is {freq!r}; models support daily (D) or weekly (W) data")
+    roles = (lake.table_info("exogenous") or {}).get("column_roles") or {}
+    return model_data(tables, freq=freq, exogenous_roles=roles)
