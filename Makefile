@@ -18,6 +18,7 @@ demo: install
 lint: install
 	$(UV) run ruff check src tests bench
 	$(UV) run ruff format --check src tests bench
+	$(UV) run lint-imports
 
 typecheck: install
 	$(UV) run mypy

@@ -6,7 +6,7 @@ the simulator's CPI trend and fuel random walk drift by construction), with
 the drift at day 560, after more than a year of history (so `year_ago` and
 the yearly season are known, as in a real chain). A demand champion is
 trained two weeks before the drift, and the chain is replayed every 7 days
-(`shelfcast.jobs.drift_scenario`, `shelfcast.jobs.replay`): the new days are ingested, `run_monitor`
+(`shelfcast.workflows.drift_scenario`, `shelfcast.workflows.replay`): the new days are ingested, `run_monitor`
 compares the champion's recent feature window with its reference window and
 its stored predictions with the actuals, the policy decides and its
 decision is carried out (a retrain goes through the gates; a fallback
@@ -40,7 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shelfcast.data.simulator import SimConfig
-from shelfcast.jobs.drift_scenario import run_scenario
+from shelfcast.workflows.drift_scenario import run_scenario
 
 DEFAULT_JSON = Path(__file__).parent / "results" / "drift_loop.json"
 CHAIN = SimConfig(n_stores=3, n_items=8, n_days=620, seed=3, min_base_demand=2.0, max_base_demand=30.0)

@@ -21,10 +21,11 @@ from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.data.sources import get_source
 from shelfcast.jobs.ingest import run_ingest
 from shelfcast.jobs.promote import promote_version
-from shelfcast.jobs.train import TrainReport, run_train
+from shelfcast.jobs.train import TrainReport
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
+from shelfcast.workflows.training import run_train
 
 SERVE_CHAIN = SimConfig(n_stores=3, n_items=4, n_days=300, seed=8, min_base_demand=1.0, max_base_demand=30.0)
 SERVE_FAST = ForecastConfig(n_origins=30, n_estimators=60, learning_rate=0.1, num_leaves=15, strategy="direct")

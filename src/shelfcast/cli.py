@@ -237,7 +237,7 @@ def demo(
     """The whole loop on a simulated chain, with no server: simulate, ingest, validate, backtest, train, register,
     promote, score the next 14 days, summarise."""
     from shelfcast.data.simulator import SimConfig
-    from shelfcast.jobs.demo import run_demo
+    from shelfcast.workflows.demo import run_demo
 
     cfg = settings(workspace=workspace)
     config = model(SimConfig, {"n_stores": stores, "n_items": items, "n_days": days, "seed": seed})
@@ -264,7 +264,8 @@ def backtest(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Score the models and every baseline on rolling-origin windows of the lake's data."""
-    from shelfcast.jobs.backtest import backtest_json, run_backtest
+    from shelfcast.io.backtest_report import backtest_json
+    from shelfcast.jobs.backtest import run_backtest
     from shelfcast.jobs.stockout import backtest_stockout
     from shelfcast.models.backtest import DemandBacktest
     from shelfcast.models.risk import StockoutBacktest

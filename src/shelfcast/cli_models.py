@@ -45,7 +45,7 @@ def train(
     if min_hours is not None and chosen != "stockout":
         raise ConfigError("`--min-hours` only applies to --task stockout")
     # Imported after the checks: MLflow's import prints warnings that would come before a one-line error.
-    from shelfcast.jobs.train import run_train
+    from shelfcast.workflows.training import run_train
 
     cfg = settings(workspace=workspace)
     with out.progress_bar(f"train {task}") as progress:

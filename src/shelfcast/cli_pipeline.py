@@ -72,7 +72,7 @@ def run(
         f"running the pipeline through Prefect ({api or 'temporary local server, ~20 s to start'}); "
         "`shelfcast demo` runs the same steps without Prefect"
     )
-    from shelfcast.flows import pipeline_flow
+    from shelfcast.workflows.flows import pipeline_flow
 
     summary = pipeline_flow(
         workspace=str(cfg.workspace.resolve()),
@@ -120,7 +120,7 @@ def schedule(
             "a schedule needs a Prefect server: start one with `uv run prefect server start`, then set "
             "SHELFCAST_PREFECT_API_URL=http://127.0.0.1:4200/api (or PREFECT_API_URL) and run this again"
         )
-    from shelfcast.flows import monitor_flow, pipeline_flow
+    from shelfcast.workflows.flows import monitor_flow, pipeline_flow
 
     out.console.print(f"serving {name} on {cron!r} against {api}; Ctrl-C stops it")
     if monitor:

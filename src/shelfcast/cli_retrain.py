@@ -13,7 +13,7 @@ from shelfcast.errors import ConfigError
 from shelfcast.models.gates import Task
 
 if TYPE_CHECKING:
-    from shelfcast.jobs.retrain import RetrainReport
+    from shelfcast.workflows.retrain import RetrainReport
 
 TaskOpt = Annotated[str, typer.Option(help="demand, stockout or all.")]
 
@@ -49,7 +49,7 @@ def retrain(
     """Monitor, then let the policy decide per model: ok, retrain (through the gates), roll back or fall back."""
     chosen = tasks_of(task)
     cfg = settings(workspace=workspace)
-    from shelfcast.jobs.retrain import act_on_monitoring
+    from shelfcast.workflows.retrain import act_on_monitoring
 
     with out.status("monitoring and deciding"):
         report = act_on_monitoring(

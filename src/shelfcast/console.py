@@ -21,9 +21,9 @@ from shelfcast.models.risk import StockoutBacktest
 if TYPE_CHECKING:
     # Annotations only: importing these at run time would load MLflow for every command.
     from shelfcast.io.registry import VersionInfo
-    from shelfcast.jobs.demo import DemoReport
     from shelfcast.jobs.score import ScoreReport
     from shelfcast.jobs.train import TrainReport
+    from shelfcast.workflows.demo import DemoReport
 
 console = Console()
 err_console = Console(stderr=True)

@@ -19,9 +19,10 @@ from shelfcast.io.model_data import load_model_data
 from shelfcast.io.model_files import load_forecaster
 from shelfcast.io.registry import CHALLENGER, CHAMPION, Registry
 from shelfcast.jobs.ingest import run_ingest
-from shelfcast.jobs.train import TrainReport, run_train
+from shelfcast.jobs.train import TrainReport
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
+from shelfcast.workflows.training import run_train
 
 pytestmark = pytest.mark.integration
 

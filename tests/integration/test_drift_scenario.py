@@ -1,7 +1,7 @@
 """The monitoring loop end to end on the simulator: a drift is detected, acted on, and accuracy recovers.
 
 A chain with more than a year of history is replayed week by week from two
-weeks before a drift (`jobs.drift_scenario`) with the real monitoring, policy,
+weeks before a drift (`workflows.drift_scenario`) with the real monitoring, policy,
 gates, registry and prediction store. What was served after the drift is
 compared with what the first champion would have forecast on the very same
 rows, had nothing been done. `bench/bench_drift_loop.py` prints the same
@@ -24,14 +24,14 @@ from shelfcast.features.labels import RULE_BASELINE
 from shelfcast.io.policy_log import read_events, read_state
 from shelfcast.io.registry import CHAMPION, Registry
 from shelfcast.io.stores import open_store
-from shelfcast.jobs.drift_scenario import FAST, ScenarioResult, run_scenario
 from shelfcast.jobs.monitor import run_monitor
 from shelfcast.jobs.promote import promote_version
-from shelfcast.jobs.replay import ingest_until, replay
-from shelfcast.jobs.train import run_train
 from shelfcast.models.gates import Task
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
+from shelfcast.workflows.drift_scenario import FAST, ScenarioResult, run_scenario
+from shelfcast.workflows.replay import ingest_until, replay
+from shelfcast.workflows.training import run_train
 
 pytestmark = pytest.mark.integration
 CHAIN = SimConfig(n_stores=3, n_items=8, n_days=620, seed=3, min_base_demand=2.0, max_base_demand=30.0)

@@ -29,7 +29,8 @@ from shelfcast.data.simulator import SimConfig, SimResult, simulate
 from shelfcast.data.sources import get_source
 from shelfcast.data.sources.generic import load_mapping
 from shelfcast.errors import ShelfcastError
-from shelfcast.jobs.backtest import backtest_json, run_backtest
+from shelfcast.io.backtest_report import backtest_json
+from shelfcast.jobs.backtest import run_backtest
 from shelfcast.jobs.forecast import run_forecast
 from shelfcast.jobs.ingest import run_ingest
 from shelfcast.jobs.stockout import backtest_stockout, run_stockout

@@ -21,11 +21,11 @@ from shelfcast.jobs.ingest import run_ingest
 from shelfcast.jobs.monitor import run_monitor
 from shelfcast.jobs.promote import promote_version
 from shelfcast.jobs.score import run_score
-from shelfcast.jobs.train import run_train
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 from shelfcast.monitoring.summary import SUMMARY_KEYS, TASK_KEYS, MonitorReport
 from shelfcast.settings import Settings
+from shelfcast.workflows.training import run_train
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,10 @@ from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.io.registry import CHAMPION, PREVIOUS, Registry
 from shelfcast.io.stores import open_store
 from shelfcast.jobs.features import FEATURE_FILE
-from shelfcast.jobs.pipeline import PipelineRequest, run_directly, run_pipeline
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
+from shelfcast.workflows.pipeline import PipelineRequest, run_directly, run_pipeline
 
 pytestmark = pytest.mark.integration
 

@@ -19,10 +19,11 @@ from shelfcast.io.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
 from shelfcast.io.tracking import EXPERIMENTS, connect, tracking_uri
 from shelfcast.jobs.ingest import run_ingest
 from shelfcast.jobs.promote import promote_version, rollback
-from shelfcast.jobs.train import TrainReport, run_train
+from shelfcast.jobs.train import TrainReport
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
+from shelfcast.workflows.training import run_train
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.io.lake import Lake
 from shelfcast.io.policy_log import read_events
 from shelfcast.io.stores import open_store
-from shelfcast.jobs.replay import ingest_until, replay
 from shelfcast.settings import Settings
+from shelfcast.workflows.replay import ingest_until, replay
 
 pytestmark = pytest.mark.integration
 CHAIN = SimConfig(n_stores=2, n_items=4, n_days=290, seed=4, min_base_demand=1.0, max_base_demand=30.0)

@@ -19,12 +19,12 @@ from serving import SERVE_FAST, SERVE_FAST_STOCKOUT
 
 from shelfcast.io.policy_log import read_events, read_state
 from shelfcast.io.registry import CHAMPION, PREVIOUS, PROMOTED_AT, Registry
-from shelfcast.jobs.retrain import run_policy
 from shelfcast.jobs.score import run_score
-from shelfcast.jobs.train import run_train
 from shelfcast.models.gates import Task
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
+from shelfcast.workflows.retrain import run_policy
+from shelfcast.workflows.training import run_train
 
 pytestmark = pytest.mark.integration
 BROKEN = ForecastConfig(n_origins=30, n_estimators=1, learning_rate=0.01, num_leaves=2, strategy="direct")
@@ -146,7 +146,7 @@ def test_no_model_and_no_registry_falls_back_then_recovers(ws: Settings) -> None
 
 
 def test_an_unreachable_registry_keeps_the_local_champion_and_does_not_retrain(ws: Settings) -> None:
-    from shelfcast.jobs.retrain import act_on_monitoring
+    from shelfcast.workflows.retrain import act_on_monitoring
 
     lost = Settings(workspace=ws.workspace, mlflow_tracking_uri="http://127.0.0.1:9")
     report = act_on_monitoring(lost, now=NOW, trainer=_trainer(SERVE_FAST))

@@ -22,10 +22,11 @@ from shelfcast.io.model_files import load_forecaster, load_quantiles
 from shelfcast.io.stores.parquet import ParquetStore
 from shelfcast.jobs.promote import promote_version
 from shelfcast.jobs.score import run_score
-from shelfcast.jobs.train import TrainReport, run_train
+from shelfcast.jobs.train import TrainReport
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
+from shelfcast.workflows.training import run_train
 
 pytestmark = pytest.mark.integration
 

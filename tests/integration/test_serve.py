@@ -20,9 +20,9 @@ from helpers import NOW
 from serving import SERVE_FAST_STOCKOUT, SERVE_HORIZON, ingest_chain, make_champion
 
 from shelfcast.io.stores.parquet import ParquetStore
-from shelfcast.jobs.train import run_train
 from shelfcast.service.app import create_app
 from shelfcast.settings import Settings
+from shelfcast.workflows.training import run_train
 
 pytestmark = pytest.mark.integration
 KEY = "s3cret-key"

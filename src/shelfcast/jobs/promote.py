@@ -4,8 +4,6 @@ roll back (the local copy of the champion follows: `io.champion`)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from pathlib import Path
 
 from shelfcast.errors import PromotionError
 from shelfcast.io.champion import champion_dir
@@ -21,7 +19,7 @@ from shelfcast.io.tracking import (
     models_in,
     window_scores,
 )
-from shelfcast.models.gates import RULES, GateFloors, GateResult, Task, WindowScores, evaluate_gates
+from shelfcast.models.gates import RULES, GateFloors, GateResult, PromotionReport, Task, WindowScores, evaluate_gates
 from shelfcast.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -98,16 +96,6 @@ def check_gates(settings: Settings, registry: Registry, task: Task, version: str
     registry.tag_gates(task, candidate.version, result)
     log.info("gates on %s v%s: %s (%s)", task, version, result.passed, result.reason)
     return result
-
-
-@dataclass(frozen=True)
-class PromotionReport:
-    task: Task
-    version: str
-    gate: GateResult
-    promoted: bool
-    previous: str | None
-    cache: Path | None
 
 
 def gate_and_promote(

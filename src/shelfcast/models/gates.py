@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from shelfcast.models.baselines import BASELINES
@@ -58,6 +59,18 @@ class GateResult:
     @property
     def reason(self) -> str:
         return "; ".join(self.reasons)
+
+
+@dataclass(frozen=True)
+class PromotionReport:
+    """What the gates said of a version and whether it became champion (`cache`: its local copy)."""
+
+    task: Task
+    version: str
+    gate: GateResult
+    promoted: bool
+    previous: str | None
+    cache: Path | None
 
 
 def mean_over(scores: WindowScores, metric: str, windows: list[str] | None = None) -> float:

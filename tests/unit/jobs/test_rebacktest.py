@@ -14,7 +14,7 @@ import pytest
 
 from shelfcast.features.labels import StockoutDefinition
 from shelfcast.io.registry import Registry
-from shelfcast.jobs.rebacktest import RebacktestError, config_from_params, rebacktest_champion
+from shelfcast.jobs.train.rebacktest import RebacktestError, config_from_params, rebacktest_champion
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 
@@ -97,7 +97,7 @@ def test_a_champion_that_cannot_be_rebacktested_is_a_warning_never_a_failure(cap
     def elsewhere(params: Mapping[str, str]) -> tuple[list[dt.date], pl.DataFrame]:
         return [dt.date(2024, 1, 1)], ROWS
 
-    with caplog.at_level(logging.WARNING, logger="shelfcast.jobs.rebacktest"):
+    with caplog.at_level(logging.WARNING, logger="shelfcast.jobs.train.rebacktest"):
         for rerun in (old_run, broken, elsewhere):
             assert rebacktest_champion(moved, "demand", CUTOFFS, rerun) is None
     messages = [r.getMessage() for r in caplog.records]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from shelfcast.jobs.retrain import policy_config
 from shelfcast.monitoring.policy import PolicyConfig, TaskState, decide
 from shelfcast.settings import Settings
+from shelfcast.workflows.retrain import policy_config
 
 HEALTHY = TaskState(task="demand", champion="3", metric="wape", live=0.30, backtest=0.28)
 

@@ -28,11 +28,11 @@ from shelfcast.io.model_data import load_model_data
 from shelfcast.io.model_files import load_forecaster
 from shelfcast.io.stores import open_store
 from shelfcast.jobs.ingest import run_ingest
-from shelfcast.jobs.retrain import Health, Trainer, _train, run_policy
 from shelfcast.jobs.score import run_score
 from shelfcast.models.gates import Task
 from shelfcast.models.metrics import wape
 from shelfcast.settings import Settings
+from shelfcast.workflows.retrain import Health, Trainer, _train, run_policy
 
 log = logging.getLogger(__name__)
 # Dated facts, fed day by day; the rest (masters, the calendar of known events) is known from the start.

@@ -2,7 +2,7 @@
 
 `run_pipeline` runs the steps in order through a *runner*, a function that
 calls one step. The demo and the tests use `run_directly` (no server, no
-start-up cost); `shelfcast.flows` runs the same steps as Prefect tasks in
+start-up cost); `shelfcast.workflows.flows` runs the same steps as Prefect tasks in
 one flow (retries on the steps that do I/O, a log line per step, the flow
 run id as a tag on each MLflow run). Training backtests the model against
 its baselines on rolling origins (the evaluation) before the final fit, and
@@ -26,12 +26,12 @@ from shelfcast.io.lake import Lake
 from shelfcast.jobs.features import FeaturesReport, run_features
 from shelfcast.jobs.ingest import IngestReport, run_ingest
 from shelfcast.jobs.monitor import run_monitor
-from shelfcast.jobs.promote import PromotionReport, gate_and_promote
+from shelfcast.jobs.promote import gate_and_promote
 from shelfcast.jobs.score import ScoreReport, run_score
-from shelfcast.jobs.train import TrainReport, run_train
+from shelfcast.jobs.train import TrainReport, train_challenger
 from shelfcast.jobs.validate import ValidationReport, run_validate
 from shelfcast.models.backtest import RECURSIVE
-from shelfcast.models.gates import Task
+from shelfcast.models.gates import PromotionReport, Task
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 from shelfcast.monitoring.summary import MonitorReport
@@ -146,13 +146,12 @@ def run_pipeline(
             continue
         report.trained[task] = runner(
             f"train {task}",
-            lambda task=task, config=forecast_config: run_train(  # type: ignore[misc]
+            lambda task=task, config=forecast_config: train_challenger(  # type: ignore[misc]
                 settings,
                 task=task,
                 windows=request.windows,
                 forecast_config=config,
                 stockout_config=request.stockout_config,
-                promote=False,
                 tags=request.tags,
             ),
             io=True,

@@ -2,7 +2,7 @@
 
 A chain is simulated (with a `DriftSpec` or none), its facts are ingested up
 to `lead_days` before the drift, a demand champion is trained there, and
-the chain is replayed week by week (`jobs.replay`) with the real monitoring
+the chain is replayed week by week (`workflows.replay`) with the real monitoring
 and policy: detection, retrains through the gates, fallback, rollback. The
 result says when each thing happened (days from the drift) and how
 accurate the forecasts that were served are against what the first
@@ -33,12 +33,12 @@ from shelfcast.io.lake import Lake
 from shelfcast.io.stores import open_store
 from shelfcast.jobs.monitor import run_monitor
 from shelfcast.jobs.promote import promote_version
-from shelfcast.jobs.replay import Comparison, ReplayStep, ingest_until, replay, served_against
-from shelfcast.jobs.train import run_train
 from shelfcast.models.gates import Task
 from shelfcast.models.metrics import wape
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
+from shelfcast.workflows.replay import Comparison, ReplayStep, ingest_until, replay, served_against
+from shelfcast.workflows.training import run_train
 
 # Small models (60 trees; one backtest window by default) so a scenario replays in about a minute.
 FAST = ForecastConfig(n_origins=30, n_estimators=60, learning_rate=0.1, num_leaves=15, strategy="direct")

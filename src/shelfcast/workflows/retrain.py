@@ -31,10 +31,12 @@ from shelfcast.errors import ShelfcastError
 from shelfcast.io.champion import champion_dir
 from shelfcast.io.policy_log import Event, Fallback, HealthState, read_state, record_event, write_state
 from shelfcast.io.registry import CHAMPION, MODEL_NAMES, PREVIOUS, PROMOTED_AT, Registry, VersionInfo
+from shelfcast.jobs.monitor import run_monitor
 from shelfcast.jobs.promote import rollback
 from shelfcast.models.gates import RULES, Task
 from shelfcast.monitoring.policy import Decision, PolicyConfig, TaskState, decide
 from shelfcast.settings import Settings
+from shelfcast.workflows.training import run_train
 
 log = logging.getLogger(__name__)
 TASKS: tuple[Task, ...] = ("demand", "stockout")
@@ -194,8 +196,6 @@ Trainer = Callable[[Settings, Task, Mapping[str, str]], Any]
 
 
 def _train(settings: Settings, task: Task, tags: Mapping[str, str]) -> Any:
-    from shelfcast.jobs.train import run_train
-
     return run_train(settings, task=task, windows=2, promote=True, tags=tags)
 
 
@@ -357,8 +357,6 @@ def act_on_monitoring(
     trigger: str = "retrain",
 ) -> RetrainReport:
     """`shelfcast retrain`: monitor, decide from what was seen, act; the monitoring run is tagged with the decisions."""
-    from shelfcast.jobs.monitor import run_monitor
-
     seen = run_monitor(settings, now=now, window_days=window_days)
     health: dict[Task, Health | None] = {t: seen.tasks.get(t) for t in tasks}
     report = run_policy(

@@ -17,7 +17,7 @@ challenger's run as the model `champion` (see `jobs.promote.check_gates`):
 No leakage: a model scored as served has seen no day after the first cutoff
 (`models.backtest.score_fitted` checks), and forecasts from data known at
 each cutoff; a refitted configuration goes through the same backtest
-functions as the challenger (`backtest_demand`, `backtest_stockout`), which fit
+functions as the challenger (`backtest_demand`, `backtest_risk`), which fit
 each window on the data known at its cutoff and score the days after it.
 """
 
@@ -39,13 +39,12 @@ from shelfcast.io.champion import NATIVE
 from shelfcast.io.model_files import load_forecaster
 from shelfcast.io.registry import CHAMPION, Registry
 from shelfcast.io.tracking import AS_SERVED, CHAMPION_MODEL, REFITTED, run_cutoffs
-from shelfcast.jobs.stockout import backtest_stockout
 from shelfcast.models.backtest import MODEL, RECURSIVE, BacktestConfig, Progress, backtest_demand, cutoffs, score_fitted
 from shelfcast.models.data import ModelData
 from shelfcast.models.gates import Task
+from shelfcast.models.risk import backtest_risk
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
-from shelfcast.settings import Settings
 
 log = logging.getLogger(__name__)
 # The demand forecast config a stockout run used (for its `quantile_risk` model), as params with this prefix.
@@ -123,7 +122,7 @@ def demand_as_served(data: ModelData, *, windows: int, horizon: int) -> AsServed
     return score
 
 
-def stockout_rerun(settings: Settings, data: ModelData, *, windows: int, window: int, min_hours: float | None) -> Rerun:
+def stockout_rerun(data: ModelData, *, windows: int, window: int, min_hours: float | None) -> Rerun:
     """The champion's StockoutConfig on the challenger's data and windows, for the same stockout definition.
 
     The demand forecast config it used (`forecast.*`) is not needed: it only
@@ -139,8 +138,8 @@ def stockout_rerun(settings: Settings, data: ModelData, *, windows: int, window:
                 f"than the challenger (window {window} days, min_hours {min_hours})"
             )
         # Each window is fitted on the panel known at its cutoff, as the challenger's were: no later day leaks in.
-        result = backtest_stockout(
-            settings, windows=windows, window=window, min_hours=min_hours, config=config, data=data, quantile_risk=False
+        result = backtest_risk(
+            data, windows=windows, window=window, min_hours=min_hours, config=config, quantile_risk=False
         )
         return result.cutoffs, result.metrics.filter(pl.col("model") == "classifier")
 

@@ -1,4 +1,4 @@
-"""The train job: backtest, final fit, log to MLflow, register as challenger, gate and maybe promote."""
+"""The train job: backtest, final fit, log to MLflow, register as challenger (gating is the promote job's)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import polars as pl
 
 from shelfcast.errors import DataValidationError
 from shelfcast.features.labels import definition_for
+from shelfcast.io.backtest_report import backtest_json
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data
 from shelfcast.io.model_files import save_model, save_reference
@@ -34,16 +35,13 @@ from shelfcast.io.tracking import (
     TrainingRun,
     log_training_run,
 )
-from shelfcast.jobs.backtest import backtest_json
-from shelfcast.jobs.promote import PromotionReport, gate_and_promote
-from shelfcast.jobs.rebacktest import (
+from shelfcast.jobs.train.rebacktest import (
     FORECAST_PREFIX,
     demand_as_served,
     demand_rerun,
     rebacktest_champion,
     stockout_rerun,
 )
-from shelfcast.jobs.stockout import backtest_stockout
 from shelfcast.models.backtest import (
     MODEL,
     RECURSIVE,
@@ -54,7 +52,8 @@ from shelfcast.models.backtest import (
     quantile_table,
 )
 from shelfcast.models.data import ModelData
-from shelfcast.models.gates import RULES, Task
+from shelfcast.models.gates import RULES, PromotionReport, Task
+from shelfcast.models.risk import backtest_risk
 from shelfcast.models.stockout import StockoutConfig, fit_stockout, stockout_features, window_steps
 from shelfcast.models.train import ForecastConfig, fit_forecaster
 from shelfcast.models.window import model_window
@@ -71,7 +70,7 @@ class TrainReport:
     version: str
     candidate: str
     scores: dict[str, float]
-    promotion: PromotionReport | None  # None when the caller gates and promotes as a step of its own
+    promotion: PromotionReport | None  # set by `workflows.training.run_train` once the gates decided
     seconds: float
 
 
@@ -131,14 +130,13 @@ def _stockout(
     forecast_config: ForecastConfig | None,
 ) -> _Fitted:
     definition = definition_for(data.panel, window=window, min_hours=min_hours)
-    bt = backtest_stockout(
-        settings,
+    bt = backtest_risk(
+        data,
         windows=windows,
         window=window,
         min_hours=min_hours,
         config=config,
         forecast_config=forecast_config,
-        data=data,
     )
     if progress:
         progress("final fit (classifier)", 1, 2)
@@ -182,7 +180,7 @@ def _save_reference(settings: Settings, data: ModelData, model: Any, folder: Pat
         save_reference(frame, folder)
 
 
-def run_train(
+def train_challenger(
     settings: Settings,
     *,
     task: Task,
@@ -193,10 +191,9 @@ def run_train(
     forecast_config: ForecastConfig | None = None,
     stockout_config: StockoutConfig | None = None,
     progress: Progress | None = None,
-    promote: bool = True,
     tags: Mapping[str, str] | None = None,
 ) -> TrainReport:
-    """Backtest, fit on everything, log the run, register a challenger and (with `promote`) let the gates decide.
+    """Backtest, fit on everything, log the run and register a challenger (the promote job gates it).
 
     `tags` go on the MLflow run (the pipeline links its Prefect flow run this way).
     """
@@ -230,7 +227,7 @@ def run_train(
         rerun = (
             demand_rerun(data, windows=windows, horizon=steps)
             if task == "demand"
-            else stockout_rerun(settings, data, windows=windows, window=window, min_hours=min_hours)
+            else stockout_rerun(data, windows=windows, window=window, min_hours=min_hours)
         )
         as_served = demand_as_served(data, windows=windows, horizon=steps) if task == "demand" else None
         champion = rebacktest_champion(registry, task, fitted.cutoffs, rerun, as_served=as_served, progress=progress)
@@ -279,7 +276,4 @@ def run_train(
             ),
         )
     version = registry.register(task, logged.model_uri, run_id=logged.run_id)
-    promotion = gate_and_promote(settings, task, version.version, registry=registry) if promote else None
-    return TrainReport(
-        task, logged, version.version, fitted.candidate, scores, promotion, time.perf_counter() - started
-    )
+    return TrainReport(task, logged, version.version, fitted.candidate, scores, None, time.perf_counter() - started)

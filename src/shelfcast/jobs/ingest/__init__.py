@@ -25,7 +25,7 @@ from shelfcast.data.tables import GapReport, detect_frequency, series_gaps
 from shelfcast.data.validate import PART, DateBounds
 from shelfcast.errors import AccountingError
 from shelfcast.io.lake import QUARANTINE, Lake, TableInfo
-from shelfcast.jobs.ingest_steps import Progress, Settler
+from shelfcast.jobs.ingest.steps import Progress, Settler
 from shelfcast.schemas import QUARANTINE_SCHEMA, SCHEMAS, TableName
 from shelfcast.settings import Settings
 

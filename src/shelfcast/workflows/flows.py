@@ -1,4 +1,4 @@
-"""The pipeline as a Prefect 3 flow: the same steps as `shelfcast.jobs.pipeline`, each a Prefect task.
+"""The pipeline as a Prefect 3 flow: the same steps as `shelfcast.workflows.pipeline`, each a Prefect task.
 
 Steps that do I/O (ingest, writes to the lake, MLflow and the prediction
 store) are retried; every step logs one line to the flow run's log. The
@@ -23,11 +23,11 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from shelfcast.jobs.pipeline import PipelineRequest, run_pipeline
-from shelfcast.jobs.retrain import RetrainReport, act_on_monitoring
 from shelfcast.jobs.train import TrainReport
 from shelfcast.models.gates import Task
 from shelfcast.settings import Settings
+from shelfcast.workflows.pipeline import PipelineRequest, run_pipeline
+from shelfcast.workflows.retrain import RetrainReport, act_on_monitoring
 
 T = TypeVar("T")
 FLOW_NAME = "shelfcast-pipeline"

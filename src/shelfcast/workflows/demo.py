@@ -23,11 +23,11 @@ from shelfcast.io.lake import Lake
 from shelfcast.io.stores import open_store
 from shelfcast.io.tracking import tracking_uri
 from shelfcast.jobs.ingest import IngestReport, run_ingest
-from shelfcast.jobs.ingest_steps import Progress
-from shelfcast.jobs.pipeline import PipelineReport, PipelineRequest, run_directly, run_pipeline
+from shelfcast.jobs.ingest.steps import Progress
 from shelfcast.jobs.simulate import SimulateReport, run_simulate
 from shelfcast.jobs.validate import ValidationReport, run_validate
 from shelfcast.settings import Settings
+from shelfcast.workflows.pipeline import PipelineReport, PipelineRequest, run_directly, run_pipeline
 
 T = TypeVar("T")
 # The demo's training: two backtest windows for the gates (the CLI default is three).
