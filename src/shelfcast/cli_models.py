@@ -9,7 +9,7 @@ import typer
 from shelfcast import console as out
 from shelfcast.cli import WorkspaceOpt, app, settings
 from shelfcast.errors import ConfigError
-from shelfcast.models.gates import Task
+from shelfcast.types import Task
 
 models_app = typer.Typer(help="Registered models: list, show, promote, roll back.", no_args_is_help=True)
 app.add_typer(models_app, name="models")

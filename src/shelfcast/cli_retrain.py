@@ -10,7 +10,7 @@ import typer
 from shelfcast import console as out
 from shelfcast.cli import WorkspaceOpt, app, settings
 from shelfcast.errors import ConfigError
-from shelfcast.models.gates import Task
+from shelfcast.types import TASKS, Task
 
 if TYPE_CHECKING:
     from shelfcast.workflows.retrain import RetrainReport
@@ -20,7 +20,7 @@ TaskOpt = Annotated[str, typer.Option(help="demand, stockout or all.")]
 
 def tasks_of(value: str) -> tuple[Task, ...]:
     if value == "all":
-        return ("demand", "stockout")
+        return TASKS
     if value not in ("demand", "stockout"):
         raise ConfigError(f"`--task` must be demand, stockout or all, got {value!r}")
     return (value,)  # type: ignore[return-value]

@@ -26,9 +26,9 @@ from shelfcast.io.registry import CHAMPION, Registry
 from shelfcast.io.stores import open_store
 from shelfcast.jobs.monitor import run_monitor
 from shelfcast.jobs.promote import promote_version
-from shelfcast.models.gates import Task
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
+from shelfcast.types import Task
 from shelfcast.workflows.drift_scenario import FAST, ScenarioResult, run_scenario
 from shelfcast.workflows.replay import ingest_until, replay
 from shelfcast.workflows.training import run_train

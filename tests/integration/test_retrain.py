@@ -20,9 +20,9 @@ from serving import SERVE_FAST, SERVE_FAST_STOCKOUT
 from shelfcast.io.policy_log import read_events, read_state
 from shelfcast.io.registry import CHAMPION, PREVIOUS, PROMOTED_AT, Registry
 from shelfcast.jobs.score import run_score
-from shelfcast.models.gates import Task
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
+from shelfcast.types import Task
 from shelfcast.workflows.retrain import run_policy
 from shelfcast.workflows.training import run_train
 

@@ -21,6 +21,7 @@ import polars as pl
 
 from shelfcast.features.panel import KEYS, SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
+from shelfcast.types import Freq
 
 ORIGIN = "origin"
 TARGET = "target_date"
@@ -30,7 +31,7 @@ _EPOCH = dt.date(1970, 1, 5)  # a Monday: phases count from it
 
 def _steps_since_epoch(column: str, freq: str) -> pl.Expr:
     days = (pl.col(column) - pl.lit(_EPOCH)).dt.total_days()
-    return days // 7 if freq == "W" else days
+    return days // Freq(freq).days
 
 
 def demand(panel: Panel, spec: FeatureSpec) -> pl.Expr:
@@ -339,7 +340,7 @@ def phase_features_at(panel: Panel, spec: FeatureSpec, origin: dt.date) -> pl.Da
 def _phase_at(
     frame: pl.DataFrame, by: str | list[str], panel: Panel, spec: FeatureSpec, origin: dt.date
 ) -> pl.DataFrame:
-    step = dt.timedelta(days=7 if spec.freq == "W" else 1)
+    step = Freq(spec.freq).step
     last_season = pl.col("date") > origin - step * spec.season
     parts = [_phase_table(block, panel, spec, by).filter(last_season) for block in _blocks(frame, by)]
     return pl.concat(parts) if parts else _phase_table(frame, panel, spec, by)
@@ -368,7 +369,7 @@ def model_rows(
     series: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The (series, origin, h) grid: one row per series alive at each origin and horizon."""
-    step_days = 7 if spec.freq == "W" else 1
+    step_days = Freq(spec.freq).days
     alive = panel.frame.group_by(SERIES).agg(pl.col("date").min().alias("__first")).sort(SERIES)
     if series is not None:
         alive = alive.join(series.select(SERIES), on=list(SERIES), how="semi")
@@ -417,7 +418,7 @@ def build_features(
             phase_table = _phase_at(*history, panel, spec, origins[0])
     origin_table = origin_features(panel, spec) if origin_table is None else origin_table
     phase_table = phase_features(panel, spec) if phase_table is None else phase_table
-    step_days = 7 if spec.freq == "W" else 1
+    step_days = Freq(spec.freq).days
     out = rows.join(origin_table.rename({"date": ORIGIN}), on=[*SERIES, ORIGIN], how="left")
     # The latest date at or before the origin in the target's phase: its
     # seasonal profile is the last one known when the forecast is made.

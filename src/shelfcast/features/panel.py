@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from shelfcast.schemas import TableName
+from shelfcast.types import Freq
 
 SERIES = ("store_id", "item_id")
 KEYS = (*SERIES, "date")
@@ -49,12 +50,12 @@ class Panel:
 
     @property
     def step(self) -> dt.timedelta:
-        return dt.timedelta(days=7 if self.freq == "W" else 1)
+        return Freq(self.freq).step
 
     @property
     def season(self) -> int:
         """Steps in the main seasonal cycle: a week of days, or a year of weeks."""
-        return 52 if self.freq == "W" else 7
+        return Freq(self.freq).season
 
     @property
     def dates(self) -> pl.Series:
@@ -252,12 +253,12 @@ def build_panel(
     sales = tables["sales"]
     if sales.is_empty():
         raise ValueError("the sales table is empty: nothing to model")
-    step = "1w" if freq == "W" else "1d"
+    step = Freq(freq).interval
     inventory = tables.get("inventory")
     if inventory is not None and inventory.is_empty():
         inventory = None
     stock = [c for c in INVENTORY_COLUMNS if c in inventory.columns] if inventory is not None else []
-    placed = _placed(sales, inventory, stock, 7 if freq == "W" else 1)
+    placed = _placed(sales, inventory, stock, Freq(freq).days)
     frame = _joined(sales, inventory, stock, step) if placed is None else placed.frame
     ranks = {} if placed is None else placed.ranks
     frame = frame.with_columns(pl.col("y").fill_null(0.0), pl.col("observed").fill_null(False))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from shelfcast.errors import ModelNotFoundError
 from shelfcast.io.registry import CHAMPION, Registry
-from shelfcast.models.gates import Task
 from shelfcast.settings import Settings
+from shelfcast.types import Task
 
 log = logging.getLogger(__name__)
 # Inside a downloaded pyfunc folder: the native model logged as the `native` artifact.

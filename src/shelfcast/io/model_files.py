@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -28,12 +28,12 @@ from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.forecaster import FeatureEncoder, GBMForecaster, NotFittedError
 from shelfcast.models.stockout import StockoutConfig, StockoutModel
 from shelfcast.models.train import ForecastConfig, TrainedForecaster
+from shelfcast.types import Task
 
 FORMAT_VERSION = 1
 META = "model.json"
 # Optional (models saved before monitoring have none), so the format version is unchanged.
 REFERENCE = "reference.parquet"
-Kind = Literal["demand", "stockout"]
 _BOOSTER_FILES = {"lightgbm": "booster.txt", "xgboost": "booster.json"}
 
 
@@ -126,7 +126,7 @@ def save_forecaster(model: TrainedForecaster, folder: Path, *, quantiles: pl.Dat
 
 def load_quantiles(folder: Path) -> pl.DataFrame | None:
     """The demand model's quantile table (per horizon `h`: score quantiles `q0.1`...), or None if none was saved."""
-    table = _expect(Path(folder), "demand").get("quantiles")
+    table = _expect(Path(folder), Task.DEMAND).get("quantiles")
     if table is None:
         return None
     return pl.DataFrame(table).with_columns(pl.col(HORIZON).cast(pl.Int32))
@@ -135,7 +135,7 @@ def load_quantiles(folder: Path) -> pl.DataFrame | None:
 def load_forecaster(folder: Path) -> TrainedForecaster:
     """The demand forecaster saved by `save_forecaster`."""
     folder = Path(folder)
-    meta = _expect(folder, "demand")
+    meta = _expect(folder, Task.DEMAND)
     return TrainedForecaster(
         spec=FeatureSpec.model_validate(meta["spec"]),
         config=ForecastConfig.model_validate(meta["config"]),
@@ -170,7 +170,7 @@ def save_stockout(model: StockoutModel, folder: Path) -> Path:
 def load_stockout(folder: Path) -> StockoutModel:
     """The stockout model saved by `save_stockout`."""
     folder = Path(folder)
-    meta = _expect(folder, "stockout")
+    meta = _expect(folder, Task.STOCKOUT)
     return StockoutModel(
         spec=FeatureSpec.model_validate(meta["spec"]),
         config=StockoutConfig.model_validate(meta["config"]),
@@ -208,10 +208,10 @@ def save_model(
 def load_model(folder: Path) -> TrainedForecaster | StockoutModel:
     """Either kind of model, by the kind written in its `model.json`."""
     kind = read_meta(folder).get("kind")
-    return load_stockout(folder) if kind == "stockout" else load_forecaster(folder)
+    return load_stockout(folder) if kind == Task.STOCKOUT else load_forecaster(folder)
 
 
-def _expect(folder: Path, kind: Kind) -> dict[str, Any]:
+def _expect(folder: Path, kind: Task) -> dict[str, Any]:
     meta = read_meta(folder)
     if meta.get("kind") != kind:
         raise ModelFormatError(f"{folder} holds a {meta.get('kind')} model, not a {kind} model")

@@ -20,8 +20,8 @@ from typing import Any
 
 import polars as pl
 
-from shelfcast.models.gates import Task
 from shelfcast.settings import Settings
+from shelfcast.types import Task
 
 log = logging.getLogger(__name__)
 EVENT_SCHEMA = pl.Schema(

@@ -16,8 +16,9 @@ from typing import Any
 
 from shelfcast.errors import ModelNotFoundError, PromotionError
 from shelfcast.io.tracking import EXPERIMENTS, connect
-from shelfcast.models.gates import GateResult, Task
+from shelfcast.models.gates import GateResult
 from shelfcast.settings import Settings
+from shelfcast.types import Task
 
 CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous_champion"
 # When a version became champion (promotion or rollback): MLflow keeps no time for an alias.

@@ -33,11 +33,11 @@ import polars.selectors as cs
 
 from shelfcast.errors import TrackingError
 from shelfcast.features.spec import FeatureSpec
-from shelfcast.models.gates import Task
 from shelfcast.settings import Settings
+from shelfcast.types import Task
 
 log = logging.getLogger(__name__)
-EXPERIMENTS: dict[Task, str] = {"demand": "shelfcast-demand", "stockout": "shelfcast-stockout"}
+EXPERIMENTS: dict[Task, str] = {t: f"shelfcast-{t}" for t in Task}
 MODEL_ARTIFACT = "model"
 CUTOFF_PARAM = "backtest.cutoff.w{}"
 CANDIDATE_PARAM = "model.candidate"

@@ -32,7 +32,7 @@ from shelfcast.io.model_data import load_model_data
 from shelfcast.io.model_files import load_forecaster, load_reference, load_stockout
 from shelfcast.io.stores import open_store
 from shelfcast.models.data import ModelData
-from shelfcast.models.gates import RULES, Task
+from shelfcast.models.gates import RULES
 from shelfcast.models.stockout import StockoutModel
 from shelfcast.models.train import TrainedForecaster
 from shelfcast.models.window import PREDICTION, model_window
@@ -40,10 +40,10 @@ from shelfcast.monitoring import accuracy
 from shelfcast.monitoring.drift import DriftResult, DriftThresholds, FeatureDrift, compare
 from shelfcast.monitoring.summary import MonitorReport, TaskMonitor, run_metrics
 from shelfcast.settings import Settings
+from shelfcast.types import TASKS, Task
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "shelfcast-monitoring"
-TASKS: tuple[Task, ...] = ("demand", "stockout")
 # Features that are functions of the calendar or of time itself: they differ between any two windows
 # (a series is older, the months are others) without the data having changed, so they are not tested.
 TIME_FEATURES = frozenset(
@@ -102,11 +102,11 @@ def backtest_value(settings: Settings, task: Task, champion: Champion) -> tuple[
     if not champion.run_id:
         return None, None
     run = Registry(settings).client.get_run(champion.run_id)
-    candidate = run.data.params.get(CANDIDATE_PARAM, "classifier" if task == "stockout" else "gbm")
+    candidate = run.data.params.get(CANDIDATE_PARAM, "classifier" if task == Task.STOCKOUT else "gbm")
     metric = RULES[task].metric
     value = run.data.metrics.get(f"{metric}.{candidate}")
     naive = run.data.metrics.get(f"{metric}.seasonal_naive")
-    relative = value / naive if task == "demand" and value is not None and naive else None
+    relative = value / naive if task == Task.DEMAND and value is not None and naive else None
     return (None if value is None else float(value)), relative
 
 
@@ -121,7 +121,7 @@ def _live(
     if predictions is None or predictions.is_empty():
         return {}, pl.DataFrame()
     step_days = data.panel.step.days
-    if task == "demand":
+    if task == Task.DEMAND:
         actuals = data.panel.frame.select(*SERIES, "date", pl.col("y").alias("units"))
         scored = accuracy.demand_scored(
             predictions,
@@ -155,7 +155,7 @@ def monitor_task(
 ) -> tuple[TaskMonitor, tuple[pl.DataFrame, pl.DataFrame] | None]:
     """One task's drift and live accuracy; a task without a champion (or without stock data) says why."""
     rule = RULES[task]
-    if task == "stockout":
+    if task == Task.STOCKOUT:
         try:
             definition_for(data.panel, window=7, min_hours=None)
         except DataValidationError:
@@ -165,7 +165,7 @@ def monitor_task(
     except ModelNotFoundError as exc:
         return TaskMonitor(task, "no_champion", notes=[str(exc)]), None
     model: TrainedForecaster | StockoutModel = (
-        load_forecaster(champion.folder) if task == "demand" else load_stockout(champion.folder)
+        load_forecaster(champion.folder) if task == Task.DEMAND else load_stockout(champion.folder)
     )
     notes: list[str] = [] if champion.from_registry else ["the registry did not answer: the local copy was monitored"]
     status = "ok"

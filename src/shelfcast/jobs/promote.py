@@ -19,8 +19,9 @@ from shelfcast.io.tracking import (
     models_in,
     window_scores,
 )
-from shelfcast.models.gates import RULES, GateFloors, GateResult, PromotionReport, Task, WindowScores, evaluate_gates
+from shelfcast.models.gates import RULES, GateFloors, GateResult, PromotionReport, WindowScores, evaluate_gates
 from shelfcast.settings import Settings
+from shelfcast.types import Task
 
 log = logging.getLogger(__name__)
 

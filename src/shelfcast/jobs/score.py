@@ -42,6 +42,7 @@ from shelfcast.models.risk import apply_stockout, score_stockout
 from shelfcast.models.stockout import StockoutModel, window_steps
 from shelfcast.models.train import TrainedForecaster
 from shelfcast.settings import Settings
+from shelfcast.types import Task
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL_NAME = "shelfcast_gbm"
@@ -98,12 +99,12 @@ def _join(*notes: str | None) -> str | None:
 def champion_models(settings: Settings, data: ModelData) -> ScoringModels:
     """The champions, or for a task without a trustworthy one its rule baseline (the note says which and why)."""
     demand_note = None
-    fallback = in_fallback(settings, "demand")
+    fallback = in_fallback(settings, Task.DEMAND)
     if fallback is not None:
         demand_note = f"demand in fallback since {fallback.since} ({fallback.reason})"
     else:
         try:
-            demand = load_champion(settings, "demand")
+            demand = load_champion(settings, Task.DEMAND)
         except ModelNotFoundError as exc:
             demand_note = str(exc)
     if demand_note is not None:
@@ -124,12 +125,12 @@ def champion_models(settings: Settings, data: ModelData) -> ScoringModels:
         definition_for(data.panel, window=7, min_hours=None)
     except DataValidationError:
         return replace(models, note=_join(models.note, SALES_ONLY))
-    fallback = in_fallback(settings, "stockout")
+    fallback = in_fallback(settings, Task.STOCKOUT)
     if fallback is not None:
         reason = f"stockout in fallback since {fallback.since} ({fallback.reason})"
         return replace(models, stockout_rule=True, note=_join(models.note, f"{reason}: risk from the rule baseline"))
     try:
-        stockout = load_champion(settings, "stockout")
+        stockout = load_champion(settings, Task.STOCKOUT)
     except ModelNotFoundError as exc:
         return replace(models, stockout_rule=True, note=_join(models.note, f"{exc}: risk from the rule baseline"))
     return replace(

@@ -16,11 +16,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from shelfcast.models.baselines import BASELINES
+from shelfcast.types import Task
 
-Task = Literal["demand", "stockout"]
 # cutoff (ISO date) -> metric -> value
 WindowScores = Mapping[str, Mapping[str, float]]
 
@@ -35,9 +34,9 @@ class GateRule:
 
 
 RULES: dict[Task, GateRule] = {
-    "demand": GateRule("wape", higher_is_better=False, baselines=tuple(BASELINES)),
+    Task.DEMAND: GateRule("wape", higher_is_better=False, baselines=tuple(BASELINES)),
     # The quantile risk needs a demand forecast and stock; the rule is the baseline every chain has.
-    "stockout": GateRule("pr_auc", higher_is_better=True, baselines=("rule",)),
+    Task.STOCKOUT: GateRule("pr_auc", higher_is_better=True, baselines=("rule",)),
 }
 
 
@@ -154,10 +153,10 @@ def evaluate_gates(
                     f"{m} {mine:.4f} is worse than the champion's {theirs:.4f} {where} (tolerance {floors.tolerance:g})"
                 )
 
-    if task == "demand" and floors.demand_max_wape is not None and score > floors.demand_max_wape:
+    if task == Task.DEMAND and floors.demand_max_wape is not None and score > floors.demand_max_wape:
         ok = False
         reasons.append(f"wape {score:.4f} is above the floor gate_demand_max_wape={floors.demand_max_wape:g}")
-    if task == "stockout":
+    if task == Task.STOCKOUT:
         f1 = mean_over(challenger, "f1")
         values["f1"] = f1
         if floors.stockout_min_f1 > 0 and (math.isnan(f1) or f1 < floors.stockout_min_f1):

@@ -33,6 +33,7 @@ import polars as pl
 from shelfcast.features.build import HORIZON, ORIGIN, build_features, demand, model_rows
 from shelfcast.features.panel import KEYS, PLANNED_SALES_COLUMNS, SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
+from shelfcast.types import Freq
 
 log = logging.getLogger(__name__)
 # Built feature rows -> forecasts in units, one per row.
@@ -56,7 +57,7 @@ def recursion_panel(panel: Panel, spec: FeatureSpec, *, origin: dt.date, horizon
     series = model_rows(known, spec, [origin], [1]).select(SERIES)
     last = origin + known.step * horizon
     frame = known.frame.join(series, on=list(SERIES), how="semi", maintain_order="left").filter(pl.col("date") <= last)
-    interval = "1w" if known.freq == "W" else "1d"
+    interval = Freq(known.freq).interval
     missing = (
         frame.group_by(SERIES)
         .agg(pl.col("date").max().alias("__last"))

@@ -23,6 +23,7 @@ import polars as pl
 
 from shelfcast.errors import DataValidationError
 from shelfcast.features.panel import SERIES, Panel
+from shelfcast.types import Freq
 
 # The standard normal's inverse CDF: equal to scipy.stats.norm.ppf to 1e-15, without
 # the 1.5 s import of scipy.stats (or its missing type stubs) on every CLI or API start.
@@ -285,7 +286,7 @@ def reorder_advice(
     panel: Panel, forecast: pl.DataFrame, *, cutoff: dt.date, lead_time_days: int, service_level: float
 ) -> pl.DataFrame:
     """Safety stock, reorder point and order quantities from lead-time demand quantiles of the forecast."""
-    daily = daily_forecast(forecast) if panel.freq == "W" else forecast
+    daily = daily_forecast(forecast) if panel.freq == Freq.WEEKLY else forecast
     demand_lt = lead_time_demand(daily, lead_time_days=lead_time_days)
     stock = None
     if "on_hand" in panel.frame.columns:

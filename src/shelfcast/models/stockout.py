@@ -25,6 +25,7 @@ from shelfcast.features.panel import SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.classification import best_threshold
 from shelfcast.models.forecaster import Engine, GBMForecaster
+from shelfcast.types import Freq
 
 log = logging.getLogger(__name__)
 ORIGIN = "origin"
@@ -55,7 +56,7 @@ class StockoutConfig(BaseModel):
 
 def window_steps(panel: Panel, days: int) -> int:
     """Panel steps that cover `days` days: the days themselves, or whole weeks (at least one) on weekly data."""
-    return days if panel.freq == "D" else max(1, -(-days // 7))
+    return Freq(panel.freq).steps_in(days)
 
 
 def _window_features(panel: Panel, spec: FeatureSpec, origins: pl.DataFrame, window: int) -> pl.DataFrame:

@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from shelfcast.models.gates import Task
+from shelfcast.types import Task
 
 Action = Literal["ok", "retrain", "rollback", "fallback"]
 

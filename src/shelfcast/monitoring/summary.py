@@ -14,8 +14,8 @@ from typing import Any
 
 import polars as pl
 
-from shelfcast.models.gates import Task
 from shelfcast.monitoring.drift import FeatureDrift
+from shelfcast.types import Task
 
 SCHEMA_VERSION = 1
 SUMMARY_KEYS = ("schema_version", "created_at", "window_days", "data_last_date", "alert", "mlflow_run_id", "tasks")

@@ -10,7 +10,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from shelfcast.errors import ShelfcastError
 from shelfcast.io.registry import CHALLENGER, CHAMPION, PREVIOUS, VersionInfo
-from shelfcast.models.gates import Task
 from shelfcast.service.deps import AdminDep, SnapshotDep, StateDep
 from shelfcast.service.schemas import (
     Health,
@@ -22,6 +21,7 @@ from shelfcast.service.schemas import (
     VersionOut,
 )
 from shelfcast.service.state import Served
+from shelfcast.types import Task
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
@@ -75,8 +75,8 @@ def _served(served: Served | None) -> ServedOut | None:
 def models(state: StateDep, snapshot: SnapshotDep) -> ModelsResponse:
     """The served models, and the registry's champion, challenger and previous champion with their gate results."""
     tasks: dict[Task, TaskModels] = {
-        "demand": TaskModels(served=_served(snapshot.demand)),
-        "stockout": TaskModels(served=_served(snapshot.stockout)),
+        Task.DEMAND: TaskModels(served=_served(snapshot.demand)),
+        Task.STOCKOUT: TaskModels(served=_served(snapshot.stockout)),
     }
     error = None
     uri = "unknown"
@@ -96,8 +96,8 @@ def models(state: StateDep, snapshot: SnapshotDep) -> ModelsResponse:
         registry=uri,
         registry_error=error,
         fallback=snapshot.fallback,
-        demand=tasks["demand"],
-        stockout=tasks["stockout"],
+        demand=tasks[Task.DEMAND],
+        stockout=tasks[Task.STOCKOUT],
         features=snapshot.scorer.settable if snapshot.scorer is not None else [],
         loaded_at=snapshot.loaded_at,
     )

@@ -22,12 +22,12 @@ from shelfcast.io.model_data import load_model_data
 from shelfcast.io.model_files import load_stockout
 from shelfcast.io.policy_log import in_fallback
 from shelfcast.models.data import ModelData
-from shelfcast.models.gates import Task
 from shelfcast.models.stockout import StockoutModel
 from shelfcast.service.metrics import ServiceMetrics
 from shelfcast.service.online import OnlineScorer, build_table
 from shelfcast.service.predictions import PredictionView
 from shelfcast.settings import Settings
+from shelfcast.types import Task
 
 log = logging.getLogger(__name__)
 ORIGINS_KEPT = 8  # feature tables of other origins (requests with a date) kept in memory
@@ -104,7 +104,7 @@ def load_snapshot(settings: Settings) -> Snapshot:
     dates = data.panel.frame["date"]
     first, last = dates.min(), dates.max()
     assert isinstance(first, dt.date) and isinstance(last, dt.date)
-    demand = _champion(settings, "demand")
+    demand = _champion(settings, Task.DEMAND)
     stockout: Served | None = None
     model: StockoutModel | None = None
     fallback: str | None = None
@@ -115,13 +115,13 @@ def load_snapshot(settings: Settings) -> Snapshot:
     except DataValidationError as exc:
         no_risk = f"no stockout risk on this workspace's data: {exc}"
     else:
-        held = in_fallback(settings, "stockout")
+        held = in_fallback(settings, Task.STOCKOUT)
         try:
             if held is not None:
                 raise ModelNotFoundError(
                     f"the monitoring policy put stockout in fallback on {held.since}: {held.reason}"
                 )
-            champion = load_champion(settings, "stockout")
+            champion = load_champion(settings, Task.STOCKOUT)
         except ModelNotFoundError as exc:
             fallback = f"no stockout model ({exc}); answering with the rule baseline"
             log.warning("%s", fallback)

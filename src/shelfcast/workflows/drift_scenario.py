@@ -33,10 +33,10 @@ from shelfcast.io.lake import Lake
 from shelfcast.io.stores import open_store
 from shelfcast.jobs.monitor import run_monitor
 from shelfcast.jobs.promote import promote_version
-from shelfcast.models.gates import Task
 from shelfcast.models.metrics import wape
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
+from shelfcast.types import Task
 from shelfcast.workflows.replay import Comparison, ReplayStep, ingest_until, replay, served_against
 from shelfcast.workflows.training import run_train
 
@@ -122,10 +122,10 @@ def run_scenario(
 
     start = drift_day - dt.timedelta(days=lead_days + 1)
     ingest_until(settings, tables, {}, after=None, until=start)
-    first = trainer(settings, "demand", {})
+    first = trainer(settings, Task.DEMAND, {})
     if not first.promotion.promoted:
-        promote_version(settings, "demand", first.version, force=True)
-    kept = shutil.copytree(champion_dir(settings, "demand") / NATIVE, root / "first-champion", dirs_exist_ok=True)
+        promote_version(settings, Task.DEMAND, first.version, force=True)
+    kept = shutil.copytree(champion_dir(settings, Task.DEMAND) / NATIVE, root / "first-champion", dirs_exist_ok=True)
     started = time.perf_counter()
     steps = replay(
         settings,
@@ -134,7 +134,7 @@ def run_scenario(
         start=start,
         end=drift_day + dt.timedelta(days=7 * weeks),
         monitor=lambda s, now: run_monitor(s, now=now).tasks,
-        tasks=("demand",),
+        tasks=(Task.DEMAND,),
         trainer=trainer,
     )
     seconds = time.perf_counter() - started

@@ -24,15 +24,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from shelfcast.jobs.train import TrainReport
-from shelfcast.models.gates import Task
 from shelfcast.settings import Settings
+from shelfcast.types import TASKS, Task
 from shelfcast.workflows.pipeline import PipelineRequest, run_pipeline
 from shelfcast.workflows.retrain import RetrainReport, act_on_monitoring
 
 T = TypeVar("T")
 FLOW_NAME = "shelfcast-pipeline"
 MONITOR_FLOW_NAME = "shelfcast-monitor"
-TASKS: tuple[Task, ...] = ("demand", "stockout")
 IO_RETRIES = 2
 RETRY_DELAY_SECONDS = 5
 

@@ -31,11 +31,12 @@ from shelfcast.jobs.score import ScoreReport, run_score
 from shelfcast.jobs.train import TrainReport, train_challenger
 from shelfcast.jobs.validate import ValidationReport, run_validate
 from shelfcast.models.backtest import RECURSIVE
-from shelfcast.models.gates import PromotionReport, Task
+from shelfcast.models.gates import PromotionReport
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 from shelfcast.monitoring.summary import MonitorReport
 from shelfcast.settings import Settings
+from shelfcast.types import TASKS, Task
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,7 +62,7 @@ class PipelineRequest:
 
     path: Path | None = None
     source: str = "canonical"
-    tasks: tuple[Task, ...] = ("demand", "stockout")
+    tasks: tuple[Task, ...] = TASKS
     windows: int = 3
     horizon: int = 14  # days (or weeks) scored
     forecast_config: ForecastConfig | None = None
@@ -141,7 +142,7 @@ def run_pipeline(
     report.features = runner("features", lambda: run_features(settings), io=True)
     forecast_config = request.forecast_config
     for task in request.tasks:
-        if task == "stockout" and not _has_stock(settings):
+        if task == Task.STOCKOUT and not _has_stock(settings):
             report.skipped["train stockout"] = "sales-only data: no stock signal to learn stockouts from"
             continue
         report.trained[task] = runner(
@@ -156,7 +157,7 @@ def run_pipeline(
             ),
             io=True,
         )
-        if task == "demand":
+        if task == Task.DEMAND:
             forecast_config = _chosen_strategy(settings, forecast_config, report.trained[task].candidate)
         version = report.trained[task].version
         report.promotions[task] = runner(

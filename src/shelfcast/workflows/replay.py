@@ -29,9 +29,9 @@ from shelfcast.io.model_files import load_forecaster
 from shelfcast.io.stores import open_store
 from shelfcast.jobs.ingest import run_ingest
 from shelfcast.jobs.score import run_score
-from shelfcast.models.gates import Task
 from shelfcast.models.metrics import wape
 from shelfcast.settings import Settings
+from shelfcast.types import TASKS, Task
 from shelfcast.workflows.retrain import Health, Trainer, _train, run_policy
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def replay(
     monitor: Monitor,
     every: int = 7,
     horizon: int = 14,
-    tasks: tuple[Task, ...] = ("demand", "stockout"),
+    tasks: tuple[Task, ...] = TASKS,
     trainer: Trainer = _train,
     progress: Callable[[ReplayStep], None] | None = None,
 ) -> list[ReplayStep]:

@@ -33,13 +33,13 @@ from shelfcast.io.policy_log import Event, Fallback, HealthState, read_state, re
 from shelfcast.io.registry import CHAMPION, MODEL_NAMES, PREVIOUS, PROMOTED_AT, Registry, VersionInfo
 from shelfcast.jobs.monitor import run_monitor
 from shelfcast.jobs.promote import rollback
-from shelfcast.models.gates import RULES, Task
+from shelfcast.models.gates import RULES
 from shelfcast.monitoring.policy import Decision, PolicyConfig, TaskState, decide
 from shelfcast.settings import Settings
+from shelfcast.types import TASKS, Task
 from shelfcast.workflows.training import run_train
 
 log = logging.getLogger(__name__)
-TASKS: tuple[Task, ...] = ("demand", "stockout")
 
 
 class Health(Protocol):
@@ -180,10 +180,10 @@ def floor_problem(settings: Settings, task: Task, tags: Mapping[str, str]) -> st
 
     wape, f1 = value("wape"), value("f1")
     limit = settings.gate_demand_max_wape
-    if task == "demand" and limit is not None and wape is not None and wape > limit:
+    if task == Task.DEMAND and limit is not None and wape is not None and wape > limit:
         return f"wape {wape:.4f} above gate_demand_max_wape={limit:g}"
     if (
-        task == "stockout"
+        task == Task.STOCKOUT
         and settings.gate_stockout_min_f1 > 0
         and f1 is not None
         and f1 < settings.gate_stockout_min_f1

@@ -9,10 +9,10 @@ from dataclasses import replace
 from shelfcast.jobs.promote import gate_and_promote
 from shelfcast.jobs.train import TrainReport, train_challenger
 from shelfcast.models.backtest import Progress
-from shelfcast.models.gates import Task
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
+from shelfcast.types import Task
 
 
 def run_train(

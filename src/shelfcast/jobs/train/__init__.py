@@ -52,12 +52,13 @@ from shelfcast.models.backtest import (
     quantile_table,
 )
 from shelfcast.models.data import ModelData
-from shelfcast.models.gates import RULES, PromotionReport, Task
+from shelfcast.models.gates import RULES, PromotionReport
 from shelfcast.models.risk import backtest_risk
 from shelfcast.models.stockout import StockoutConfig, fit_stockout, stockout_features, window_steps
 from shelfcast.models.train import ForecastConfig, fit_forecaster
 from shelfcast.models.window import model_window
 from shelfcast.settings import Settings
+from shelfcast.types import Freq, Task
 
 log = logging.getLogger(__name__)
 EXAMPLE_ROWS = 5
@@ -103,7 +104,7 @@ def _demand(
     model = fit_forecaster(data.panel, data.spec, final, cutoff=data.last_date, horizon=horizon, calendar=data.calendar)
     example = model.feature_rows(data.panel, calendar=data.calendar).head(EXAMPLE_ROWS)
     best_baseline = str(
-        bt.metrics.filter((pl.col("window") == "all") & pl.col("model").is_in(list(RULES["demand"].baselines))).sort(
+        bt.metrics.filter((pl.col("window") == "all") & pl.col("model").is_in(list(RULES[Task.DEMAND].baselines))).sort(
             "wape"
         )["model"][0]
     )
@@ -201,12 +202,12 @@ def train_challenger(
     lake = Lake(settings.workspace)
     data = load_model_data(lake)
     registry = Registry(settings)
-    steps = horizon or (13 if data.panel.freq == "W" else 28)
+    steps = horizon or Freq(data.panel.freq).default_horizon
     with tempfile.TemporaryDirectory(prefix="shelfcast-train-") as tmp:
         out = Path(tmp)
         if progress:
             progress(f"backtest {task}", 0, 2)
-        if task == "demand":
+        if task == Task.DEMAND:
             fitted = _demand(
                 data, forecast_config or data.config, windows=windows, horizon=steps, out=out, progress=progress
             )
@@ -226,10 +227,10 @@ def train_challenger(
         # these windows too, so the gates still compare like with like.
         rerun = (
             demand_rerun(data, windows=windows, horizon=steps)
-            if task == "demand"
+            if task == Task.DEMAND
             else stockout_rerun(data, windows=windows, window=window, min_hours=min_hours)
         )
-        as_served = demand_as_served(data, windows=windows, horizon=steps) if task == "demand" else None
+        as_served = demand_as_served(data, windows=windows, horizon=steps) if task == Task.DEMAND else None
         champion = rebacktest_champion(registry, task, fitted.cutoffs, rerun, as_served=as_served, progress=progress)
         params, metrics = fitted.params, fitted.metrics
         if champion is not None:

@@ -41,10 +41,10 @@ from shelfcast.io.registry import CHAMPION, Registry
 from shelfcast.io.tracking import AS_SERVED, CHAMPION_MODEL, REFITTED, run_cutoffs
 from shelfcast.models.backtest import MODEL, RECURSIVE, BacktestConfig, Progress, backtest_demand, cutoffs, score_fitted
 from shelfcast.models.data import ModelData
-from shelfcast.models.gates import Task
 from shelfcast.models.risk import backtest_risk
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
+from shelfcast.types import Task
 
 log = logging.getLogger(__name__)
 # The demand forecast config a stockout run used (for its `quantile_risk` model), as params with this prefix.
