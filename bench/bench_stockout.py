@@ -33,8 +33,8 @@ from rich.table import Table
 
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.data.sources import get_source
-from shelfcast.features.build import demand
 from shelfcast.features.labels import StockoutDefinition, rule_baseline, stockout_labels
+from shelfcast.features.origin import demand
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.io.lake import Lake

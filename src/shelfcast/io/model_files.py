@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from shelfcast.errors import ShelfcastError
-from shelfcast.features.build import HORIZON
+from shelfcast.features.frames import HORIZON
 from shelfcast.features.labels import StockoutDefinition
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.forecaster import FeatureEncoder, GBMForecaster, NotFittedError

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import polars as pl
 
 from shelfcast.errors import ConfigError, DataValidationError, ModelNotFoundError
-from shelfcast.features.build import HORIZON
+from shelfcast.features.frames import HORIZON
 from shelfcast.features.labels import RULE_BASELINE, RULE_THRESHOLD, definition_for, rule_baseline
 from shelfcast.features.panel import SERIES
 from shelfcast.io.champion import load_champion

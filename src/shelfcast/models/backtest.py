@@ -19,7 +19,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from shelfcast.errors import DataValidationError
-from shelfcast.features.build import HORIZON
+from shelfcast.features.frames import HORIZON
 from shelfcast.features.panel import KEYS, SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.baselines import BASELINES

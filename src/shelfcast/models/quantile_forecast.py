@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from shelfcast.features.build import HORIZON
+from shelfcast.features.frames import HORIZON
 from shelfcast.models.backtest import (
     BacktestConfig,
     Progress,

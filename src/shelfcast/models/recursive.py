@@ -30,7 +30,9 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
-from shelfcast.features.build import HORIZON, ORIGIN, build_features, demand, model_rows
+from shelfcast.features.build import build_features
+from shelfcast.features.frames import HORIZON, ORIGIN, model_rows
+from shelfcast.features.origin import demand
 from shelfcast.features.panel import KEYS, PLANNED_SALES_COLUMNS, SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.types import Freq

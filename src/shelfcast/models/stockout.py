@@ -19,8 +19,9 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from shelfcast.errors import DataValidationError
-from shelfcast.features.build import add_hashed, attribute_features, hashed_columns, origin_features
+from shelfcast.features.build import add_hashed, attribute_features, hashed_columns
 from shelfcast.features.labels import StockoutDefinition, stockout_labels
+from shelfcast.features.origin import origin_features
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.classification import best_threshold

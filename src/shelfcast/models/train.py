@@ -24,16 +24,9 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from shelfcast.errors import DataValidationError
-from shelfcast.features.build import (
-    HORIZON,
-    TARGET,
-    build_features,
-    demand,
-    hashed_columns,
-    model_rows,
-    origin_features,
-    phase_features,
-)
+from shelfcast.features.build import build_features, hashed_columns, phase_features
+from shelfcast.features.frames import HORIZON, TARGET, model_rows
+from shelfcast.features.origin import demand, origin_features
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.forecaster import Engine, GBMForecaster, Objective

@@ -18,7 +18,9 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-from shelfcast.features.build import ORIGIN, build_features, model_rows, origin_features, phase_features
+from shelfcast.features.build import build_features, phase_features
+from shelfcast.features.frames import ORIGIN, model_rows
+from shelfcast.features.origin import origin_features
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.models.stockout import StockoutModel, stockout_features, window_steps
 from shelfcast.models.train import TrainedForecaster

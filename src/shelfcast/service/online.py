@@ -20,8 +20,8 @@ import numpy as np
 import polars as pl
 
 from shelfcast.errors import DataValidationError
-from shelfcast.features.build import ON_HAND_FEATURES, on_hand_features, origin_features_at, stock_inputs
 from shelfcast.features.labels import RULE_THRESHOLD, StockoutDefinition, rule_baseline
+from shelfcast.features.origin import ON_HAND_FEATURES, on_hand_features, origin_features_at, stock_inputs
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.models.stockout import StockoutModel, stockout_features, window_steps
 

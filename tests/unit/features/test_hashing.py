@@ -5,7 +5,8 @@ import datetime as dt
 import polars as pl
 
 from shelfcast.data.simulator import SimConfig, simulate
-from shelfcast.features.build import build_features, model_rows, stable_bucket
+from shelfcast.features.build import build_features, stable_bucket
+from shelfcast.features.frames import model_rows
 from shelfcast.features.panel import build_panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.train import ForecastConfig, fit_forecaster

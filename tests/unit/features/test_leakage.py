@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from shelfcast.data.simulator import SimConfig, simulate
-from shelfcast.features.build import ORIGIN, build_features, model_rows
+from shelfcast.features.build import build_features
+from shelfcast.features.frames import ORIGIN, model_rows
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
 

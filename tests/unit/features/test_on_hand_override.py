@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from shelfcast.data.simulator import SimConfig, simulate
-from shelfcast.features.build import ON_HAND_FEATURES, on_hand_features, origin_features_at, stock_inputs
+from shelfcast.features.origin import ON_HAND_FEATURES, on_hand_features, origin_features_at, stock_inputs
 from shelfcast.features.panel import SERIES, Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
 

@@ -16,16 +16,10 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from shelfcast.data.simulator import SimConfig, simulate
-from shelfcast.features import build
-from shelfcast.features.build import (
-    ORIGIN,
-    build_features,
-    model_rows,
-    origin_features,
-    origin_features_at,
-    phase_features,
-    phase_features_at,
-)
+from shelfcast.features import build, frames
+from shelfcast.features.build import build_features, phase_features, phase_features_at
+from shelfcast.features.frames import ORIGIN, model_rows
+from shelfcast.features.origin import origin_features, origin_features_at
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.train import ForecastConfig, fit_forecaster
@@ -109,7 +103,7 @@ def test_blocks_of_series_and_a_nan_change_nothing(
     spec = SPECS["default"]
     origin = _origins(panel)[1]
     general = origin_features(panel, spec).filter(pl.col("date") == origin)
-    monkeypatch.setattr(build, "_BLOCK_ROWS", 1_000)  # about 3 series a block
+    monkeypatch.setattr(frames, "BLOCK_ROWS", 1_000)  # about 3 series a block
     assert_frame_equal(origin_features_at(panel, spec, origin), general, check_exact=True)
     # A NaN sale sends every feature down the window path.
     frame = panel.frame.with_columns(

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.features import build
-from shelfcast.features.build import HORIZON, ORIGIN, build_features, model_rows
+from shelfcast.features.build import build_features
+from shelfcast.features.frames import HORIZON, ORIGIN, model_rows
 from shelfcast.features.panel import KEYS, SERIES, Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models import recursive

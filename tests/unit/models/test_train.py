@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from shelfcast.data.simulator import SimConfig, simulate
-from shelfcast.features.build import origin_features
+from shelfcast.features.origin import origin_features
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.forecaster import GBMForecaster, NotFittedError
