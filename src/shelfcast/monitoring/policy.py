@@ -33,9 +33,11 @@ the minimum number of days.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
 
+from shelfcast.models.gates import RULES
 from shelfcast.types import Task
 
 Action = Literal["ok", "retrain", "rollback", "fallback"]
@@ -49,6 +51,46 @@ class PolicyConfig:
     min_live_days: int = 14
     cooldown_hours: float = 20.0
     fallback_relative: float = 1.2
+
+
+class Monitored(Protocol):
+    """What the policy reads of a task's monitoring (`monitoring.summary.TaskMonitor` has it)."""
+
+    @property
+    def drift_alarm(self) -> bool: ...
+    @property
+    def drifted_features(self) -> list[str]: ...
+    @property
+    def prediction_drift_alarm(self) -> bool: ...
+    @property
+    def degraded(self) -> bool: ...
+    @property
+    def live_value(self) -> float | None: ...
+    @property
+    def backtest_value(self) -> float | None: ...
+    @property
+    def evaluated_rows(self) -> int: ...
+    @property
+    def evaluated_days(self) -> int: ...
+    @property
+    def live_by_version(self) -> Mapping[str, float]: ...
+    @property
+    def rows_by_version(self) -> Mapping[str, int]: ...
+    @property
+    def live_relative(self) -> float | None: ...
+    @property
+    def relative_by_version(self) -> Mapping[str, float]: ...
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What the registry says of a task's models (or, when it is lost, the local copy of the champion)."""
+
+    champion: str | None  # version
+    previous: str | None = None
+    reachable: bool = True
+    promoted_days_ago: float | None = None  # since the champion's promotion, else its registration
+    floor_problem: str | None = None  # why the champion is below an absolute floor; None when it is not
 
 
 @dataclass(frozen=True)
@@ -77,6 +119,55 @@ class TaskState:
     live_relative: float | None = None  # demand: the champion's live WAPE over the seasonal naive's, same rows
     fallback: str | None = None  # why the task is in fallback now (None: it is not)
     fallback_version: str | None = None  # the champion when it fell back
+
+    @classmethod
+    def observe(
+        cls,
+        task: Task,
+        registered: Registered,
+        health: Monitored | None,
+        *,
+        hours_since_retrain: float | None = None,
+        fallback: tuple[str, str | None] | None = None,
+    ) -> TaskState:
+        """The state from the registry, the monitoring (None: not monitored), the last retrain and the fallback
+        the task is in (its reason and the champion that fell back)."""
+        rule = RULES[task]
+        seen = cls(
+            task=task,
+            champion=registered.champion,
+            registry_ok=registered.reachable,
+            floor_problem=registered.floor_problem,
+            previous=registered.previous,
+            promoted_days_ago=registered.promoted_days_ago,
+            metric=rule.metric,
+            higher_is_better=rule.higher_is_better,
+            hours_since_retrain=hours_since_retrain,
+            fallback=fallback[0] if fallback else None,
+            fallback_version=fallback[1] if fallback else None,
+        )
+        if health is None:
+            return seen
+        prev = registered.previous
+        live_by, live, metric = health.live_by_version, health.live_value, rule.metric
+        if health.live_relative is not None and prev in health.relative_by_version:
+            # Versions that served at different times compare fairly only against the naive on their own rows.
+            live_by, live, metric = health.relative_by_version, health.live_relative, f"{rule.metric} / seasonal naive"
+        return replace(
+            seen,
+            drift_alarm=health.drift_alarm,
+            drifted=list(health.drifted_features),
+            prediction_drift=health.prediction_drift_alarm,
+            degraded=health.degraded,
+            metric=metric,
+            live=live,
+            backtest=health.backtest_value,
+            previous_live=live_by.get(prev) if prev else None,
+            live_rows=health.evaluated_rows,
+            live_days=health.evaluated_days,
+            previous_rows=health.rows_by_version.get(prev, 0) if prev else 0,
+            live_relative=health.live_relative,
+        )
 
 
 @dataclass(frozen=True)

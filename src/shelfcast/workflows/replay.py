@@ -30,14 +30,15 @@ from shelfcast.io.stores import open_store
 from shelfcast.jobs.ingest import run_ingest
 from shelfcast.jobs.score import run_score
 from shelfcast.models.metrics import wape
+from shelfcast.monitoring.policy import Monitored
 from shelfcast.settings import Settings
 from shelfcast.types import TASKS, Task
-from shelfcast.workflows.retrain import Health, Trainer, _train, run_policy
+from shelfcast.workflows.retrain import Trainer, _train, run_policy
 
 log = logging.getLogger(__name__)
 # Dated facts, fed day by day; the rest (masters, the calendar of known events) is known from the start.
 DATED = ("sales", "inventory", "movements", "exogenous")
-Monitor = Callable[[Settings, dt.datetime], Mapping[Task, Health | None]]
+Monitor = Callable[[Settings, dt.datetime], Mapping[Task, Monitored | None]]
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class ReplayStep:
     day: dt.date
     actions: dict[str, str]
     outcomes: dict[str, str]
-    health: dict[str, Health | None] = field(default_factory=dict)
+    health: dict[str, Monitored | None] = field(default_factory=dict)
 
 
 def _at(day: dt.date) -> dt.datetime:

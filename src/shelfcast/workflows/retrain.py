@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from shelfcast.errors import ShelfcastError
 from shelfcast.io.champion import champion_dir
@@ -33,42 +33,12 @@ from shelfcast.io.policy_log import Event, Fallback, HealthState, read_state, re
 from shelfcast.io.registry import CHAMPION, MODEL_NAMES, PREVIOUS, PROMOTED_AT, Registry, VersionInfo
 from shelfcast.jobs.monitor import run_monitor
 from shelfcast.jobs.promote import rollback
-from shelfcast.models.gates import RULES
-from shelfcast.monitoring.policy import Decision, PolicyConfig, TaskState, decide
+from shelfcast.monitoring.policy import Decision, Monitored, PolicyConfig, Registered, TaskState, decide
 from shelfcast.settings import Settings
 from shelfcast.types import TASKS, Task
 from shelfcast.workflows.training import run_train
 
 log = logging.getLogger(__name__)
-
-
-class Health(Protocol):
-    """What the policy reads from a task's monitoring (`monitoring.summary.TaskMonitor`)."""
-
-    @property
-    def drift_alarm(self) -> bool: ...
-    @property
-    def drifted_features(self) -> list[str]: ...
-    @property
-    def prediction_drift_alarm(self) -> bool: ...
-    @property
-    def degraded(self) -> bool: ...
-    @property
-    def live_value(self) -> float | None: ...
-    @property
-    def backtest_value(self) -> float | None: ...
-    @property
-    def evaluated_rows(self) -> int: ...
-    @property
-    def evaluated_days(self) -> int: ...
-    @property
-    def live_by_version(self) -> Mapping[str, float]: ...
-    @property
-    def rows_by_version(self) -> Mapping[str, int]: ...
-    @property
-    def live_relative(self) -> float | None: ...
-    @property
-    def relative_by_version(self) -> Mapping[str, float]: ...
 
 
 @dataclass(frozen=True)
@@ -109,53 +79,31 @@ def _days_since(stamp: str | None, now: dt.datetime) -> float | None:
     return (now - when).total_seconds() / 86400
 
 
-def task_state(settings: Settings, task: Task, health: Health | None, *, now: dt.datetime) -> TaskState:
+def task_state(settings: Settings, task: Task, health: Monitored | None, *, now: dt.datetime) -> TaskState:
     """The policy's view of a task: the registry's aliases, the monitoring, the last retrain."""
     champion, previous, reachable, local = _champion(settings, task)
-    version = champion.version if champion is not None else (local if not reachable else None)
     promoted = champion.tags.get(PROMOTED_AT) if champion is not None else None
     created = (
         dt.datetime.fromtimestamp(champion.created / 1000, dt.UTC).isoformat()
         if champion and champion.created
         else None
     )
-    health_state = read_state(settings)
-    since = _days_since(health_state.last_retrain_at, now)
-    fallback = health_state.fallback.get(task)
-    rule = RULES[task]
-    live_by = dict(health.live_by_version) if health is not None else {}
-    live = health.live_value if health is not None else None
-    metric = rule.metric
-    relative_by = dict(health.relative_by_version) if health is not None else {}
-    prev_version = previous.version if previous is not None else None
-    if health is not None and health.live_relative is not None and prev_version in relative_by:
-        # Versions that served at different times compare fairly only against the naive on their own rows.
-        live_by, live, metric = relative_by, health.live_relative, f"{rule.metric} / seasonal naive"
-    rows_by = dict(health.rows_by_version) if health is not None else {}
-    prev = previous.version if previous is not None else None
-    return TaskState(
-        task=task,
-        champion=version,
-        registry_ok=reachable,
-        floor_problem=floor_problem(settings, task, champion.tags) if champion is not None else None,
-        previous=prev,
+    registered = Registered(
+        champion=champion.version if champion is not None else (local if not reachable else None),
+        previous=previous.version if previous is not None else None,
+        reachable=reachable,
         promoted_days_ago=_days_since(promoted or created, now),
-        drift_alarm=bool(health and health.drift_alarm),
-        drifted=list(health.drifted_features) if health is not None else [],
-        prediction_drift=bool(health and health.prediction_drift_alarm),
-        degraded=bool(health and health.degraded),
-        metric=metric,
-        higher_is_better=rule.higher_is_better,
-        live=live,
-        backtest=health.backtest_value if health is not None else None,
-        previous_live=live_by.get(prev) if prev else None,
-        live_rows=health.evaluated_rows if health is not None else 0,
-        live_days=health.evaluated_days if health is not None else 0,
-        previous_rows=rows_by.get(prev, 0) if prev else 0,
+        floor_problem=floor_problem(settings, task, champion.tags) if champion is not None else None,
+    )
+    held = read_state(settings)
+    since = _days_since(held.last_retrain_at, now)
+    fallback = held.fallback.get(task)
+    return TaskState.observe(
+        task,
+        registered,
+        health,
         hours_since_retrain=None if since is None else since * 24,
-        live_relative=health.live_relative if health is not None else None,
-        fallback=fallback.reason if fallback is not None else None,
-        fallback_version=fallback.version if fallback is not None else None,
+        fallback=(fallback.reason, fallback.version) if fallback is not None else None,
     )
 
 
@@ -311,7 +259,7 @@ def act(
 
 def run_policy(
     settings: Settings,
-    health: Mapping[Task, Health | None],
+    health: Mapping[Task, Monitored | None],
     *,
     now: dt.datetime,
     tasks: tuple[Task, ...] = TASKS,
@@ -358,7 +306,7 @@ def act_on_monitoring(
 ) -> RetrainReport:
     """`shelfcast retrain`: monitor, decide from what was seen, act; the monitoring run is tagged with the decisions."""
     seen = run_monitor(settings, now=now, window_days=window_days)
-    health: dict[Task, Health | None] = {t: seen.tasks.get(t) for t in tasks}
+    health: dict[Task, Monitored | None] = {t: seen.tasks.get(t) for t in tasks}
     report = run_policy(
         settings, health, now=now, tasks=tasks, force=force, dry_run=dry_run, trainer=trainer, trigger=trigger
     )
