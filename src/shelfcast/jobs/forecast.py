@@ -10,6 +10,7 @@ from pathlib import Path
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data
 from shelfcast.models.backtest import Progress
+from shelfcast.models.data import parse_cutoff
 from shelfcast.models.quantile_forecast import forecast_with_quantiles
 from shelfcast.settings import Settings
 
@@ -28,7 +29,7 @@ class ForecastReport:
 def run_forecast(
     settings: Settings,
     *,
-    cutoff: dt.date | None,
+    cutoff: str | dt.date | None,
     horizon: int,
     out: Path,
     progress: Progress | None = None,
@@ -36,7 +37,7 @@ def run_forecast(
     """Pick the best candidate on a backtest window before the cutoff, then forecast from the cutoff."""
     started = time.perf_counter()
     data = load_model_data(Lake(settings.workspace))
-    cutoff = cutoff or data.last_date
+    cutoff = parse_cutoff(cutoff, data)
     # A long final fit checkpoints every 50 rounds and resumes if interrupted.
     forecast = forecast_with_quantiles(
         data, cutoff=cutoff, horizon=horizon, checkpoint_dir=settings.workspace / "checkpoints", progress=progress

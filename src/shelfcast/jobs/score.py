@@ -35,7 +35,7 @@ from shelfcast.io.policy_log import in_fallback
 from shelfcast.io.stores import PREDICTION_SCHEMA, PredictionStore, open_store
 from shelfcast.models.backtest import QUANTILES, Progress, add_quantiles
 from shelfcast.models.baselines import seasonal_naive_quantiles
-from shelfcast.models.data import ModelData
+from shelfcast.models.data import ModelData, parse_cutoff
 from shelfcast.models.quantile_forecast import forecast_with_quantiles
 from shelfcast.models.replenish import reorder_advice
 from shelfcast.models.risk import apply_stockout, score_stockout
@@ -307,7 +307,7 @@ def run_score(
     settings: Settings,
     *,
     horizon: int = 14,
-    cutoff: dt.date | None = None,
+    cutoff: str | dt.date | None = None,
     now: dt.datetime | None = None,
     scored_on: dt.date | None = None,
     fit: bool = False,
@@ -324,7 +324,7 @@ def run_score(
     target = store or open_store(settings)
     target.check()
     data = load_model_data(Lake(settings.workspace))
-    cutoff = cutoff or data.last_date
+    cutoff = parse_cutoff(cutoff, data)
     models = None if fit else champion_models(settings, data)
     model = models.demand_info if models is not None else ModelInfo()
     rows, note = build_predictions(

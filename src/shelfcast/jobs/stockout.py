@@ -12,7 +12,7 @@ from shelfcast.features.panel import SERIES
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data
 from shelfcast.models.backtest import Progress
-from shelfcast.models.data import ModelData
+from shelfcast.models.data import ModelData, parse_cutoff
 from shelfcast.models.quantile_forecast import forecast_with_quantiles
 from shelfcast.models.replenish import reorder_advice
 from shelfcast.models.risk import StockoutBacktest, backtest_risk, score_stockout
@@ -32,11 +32,11 @@ class StockoutReport:
 
 
 def run_stockout(
-    settings: Settings, *, cutoff: dt.date | None, window: int, min_hours: float | None, out: Path
+    settings: Settings, *, cutoff: str | dt.date | None, window: int, min_hours: float | None, out: Path
 ) -> StockoutReport:
     started = time.perf_counter()
     data = load_model_data(Lake(settings.workspace))
-    cutoff = cutoff or data.last_date
+    cutoff = parse_cutoff(cutoff, data)
     definition = definition_for(data.panel, window=window, min_hours=min_hours)
     # The demand forecast covers the risk window and the lead time plus review period of the advice.
     days = max(window, settings.lead_time_days + 7)

@@ -67,10 +67,13 @@ def useful_attributes(panel: Panel) -> list[str]:
     return keep
 
 
-def parse_cutoff(value: str | None, data: ModelData) -> dt.date:
-    """A cutoff from the command line (default: the last date), checked against the data."""
+def parse_cutoff(value: str | dt.date | None, data: ModelData) -> dt.date:
+    """The cutoff a job works from: the last date when None, a date as given, a string (from the command line)
+    parsed and checked against the data."""
     if value is None:
         return data.last_date
+    if isinstance(value, dt.date):
+        return value
     try:
         cutoff = dt.date.fromisoformat(value)
     except ValueError:
