@@ -7,14 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shelfcast import console as out
-from shelfcast.cli import WorkspaceOpt, app, settings
+import shelfcast.cli.output as out
+from shelfcast.cli.options import WorkspaceOpt, settings
 from shelfcast.errors import ConfigError
 from shelfcast.models.gates import Task
 
 if TYPE_CHECKING:
     from shelfcast.jobs.retrain import RetrainReport
 
+app = typer.Typer()
 TaskOpt = Annotated[str, typer.Option(help="demand, stockout or all.")]
 
 

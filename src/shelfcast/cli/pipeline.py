@@ -8,15 +8,14 @@ from typing import Annotated
 
 import typer
 
-from shelfcast import console as out
-from shelfcast.cli import WorkspaceOpt, app, settings
+import shelfcast.cli.output as out
+from shelfcast.cli.options import WorkspaceOpt, settings
 from shelfcast.errors import ConfigError
 from shelfcast.settings import Settings
 
-pipeline_app = typer.Typer(
+app = typer.Typer(
     help="The pipeline (ingest, validate, features, train, promote, score) as a Prefect flow.", no_args_is_help=True
 )
-app.add_typer(pipeline_app, name="pipeline")
 
 TASKS = ("demand", "stockout")
 PathArg = Annotated[
@@ -53,7 +52,7 @@ def _prefect_env(cfg: Settings, *, server: bool) -> str | None:
     return api
 
 
-@pipeline_app.command("run")
+@app.command("run")
 def run(
     path: PathArg = None,
     source: SourceOpt = "canonical",
@@ -85,7 +84,7 @@ def run(
     out.pipeline_summary(summary)
 
 
-@pipeline_app.command("schedule")
+@app.command("schedule")
 def schedule(
     cron: Annotated[str, typer.Option(help='Cron schedule, e.g. "0 3 * * *" (every day at 03:00).')],
     path: PathArg = None,

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shelfcast import console as out
-from shelfcast.cli import WorkspaceOpt, app, settings
+import shelfcast.cli.output as out
+from shelfcast.cli.options import WorkspaceOpt, settings
 
 if TYPE_CHECKING:
     from shelfcast.monitoring.summary import MonitorReport
 
+app = typer.Typer()
 TOP = 5
 
 
