@@ -163,9 +163,7 @@ def small_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_backtest_prints_every_model_and_writes_json(small_lake: Path) -> None:
-    result = run(
-        "backtest", "--task", "demand", "--windows", "2", "--horizon", "7", "--json", "bt.json", cwd=small_lake
-    )
+    result = run("backtest", "--task", "demand", "--folds", "2", "--horizon", "7", "--json", "bt.json", cwd=small_lake)
     assert result.returncode == 0, result.stderr
     for name in ("gbm", "seasonal_naive", "moving_average_28", "naive"):
         assert name in result.stdout
@@ -195,7 +193,7 @@ def test_forecast_writes_one_row_per_date_store_item(small_lake: Path) -> None:
         (["train", "--task", "stockout", "--min-hours", "25"], "`--min-hours` must be in (0, 24], got 25.0"),
         (["train", "--min-hours", "12"], "`--min-hours` only applies to --task stockout"),
         (["stockout", "--cutoff", "2022-13-01", "--out", "x.parquet"], "`--cutoff` must be a date like"),
-        (["backtest", "--windows", "40", "--horizon", "28"], "not enough history for 40 window"),
+        (["backtest", "--folds", "40", "--horizon", "28"], "not enough history for 40 window"),
     ],
 )
 def test_modelling_mistakes_are_one_line_errors(small_lake: Path, args: list[str], message: str) -> None:
@@ -219,7 +217,7 @@ def test_stockout_writes_risk_label_and_reorder_advice(small_lake: Path) -> None
 
 
 def test_stockout_backtest_compares_the_classifier_with_the_rule(small_lake: Path) -> None:
-    result = run("backtest", "--task", "stockout", "--windows", "2", "--json", "so.json", cwd=small_lake)
+    result = run("backtest", "--task", "stockout", "--folds", "2", "--json", "so.json", cwd=small_lake)
     assert result.returncode == 0, result.stderr
     assert "classifier" in result.stdout and "rule" in result.stdout
     payload = json.loads((small_lake / "so.json").read_text())

@@ -8,29 +8,29 @@ from typing import Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import CutoffOpt, WorkspaceOpt, now, parse_task, settings
+from shelfcast.cli.options import CutoffOpt, RenamedFlags, WorkspaceOpt, now, parse_task, settings
 from shelfcast.errors import ConfigError
 from shelfcast.settings import PredictionStoreKind, Settings
 
 app = typer.Typer()
 
 
-@app.command()
+@app.command(cls=RenamedFlags)
 def backtest(
     task: Annotated[str, typer.Option(help="demand or stockout.")] = "demand",
-    windows: Annotated[int, typer.Option(min=1, help="Rolling-origin windows.")] = 3,
+    folds: Annotated[int, typer.Option(min=1, help="Rolling-origin folds (cutoffs).")] = 3,
     horizon: Annotated[
-        int | None, typer.Option(min=1, help="demand: steps per window [default 28 days / 13 weeks].")
+        int | None, typer.Option(min=1, help="demand: steps per fold [default 28 days / 13 weeks].")
     ] = None,
     gap: Annotated[int, typer.Option(min=0, help="demand: steps between the cutoff and the first scored period.")] = 0,
-    window: Annotated[int, typer.Option(min=1, help="stockout: days ahead the risk covers.")] = 7,
+    risk_days: Annotated[int, typer.Option(min=1, help="stockout: days ahead the risk covers.")] = 7,
     min_hours: Annotated[
         float | None, typer.Option(help="stockout: hours out of stock in a day that count [default: a full day].")
     ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the scores as JSON.")] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Score the models and every baseline on rolling-origin windows of the lake's data."""
+    """Score the models and every baseline on rolling-origin folds of the lake's data."""
     from shelfcast.jobs.backtest import backtest_json, run_backtest
     from shelfcast.jobs.stockout import StockoutBacktest, backtest_stockout
     from shelfcast.models.backtest import DemandBacktest
@@ -41,21 +41,21 @@ def backtest(
     with out.progress_bar(f"backtest {chosen}") as progress:
         if chosen == "demand":
             result = run_backtest(
-                cfg, windows=windows, horizon=horizon or _default_horizon(cfg), gap=gap, progress=progress
+                cfg, windows=folds, horizon=horizon or _default_horizon(cfg), gap=gap, progress=progress
             )
         else:
-            result = backtest_stockout(cfg, windows=windows, window=window, min_hours=min_hours, progress=progress)
+            result = backtest_stockout(cfg, windows=folds, window=risk_days, min_hours=min_hours, progress=progress)
     out.backtest_summary(result, task=chosen)
     if json_path is not None:
         backtest_json(result, json_path, task=chosen)
         out.console.print(f"scores written to {json_path}")
 
 
-@app.command()
+@app.command(cls=RenamedFlags)
 def stockout(
     out_path: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
     cutoff: CutoffOpt = None,
-    window: Annotated[int, typer.Option(min=1, help="Days ahead the risk covers.")] = 7,
+    risk_days: Annotated[int, typer.Option(min=1, help="Days ahead the risk covers.")] = 7,
     min_hours: Annotated[
         float | None, typer.Option(help="Hours out of stock in a day that count [default: a full day].")
     ] = None,
@@ -71,7 +71,7 @@ def stockout(
     cfg = settings(workspace=workspace)
     when = parse_cutoff(cutoff, load_model_data(Lake(cfg.workspace)))
     with out.status("stockout risk"):
-        report = run_stockout(cfg, cutoff=when, window=window, min_hours=min_hours, out=out_path)
+        report = run_stockout(cfg, cutoff=when, window=risk_days, min_hours=min_hours, out=out_path)
     out.console.print(
         f"{report.rows:,} series scored at {report.cutoff}: {report.alerts:,} alerts at risk >= {report.threshold:.3f} "
         f"(threshold chosen on earlier weeks); written to {report.path} in {report.seconds:.1f}s"
@@ -129,14 +129,14 @@ def score(
     out.score_summary(report)
 
 
-@app.command()
+@app.command(cls=RenamedFlags)
 def train(
     task: Annotated[str, typer.Option(help="demand or stockout.")] = "demand",
-    windows: Annotated[int, typer.Option(min=1, help="Backtest windows the gates compare on.")] = 3,
+    folds: Annotated[int, typer.Option(min=1, help="Backtest folds the gates compare on.")] = 3,
     horizon: Annotated[
         int | None, typer.Option(min=1, help="demand: steps ahead [default 28 days / 13 weeks].")
     ] = None,
-    window: Annotated[int, typer.Option(min=1, help="stockout: days ahead the risk covers.")] = 7,
+    risk_days: Annotated[int, typer.Option(min=1, help="stockout: days ahead the risk covers.")] = 7,
     min_hours: Annotated[
         float | None,
         typer.Option(
@@ -160,9 +160,9 @@ def train(
         report = run_train(
             cfg,
             task=chosen,
-            windows=windows,
+            windows=folds,
             horizon=horizon,
-            window=window,
+            window=risk_days,
             min_hours=min_hours,
             progress=progress,
         )

@@ -1,5 +1,5 @@
-"""What the commands share: the workspace and cutoff options, settings from option values, the task option, and
-one-line errors."""
+"""What the commands share: the workspace and cutoff options, settings from option values, the task option, the
+flags renamed to one word per concept (their old names still work, with a notice), and one-line errors."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
+from typer.core import TyperCommand
 
 import shelfcast.cli.output as out
 from shelfcast.errors import ConfigError, ShelfcastError, first_problem
@@ -25,6 +26,13 @@ WorkspaceOpt = Annotated[
 ]
 CutoffOpt = Annotated[str | None, typer.Option(help="Last date known, YYYY-MM-DD [default: the last date].")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log each step; show tracebacks.")]
+
+# Old flag -> its one-word-per-concept name. The old names stay accepted for now; each use prints a notice.
+RENAMED_FLAGS = {
+    "--window": "--risk-days",  # the stockout horizon
+    "--windows": "--folds",  # backtest folds
+    "--window-days": "--lookback-days",  # the monitoring lookback
+}
 
 _state: dict[str, bool] = {"verbose": False}
 
@@ -56,6 +64,39 @@ def parse_task(value: str) -> Task:
 
 def now() -> dt.datetime:
     return dt.datetime.now().astimezone()
+
+
+class RenamedFlags(TyperCommand):
+    """A command that also takes the old names of its renamed flags (`RENAMED_FLAGS`), as if given the new ones.
+
+    Old names are rewritten before Click parses, so they behave exactly like the new ones (values, checks, errors);
+    each old name used prints one notice on stderr. Use with `@app.command(cls=RenamedFlags)`.
+    """
+
+    # `ctx: Any`: Typer vendors Click, and the Context class this method is declared with is private to Typer.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        own = {name for param in self.params for name in param.opts}
+        return super().parse_args(ctx, renamed_args(args, own, quiet=ctx.resilient_parsing))
+
+
+def renamed_args(args: list[str], own: set[str], *, quiet: bool = False) -> list[str]:
+    """`args` with every old flag name (`--window 7` or `--window=7`) replaced by its new one, where the command has
+    the new name and not the old; everything after `--` is left alone. Notices are skipped when `quiet`."""
+    rewritten: list[str] = []
+    noted: set[str] = set()
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return rewritten + args[i:]
+        name, equals, value = arg.partition("=")
+        new = RENAMED_FLAGS.get(name)
+        if new is None or new not in own or name in own:
+            rewritten.append(arg)
+            continue
+        if not quiet and name not in noted:
+            out.note(f"{name} is deprecated; use {new}")
+            noted.add(name)
+        rewritten.append(new + equals + value)
+    return rewritten
 
 
 def set_verbose(verbose: bool) -> None:
