@@ -18,7 +18,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_train_then_list_show_and_registry_errors(tmp_path: Path) -> None:
     demo = run("demo", "--stores", "2", "--items", "5", "--days", "240", "--no-models", cwd=tmp_path)
     assert demo.returncode == 0, demo.stderr
-    trained = run("train", "--task", "demand", "--windows", "2", "--horizon", "7", cwd=tmp_path)
+    trained = run("train", "--task", "demand", "--folds", "2", "--horizon", "7", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     text = " ".join(trained.stdout.split())
     assert "Trained demand model" in text and "demand v1" in text and "gates" in text

@@ -59,8 +59,8 @@ def test_monitor_mistakes_are_one_line(tmp_path: Path) -> None:
     empty = run("monitor", "-w", str(tmp_path / "nothing"), cwd=tmp_path)
     assert empty.returncode == 1 and "Traceback" not in empty.stderr
     assert "no sales" in empty.stderr and len(empty.stderr.strip().splitlines()) == 1
-    bad = run("monitor", "--window-days", "0", cwd=tmp_path)
-    assert bad.returncode == 2 and "window-days" in bad.stderr
+    bad = run("monitor", "--lookback-days", "0", cwd=tmp_path)
+    assert bad.returncode == 2 and "lookback-days" in bad.stderr
     task = run("retrain", "--task", "prices", cwd=tmp_path)
     assert task.returncode == 1 and "`--task` must be demand, stockout or all, got 'prices'" in task.stderr
     # A policy setting out of range, from the environment: named, in one line, before anything runs.

@@ -31,7 +31,7 @@ def test_pipeline_run_goes_through_prefect_and_links_the_mlflow_runs(tmp_path: P
         frame.write_parquet(raw / f"{name}.parquet")
     (raw / "exogenous_roles.json").write_text(json.dumps(sim.exogenous_roles))
 
-    result = run("pipeline", "run", "raw", "--windows", "2", "--horizon", "7", cwd=tmp_path)
+    result = run("pipeline", "run", "raw", "--folds", "2", "--horizon", "7", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     for step in ("ingest", "validate", "features", "train demand", "train stockout", "score"):
         assert re.search(rf"│ {step}\s+│", result.stdout), step
@@ -109,7 +109,7 @@ def test_pipeline_schedule_registers_a_cron_deployment_on_a_prefect_server(tmp_p
                 assert time.monotonic() < deadline, "the Prefect server did not start"
                 time.sleep(1)
         served = subprocess.Popen(
-            [sys.executable, "-m", "shelfcast", "pipeline", "schedule", "--cron", "0 3 * * *", "--windows", "2"],
+            [sys.executable, "-m", "shelfcast", "pipeline", "schedule", "--cron", "0 3 * * *", "--folds", "2"],
             cwd=tmp_path,
             env={**env, "SHELFCAST_PREFECT_API_URL": api},
             stdout=subprocess.PIPE,

@@ -23,7 +23,7 @@ import polars as pl
 import pytest
 from helpers import NOW, TODAY
 
-from shelfcast import console
+from shelfcast.cli import output as console
 from shelfcast.data.sim_layouts import branch_csv_tables, wide_table
 from shelfcast.data.simulator import SimConfig, SimResult, simulate
 from shelfcast.data.sources import get_source

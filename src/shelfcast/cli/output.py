@@ -37,6 +37,11 @@ def info(message: str) -> None:
     err_console.print(message, highlight=False, soft_wrap=True)
 
 
+def note(message: str) -> None:
+    """A one-line notice on stderr that does not stop the command (e.g. a deprecated flag)."""
+    err_console.print(f"note: {message}", highlight=False, soft_wrap=True, markup=False)
+
+
 @contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[str, int, int], None]]:
     """A progress bar fed by jobs through `(label, done, total)` callbacks."""

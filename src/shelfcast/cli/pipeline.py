@@ -8,24 +8,23 @@ from typing import Annotated
 
 import typer
 
-from shelfcast import console as out
-from shelfcast.cli import WorkspaceOpt, app, settings
+import shelfcast.cli.output as out
+from shelfcast.cli.options import RenamedFlags, WorkspaceOpt, settings
 from shelfcast.errors import ConfigError
 from shelfcast.settings import Settings
+from shelfcast.types import TASKS
 
-pipeline_app = typer.Typer(
+app = typer.Typer(
     help="The pipeline (ingest, validate, features, train, promote, score) as a Prefect flow.", no_args_is_help=True
 )
-app.add_typer(pipeline_app, name="pipeline")
 
-TASKS = ("demand", "stockout")
 PathArg = Annotated[
     Path | None,
     typer.Argument(help="File or folder to ingest first [default: train and score on the lake as it is]."),
 ]
 SourceOpt = Annotated[str, typer.Option(help="Adapter for PATH (see `shelfcast ingest --help`).")]
 TasksOpt = Annotated[str, typer.Option(help="Models to train, comma-separated: demand, stockout.")]
-WindowsOpt = Annotated[int, typer.Option(min=1, help="Backtest windows per training run.")]
+FoldsOpt = Annotated[int, typer.Option(min=1, help="Backtest folds per training run.")]
 HorizonOpt = Annotated[int, typer.Option(min=1, help="Steps scored (days; weeks on weekly data).")]
 
 
@@ -53,12 +52,12 @@ def _prefect_env(cfg: Settings, *, server: bool) -> str | None:
     return api
 
 
-@pipeline_app.command("run")
+@app.command("run", cls=RenamedFlags)
 def run(
     path: PathArg = None,
     source: SourceOpt = "canonical",
     tasks: TasksOpt = "demand,stockout",
-    windows: WindowsOpt = 3,
+    folds: FoldsOpt = 3,
     horizon: HorizonOpt = 14,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -79,19 +78,19 @@ def run(
         path=str(path.resolve()) if path else None,
         source=source,
         tasks=chosen,
-        windows=windows,
+        windows=folds,
         horizon=horizon,
     )
     out.pipeline_summary(summary)
 
 
-@pipeline_app.command("schedule")
+@app.command("schedule", cls=RenamedFlags)
 def schedule(
     cron: Annotated[str, typer.Option(help='Cron schedule, e.g. "0 3 * * *" (every day at 03:00).')],
     path: PathArg = None,
     source: SourceOpt = "canonical",
     tasks: TasksOpt = "demand,stockout",
-    windows: WindowsOpt = 3,
+    folds: FoldsOpt = 3,
     horizon: HorizonOpt = 14,
     name: Annotated[str, typer.Option(help="Deployment name.")] = "shelfcast-daily",
     monitor: Annotated[
@@ -99,7 +98,7 @@ def schedule(
         typer.Option(
             "--monitor",
             help="Schedule the monitoring flow instead (monitor, then retrain / roll back / fall back as the "
-            "policy decides); PATH, --tasks, --windows and --horizon do not apply.",
+            "policy decides); PATH, --tasks, --folds and --horizon do not apply.",
         ),
     ] = False,
     workspace: WorkspaceOpt = None,
@@ -134,7 +133,7 @@ def schedule(
             "path": str(path.resolve()) if path else None,
             "source": source,
             "tasks": chosen,
-            "windows": windows,
+            "windows": folds,
             "horizon": horizon,
         },
     )

@@ -7,14 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shelfcast import console as out
-from shelfcast.cli import WorkspaceOpt, app, settings
+import shelfcast.cli.output as out
+from shelfcast.cli.options import RenamedFlags, WorkspaceOpt, settings
 from shelfcast.errors import ConfigError
 from shelfcast.types import TASKS, Task
 
 if TYPE_CHECKING:
     from shelfcast.workflows.retrain import RetrainReport
 
+app = typer.Typer()
 TaskOpt = Annotated[str, typer.Option(help="demand, stockout or all.")]
 
 
@@ -36,13 +37,13 @@ def retrain_summary(report: RetrainReport) -> None:
         out.console.print(note)
 
 
-@app.command()
+@app.command(cls=RenamedFlags)
 def retrain(
     workspace: WorkspaceOpt = None,
     task: TaskOpt = "all",
     force: Annotated[bool, typer.Option(help="Retrain even when the policy finds the champion healthy.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Monitor and decide, but change nothing.")] = False,
-    window_days: Annotated[
+    lookback_days: Annotated[
         int | None, typer.Option(min=1, help="Days of origins monitoring looks at [default: monitor_window_days].")
     ] = None,
 ) -> None:
@@ -53,7 +54,7 @@ def retrain(
 
     with out.status("monitoring and deciding"):
         report = act_on_monitoring(
-            cfg, now=dt.datetime.now(dt.UTC), tasks=chosen, force=force, dry_run=dry_run, window_days=window_days
+            cfg, now=dt.datetime.now(dt.UTC), tasks=chosen, force=force, dry_run=dry_run, window_days=lookback_days
         )
     retrain_summary(report)
 

@@ -8,9 +8,11 @@ from typing import Annotated
 
 import typer
 
-from shelfcast import console as out
-from shelfcast.cli import WorkspaceOpt, app, settings
+import shelfcast.cli.output as out
+from shelfcast.cli.options import WorkspaceOpt, settings
 from shelfcast.errors import ConfigError
+
+app = typer.Typer()
 
 
 @app.command()

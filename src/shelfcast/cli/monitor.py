@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shelfcast import console as out
-from shelfcast.cli import WorkspaceOpt, app, settings
+import shelfcast.cli.output as out
+from shelfcast.cli.options import RenamedFlags, WorkspaceOpt, settings
 
 if TYPE_CHECKING:
     from shelfcast.monitoring.summary import MonitorReport
 
+app = typer.Typer()
 TOP = 5
 
 
@@ -57,10 +58,10 @@ def monitor_summary(report: MonitorReport) -> None:
     out.console.print("[bold red]ALERT[/]" if report.alert else "no alert")
 
 
-@app.command()
+@app.command(cls=RenamedFlags)
 def monitor(
     workspace: WorkspaceOpt = None,
-    window_days: Annotated[
+    lookback_days: Annotated[
         int | None, typer.Option(min=1, help="Days of origins in the current window [default: monitor_window_days].")
     ] = None,
     fail_on_alert: Annotated[
@@ -79,7 +80,7 @@ def monitor(
 
     cfg = settings(workspace=workspace, monitor_evidently=evidently)
     with out.status("monitoring"):
-        report = run_monitor(cfg, now=dt.datetime.now(dt.UTC), window_days=window_days)
+        report = run_monitor(cfg, now=dt.datetime.now(dt.UTC), window_days=lookback_days)
     monitor_summary(report)
     if fail_on_alert and report.alert:
         sys.exit(2)

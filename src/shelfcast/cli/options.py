@@ -1,0 +1,124 @@
+"""What the commands share: the workspace and cutoff options, settings from option values, the task option, the
+flags renamed to one word per concept (their old names still work, with a notice), and one-line errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+from typer.core import TyperCommand
+
+import shelfcast.cli.output as out
+from shelfcast.errors import ConfigError, ShelfcastError, first_problem
+from shelfcast.settings import Settings
+from shelfcast.types import Task
+
+M = TypeVar("M", bound=BaseModel)
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option("--workspace", "-w", help="Workspace folder [env SHELFCAST_WORKSPACE; default ./.shelfcast]"),
+]
+CutoffOpt = Annotated[str | None, typer.Option(help="Last date known, YYYY-MM-DD [default: the last date].")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log each step; show tracebacks.")]
+
+# Old flag -> its one-word-per-concept name. The old names stay accepted for now; each use prints a notice.
+RENAMED_FLAGS = {
+    "--window": "--risk-days",  # the stockout horizon
+    "--windows": "--folds",  # backtest folds
+    "--window-days": "--lookback-days",  # the monitoring lookback
+}
+
+_state: dict[str, bool] = {"verbose": False}
+
+
+def settings(**overrides: Any) -> Settings:
+    """Settings from env/TOML with command-line overrides; a bad value is a one-line error."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        where, message = first_problem(exc)
+        raise ConfigError(f"setting `{where or 'settings'}`: {message}") from None
+
+
+def model(cls: type[M], data: dict[str, Any]) -> M:
+    """A pydantic model from option values; the first problem becomes a one-line error."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        where, message = first_problem(exc)
+        raise ConfigError(f"`{where}`: {message}") from None
+
+
+def parse_task(value: str) -> Task:
+    """The value of `--task`: demand or stockout."""
+    try:
+        return Task(value)
+    except ValueError:
+        raise ConfigError(f"`--task` must be {' or '.join(Task)}, got {value!r}") from None
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now().astimezone()
+
+
+class RenamedFlags(TyperCommand):
+    """A command that also takes the old names of its renamed flags (`RENAMED_FLAGS`), as if given the new ones.
+
+    Old names are rewritten before Click parses, so they behave exactly like the new ones (values, checks, errors);
+    each old name used prints one notice on stderr. Use with `@app.command(cls=RenamedFlags)`.
+    """
+
+    # `ctx: Any`: Typer vendors Click, and the Context class this method is declared with is private to Typer.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        own = {name for param in self.params for name in param.opts}
+        return super().parse_args(ctx, renamed_args(args, own, quiet=ctx.resilient_parsing))
+
+
+def renamed_args(args: list[str], own: set[str], *, quiet: bool = False) -> list[str]:
+    """`args` with every old flag name (`--window 7` or `--window=7`) replaced by its new one, where the command has
+    the new name and not the old; everything after `--` is left alone. Notices are skipped when `quiet`."""
+    rewritten: list[str] = []
+    noted: set[str] = set()
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return rewritten + args[i:]
+        name, equals, value = arg.partition("=")
+        new = RENAMED_FLAGS.get(name)
+        if new is None or new not in own or name in own:
+            rewritten.append(arg)
+            continue
+        if not quiet and name not in noted:
+            out.note(f"{name} is deprecated; use {new}")
+            noted.add(name)
+        rewritten.append(new + equals + value)
+    return rewritten
+
+
+def set_verbose(verbose: bool) -> None:
+    """Log each step on stderr (else warnings only) and, on an error, show its traceback."""
+    _state["verbose"] = verbose
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run_app(app: typer.Typer) -> None:
+    """Run the CLI: user mistakes become one line on stderr and exit code 1."""
+    try:
+        app()
+    except ShelfcastError as exc:
+        if _state["verbose"]:
+            raise
+        out.error(str(exc))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        sys.exit(130)
