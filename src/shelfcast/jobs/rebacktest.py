@@ -34,6 +34,7 @@ from typing import TypeVar
 import polars as pl
 from pydantic import BaseModel, ValidationError
 
+from shelfcast.errors import RebacktestError
 from shelfcast.features.labels import StockoutDefinition
 from shelfcast.io.registry import CHAMPION, Registry
 from shelfcast.io.tracking import AS_SERVED, CHAMPION_MODEL, REFITTED, run_cutoffs
@@ -54,10 +55,6 @@ DEFINITION_PREFIX = "definition."
 _Config = TypeVar("_Config", bound=BaseModel)
 # The champion's run params -> (the cutoffs it was scored on, its per-window and overall metric rows).
 Rerun = Callable[[Mapping[str, str]], tuple[list[dt.date], pl.DataFrame]]
-
-
-class RebacktestError(ValueError):
-    """The champion's configuration cannot be backtested on the challenger's windows (the message says why)."""
 
 
 # The champion's native model folder -> its scores as served on the challenger's windows, or None when it was

@@ -10,10 +10,10 @@ import numpy as np
 from fastapi import APIRouter, HTTPException
 from starlette.concurrency import run_in_threadpool
 
-from shelfcast.errors import DataValidationError
+from shelfcast.errors import DataValidationError, UnknownFeatureError, UnknownSeriesError
 from shelfcast.service.deps import SnapshotDep, StateDep
 from shelfcast.service.metrics import ServiceMetrics
-from shelfcast.service.online import OnlineScorer, Scored, UnknownFeatureError, UnknownSeriesError
+from shelfcast.service.online import OnlineScorer, Scored
 from shelfcast.service.schemas import PredictBatchRequest, PredictBatchResponse, Prediction, PredictRequest
 from shelfcast.service.state import Snapshot
 

@@ -11,12 +11,12 @@ import polars as pl
 import pytest
 
 from shelfcast.data.simulator import SimConfig, simulate
+from shelfcast.errors import ModelFormatError, NotFittedError
 from shelfcast.features.labels import StockoutDefinition
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
-from shelfcast.models.forecaster import Engine, GBMForecaster, NotFittedError
+from shelfcast.models.forecaster import Engine, GBMForecaster
 from shelfcast.models.serialize import (
-    ModelFormatError,
     load_forecaster,
     load_model,
     load_stockout,
