@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from shelfcast.errors import ModelNotFoundError, PromotionError
+from shelfcast.errors import ModelNotFoundError, PromotionError, TrackingError
 from shelfcast.io.registry import CHAMPION, Registry, VersionInfo
 from shelfcast.io.tracking import (
     AS_SERVED,
@@ -43,7 +43,7 @@ def champion_dir(settings: Settings, task: Task) -> Path:
 
 def run_scores(registry: Registry, task: Task, run_id: str) -> tuple[WindowScores, dict[str, WindowScores]]:
     """(the registered model's scores, each baseline's scores) per backtest window, read back from the run."""
-    run = registry.client.get_run(run_id)
+    run = registry.run(run_id)
     metrics, params = run.data.metrics, run.data.params
     rule = RULES[task]
     candidate = params.get(CANDIDATE_PARAM)
@@ -62,7 +62,7 @@ def rebacktested_scores(
     registry: Registry, task: Task, run_id: str, champion: VersionInfo
 ) -> tuple[WindowScores, str] | None:
     """The champion's scores on the windows of run `run_id`, if that run scored this very champion, and how."""
-    run = registry.client.get_run(run_id)
+    run = registry.run(run_id)
     metrics, params = run.data.metrics, run.data.params
     if params.get(CHAMPION_VERSION_PARAM) != champion.version:
         return None
@@ -183,7 +183,7 @@ def load_champion(settings: Settings, task: Task, *, registry: Registry | None =
     try:
         registry = registry or Registry(settings)
         current = registry.alias(task, CHAMPION)
-    except Exception as exc:  # an unreachable server or a broken store: the local copy is the fallback
+    except TrackingError as exc:  # an unreachable server or a broken store: the local copy is the fallback
         if local is None:
             raise ModelNotFoundError(
                 f"the model registry did not answer ({exc}) and there is no local copy of the {task} champion"

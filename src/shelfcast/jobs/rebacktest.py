@@ -185,7 +185,9 @@ def rebacktest_champion(
             theirs, rows = rerun(params)
         if theirs != cutoffs:
             raise RebacktestError(f"its backtest cutoffs {theirs} are not the challenger's {cutoffs}")
-    except Exception as exc:  # the comparison is worth a warning, never a failed training run
+    # Broad on purpose: re-running another configuration's backtest can fail in any way (old params, data that
+    # changed shape, the registry), and the comparison is worth a warning, never a failed training run.
+    except Exception as exc:
         log.warning(
             "%s could not be re-backtested on the challenger's windows (%s); "
             "the gates will not compare the challenger with it",
