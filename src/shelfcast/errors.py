@@ -1,7 +1,10 @@
-"""Exceptions for mistakes in a user's input or setup.
+"""Every exception shelfcast raises on purpose, for mistakes in a user's input or setup and for systems that fail.
 
 They subclass built-ins so callers can catch them generically; the CLI turns
-them into one-line messages and a non-zero exit code.
+them into one-line messages and a non-zero exit code, the service turns the
+`LookupError` ones into 404 and the `ValueError` ones into 422 (see
+`service.app`). Adapters raise their own: `TrackingError` for MLflow,
+`StoreError` for prediction stores.
 """
 
 from __future__ import annotations
@@ -56,6 +59,26 @@ class PromotionError(ShelfcastError, ValueError):
 
 class TrackingError(ShelfcastError, RuntimeError):
     """The MLflow tracking server or store cannot be used (the message names the URI)."""
+
+
+class ModelFormatError(ShelfcastError, ValueError):
+    """A model folder that is missing files or was written by an unknown format version."""
+
+
+class NotFittedError(ShelfcastError, ValueError, AttributeError):
+    """`predict` (or `save`) was called before `fit`; both bases, as scikit-learn's, so either catch works."""
+
+
+class RebacktestError(ShelfcastError, ValueError):
+    """The champion's configuration cannot be backtested on the challenger's windows (the message says why)."""
+
+
+class UnknownSeriesError(ShelfcastError, LookupError):
+    """Ids that are not a series of the workspace at the origin."""
+
+
+class UnknownFeatureError(ShelfcastError, ValueError):
+    """A feature name the served model does not have."""
 
 
 def first_problem(exc: ValidationError) -> tuple[str, str]:

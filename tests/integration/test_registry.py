@@ -177,3 +177,21 @@ def test_stockout_run_logs_classifier_and_rule(settings: Settings) -> None:
     example = model.input_example
     risk = model.predict(example)
     assert list(risk.columns) == ["risk", "alert"] and np.all((risk["risk"] >= 0) & (risk["risk"] <= 1))
+
+
+def test_a_broken_registry_store_is_a_tracking_error_and_the_local_champion_serves(settings: Settings) -> None:
+    from shelfcast.io.champion import load_champion
+
+    broken = settings.workspace / "broken.db"
+    broken.write_text("not a database " * 100)
+    offline = Settings(workspace=settings.workspace, mlflow_tracking_uri=f"sqlite:///{broken}")
+    # SQLAlchemy's DatabaseError, not MLflow's: wrapped at the adapter all the same.
+    with pytest.raises(TrackingError, match=r"MLflow at sqlite:///.*broken\.db: .*file is not a database"):
+        Registry(offline).alias("demand", CHAMPION)
+    with pytest.raises(ModelNotFoundError, match=r"did not answer .* no local copy of the demand champion"):
+        load_champion(offline, "demand")
+    local = champion_dir(settings, "demand")
+    local.mkdir(parents=True)
+    (local / "version.json").write_text(json.dumps({"name": "shelfcast-demand", "version": "7", "run_id": "r7"}))
+    champion = load_champion(offline, "demand")
+    assert (champion.version, champion.from_registry) == ("7", False)

@@ -131,6 +131,39 @@ def test_an_earlier_origin_reads_nothing_after_it(client: TestClient, prediction
     assert table.origin == earlier and table.matrix.shape[0] == len(table.index)
 
 
+def test_cutoff_and_its_deprecated_name_date(client: TestClient, predictions: pl.DataFrame) -> None:
+    snapshot = client.app.state.shelfcast.snapshot  # type: ignore[attr-defined]
+    store, item = _series(predictions)[0]
+    earlier = (snapshot.last_date - dt.timedelta(days=30)).isoformat()
+    ids = {"store_id": store, "item_id": item}
+    new = client.post("/predict", json=ids | {"cutoff": earlier})
+    old = client.post("/predict", json=ids | {"date": earlier})
+    assert new.status_code == old.status_code == 200, (new.text, old.text)
+    assert new.json() == old.json()
+    assert (new.json()["cutoff"], new.json()["risk_days"]) == (earlier, snapshot.model.definition.window)
+    assert "deprecation" not in new.headers and "warning" not in new.headers
+    assert old.headers["deprecation"].startswith("@")
+    assert "request field `date` is deprecated, send `cutoff`" in old.headers["warning"]
+    batch = client.post("/predict/batch", json={"rows": [ids | {"cutoff": earlier}, ids | {"date": earlier}]})
+    assert batch.status_code == 200 and "`date`" in batch.headers["warning"]
+    both = client.post("/predict", json=ids | {"cutoff": earlier, "date": earlier})
+    assert both.status_code == 422
+    assert "give `cutoff` or its deprecated name `date`, not both" in both.json()["detail"]
+    in_batch = client.post("/predict/batch", json={"rows": [ids, ids | {"cutoff": earlier, "date": earlier}]})
+    assert in_batch.status_code == 422 and in_batch.json()["detail"].startswith("rows.1: give `cutoff` or")
+    bad = client.post("/predict", json=ids | {"cutoff": "29/10/2022"})
+    assert bad.status_code == 422 and bad.json()["detail"].startswith("cutoff: ")
+
+
+def test_the_openapi_schema_uses_cutoff_and_risk_days(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    request = schemas["PredictRequest"]["properties"]
+    assert "cutoff" in request and "date" not in request and "deprecated name" in request["cutoff"]["description"]
+    answer = schemas["Prediction"]["properties"]
+    assert {"cutoff", "risk_days"} <= set(answer) and "window_days" not in answer
+    assert answer["date"]["deprecated"] is True
+
+
 @pytest.mark.parametrize(
     ("body", "status", "needle"),
     [
@@ -313,6 +346,20 @@ def test_a_crash_is_a_500_without_a_traceback(client: TestClient, monkeypatch: p
     assert answer.status_code == 500
     assert "internal error" in answer.json()["detail"]
     assert "secret" not in answer.text and "Traceback" not in answer.text
+
+
+def test_a_failing_backend_in_a_route_is_a_500_not_a_4xx(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only LookupError and ValueError domain errors are the request's fault (404, 422)."""
+    from shelfcast.errors import StoreError
+
+    scorer = client.app.state.shelfcast.snapshot.scorer  # type: ignore[attr-defined]
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise StoreError("postgresql://db is unreachable")
+
+    monkeypatch.setattr(scorer, "score", broken)
+    answer = client.post("/predict", json={"store_id": "S001", "item_id": "I0001"})
+    assert answer.status_code == 500 and "internal error" in answer.json()["detail"]
 
 
 def test_metrics_count_routes_labels_and_the_served_version(client: TestClient) -> None:

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from shelfcast.errors import ModelNotFoundError
+from shelfcast.errors import ModelNotFoundError, TrackingError
 from shelfcast.io.registry import CHAMPION, Registry
 from shelfcast.settings import Settings
 from shelfcast.types import Task
@@ -57,7 +57,7 @@ def load_champion(settings: Settings, task: Task, *, registry: Registry | None =
     try:
         registry = registry or Registry(settings)
         current = registry.alias(task, CHAMPION)
-    except Exception as exc:  # an unreachable server or a broken store: the local copy is the fallback
+    except TrackingError as exc:  # an unreachable server or a broken store: the local copy is the fallback
         if local is None:
             raise ModelNotFoundError(
                 f"the model registry did not answer ({exc}) and there is no local copy of the {task} champion"

@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from shelfcast.errors import ShelfcastError
+from shelfcast.errors import ModelFormatError, NotFittedError
 from shelfcast.features.frames import HORIZON
 from shelfcast.features.labels import StockoutDefinition
 from shelfcast.features.spec import FeatureSpec
-from shelfcast.models.forecaster import FeatureEncoder, GBMForecaster, NotFittedError
+from shelfcast.models.forecaster import FeatureEncoder, GBMForecaster
 from shelfcast.models.stockout import StockoutConfig, StockoutModel
 from shelfcast.models.train import ForecastConfig, TrainedForecaster
 from shelfcast.types import Task
@@ -35,10 +35,6 @@ META = "model.json"
 # Optional (models saved before monitoring have none), so the format version is unchanged.
 REFERENCE = "reference.parquet"
 _BOOSTER_FILES = {"lightgbm": "booster.txt", "xgboost": "booster.json"}
-
-
-class ModelFormatError(ShelfcastError, ValueError):
-    """A model folder that is missing files or was written by an unknown format version."""
 
 
 def _booster_params(model: GBMForecaster) -> dict[str, Any]:

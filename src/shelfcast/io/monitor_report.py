@@ -211,6 +211,8 @@ def evidently_reports(report: MonitorReport, folder: Path) -> list[Path]:
             path = folder / f"evidently_{task}.html"
             snapshot.save_html(str(path))
             written.append(path)
-        except Exception as exc:  # an optional extra must never break monitoring
+        # Broad on purpose: Evidently (an optional extra) fails in its own ways on odd data, and its report
+        # must never break monitoring.
+        except Exception as exc:
             log.warning("Evidently report for %s not written: %s", task, exc)
     return written

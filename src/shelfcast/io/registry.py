@@ -2,6 +2,10 @@
 
 One registered model per task, named like its experiment. Gate verdicts are
 version tags (`gate.passed`, `gate.reason`, `gate.<metric>`).
+
+Errors: an unknown model or version is a ModelNotFoundError; a server or
+store that fails is a TrackingError naming the URI (`tracking.mlflow_errors`
+wraps every method), so callers never catch MLflow's own exceptions.
 """
 
 from __future__ import annotations
@@ -10,12 +14,14 @@ import datetime as dt
 import json
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from shelfcast.errors import ModelNotFoundError, PromotionError
-from shelfcast.io.tracking import EXPERIMENTS, connect
+from shelfcast.io.tracking import EXPERIMENTS, connect, mlflow_errors
 from shelfcast.models.gates import GateResult
 from shelfcast.settings import Settings
 from shelfcast.types import Task
@@ -26,6 +32,8 @@ PROMOTED_AT = "shelfcast.promoted_at"
 MODEL_NAMES: dict[Task, str] = dict(EXPERIMENTS)
 # What MLflow answers for a registered model or an alias that does not exist.
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def task_of(name_or_task: str) -> Task:
@@ -52,16 +60,30 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+def _guarded(method: Callable[Concatenate[Registry, _P], _R]) -> Callable[Concatenate[Registry, _P], _R]:
+    """The method with MLflow's failures raised as TrackingError."""
+
+    @wraps(method)
+    def guarded(self: Registry, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with mlflow_errors(self.uri):
+            return method(self, *args, **kwargs)
+
+    return guarded
+
+
 class Registry:
-    """Thin wrapper over `MlflowClient` for shelfcast's registered models."""
+    """Thin wrapper over `MlflowClient` for shelfcast's registered models and their runs."""
 
     def __init__(self, settings: Settings) -> None:
         from mlflow import MlflowClient
 
         self.settings = settings
         self.uri = connect(settings)
-        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        with mlflow_errors(self.uri):
+            # Jobs go through the methods (which raise TrackingError); tests read runs through it.
+            self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
+    @_guarded
     def register(self, task: Task, model_uri: str, *, run_id: str) -> VersionInfo:
         """A new version of the task's model from a logged model, aliased `challenger`."""
         import mlflow
@@ -83,20 +105,24 @@ class Registry:
             source=mv.source or "",
         )
 
+    @_guarded
     def version(self, task: Task, version: str) -> VersionInfo:
         from mlflow.exceptions import MlflowException
 
         name = MODEL_NAMES[task]
         try:
             return self._info(task, self.client.get_model_version(name, str(version)))
-        except MlflowException:
-            raise ModelNotFoundError(f"{name} has no version {version!r}; see `shelfcast models list`") from None
+        except MlflowException as exc:
+            if exc.error_code in _NOT_FOUND:
+                raise ModelNotFoundError(f"{name} has no version {version!r}; see `shelfcast models list`") from None
+            raise  # a failing server is not an unknown version: TrackingError
 
+    @_guarded
     def alias(self, task: Task, alias: str) -> VersionInfo | None:
         """The aliased version, or None when the model or the alias does not exist.
 
         Any other failure (a server that does not answer, a broken store)
-        propagates: "no champion" and "cannot tell" must not look the same.
+        is a TrackingError: "no champion" and "cannot tell" must not look the same.
         """
         from mlflow.exceptions import MlflowException
 
@@ -107,18 +133,40 @@ class Registry:
                 return None
             raise
 
+    @_guarded
     def versions(self, task: Task) -> list[VersionInfo]:
         name = MODEL_NAMES[task]
         found = self.client.search_model_versions(f"name = '{name}'")
         return sorted((self._info(task, mv) for mv in found), key=lambda v: int(v.version))
 
+    @_guarded
     def tag_gates(self, task: Task, version: str, result: GateResult) -> None:
-        name = MODEL_NAMES[task]
         tags = {"gate.passed": str(result.passed).lower(), "gate.reason": result.reason[:5000]}
         tags |= {f"gate.{k}": f"{v:.6g}" for k, v in result.values.items()}
-        for key, value in tags.items():
-            self.client.set_model_version_tag(name, version, key, value)
+        self.tag_version(task, version, tags)
 
+    @_guarded
+    def tag_version(self, task: Task, version: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(MODEL_NAMES[task], str(version), key, value)
+
+    @_guarded
+    def tag_model(self, task: Task, tags: Mapping[str, str]) -> None:
+        """Tags of the task's registered model (not of a version)."""
+        for key, value in tags.items():
+            self.client.set_registered_model_tag(MODEL_NAMES[task], key, value)
+
+    @_guarded
+    def run(self, run_id: str) -> Any:
+        """The MLflow run (`.data.params`, `.data.metrics`, `.data.tags`)."""
+        return self.client.get_run(run_id)
+
+    @_guarded
+    def tag_run(self, run_id: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, value)
+
+    @_guarded
     def promote(self, task: Task, version: str) -> VersionInfo | None:
         """`version` becomes champion, the old champion previous_champion; returns the old champion."""
         name = MODEL_NAMES[task]
@@ -135,6 +183,7 @@ class Registry:
             self.client.delete_registered_model_alias(name, CHALLENGER)
         return old
 
+    @_guarded
     def rollback(self, task: Task) -> tuple[VersionInfo, VersionInfo | None]:
         """previous_champion becomes champion again; returns (restored, demoted)."""
         name = MODEL_NAMES[task]
@@ -149,6 +198,7 @@ class Registry:
             self.client.set_model_version_tag(name, demoted.version, "rolled_back", "true")
         return self.version(task, previous.version), demoted
 
+    @_guarded
     def download(self, task: Task, alias: str, dest: Path) -> Path:
         """The aliased version's pyfunc folder, replacing `dest`; its native model is in `dest/artifacts/native`."""
         import mlflow

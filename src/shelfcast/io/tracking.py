@@ -22,11 +22,13 @@ import os
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
 import polars.selectors as cs
@@ -72,6 +74,39 @@ def _embedded(settings: Settings) -> bool:
     return tracking_uri(settings) == f"sqlite:///{mlflow_dir(settings) / 'mlflow.db'}"
 
 
+def redact(uri: str) -> str:
+    """The URI without its password, for messages."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
+def _backend_errors() -> tuple[type[Exception], ...]:
+    """What MLflow lets out when its server or store fails (requests' errors are OSErrors)."""
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+    from urllib3.exceptions import HTTPError
+
+    return (MlflowException, SQLAlchemyError, HTTPError, OSError)
+
+
+@contextmanager
+def mlflow_errors(uri: str) -> Iterator[None]:
+    """MLflow, database, HTTP and file errors raised inside become a TrackingError naming the URI.
+
+    Callers then catch TrackingError for "the registry did not answer"
+    fallbacks, and a bug (a TypeError, a KeyError) still surfaces as one.
+    """
+    errors = _backend_errors()
+    try:
+        yield
+    except errors as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = lines[0][:300] if lines else type(exc).__name__
+        raise TrackingError(f"MLflow at {redact(uri)}: {reason}") from exc
+
+
 def connect(settings: Settings) -> str:
     """Point MLflow at the tracking URI (a server is checked first, with a short timeout); returns the URI."""
     import mlflow
@@ -83,7 +118,7 @@ def connect(settings: Settings) -> str:
                 pass
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason})") from None
+            raise TrackingError(f"MLflow tracking server {redact(uri)} is unreachable ({reason})") from None
     elif _embedded(settings):
         (mlflow_dir(settings) / "artifacts").mkdir(parents=True, exist_ok=True)
         # MLflow logs "Creating initial MLflow database tables..." at INFO on stderr for a new SQLite store:
@@ -198,9 +233,14 @@ class LoggedRun:
 
 def log_training_run(settings: Settings, run: TrainingRun) -> LoggedRun:
     """Params, spec, metrics per window, lake lineage, artifacts and the pyfunc model in one MLflow run."""
+    uri = connect(settings)
+    with mlflow_errors(uri):
+        return _log_training_run(settings, run, uri)
+
+
+def _log_training_run(settings: Settings, run: TrainingRun, uri: str) -> LoggedRun:
     import mlflow
 
-    uri = connect(settings)
     exp = experiment_id(settings, run.task)
     with mlflow.start_run(experiment_id=exp) as active:
         mlflow.set_tags(

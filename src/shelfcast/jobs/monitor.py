@@ -23,7 +23,7 @@ from dataclasses import replace
 
 import polars as pl
 
-from shelfcast.errors import DataValidationError, ModelNotFoundError, ShelfcastError
+from shelfcast.errors import DataValidationError, ModelNotFoundError, ShelfcastError, TrackingError
 from shelfcast.features.labels import definition_for, stockout_labels
 from shelfcast.features.panel import SERIES
 from shelfcast.io.champion import Champion, load_champion
@@ -101,7 +101,7 @@ def backtest_value(settings: Settings, task: Task, champion: Champion) -> tuple[
 
     if not champion.run_id:
         return None, None
-    run = Registry(settings).client.get_run(champion.run_id)
+    run = Registry(settings).run(champion.run_id)
     candidate = run.data.params.get(CANDIDATE_PARAM, "classifier" if task == Task.STOCKOUT else "gbm")
     metric = RULES[task].metric
     value = run.data.metrics.get(f"{metric}.{candidate}")
@@ -184,7 +184,7 @@ def monitor_task(
     mine = by_version.get(champion.version)
     try:
         backtest, backtest_relative = backtest_value(settings, task, champion)
-    except Exception as exc:  # an unreachable registry: live accuracy is still reported
+    except TrackingError as exc:  # an unreachable registry: live accuracy is still reported
         log.warning("backtest figure of %s v%s unavailable: %s", task, champion.version, exc)
         backtest, backtest_relative = None, None
         notes.append(f"backtest figure unavailable ({exc})")
@@ -303,10 +303,10 @@ def _log_run(settings: Settings, report: MonitorReport) -> str | None:
     try:
         import mlflow
 
-        from shelfcast.io.tracking import connect, named_experiment
+        from shelfcast.io.tracking import connect, mlflow_errors, named_experiment
 
-        connect(settings)
-        with mlflow.start_run(experiment_id=named_experiment(settings, EXPERIMENT)) as run:
+        uri = connect(settings)
+        with mlflow_errors(uri), mlflow.start_run(experiment_id=named_experiment(settings, EXPERIMENT)) as run:
             mlflow.set_tags(
                 {
                     "shelfcast.job": "monitor",
@@ -322,6 +322,6 @@ def _log_run(settings: Settings, report: MonitorReport) -> str | None:
             for path in report.evidently_paths:
                 mlflow.log_artifact(str(path))
             return str(run.info.run_id)
-    except Exception as exc:
+    except TrackingError as exc:
         log.warning("monitoring run not logged to MLflow: %s", exc)
         return None

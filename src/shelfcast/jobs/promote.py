@@ -36,7 +36,7 @@ def floors(settings: Settings) -> GateFloors:
 
 def run_scores(registry: Registry, task: Task, run_id: str) -> tuple[WindowScores, dict[str, WindowScores]]:
     """(the registered model's scores, each baseline's scores) per backtest window, read back from the run."""
-    run = registry.client.get_run(run_id)
+    run = registry.run(run_id)
     metrics, params = run.data.metrics, run.data.params
     rule = RULES[task]
     candidate = params.get(CANDIDATE_PARAM)
@@ -55,7 +55,7 @@ def rebacktested_scores(
     registry: Registry, task: Task, run_id: str, champion: VersionInfo
 ) -> tuple[WindowScores, str] | None:
     """The champion's scores on the windows of run `run_id`, if that run scored this very champion, and how."""
-    run = registry.client.get_run(run_id)
+    run = registry.run(run_id)
     metrics, params = run.data.metrics, run.data.params
     if params.get(CHAMPION_VERSION_PARAM) != champion.version:
         return None

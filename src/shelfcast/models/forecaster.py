@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from shelfcast.errors import NotFittedError
 from shelfcast.models.checkpoint import Checkpoint, fingerprint, train_lightgbm, train_xgboost
 
 log = logging.getLogger(__name__)
@@ -22,10 +23,6 @@ Engine = Literal["lightgbm", "xgboost"]
 Objective = Literal["l2", "poisson", "tweedie", "quantile", "binary"]
 # Columns that identify a row rather than describe it.
 ID_COLUMNS = ("store_id", "item_id", "origin", "target_date", "h", "date", "y", "target", "weight")
-
-
-class NotFittedError(RuntimeError):
-    """`predict` was called before `fit`."""
 
 
 def _objective(engine: Engine, objective: Objective, alpha: float | None) -> dict[str, Any]:

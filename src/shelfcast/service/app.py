@@ -2,7 +2,10 @@
 
 Errors: a mistake in a request gets a 4xx whose `detail` says what and
 where; anything else is logged with its traceback and answered with a 500
-that names an error id, never the traceback. Bodies larger than
+that names an error id, never the traceback. Routes raise domain errors
+(`shelfcast.errors`) and one handler maps them: a `LookupError` one
+(unknown series, model) is a 404, a `ValueError` one (unknown feature, data
+the request cannot be scored on) a 422, any other a 500. Bodies larger than
 `serve_max_body_bytes` are refused with 413 before they are read whole.
 """
 
@@ -54,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_predict.router)
     app.include_router(routes_read.router)
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(ShelfcastError, _domain)
     app.add_exception_handler(Exception, _crash)
     app.add_middleware(Observe, metrics=metrics, max_body=settings.serve_max_body_bytes)
     return app
@@ -113,12 +117,25 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": summary, "errors": errors}, status_code=422)
 
 
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
+    """A domain error from a route: its message is the `detail` (it names the bad value and the fix)."""
+    if isinstance(exc, LookupError):
+        status = 404
+    elif isinstance(exc, ValueError):
+        status = 422
+    else:  # a store or registry that failed (RuntimeError ones) is the server's problem, not the request's
+        return await _crash(request, exc)
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
 async def _crash(request: Request, exc: Exception) -> JSONResponse:
     error_id = uuid.uuid4().hex[:12]
     log.exception("error %s on %s %s", error_id, request.method, request.url.path)
     return JSONResponse({"detail": f"internal error {error_id}; the server log has the details"}, status_code=500)
 
 
+# The two errors below stay here, not in `shelfcast.errors`: they are HTTP transport signals inside the ASGI
+# middleware (a 413 raised from the body reader, a 400 for a bad header), never raised by shelfcast's code.
 class _TooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"request body over {limit} bytes (setting serve_max_body_bytes)")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from shelfcast.errors import DataValidationError
+from shelfcast.errors import DataValidationError, UnknownFeatureError, UnknownSeriesError
 from shelfcast.features.labels import RULE_THRESHOLD, StockoutDefinition, rule_baseline
 from shelfcast.features.origin import ON_HAND_FEATURES, on_hand_features, origin_features_at, stock_inputs
 from shelfcast.features.panel import SERIES, Panel
@@ -34,14 +34,6 @@ ALIASES: Mapping[str, str] = {
     "rolling_mean_7": "mean_7",
     "rolling_mean_28": "mean_28",
 }
-
-
-class UnknownSeriesError(LookupError):
-    """Ids that are not a series of the workspace at the origin."""
-
-
-class UnknownFeatureError(ValueError):
-    """A feature name the served model does not have."""
 
 
 @dataclass(frozen=True)

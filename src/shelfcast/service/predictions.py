@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from shelfcast.errors import ShelfcastError
+from shelfcast.errors import StoreError
 from shelfcast.features.panel import SERIES
 from shelfcast.io.stores import PredictionStore, open_store
 from shelfcast.settings import Settings
@@ -98,7 +98,7 @@ class PredictionView:
                     self.problem = None
                     return False
                 frame = self.store.read(scored_on=latest)
-            except (ShelfcastError, OSError) as exc:
+            except (StoreError, OSError) as exc:  # OSError: `_version` reads the Parquet file's time itself
                 self.problem = f"prediction store {self.store.location}: {exc}"
                 log.warning("%s", self.problem)
                 return False

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from shelfcast.errors import ShelfcastError
+from shelfcast.errors import ShelfcastError, StoreError, TrackingError
 from shelfcast.io.registry import CHALLENGER, CHAMPION, PREVIOUS, VersionInfo
 from shelfcast.service.deps import AdminDep, SnapshotDep, StateDep
 from shelfcast.service.schemas import (
@@ -41,7 +41,7 @@ def ready(state: StateDep) -> Readiness:
         raise HTTPException(503, f"not ready: {state.problem}")
     try:
         latest = state.predictions.store.latest_day()
-    except (ShelfcastError, OSError) as exc:
+    except StoreError as exc:
         raise HTTPException(503, f"not ready: prediction store {state.predictions.location}: {exc}") from None
     if snapshot.scorer is None:
         model = snapshot.no_risk or "none"
@@ -89,7 +89,7 @@ def models(state: StateDep, snapshot: SnapshotDep) -> ModelsResponse:
             entry.champion = _version(registry.alias(task, CHAMPION))
             entry.challenger = _version(registry.alias(task, CHALLENGER))
             entry.previous_champion = _version(registry.alias(task, PREVIOUS))
-    except Exception as exc:  # an unreachable registry: say so and still show what is served
+    except TrackingError as exc:  # an unreachable registry: say so and still show what is served
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         log.warning("registry unreachable for /models: %s", error)
     return ModelsResponse(

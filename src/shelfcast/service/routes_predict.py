@@ -7,37 +7,59 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Response
 from starlette.concurrency import run_in_threadpool
 
-from shelfcast.errors import DataValidationError
 from shelfcast.service.deps import SnapshotDep, StateDep
 from shelfcast.service.metrics import ServiceMetrics
-from shelfcast.service.online import OnlineScorer, Scored, UnknownFeatureError, UnknownSeriesError
-from shelfcast.service.schemas import PredictBatchRequest, PredictBatchResponse, Prediction, PredictRequest
+from shelfcast.service.online import OnlineScorer, Scored
+from shelfcast.service.schemas import (
+    RENAMED,
+    PredictBatchRequest,
+    PredictBatchResponse,
+    Prediction,
+    PredictRequest,
+)
 from shelfcast.service.state import Snapshot
 
 router = APIRouter(tags=["predict"])
 _UNKNOWN: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown store_id/item_id."}}
+# When the request fields in `schemas.RENAMED` were deprecated: the `Deprecation` header's date (RFC 9745).
+DEPRECATED_SINCE = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
 
 
 @router.post("/predict", response_model=Prediction, responses=_UNKNOWN)
-async def predict(body: PredictRequest, snapshot: SnapshotDep, state: StateDep) -> Prediction:
-    """Stockout risk of one store x item over the model's window after the origin date."""
+async def predict(body: PredictRequest, snapshot: SnapshotDep, state: StateDep, response: Response) -> Prediction:
+    """Stockout risk of one store x item over the model's risk window after the cutoff."""
+    _flag_old_names(response, [body])
     return (await _predict(snapshot, [body], state.metrics))[0]
 
 
 @router.post("/predict/batch", response_model=PredictBatchResponse, responses=_UNKNOWN)
-async def predict_batch(body: PredictBatchRequest, snapshot: SnapshotDep, state: StateDep) -> PredictBatchResponse:
+async def predict_batch(
+    body: PredictBatchRequest, snapshot: SnapshotDep, state: StateDep, response: Response
+) -> PredictBatchResponse:
     """Up to `serve_max_batch` rows in one call, scored together; one bad row refuses the batch and names it."""
     limit = state.settings.serve_max_batch
     if len(body.rows) > limit:
         raise HTTPException(413, f"{len(body.rows)} rows is over the batch limit of {limit} (setting serve_max_batch)")
+    _flag_old_names(response, body.rows)
     return PredictBatchResponse(predictions=await _predict(snapshot, body.rows, state.metrics))
 
 
+def _flag_old_names(response: Response, requests: list[PredictRequest]) -> None:
+    """A request that used a deprecated field name: `Deprecation` (RFC 9745) and a `Warning: 299` naming the field
+    (as the Kubernetes API does), so a client sees it in its logs without parsing the body."""
+    old = sorted({name for r in requests for name in r.old_names})
+    if not old:
+        return
+    response.headers["Deprecation"] = f"@{int(DEPRECATED_SINCE.timestamp())}"
+    fields = "; ".join(f"request field `{name}` is deprecated, send `{RENAMED[name]}`" for name in old)
+    response.headers["Warning"] = f'299 - "{fields}"'
+
+
 def _origin(snapshot: Snapshot, request: PredictRequest) -> dt.date:
-    return request.date or snapshot.last_date
+    return request.cutoff or snapshot.last_date
 
 
 async def _predict(snapshot: Snapshot, requests: list[PredictRequest], metrics: ServiceMetrics) -> list[Prediction]:
@@ -50,8 +72,8 @@ async def _predict(snapshot: Snapshot, requests: list[PredictRequest], metrics: 
     if bad:
         raise HTTPException(
             422,
-            f"date {bad[0]} is outside the workspace's data ({snapshot.first_date} to {snapshot.last_date}): "
-            "the risk is computed from the data up to that date; ingest newer data for later dates",
+            f"cutoff {bad[0]} is outside the workspace's data ({snapshot.first_date} to {snapshot.last_date}): "
+            "the risk is computed from the data up to that day; ingest newer data for later cutoffs",
         )
     out: list[Prediction | None] = [None] * len(requests)
     for origin, positions in groups.items():
@@ -77,16 +99,13 @@ def _score_group(
     with_ids = [n for n in positions if requests[n].store_id is not None]
     explicit = [n for n in positions if requests[n].store_id is None]
     keys = [(requests[n].store_id or "", requests[n].item_id or "") for n in with_ids]
-    try:
-        found = scorer.rows(keys, positions=with_ids if len(requests) > 1 else None)
-    except UnknownSeriesError as exc:
-        raise HTTPException(404, str(exc)) from None
+    found = scorer.rows(keys, positions=with_ids if len(requests) > 1 else None)  # UnknownSeriesError: a 404
     fallback = snapshot.model is None
     if explicit and fallback:
         raise HTTPException(
             503, f"no model to score explicit features ({snapshot.fallback}); send store_id and item_id instead"
         )
-    window = snapshot.model.definition.window if snapshot.model is not None else 7
+    risk_days = snapshot.model.definition.window if snapshot.model is not None else 7
     for part in (with_ids, explicit):
         if not part:
             continue
@@ -94,23 +113,22 @@ def _score_group(
         rows = found if part is with_ids else None
         counts = np.array([np.nan if r.on_hand is None else r.on_hand for r in batch], dtype=np.float64)
         on_hand = counts if rows is not None and not np.isnan(counts).all() else None
-        try:
-            if fallback:
-                assert rows is not None
-                scored = scorer.rule(rows, on_hand)
-            else:
-                X = scorer.matrix(rows, count=len(batch), on_hand=on_hand, features=[r.features for r in batch])
-                scored = scorer.score(X)
-        except (UnknownFeatureError, DataValidationError) as exc:
-            raise HTTPException(422, str(exc)) from None
+        # UnknownFeatureError and DataValidationError (the rule cannot tell) are 422s (see `app._domain`).
+        if fallback:
+            assert rows is not None
+            scored = scorer.rule(rows, on_hand)
+        else:
+            X = scorer.matrix(rows, count=len(batch), on_hand=on_hand, features=[r.features for r in batch])
+            scored = scorer.score(X)
         _record(metrics, scored, snapshot, fallback)
         for k, n in enumerate(part):
             r = requests[n]
             out[n] = Prediction(
                 store_id=r.store_id,
                 item_id=r.item_id,
+                cutoff=scorer.table.origin,
                 date=scorer.table.origin,
-                window_days=window,
+                risk_days=risk_days,
                 risk=float(scored.risk[k]),
                 label=bool(scored.label[k]),
                 threshold=scored.threshold,

@@ -3,19 +3,38 @@
 Requests are strict where a lax parse would hide a client's bug: ids must
 be strings and numbers numbers (no "12" for 12, no 12 for "S012"), unknown
 fields, NaN and infinities are refused. Dates are ISO strings.
+
+Names are the package's: the forecast origin is `cutoff`, the stockout
+horizon `risk_days`. A request field renamed since the first API (`date`,
+now `cutoff`) is still accepted under its old name (`RENAMED`); the route
+then flags the answer as deprecated (see `routes_predict`), and a request
+giving both names is refused with a 422 naming them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    StringConstraints,
+    model_validator,
+)
 
 SeriesId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128)]
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 StockCount = Annotated[float, Field(strict=True, ge=0, le=1e12, description="Units on hand now.")]
+
+
+# Deprecated request field -> its name now.
+RENAMED: dict[str, str] = {"date": "cutoff"}
 
 
 class _Request(BaseModel):
@@ -27,10 +46,11 @@ class PredictRequest(_Request):
 
     store_id: SeriesId | None = Field(None, description="Store key, as in the workspace's data.", examples=["S001"])
     item_id: SeriesId | None = Field(None, description="Item key, as in the workspace's data.", examples=["I0001"])
-    date: dt.date | None = Field(
+    cutoff: dt.date | None = Field(
         None,
-        description="Origin of the risk window: features use the data up to the end of this day "
-        "(default: the latest date of the data).",
+        validation_alias=AliasChoices("cutoff", "date"),
+        description="Forecast origin, the start of the risk window: features use the data up to the end of this "
+        "day (default: the latest date of the data). `date` is accepted as a deprecated name.",
     )
     on_hand: StockCount | None = Field(
         None, description="A current stock count; it replaces the workspace's in the on-hand features."
@@ -42,6 +62,26 @@ class PredictRequest(_Request):
         "GET /models lists the names. Aliases: price, promo, daily_sales, inventory, rolling_mean_7, rolling_mean_28.",
     )
 
+    _old_names: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def old_names(self) -> tuple[str, ...]:
+        """The deprecated field names this request used (`RENAMED`)."""
+        return self._old_names
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _renamed(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        old = tuple(name for name in RENAMED if isinstance(data, dict) and name in data)
+        both = [name for name in old if RENAMED[name] in data]
+        if both:
+            new = RENAMED[both[0]]
+            raise ValueError(f"give `{new}` or its deprecated name `{both[0]}`, not both")
+        request = handler(data)
+        if old:  # not when `data` was already a request (its own flags stay)
+            request._old_names = old
+        return request
+
     @model_validator(mode="after")
     def _check(self) -> Self:
         if (self.store_id is None) != (self.item_id is None):
@@ -49,7 +89,7 @@ class PredictRequest(_Request):
         if self.store_id is None:
             if not self.features:
                 raise ValueError("give `store_id` and `item_id`, or an explicit `features` payload")
-            if self.on_hand is not None or self.date is not None:
+            if self.on_hand is not None or self.cutoff is not None:
                 raise ValueError("`on_hand` and `date` need `store_id` and `item_id`; without ids, use `features`")
         return self
 
@@ -61,8 +101,9 @@ class PredictBatchRequest(_Request):
 class Prediction(BaseModel):
     store_id: str | None
     item_id: str | None
-    date: dt.date = Field(description="Origin of the risk window.")
-    window_days: int = Field(description="Days after the origin the risk is about.")
+    cutoff: dt.date = Field(description="Forecast origin: the risk uses the data up to the end of this day.")
+    date: dt.date = Field(deprecated="the same as `cutoff`, its name in the first API")
+    risk_days: int = Field(description="Days after the cutoff the risk is about.")
     risk: float = Field(description="Probability of a stockout in the window (0 or 1 from the rule baseline).")
     label: bool = Field(description="Alert: risk >= threshold.")
     threshold: float

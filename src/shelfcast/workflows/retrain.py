@@ -27,10 +27,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shelfcast.errors import ShelfcastError
+from shelfcast.errors import ShelfcastError, TrackingError
 from shelfcast.io.champion import champion_dir
 from shelfcast.io.policy_log import Event, Fallback, HealthState, read_state, record_event, write_state
-from shelfcast.io.registry import CHAMPION, MODEL_NAMES, PREVIOUS, PROMOTED_AT, Registry, VersionInfo
+from shelfcast.io.registry import CHAMPION, PREVIOUS, PROMOTED_AT, Registry, VersionInfo
 from shelfcast.jobs.monitor import run_monitor
 from shelfcast.jobs.promote import rollback
 from shelfcast.monitoring.policy import Decision, Monitored, PolicyConfig, Registered, TaskState, decide
@@ -62,7 +62,7 @@ def _champion(settings: Settings, task: Task) -> tuple[VersionInfo | None, Versi
     try:
         registry = Registry(settings)
         return registry.alias(task, CHAMPION), registry.alias(task, PREVIOUS), True, local_version
-    except Exception as exc:  # an unreachable or broken registry: the policy decides with what is local
+    except TrackingError as exc:  # an unreachable or broken registry: the policy decides with what is local
         log.warning("registry unreachable (%s)", exc)
         return None, None, False, local_version
 
@@ -148,13 +148,14 @@ def _train(settings: Settings, task: Task, tags: Mapping[str, str]) -> Any:
 
 
 def _tag(settings: Settings, task: Task, decision: Decision, now: dt.datetime) -> None:
+    tags = {
+        "shelfcast.last_decision": decision.action,
+        "shelfcast.last_decision_reason": decision.reason[:5000],
+        "shelfcast.last_decision_at": now.isoformat(timespec="seconds"),
+    }
     try:
-        client = Registry(settings).client
-        name = MODEL_NAMES[task]
-        client.set_registered_model_tag(name, "shelfcast.last_decision", decision.action)
-        client.set_registered_model_tag(name, "shelfcast.last_decision_reason", decision.reason[:5000])
-        client.set_registered_model_tag(name, "shelfcast.last_decision_at", now.isoformat(timespec="seconds"))
-    except Exception as exc:  # the event table has it; a registry that is down cannot take tags
+        Registry(settings).tag_model(task, tags)
+    except TrackingError as exc:  # the event table has it; a registry that is down cannot take tags
         log.warning("could not tag the %s decision in the registry: %s", task, exc)
 
 
@@ -165,10 +166,8 @@ def _stamp_promotion(settings: Settings, task: Task, version: str, now: dt.datet
     must see them in its own time.
     """
     try:
-        Registry(settings).client.set_model_version_tag(
-            MODEL_NAMES[task], version, PROMOTED_AT, now.isoformat(timespec="seconds")
-        )
-    except Exception as exc:  # the registry's own stamp stays
+        Registry(settings).tag_version(task, version, {PROMOTED_AT: now.isoformat(timespec="seconds")})
+    except TrackingError as exc:  # the registry's own stamp stays
         log.warning("could not date the promotion of %s v%s: %s", task, version, exc)
 
 
@@ -312,10 +311,9 @@ def act_on_monitoring(
     )
     if seen.mlflow_run_id is not None:
         try:
-            client = Registry(settings).client
-            for o in report.outcomes:
-                client.set_tag(seen.mlflow_run_id, f"decision.{o.decision.task}", o.decision.action)
-                client.set_tag(seen.mlflow_run_id, f"outcome.{o.decision.task}", o.outcome[:5000])
-        except Exception as exc:  # the events table has the decisions
+            tags: dict[str, str] = {f"decision.{o.decision.task}": o.decision.action for o in report.outcomes}
+            tags |= {f"outcome.{o.decision.task}": o.outcome[:5000] for o in report.outcomes}
+            Registry(settings).tag_run(seen.mlflow_run_id, tags)
+        except TrackingError as exc:  # the events table has the decisions
             log.warning("could not tag the monitoring run: %s", exc)
     return RetrainReport(report.outcomes, now, [f"monitoring report: {seen.report_path}", *seen.notes])

@@ -12,9 +12,10 @@ from typing import Any, cast
 import polars as pl
 import pytest
 
+from shelfcast.errors import RebacktestError
 from shelfcast.features.labels import StockoutDefinition
 from shelfcast.io.registry import Registry
-from shelfcast.jobs.train.rebacktest import RebacktestError, config_from_params, rebacktest_champion
+from shelfcast.jobs.train.rebacktest import config_from_params, rebacktest_champion
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 

@@ -11,18 +11,12 @@ import polars as pl
 import pytest
 
 from shelfcast.data.simulator import SimConfig, simulate
+from shelfcast.errors import ModelFormatError, NotFittedError
 from shelfcast.features.labels import StockoutDefinition
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
-from shelfcast.io.model_files import (
-    ModelFormatError,
-    load_forecaster,
-    load_model,
-    load_stockout,
-    save_forecaster,
-    save_model,
-)
-from shelfcast.models.forecaster import Engine, GBMForecaster, NotFittedError
+from shelfcast.io.model_files import load_forecaster, load_model, load_stockout, save_forecaster, save_model
+from shelfcast.models.forecaster import Engine, GBMForecaster
 from shelfcast.models.stockout import StockoutConfig, StockoutModel, fit_stockout, stockout_features
 from shelfcast.models.train import ForecastConfig, TrainedForecaster, fit_forecaster
 

@@ -9,10 +9,11 @@ import polars as pl
 import pytest
 
 from shelfcast.data.simulator import SimConfig, simulate
+from shelfcast.errors import NotFittedError
 from shelfcast.features.origin import origin_features
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
-from shelfcast.models.forecaster import GBMForecaster, NotFittedError
+from shelfcast.models.forecaster import GBMForecaster
 from shelfcast.models.train import ForecastConfig, fit_forecaster
 
 CUTOFF = dt.date(2022, 12, 31)

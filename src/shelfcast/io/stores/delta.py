@@ -11,11 +11,15 @@ import datetime as dt
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import DeltaError
 
+from shelfcast.io.stores.base import store_errors
 from shelfcast.io.stores.schema import PREDICTION_KEY, PREDICTION_SCHEMA, validate_predictions
 
 TABLES = ("raw_sales", "features", "predictions")
+_FAILURES = (OSError, DeltaError, pa.ArrowException)
 
 
 class DeltaStore:
@@ -32,9 +36,11 @@ class DeltaStore:
     def path(self) -> Path:
         return self.root / "predictions"
 
+    @store_errors(*_FAILURES)
     def check(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
 
+    @store_errors(*_FAILURES)
     def write(self, predictions: pl.DataFrame, *, scored_on: dt.date) -> int:
         frame = validate_predictions(predictions, scored_on=scored_on)
         write_deltalake(
@@ -46,6 +52,7 @@ class DeltaStore:
         )
         return frame.height
 
+    @store_errors(*_FAILURES)
     def read(self, *, scored_on: dt.date | None = None, version: int | None = None) -> pl.DataFrame:
         """One scoring day or all of them, at the latest version or an earlier one (time travel)."""
         if not DeltaTable.is_deltatable(str(self.path)):
@@ -56,12 +63,14 @@ class DeltaStore:
         assert isinstance(frame, pl.DataFrame)
         return frame.select(PREDICTION_SCHEMA.keys()).cast(pl.Schema(PREDICTION_SCHEMA)).sort(PREDICTION_KEY)
 
+    @store_errors(*_FAILURES)
     def latest_day(self) -> dt.date | None:
         if not DeltaTable.is_deltatable(str(self.path)):
             return None
         days = [dt.date.fromisoformat(p["scored_on"]) for p in DeltaTable(self.path).partitions() if p.get("scored_on")]
         return max(days, default=None)
 
+    @store_errors(*_FAILURES)
     def version(self) -> int | None:
         return DeltaTable(self.path).version() if DeltaTable.is_deltatable(str(self.path)) else None
 

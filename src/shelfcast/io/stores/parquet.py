@@ -8,9 +8,11 @@ from pathlib import Path
 
 import polars as pl
 
+from shelfcast.io.stores.base import store_errors
 from shelfcast.io.stores.schema import PREDICTION_KEY, PREDICTION_SCHEMA, validate_predictions
 
 PART = "part.parquet"
+_FAILURES = (OSError, pl.exceptions.PolarsError)  # a full disk, no permission, a damaged file
 VIEW = "predictions"
 
 
@@ -24,12 +26,14 @@ class ParquetStore:
     def location(self) -> str:
         return str(self.root)
 
+    @store_errors(*_FAILURES)
     def check(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def partition(self, scored_on: dt.date) -> Path:
         return self.root / f"scored_on={scored_on.isoformat()}" / PART
 
+    @store_errors(*_FAILURES)
     def write(self, predictions: pl.DataFrame, *, scored_on: dt.date) -> int:
         frame = validate_predictions(predictions, scored_on=scored_on).sort(PREDICTION_KEY)
         target = self.partition(scored_on)
@@ -40,6 +44,7 @@ class ParquetStore:
         os.replace(tmp, target)
         return frame.height
 
+    @store_errors(*_FAILURES)
     def read(self, *, scored_on: dt.date | None = None) -> pl.DataFrame:
         if scored_on is not None:
             path = self.partition(scored_on)
@@ -54,6 +59,7 @@ class ParquetStore:
             )
         return frame.select(PREDICTION_SCHEMA.keys()).sort(PREDICTION_KEY)
 
+    @store_errors(*_FAILURES)
     def latest_day(self) -> dt.date | None:
         days = []
         for path in self.root.glob(f"scored_on=*/{PART}"):

@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from shelfcast.errors import ConfigError, StoreError
+from shelfcast.io.stores.base import store_errors
 from shelfcast.io.stores.schema import PREDICTION_COLUMNS, PREDICTION_KEY, PREDICTION_SCHEMA, validate_predictions
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class PostgresStore:
             reason = lines[0].removeprefix("connection failed: ") if lines else type(exc).__name__
             raise StoreError(f"PostgreSQL at {redact(self.url)} is unreachable: {reason}") from None
 
+    @store_errors(psycopg.Error, OSError)
     def check(self) -> None:
         with self.connect() as conn:
             self.create(conn)
@@ -106,6 +108,7 @@ class PostgresStore:
                 f"(ALTER TABLE ... ADD COLUMN), drop the table, or set `prediction_table` to a new name"
             )
 
+    @store_errors(psycopg.Error, OSError)
     def write(self, predictions: pl.DataFrame, *, scored_on: dt.date) -> int:
         frame = validate_predictions(predictions, scored_on=scored_on)
         with self.connect() as conn:
@@ -113,6 +116,7 @@ class PostgresStore:
             replace_day(conn, self._target, frame, scored_on=scored_on)
         return frame.height
 
+    @store_errors(psycopg.Error, OSError)
     def read(self, *, scored_on: dt.date | None = None) -> pl.DataFrame:
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in PREDICTION_SCHEMA)
         order = sql.SQL(", ").join(sql.Identifier(k) for k in PREDICTION_KEY)
@@ -125,6 +129,7 @@ class PostgresStore:
             rows = conn.execute(query, (scored_on,) if scored_on else None).fetchall()
         return pl.DataFrame(rows, schema=PREDICTION_SCHEMA, orient="row")
 
+    @store_errors(psycopg.Error, OSError)
     def latest_day(self) -> dt.date | None:
         query = sql.SQL("SELECT max(scored_on) FROM {}").format(self._target)
         with self.connect() as conn:

@@ -34,6 +34,7 @@ from typing import TypeVar
 import polars as pl
 from pydantic import BaseModel, ValidationError
 
+from shelfcast.errors import RebacktestError
 from shelfcast.features.labels import StockoutDefinition
 from shelfcast.io.champion import NATIVE
 from shelfcast.io.model_files import load_forecaster
@@ -53,10 +54,6 @@ DEFINITION_PREFIX = "definition."
 _Config = TypeVar("_Config", bound=BaseModel)
 # The champion's run params -> (the cutoffs it was scored on, its per-window and overall metric rows).
 Rerun = Callable[[Mapping[str, str]], tuple[list[dt.date], pl.DataFrame]]
-
-
-class RebacktestError(ValueError):
-    """The champion's configuration cannot be backtested on the challenger's windows (the message says why)."""
 
 
 # The champion's native model folder -> its scores as served on the challenger's windows, or None when it was
@@ -187,7 +184,9 @@ def rebacktest_champion(
             theirs, rows = rerun(params)
         if theirs != cutoffs:
             raise RebacktestError(f"its backtest cutoffs {theirs} are not the challenger's {cutoffs}")
-    except Exception as exc:  # the comparison is worth a warning, never a failed training run
+    # Broad on purpose: re-running another configuration's backtest can fail in any way (old params, data that
+    # changed shape, the registry), and the comparison is worth a warning, never a failed training run.
+    except Exception as exc:
         log.warning(
             "%s could not be re-backtested on the challenger's windows (%s); "
             "the gates will not compare the challenger with it",
