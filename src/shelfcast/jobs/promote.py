@@ -21,20 +21,12 @@ from shelfcast.io.tracking import (
     models_in,
     window_scores,
 )
-from shelfcast.models.gates import RULES, GateFloors, GateResult, Task, WindowScores, evaluate_gates
+from shelfcast.models.gates import RULES, GateResult, Task, WindowScores, evaluate_gates
 from shelfcast.settings import Settings
 
 log = logging.getLogger(__name__)
 # Inside a downloaded pyfunc folder: the native model logged as the `native` artifact.
 NATIVE = Path("artifacts") / "native"
-
-
-def floors(settings: Settings) -> GateFloors:
-    return GateFloors(
-        tolerance=settings.gate_tolerance,
-        demand_max_wape=settings.gate_demand_max_wape,
-        stockout_min_f1=settings.gate_stockout_min_f1,
-    )
 
 
 def champion_dir(settings: Settings, task: Task) -> Path:
@@ -97,7 +89,7 @@ def check_gates(settings: Settings, registry: Registry, task: Task, version: str
         challenger=mine,
         baselines=baselines,
         champion=theirs,
-        floors=floors(settings),
+        floors=settings.gates,
         champion_rebacktested=how == REFITTED,
         champion_as_served=how == AS_SERVED,
     )

@@ -3,7 +3,7 @@
 Errors: a mistake in a request gets a 4xx whose `detail` says what and
 where; anything else is logged with its traceback and answered with a 500
 that names an error id, never the traceback. Bodies larger than
-`serve_max_body_bytes` are refused with 413 before they are read whole.
+`serve.max_body_bytes` are refused with 413 before they are read whole.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_read.router)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(Exception, _crash)
-    app.add_middleware(Observe, metrics=metrics, max_body=settings.serve_max_body_bytes)
+    app.add_middleware(Observe, metrics=metrics, max_body=settings.serve.max_body_bytes)
     return app
 
 
@@ -79,9 +79,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _refresh(state: ServiceState) -> None:
-    """Look for a newer scoring day in the store every `serve_refresh_seconds`."""
+    """Look for a newer scoring day in the store every `serve.refresh_seconds`."""
     while True:
-        await asyncio.sleep(state.settings.serve_refresh_seconds)
+        await asyncio.sleep(state.settings.serve.refresh_seconds)
         await run_in_threadpool(state.predictions.refresh)
 
 
