@@ -261,7 +261,9 @@ def _check_flat(name: str, value: Any) -> None:
 
 
 def _error(name: str, value: Any, message: str) -> ValidationError:
-    detail = InitErrorDetails(type=PydanticCustomError("setting_twice", message), loc=(name,), input=value)
+    # The message goes in as context: a `{` in it (a file name) is then not read as a template field.
+    problem = PydanticCustomError("setting_twice", "{problem}", {"problem": message})
+    detail = InitErrorDetails(type=problem, loc=(name,), input=value)
     return ValidationError.from_exception_data("Settings", [detail])
 
 
