@@ -1,19 +1,36 @@
-"""Settings shared by the CLI, jobs and (later) the service.
+"""Settings shared by the CLI, jobs and the service.
 
 Precedence, highest first: explicit arguments, environment variables
 `SHELFCAST_*`, the TOML file (`./shelfcast.toml`, or the path in
-`SHELFCAST_CONFIG`), then the defaults below.
+`SHELFCAST_CONFIG`), then the defaults.
+
+Settings of one concern form a section whose type is the frozen config
+object the code that uses it takes (`gates` is the `GateFloors` the
+promotion gates read, `drift` the `DriftThresholds` of the drift tests,
+`policy` the `PolicyConfig` of the policy), so each default is written
+once, in that object; the jobs pass `settings.gates` straight through.
+A section is set as `SHELFCAST_GATES__TOLERANCE=0.05` or, in TOML,
+`[gates]` then `tolerance = 0.05`. The flat names of earlier versions
+(`SHELFCAST_GATE_TOLERANCE`, `gate_tolerance = 0.05`,
+`Settings(gate_tolerance=0.05)`) are aliases (`FLAT_NAMES`). Giving one
+setting both ways in the same place (both environment variables, or both
+keys of the file) is an error rather than a silent choice: one of them
+would be ignored without anyone knowing which. Across places the usual
+precedence applies.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from functools import lru_cache
+from collections.abc import Callable, Mapping
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,99 +38,121 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from shelfcast.models.gates import GateFloors
+from shelfcast.monitoring.drift import DriftThresholds
+from shelfcast.monitoring.policy import PolicyConfig
+
 DuplicatePolicy = Literal["sum", "reject"]
 PredictionStoreKind = Literal["parquet", "postgres", "delta"]
+ENV_PREFIX = "SHELFCAST_"
 CONFIG_ENV = "SHELFCAST_CONFIG"
 DEFAULT_CONFIG_FILE = "shelfcast.toml"
+
+
+# The monitor and serve sections configure a job and the service, not a function of the core, so they live here.
+class MonitorConfig(BaseModel):
+    """What the monitor job looks at and writes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lookback_days: int = Field(
+        28,
+        ge=7,
+        description="Days of origins in the monitoring window, and in the reference window saved with a model.",
+    )
+    accuracy_degradation: float = Field(
+        0.2,
+        gt=0.0,
+        description="Live accuracy alert when the champion does worse than its backtest by more than this fraction "
+        "(0.2 = 20 % worse).",
+    )
+    evidently: bool = Field(
+        False,
+        description="Also write Evidently's data drift report per task (needs the `reports` extra; several MB and "
+        "seconds each).",
+    )
+
+
+class ServeConfig(BaseModel):
+    """Limits and refresh of the prediction service."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_batch: int = Field(1000, gt=0, le=100_000, description="Rows a `/predict/batch` request may hold.")
+    max_body_bytes: int = Field(
+        1_048_576, gt=0, description="Largest request body the service reads; bigger ones get 413."
+    )
+    refresh_seconds: float = Field(
+        30.0, gt=0, description="How often the service looks for a newer scoring day in the prediction store."
+    )
+
+
+# Flat name of earlier versions -> (section, field). Later sections (stream, spark) need no entry: they have no past.
+FLAT_NAMES: dict[str, tuple[str, str]] = {
+    "gate_tolerance": ("gates", "tolerance"),
+    "gate_demand_max_wape": ("gates", "demand_max_wape"),
+    "gate_stockout_min_f1": ("gates", "stockout_min_f1"),
+    "drift_psi_threshold": ("drift", "psi"),
+    "drift_js_threshold": ("drift", "js"),
+    "drift_alpha": ("drift", "alpha"),
+    "monitor_window_days": ("monitor", "lookback_days"),
+    "accuracy_degradation": ("monitor", "accuracy_degradation"),
+    "monitor_evidently": ("monitor", "evidently"),
+    "policy_min_live_days": ("policy", "min_live_days"),
+    "policy_cooldown_hours": ("policy", "cooldown_hours"),
+    "policy_fresh_days": ("policy", "fresh_days"),
+    "policy_rollback_margin": ("policy", "rollback_margin"),
+    "policy_fallback_relative": ("policy", "fallback_relative"),
+    "serve_max_batch": ("serve", "max_batch"),
+    "serve_max_body_bytes": ("serve", "max_body_bytes"),
+    "serve_refresh_seconds": ("serve", "refresh_seconds"),
+}
 
 
 class Settings(BaseSettings):
     """Everything a user may configure; see the README's Configuration section."""
 
-    model_config = SettingsConfigDict(env_prefix="SHELFCAST_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True)
 
     workspace: Path = Field(Path(".shelfcast"), description="Folder holding the lake and all outputs.")
-    min_date: dt.date = Field(dt.date(1990, 1, 1), description="Earliest date accepted in any table.")
-    max_date: dt.date = Field(dt.date(2100, 12, 31), description="Latest date accepted in any table.")
+    min_date: dt.date = Field(
+        dt.date(1990, 1, 1), description="Earliest date accepted in any table (earlier rows are quarantined)."
+    )
+    max_date: dt.date = Field(
+        dt.date(2100, 12, 31), description="Latest date accepted in any table (later rows are quarantined)."
+    )
     future_days: int = Field(
         1, ge=0, description="Facts (sales, inventory, movements) may be at most this many days after today."
     )
     duplicates: DuplicatePolicy = Field(
-        "sum", description="Rows of an additive table (sales, movements) sharing a key: sum them or reject them."
+        "sum",
+        description="Rows of an additive table (sales, movements) sharing a key: `sum` them or `reject` them all to "
+        "the quarantine.",
     )
     lead_time_days: int = Field(7, ge=0, description="Supplier lead time used for reorder advice when none is known.")
     service_level: float = Field(0.95, gt=0.5, lt=1.0, description="Target cycle service level for safety stock.")
-    mlflow_tracking_uri: str | None = Field(None, description="MLflow server; default: SQLite in the workspace.")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow server; else `MLFLOW_TRACKING_URI`; else SQLite in `<workspace>/mlflow/`."
+    )
     postgres_url: str = Field("postgresql://127.0.0.1:5432/test", description="PostgreSQL prediction store.")
     prediction_store: PredictionStoreKind = Field(
-        "parquet", description="Where `shelfcast score` writes: workspace Parquet, PostgreSQL or Delta Lake."
+        "parquet", description="Where `shelfcast score` writes: `parquet`, `postgres` or `delta`."
     )
-    prediction_table: str = Field("predictions", description="PostgreSQL predictions table, TABLE or SCHEMA.TABLE.")
+    prediction_table: str = Field(
+        "predictions", description="PostgreSQL predictions table, `TABLE` or `SCHEMA.TABLE` (created if missing)."
+    )
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for live sales and online features.")
-    prefect_api_url: str | None = Field(None, description="Prefect server for schedules.")
-    gate_tolerance: float = Field(
-        0.0, ge=0.0, description="Promotion: how much worse than the champion (a fraction of its score) a model may be."
-    )
-    gate_demand_max_wape: float | None = Field(
-        None, gt=0.0, description="Promotion floor: demand models with a backtest WAPE above this are refused."
+    prefect_api_url: str | None = Field(
+        None, description="Prefect server (else `PREFECT_API_URL`); `pipeline schedule` needs one."
     )
     api_key: SecretStr | None = Field(
-        None, description="Key for the service's /admin routes (header X-API-Key); unset: they answer 403."
+        None, description="Key for the service's `/admin` routes (header `X-API-Key`); unset: they answer 403."
     )
-    serve_max_batch: int = Field(1000, gt=0, le=100_000, description="Rows a /predict/batch request may hold.")
-    serve_max_body_bytes: int = Field(
-        1_048_576, gt=0, description="Largest request body the service reads; bigger ones get 413."
-    )
-    serve_refresh_seconds: float = Field(
-        30.0, gt=0, description="How often the service looks for a newer scoring day in the prediction store."
-    )
-    gate_stockout_min_f1: float = Field(
-        0.0, ge=0.0, le=1.0, description="Promotion floor: stockout models with a backtest F1 below this are refused."
-    )
-    drift_psi_threshold: float = Field(
-        0.2, gt=0.0, description="Drift: a numeric feature alarms only with a PSI at least this (and a significant KS)."
-    )
-    drift_js_threshold: float = Field(
-        0.1,
-        gt=0.0,
-        le=1.0,
-        description="Drift: a categorical feature alarms only with a Jensen-Shannon distance (base 2) at least this.",
-    )
-    drift_alpha: float = Field(
-        0.05,
-        gt=0.0,
-        lt=1.0,
-        description="Drift: family-wise significance level, Bonferroni-corrected over the features tested.",
-    )
-    monitor_window_days: int = Field(
-        28, ge=7, description="Days of origins in the monitoring window (and in the reference saved with a model)."
-    )
-    accuracy_degradation: float = Field(
-        0.2, gt=0.0, description="Live accuracy alert: worse than the champion's backtest by more than this fraction."
-    )
-    monitor_evidently: bool = Field(
-        False,
-        description="Monitoring also writes Evidently's data drift report per task (needs the `reports` extra; "
-        "several MB and seconds each).",
-    )
-    policy_min_live_days: int = Field(
-        14, ge=1, description="Policy: days of live accuracy needed before it retrains or falls back on accuracy."
-    )
-    policy_cooldown_hours: float = Field(
-        20.0, ge=0.0, description="Policy: no retrain starts less than this many hours after the last one."
-    )
-    policy_fresh_days: float = Field(
-        14.0, ge=0.0, description="Policy: a champion promoted less than this many days ago may be rolled back."
-    )
-    policy_rollback_margin: float = Field(
-        0.1, ge=0.0, description="Policy: roll back when the fresh champion does worse live by more than this fraction."
-    )
-    policy_fallback_relative: float = Field(
-        1.2,
-        gt=1.0,
-        description="Policy: fall back to the rule baseline when the demand champion's live WAPE is at least this many "
-        "times the seasonal naive's on the same rows.",
-    )
+    gates: GateFloors = Field(default_factory=GateFloors, description="Promotion gates.")
+    drift: DriftThresholds = Field(default_factory=DriftThresholds, description="Drift tests.")
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig, description="Monitoring.")
+    policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Retrain, roll back or fall back.")
+    serve: ServeConfig = Field(default_factory=ServeConfig, description="The prediction service.")
 
     @model_validator(mode="after")
     def _check_dates(self) -> Settings:
@@ -135,10 +174,136 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_file = Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+        return (
+            _WithFlatNames(init_settings, where="the arguments", spell=_spell_argument),
+            _WithFlatNames(env_settings, where="the environment", extra=_flat_environment, spell=_spell_env),
+            _WithFlatNames(toml, where=str(toml_file), spell=_spell_toml),
+        )
+
+
+class _WithFlatNames(PydanticBaseSettingsSource):
+    """One source of settings, its flat names (`gate_tolerance`) moved into their sections (`gates.tolerance`).
+
+    Done per source, before the sources are merged, so that precedence holds
+    between the two forms: a flat environment variable beats a `[gates]`
+    table of the file as any environment variable beats the file.
+    """
+
+    def __init__(
+        self,
+        inner: PydanticBaseSettingsSource,
+        *,
+        where: str,
+        extra: Callable[[], dict[str, Any]] | None = None,
+        spell: Callable[[str], str],
+    ) -> None:
+        super().__init__(inner.settings_cls)
+        self._inner = inner
+        self._where = where
+        self._extra = extra  # flat names the inner source does not see (environment variables that are no field)
+        self._spell = spell  # a name as the user wrote it in this source
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the inner source whole
+
+    def __call__(self) -> dict[str, Any]:
+        data = dict(self._inner())
+        flat = {key: data.pop(key) for key in list(data) if key.lower() in FLAT_NAMES}
+        flat.update(self._extra() if self._extra is not None else {})
+        for key, value in flat.items():
+            name = key.lower()
+            section, field = FLAT_NAMES[name]
+            given = data.get(section)
+            if given is not None and (not isinstance(given, Mapping) or field in given):
+                both = f"{self._spell(name)} and {self._spell(f'{section}__{field}')}"
+                raise _error(name, value, f"set twice in {self._where}, as {both}; keep one")
+            _check_flat(name, value)
+            data[section] = {**(given or {}), field: value}
+        return data
+
+
+def _spell_argument(name: str) -> str:
+    return f"`{name.replace('__', '.')}`"
+
+
+def _spell_env(name: str) -> str:
+    return f"`{ENV_PREFIX}{name.upper()}`"
+
+
+def _spell_toml(name: str) -> str:
+    section, _, field = name.partition("__")
+    return f"`[{section}] {field}`" if field else f"`{name}`"
+
+
+def _flat_environment() -> dict[str, Any]:
+    """`SHELFCAST_<FLAT NAME>` variables (any case, as pydantic-settings reads the others)."""
+    found: dict[str, Any] = {}
+    for key, value in os.environ.items():
+        name = key.lower().removeprefix(ENV_PREFIX.lower())
+        if key.upper().startswith(ENV_PREFIX) and name in FLAT_NAMES:
+            found[name] = value
+    return found
+
+
+@cache
+def _flat_model(name: str) -> type[BaseModel]:
+    """A one-field model holding the section field behind a flat name, so its errors name the flat name."""
+    section, field = FLAT_NAMES[name]
+    section_type = Settings.model_fields[section].annotation
+    assert isinstance(section_type, type) and issubclass(section_type, BaseModel)
+    info = section_type.model_fields[field]
+    return create_model("Settings", **{name: (info.annotation, info)})  # type: ignore[call-overload, no-any-return]
+
+
+def _check_flat(name: str, value: Any) -> None:
+    _flat_model(name).model_validate({name: value})
+
+
+def _error(name: str, value: Any, message: str) -> ValidationError:
+    # The message goes in as context: a `{` in it (a file name) is then not read as a template field.
+    problem = PydanticCustomError("setting_twice", "{problem}", {"problem": message})
+    detail = InitErrorDetails(type=problem, loc=(name,), input=value)
+    return ValidationError.from_exception_data("Settings", [detail])
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings; tests call `get_settings.cache_clear()` to re-read."""
     return Settings()
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str | Path):
+        return f"`{value}`"
+    return str(value)
+
+
+def reference_tables() -> str:
+    """The README's tables of settings (markdown), from the fields' defaults and descriptions, so they cannot drift."""
+    rows = ["| setting | environment variable | TOML | default | meaning |", "|---|---|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        section = info.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            for field, inner in section.model_fields.items():
+                env = f"{ENV_PREFIX}{name.upper()}__{field.upper()}"
+                default = inner.get_default(call_default_factory=True)
+                where = f"`{field}` in `[{name}]`"
+                rows.append(f"| `{name}.{field}` | `{env}` | {where} | {_shown(default)} | {inner.description} |")
+        else:
+            default = info.get_default(call_default_factory=True)
+            rows.append(
+                f"| `{name}` | `{ENV_PREFIX}{name.upper()}` | `{name}` | {_shown(default)} | {info.description} |"
+            )
+    aliases = ["| old name (argument, TOML key) | old environment variable | same as |", "|---|---|---|"]
+    aliases += [
+        f"| `{flat}` | `{ENV_PREFIX}{flat.upper()}` | `{section}.{field}` |"
+        for flat, (section, field) in FLAT_NAMES.items()
+    ]
+    return "\n".join(rows) + "\n\n" + "\n".join(aliases) + "\n"

@@ -62,7 +62,8 @@ def monitor_summary(report: MonitorReport) -> None:
 def monitor(
     workspace: WorkspaceOpt = None,
     lookback_days: Annotated[
-        int | None, typer.Option(min=1, help="Days of origins in the current window [default: monitor_window_days].")
+        int | None,
+        typer.Option(min=1, help="Days of origins in the current window [default: setting monitor.lookback_days]."),
     ] = None,
     fail_on_alert: Annotated[
         bool, typer.Option(help="Exit with code 2 on a drift alarm or degraded live accuracy (for schedulers).")
@@ -71,14 +72,14 @@ def monitor(
         bool | None,
         typer.Option(
             "--evidently/--no-evidently",
-            help="Also write Evidently's report per task (the `reports` extra) [default: monitor_evidently].",
+            help="Also write Evidently's report per task (the `reports` extra) [default: setting monitor.evidently].",
         ),
     ] = None,
 ) -> None:
     """Data and prediction drift of the champions against their training window, and their live accuracy."""
     from shelfcast.jobs.monitor import run_monitor
 
-    cfg = settings(workspace=workspace, monitor_evidently=evidently)
+    cfg = settings(workspace=workspace, monitor=None if evidently is None else {"evidently": evidently})
     with out.status("monitoring"):
         report = run_monitor(cfg, now=dt.datetime.now(dt.UTC), window_days=lookback_days)
     monitor_summary(report)

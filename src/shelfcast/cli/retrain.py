@@ -44,7 +44,8 @@ def retrain(
     force: Annotated[bool, typer.Option(help="Retrain even when the policy finds the champion healthy.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Monitor and decide, but change nothing.")] = False,
     lookback_days: Annotated[
-        int | None, typer.Option(min=1, help="Days of origins monitoring looks at [default: monitor_window_days].")
+        int | None,
+        typer.Option(min=1, help="Days of origins monitoring looks at [default: setting monitor.lookback_days]."),
     ] = None,
 ) -> None:
     """Monitor, then let the policy decide per model: ok, retrain (through the gates), roll back or fall back."""

@@ -2,7 +2,7 @@
 
 matplotlib comes with MLflow, not with shelfcast: without it the page has
 the tables and no plots. Evidently's report is asked for by the
-`monitor_evidently` setting (`shelfcast monitor --evidently`) and needs the
+`monitor.evidently` setting (`shelfcast monitor --evidently`) and needs the
 optional `reports` extra; without it the monitoring notes say so.
 """
 

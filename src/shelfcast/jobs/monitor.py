@@ -70,10 +70,6 @@ TIME_FEATURES = frozenset(
 SINCE_PREFIX = "steps_since_"
 
 
-def thresholds(settings: Settings) -> DriftThresholds:
-    return DriftThresholds(psi=settings.drift_psi_threshold, js=settings.drift_js_threshold, alpha=settings.drift_alpha)
-
-
 def tested_features(model: TrainedForecaster | StockoutModel) -> dict[str, str]:
     """The model's input columns worth a drift test, categorical where the booster encodes them as such."""
     encoder = model.model.encoder_
@@ -179,7 +175,7 @@ def monitor_task(
     elif current.is_empty():
         notes.append("no origins in the current window")
     else:
-        drift, outputs = _drift(reference, current, model, thresholds(settings))
+        drift, outputs = _drift(reference, current, model, settings.drift)
     by_version, over_time = _live(task, data, predictions, model, window_days=window_days)
     mine = by_version.get(champion.version)
     try:
@@ -199,11 +195,11 @@ def monitor_task(
         # that still beats the naive is not called degraded: its edge varies with the season (measured on the
         # simulator with no drift: 0.84-0.93 of the naive's WAPE live against 0.72 in its backtest).
         degraded = relative > 1.0 and accuracy.is_degraded(
-            relative, backtest_relative, higher_is_better=False, tolerance=settings.accuracy_degradation
+            relative, backtest_relative, higher_is_better=False, tolerance=settings.monitor.accuracy_degradation
         )
     else:
         degraded = accuracy.is_degraded(
-            live, backtest, higher_is_better=rule.higher_is_better, tolerance=settings.accuracy_degradation
+            live, backtest, higher_is_better=rule.higher_is_better, tolerance=settings.monitor.accuracy_degradation
         )
     monitor = TaskMonitor(
         task=task,
@@ -247,7 +243,7 @@ def _read_predictions(settings: Settings) -> tuple[pl.DataFrame | None, str | No
 
 def run_monitor(settings: Settings, *, now: dt.datetime, window_days: int | None = None) -> MonitorReport:
     """Drift and live accuracy of every champion; writes the summary, the HTML report and an MLflow run."""
-    days = window_days or settings.monitor_window_days
+    days = window_days or settings.monitor.lookback_days
     if days < 1:
         raise ValueError(f"`window_days` must be a positive number of days, got {days}")
     data = load_model_data(Lake(settings.workspace))
@@ -278,11 +274,11 @@ def run_monitor(settings: Settings, *, now: dt.datetime, window_days: int | None
     from shelfcast.io.monitor_report import evidently_installed, evidently_reports, write_html
 
     write_html(report, report.report_path)
-    if settings.monitor_evidently:
+    if settings.monitor.evidently:
         if evidently_installed():
             report = replace(report, evidently_paths=evidently_reports(report, folder))
         else:
-            note = "monitor_evidently is set, but Evidently is not installed: `uv sync --extra reports`"
+            note = "monitor.evidently is set, but Evidently is not installed: `uv sync --extra reports`"
             report = replace(report, notes=[*report.notes, note])
     run_id = _log_run(settings, report)
     report = replace(report, mlflow_run_id=run_id)

@@ -19,19 +19,11 @@ from shelfcast.io.tracking import (
     models_in,
     window_scores,
 )
-from shelfcast.models.gates import RULES, GateFloors, GateResult, PromotionReport, WindowScores, evaluate_gates
+from shelfcast.models.gates import RULES, GateResult, PromotionReport, WindowScores, evaluate_gates
 from shelfcast.settings import Settings
 from shelfcast.types import Task
 
 log = logging.getLogger(__name__)
-
-
-def floors(settings: Settings) -> GateFloors:
-    return GateFloors(
-        tolerance=settings.gate_tolerance,
-        demand_max_wape=settings.gate_demand_max_wape,
-        stockout_min_f1=settings.gate_stockout_min_f1,
-    )
 
 
 def run_scores(registry: Registry, task: Task, run_id: str) -> tuple[WindowScores, dict[str, WindowScores]]:
@@ -90,7 +82,7 @@ def check_gates(settings: Settings, registry: Registry, task: Task, version: str
         challenger=mine,
         baselines=baselines,
         champion=theirs,
-        floors=floors(settings),
+        floors=settings.gates,
         champion_rebacktested=how == REFITTED,
         champion_as_served=how == AS_SERVED,
     )

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
 
 from shelfcast.errors import NotFittedError
 from shelfcast.models.checkpoint import Checkpoint, fingerprint, train_lightgbm, train_xgboost
@@ -95,25 +96,46 @@ class FeatureEncoder:
         return enc
 
 
+class BoosterParams(BaseModel):
+    """The booster settings a forecast configuration chooses; `ForecastConfig` extends it.
+
+    The defaults here are the ones every forecaster is trained with, and the
+    defaults of `GBMForecaster`, so that a bare `GBMForecaster()` is the
+    model the pipeline trains.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    engine: Engine = "lightgbm"
+    objective: Objective = "l2"
+    n_estimators: int = Field(300, gt=0)
+    learning_rate: float = Field(0.08, gt=0, le=1)
+    num_leaves: int = Field(31, gt=1)
+    seed: int = 0
+
+
+_BOOSTER = BoosterParams()
+
+
 class GBMForecaster:
     """One global model for all series and horizons."""
 
     def __init__(
         self,
         *,
-        engine: Engine = "lightgbm",
-        objective: Objective = "tweedie",
+        engine: Engine = _BOOSTER.engine,
+        objective: Objective = _BOOSTER.objective,
         alpha: float | None = None,
-        n_estimators: int = 600,
-        learning_rate: float = 0.05,
-        num_leaves: int = 63,
+        n_estimators: int = _BOOSTER.n_estimators,
+        learning_rate: float = _BOOSTER.learning_rate,
+        num_leaves: int = _BOOSTER.num_leaves,
         min_child_samples: int = 50,
         subsample: float = 0.8,
         colsample: float = 0.8,
         categorical: Sequence[str] = ("store_id", "item_id"),
         monotone: Mapping[str, int] | None = None,
         checkpoint_dir: Path | None = None,
-        seed: int = 0,
+        seed: int = _BOOSTER.seed,
         n_jobs: int = 2,
     ) -> None:
         if n_estimators < 1:

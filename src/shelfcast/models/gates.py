@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from shelfcast.models.baselines import BASELINES
 from shelfcast.types import Task
 
@@ -40,13 +42,20 @@ RULES: dict[Task, GateRule] = {
 }
 
 
-@dataclass(frozen=True)
-class GateFloors:
-    """Absolute limits and the tolerance against the champion (see the settings of the same names)."""
+class GateFloors(BaseModel):
+    """Absolute limits and the tolerance against the champion: the `gates` section of the settings."""
 
-    tolerance: float = 0.0
-    demand_max_wape: float | None = None
-    stockout_min_f1: float = 0.0
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tolerance: float = Field(
+        0.0, ge=0.0, description="How much worse than the champion (a fraction of its score) a challenger may be."
+    )
+    demand_max_wape: float | None = Field(
+        None, gt=0.0, description="Floor: demand models with a backtest WAPE above this are refused (none: no floor)."
+    )
+    stockout_min_f1: float = Field(
+        0.0, ge=0.0, le=1.0, description="Floor: stockout models with a backtest F1 below this are refused (e.g. 0.7)."
+    )
 
 
 @dataclass(frozen=True)

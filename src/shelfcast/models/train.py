@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from shelfcast.errors import DataValidationError
 from shelfcast.features.build import build_features, hashed_columns, phase_features
@@ -29,7 +29,7 @@ from shelfcast.features.frames import HORIZON, TARGET, model_rows
 from shelfcast.features.origin import demand, origin_features
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
-from shelfcast.models.forecaster import Engine, GBMForecaster, Objective
+from shelfcast.models.forecaster import BoosterParams, GBMForecaster
 from shelfcast.models.recursive import recursive_forecast
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ Strategy = Literal["direct", "recursive", "auto"]
 _Y_PREFIXES = ("lag_", "mean_", "std_", "min_", "max_", "ewm_", "expanding_mean", "season_mean_", "year_ago")
 
 
-class ForecastConfig(BaseModel):
+class ForecastConfig(BoosterParams):
     """How the forecaster is trained (the feature spec says what it sees).
 
     `strategy` says how forecasts reach several steps ahead: "direct" (one
@@ -53,12 +53,10 @@ class ForecastConfig(BaseModel):
     (about twice the GBM time), worth it for a choice made on the data
     rather than guessed. `fit_forecaster` fits the recursive model for
     "recursive" and the direct one otherwise; `candidates` fits both for "auto".
+    The booster's own settings (engine, objective, size, seed) and their
+    defaults come from `BoosterParams`.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    engine: Engine = "lightgbm"
-    objective: Objective = "l2"
     target: Literal["ratio", "raw"] = "ratio"
     n_origins: int = Field(104, gt=0, description="Training origins, counted back from the cutoff.")
     origin_stride: int = Field(7, gt=0, description="Steps between training origins.")
@@ -66,10 +64,6 @@ class ForecastConfig(BaseModel):
     weight: Literal["none", "level"] = Field(
         "level", description="Weight training rows by the series level, so slow movers' noise does not dominate."
     )
-    n_estimators: int = Field(300, gt=0)
-    learning_rate: float = Field(0.08, gt=0, le=1)
-    num_leaves: int = Field(31, gt=1)
-    seed: int = 0
     strategy: Strategy = "auto"
 
     @classmethod

@@ -39,6 +39,7 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
@@ -49,18 +50,32 @@ _NULL = "\x00null"
 _OTHER = "\x00other"
 
 
-@dataclass(frozen=True)
-class DriftThresholds:
-    psi: float = 0.2
-    js: float = 0.1
-    alpha: float = 0.05
-    bins: int = 10
+class DriftThresholds(BaseModel):
+    """When a feature alarms: the `drift` section of the settings."""
 
-    def __post_init__(self) -> None:
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"`alpha` must lie in (0, 1), got {self.alpha}")
-        if self.bins < 2:
-            raise ValueError(f"`bins` must be at least 2, got {self.bins}")
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    psi: float = Field(
+        0.2,
+        gt=0.0,
+        description="A numeric feature (or the predictions) alarms only with a PSI at least this, and a significant "
+        "KS test.",
+    )
+    js: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="A categorical feature alarms only with a Jensen-Shannon distance (base 2) at least this, and a "
+        "significant chi-square test.",
+    )
+    alpha: float = Field(
+        0.05,
+        gt=0.0,
+        lt=1.0,
+        description="Family-wise significance level, Bonferroni-corrected over the features tested (the tests use "
+        "effective sample sizes).",
+    )
+    bins: int = Field(10, ge=2, description="PSI bins: the reference's quantiles.")
 
 
 @dataclass(frozen=True)

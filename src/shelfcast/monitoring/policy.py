@@ -4,7 +4,7 @@ Pure: a `TaskState` in, a `Decision` with its reasons out. In order:
 
 1. **fall back** when no model can be trusted: no champion and no local
    copy of one (the registry is lost or empty), or a champion below the
-   absolute floors (`gate_demand_max_wape`, `gate_stockout_min_f1`), which
+   absolute floors (`gates.demand_max_wape`, `gates.stockout_min_f1`), which
    only a forced promotion lets through; and **stay** in fallback while the
    champion that fell back is still the champion;
 2. **roll back** when the champion was promoted recently (`fresh_days`),
@@ -37,20 +37,43 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from shelfcast.models.gates import RULES
 from shelfcast.types import Task
 
 Action = Literal["ok", "retrain", "rollback", "fallback"]
 
 
-@dataclass(frozen=True)
-class PolicyConfig:
-    fresh_days: float = 14.0
-    rollback_margin: float = 0.1
-    min_rows: int = 50
-    min_live_days: int = 14
-    cooldown_hours: float = 20.0
-    fallback_relative: float = 1.2
+class PolicyConfig(BaseModel):
+    """When the policy acts: the `policy` section of the settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fresh_days: float = Field(
+        14.0, ge=0.0, description="A champion promoted less than this many days ago may be rolled back."
+    )
+    rollback_margin: float = Field(
+        0.1,
+        ge=0.0,
+        description="Roll back when the fresh champion does worse live than the previous one by more than this "
+        "fraction.",
+    )
+    min_rows: int = Field(
+        50, ge=1, description="Live rows each of the champion and the previous one needs before a roll back."
+    )
+    min_live_days: int = Field(
+        14, ge=1, description="Days of live accuracy needed before the policy retrains or falls back on accuracy."
+    )
+    cooldown_hours: float = Field(
+        20.0, ge=0.0, description="No retrain starts less than this many hours after the last one."
+    )
+    fallback_relative: float = Field(
+        1.2,
+        gt=1.0,
+        description="Fall back to the rule baseline when the demand champion's live WAPE is at least this many "
+        "times the seasonal naive's on the same rows.",
+    )
 
 
 class Monitored(Protocol):

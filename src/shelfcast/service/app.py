@@ -6,7 +6,7 @@ that names an error id, never the traceback. Routes raise domain errors
 (`shelfcast.errors`) and one handler maps them: a `LookupError` one
 (unknown series, model) is a 404, a `ValueError` one (unknown feature, data
 the request cannot be scored on) a 422, any other a 500. Bodies larger than
-`serve_max_body_bytes` are refused with 413 before they are read whole.
+`serve.max_body_bytes` are refused with 413 before they are read whole.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(ShelfcastError, _domain)
     app.add_exception_handler(Exception, _crash)
-    app.add_middleware(Observe, metrics=metrics, max_body=settings.serve_max_body_bytes)
+    app.add_middleware(Observe, metrics=metrics, max_body=settings.serve.max_body_bytes)
     return app
 
 
@@ -83,9 +83,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _refresh(state: ServiceState) -> None:
-    """Look for a newer scoring day in the store every `serve_refresh_seconds`."""
+    """Look for a newer scoring day in the store every `serve.refresh_seconds`."""
     while True:
-        await asyncio.sleep(state.settings.serve_refresh_seconds)
+        await asyncio.sleep(state.settings.serve.refresh_seconds)
         await run_in_threadpool(state.predictions.refresh)
 
 

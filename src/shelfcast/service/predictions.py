@@ -4,7 +4,7 @@
 predictions that `shelfcast score` wrote to the configured store (Parquet,
 PostgreSQL or Delta). The service reads the latest scoring day when it
 starts, on reload, and whenever the store has a newer day (checked every
-`serve_refresh_seconds`); a store that stops answering keeps the last day
+`serve.refresh_seconds`); a store that stops answering keeps the last day
 served and is reported by /ready.
 """
 

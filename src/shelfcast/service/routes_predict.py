@@ -39,8 +39,8 @@ async def predict(body: PredictRequest, snapshot: SnapshotDep, state: StateDep, 
 async def predict_batch(
     body: PredictBatchRequest, snapshot: SnapshotDep, state: StateDep, response: Response
 ) -> PredictBatchResponse:
-    """Up to `serve_max_batch` rows in one call, scored together; one bad row refuses the batch and names it."""
-    limit = state.settings.serve_max_batch
+    """Up to `serve.max_batch` rows in one call, scored together; one bad row refuses the batch and names it."""
+    limit = state.settings.serve.max_batch
     if len(body.rows) > limit:
         raise HTTPException(413, f"{len(body.rows)} rows is over the batch limit of {limit} (setting serve_max_batch)")
     _flag_old_names(response, body.rows)

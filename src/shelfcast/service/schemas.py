@@ -95,7 +95,7 @@ class PredictRequest(_Request):
 
 
 class PredictBatchRequest(_Request):
-    rows: list[PredictRequest] = Field(min_length=1, description="Up to `serve_max_batch` rows.")
+    rows: list[PredictRequest] = Field(min_length=1, description="Up to `serve.max_batch` rows (a setting).")
 
 
 class Prediction(BaseModel):

@@ -107,16 +107,6 @@ def task_state(settings: Settings, task: Task, health: Monitored | None, *, now:
     )
 
 
-def policy_config(settings: Settings) -> PolicyConfig:
-    return PolicyConfig(
-        fresh_days=settings.policy_fresh_days,
-        rollback_margin=settings.policy_rollback_margin,
-        min_live_days=settings.policy_min_live_days,
-        cooldown_hours=settings.policy_cooldown_hours,
-        fallback_relative=settings.policy_fallback_relative,
-    )
-
-
 def floor_problem(settings: Settings, task: Task, tags: Mapping[str, str]) -> str | None:
     """Why the version (by its gate tags) is below an absolute floor of the settings, or None."""
 
@@ -127,16 +117,12 @@ def floor_problem(settings: Settings, task: Task, tags: Mapping[str, str]) -> st
             return None
 
     wape, f1 = value("wape"), value("f1")
-    limit = settings.gate_demand_max_wape
+    floors = settings.gates
+    limit = floors.demand_max_wape
     if task == Task.DEMAND and limit is not None and wape is not None and wape > limit:
         return f"wape {wape:.4f} above gate_demand_max_wape={limit:g}"
-    if (
-        task == Task.STOCKOUT
-        and settings.gate_stockout_min_f1 > 0
-        and f1 is not None
-        and f1 < settings.gate_stockout_min_f1
-    ):
-        return f"f1 {f1:.4f} below gate_stockout_min_f1={settings.gate_stockout_min_f1:g}"
+    if task == Task.STOCKOUT and floors.stockout_min_f1 > 0 and f1 is not None and f1 < floors.stockout_min_f1:
+        return f"f1 {f1:.4f} below gate_stockout_min_f1={floors.stockout_min_f1:g}"
     return None
 
 
@@ -272,7 +258,7 @@ def run_policy(
     outcomes: list[Outcome] = []
     for task in tasks:
         state = task_state(settings, task, health.get(task), now=now)
-        decision = decide(state, config or policy_config(settings))
+        decision = decide(state, config or settings.policy)
         if force and decision.action == "ok":
             decision = Decision(task, "retrain", ["asked for (--force)", *decision.reasons])
         if dry_run:

@@ -13,7 +13,7 @@ from shelfcast.errors import NotFittedError
 from shelfcast.features.origin import origin_features
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
-from shelfcast.models.forecaster import GBMForecaster
+from shelfcast.models.forecaster import BoosterParams, GBMForecaster
 from shelfcast.models.train import ForecastConfig, fit_forecaster
 
 CUTOFF = dt.date(2022, 12, 31)
@@ -173,3 +173,11 @@ def test_item_and_store_attributes_reach_the_model(chain: tuple[Panel, pl.DataFr
     assert set(attributes) <= set(encoder.vocab_)  # encoded as categories, not dropped
     categories = panel.frame["category"].unique().to_list()
     assert sorted(encoder.vocab_["category"]) == sorted(categories)
+
+
+def test_a_bare_forecaster_is_the_one_the_pipeline_trains() -> None:
+    """GBMForecaster's defaults are ForecastConfig's (written once, in BoosterParams)."""
+    bare, config = GBMForecaster(), ForecastConfig()
+    assert {k: getattr(bare, k) for k in BoosterParams.model_fields} == config.model_dump(
+        include=set(BoosterParams.model_fields)
+    )

@@ -8,7 +8,6 @@ import pytest
 
 from shelfcast.monitoring.policy import PolicyConfig, TaskState, decide
 from shelfcast.settings import Settings
-from shelfcast.workflows.retrain import policy_config
 
 HEALTHY = TaskState(task="demand", champion="3", metric="wape", live=0.30, backtest=0.28)
 
@@ -119,7 +118,7 @@ def test_the_policy_reads_its_settings(tmp_path: Path) -> None:
         policy_rollback_margin=0.2,
         policy_fallback_relative=1.5,
     )
-    assert policy_config(settings) == PolicyConfig(
+    assert settings.policy == PolicyConfig(
         fresh_days=7.0, rollback_margin=0.2, min_live_days=21, cooldown_hours=2.0, fallback_relative=1.5
     )
     with pytest.raises(ValueError, match="policy_fallback_relative"):

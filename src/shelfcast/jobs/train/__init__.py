@@ -172,7 +172,7 @@ def _save_reference(settings: Settings, data: ModelData, model: Any, folder: Pat
     """The final fit's latest window of origins and its predictions, saved with the model for drift monitoring."""
     try:
         frame = model_window(
-            model, data.panel, end=data.last_date, days=settings.monitor_window_days, calendar=data.calendar
+            model, data.panel, end=data.last_date, days=settings.monitor.lookback_days, calendar=data.calendar
         )
     except DataValidationError as exc:  # monitoring then says the model has no reference; training goes on
         log.warning("no drift reference saved with the model: %s", exc)
