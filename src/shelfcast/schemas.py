@@ -298,70 +298,80 @@ class RowRule:
     failing: pl.Expr
 
 
+def _missing(col: Column) -> RowRule | None:
+    if col.nullable:
+        return None
+    return RowRule(f"missing_{col.name}", col.name, f"{col.name} is empty", pl.col(col.name).is_null())
+
+
+def _non_finite(col: Column) -> RowRule | None:
+    if col.dtype != _F64:
+        return None
+    c = pl.col(col.name)
+    detail = f"{col.name} is NaN or infinite"
+    return RowRule(f"non_finite_{col.name}", col.name, detail, c.is_not_null() & ~c.is_finite())
+
+
+def _below_minimum(col: Column) -> RowRule | None:
+    if col.minimum is None:
+        return None
+    name = "negative" if col.minimum == 0 else "below_minimum"
+    return RowRule(f"{name}_{col.name}", col.name, f"{col.name} < {col.minimum:g}", pl.col(col.name) < col.minimum)
+
+
+def _above_maximum(col: Column) -> RowRule | None:
+    if col.maximum is None:
+        return None
+    detail = f"{col.name} > {col.maximum:g}"
+    return RowRule(f"above_maximum_{col.name}", col.name, detail, pl.col(col.name) > col.maximum)
+
+
+def _not_allowed(col: Column) -> RowRule | None:
+    if col.allowed is None:
+        return None
+    c = pl.col(col.name)
+    detail = f"{col.name} not in {', '.join(col.allowed)}"
+    return RowRule(f"invalid_{col.name}", col.name, detail, c.is_not_null() & ~c.is_in(col.allowed))
+
+
+def _bad_hourly_flags(col: Column) -> RowRule | None:
+    if col.dtype != pl.List(pl.Int8()):
+        return None
+    c = pl.col(col.name)
+    bad = (
+        (c.list.len() != HOURS_PER_DAY)
+        | (c.list.max() > 1)
+        | (c.list.min() < 0)
+        | c.list.eval(pl.element().is_null()).list.any()
+    )
+    detail = f"{col.name} must hold {HOURS_PER_DAY} flags of 0/1"
+    return RowRule(f"invalid_{col.name}", col.name, detail, c.is_not_null() & bad)
+
+
+# Checked on every present column, in this order (the order of a quarantined row's rules).
+_COLUMN_RULES = (_missing, _non_finite, _below_minimum, _above_maximum, _not_allowed, _bad_hourly_flags)
+
+# Rules across columns, checked after the column rules.
+_TABLE_RULES: Mapping[TableName, tuple[RowRule, ...]] = {
+    "movements": (
+        RowRule(
+            "movement_without_store",
+            None,
+            "from_store_id and to_store_id are both empty",
+            pl.col("from_store_id").is_null() & pl.col("to_store_id").is_null(),
+        ),
+        RowRule(
+            "movement_to_itself",
+            "to_store_id",
+            "from_store_id equals to_store_id",
+            pl.col("from_store_id") == pl.col("to_store_id"),
+        ),
+    ),
+}
+
+
 def row_rule_exprs(schema: TableSchema, present: list[str]) -> list[RowRule]:
     """Row-level rules that apply to the present columns of a typed frame."""
-    rules: list[RowRule] = []
-    for col in schema.columns:
-        if col.name not in present:
-            continue
-        c = pl.col(col.name)
-        if not col.nullable:
-            rules.append(RowRule(f"missing_{col.name}", col.name, f"{col.name} is empty", c.is_null()))
-        if col.dtype == _F64:
-            rules.append(
-                RowRule(
-                    f"non_finite_{col.name}",
-                    col.name,
-                    f"{col.name} is NaN or infinite",
-                    c.is_not_null() & ~c.is_finite(),
-                )
-            )
-        if col.minimum is not None:
-            name = "negative" if col.minimum == 0 else "below_minimum"
-            rules.append(RowRule(f"{name}_{col.name}", col.name, f"{col.name} < {col.minimum:g}", c < col.minimum))
-        if col.maximum is not None:
-            rules.append(
-                RowRule(f"above_maximum_{col.name}", col.name, f"{col.name} > {col.maximum:g}", c > col.maximum)
-            )
-        if col.allowed is not None:
-            rules.append(
-                RowRule(
-                    f"invalid_{col.name}",
-                    col.name,
-                    f"{col.name} not in {', '.join(col.allowed)}",
-                    c.is_not_null() & ~c.is_in(col.allowed),
-                )
-            )
-        if col.dtype == pl.List(pl.Int8()):
-            rules.append(
-                RowRule(
-                    f"invalid_{col.name}",
-                    col.name,
-                    f"{col.name} must hold {HOURS_PER_DAY} flags of 0/1",
-                    c.is_not_null()
-                    & (
-                        (c.list.len() != HOURS_PER_DAY)
-                        | (c.list.max() > 1)
-                        | (c.list.min() < 0)
-                        | c.list.eval(pl.element().is_null()).list.any()
-                    ),
-                )
-            )
-    if schema.name == "movements":
-        rules.append(
-            RowRule(
-                "movement_without_store",
-                None,
-                "from_store_id and to_store_id are both empty",
-                pl.col("from_store_id").is_null() & pl.col("to_store_id").is_null(),
-            )
-        )
-        rules.append(
-            RowRule(
-                "movement_to_itself",
-                "to_store_id",
-                "from_store_id equals to_store_id",
-                pl.col("from_store_id") == pl.col("to_store_id"),
-            )
-        )
-    return rules
+    columns = [col for col in schema.columns if col.name in present]
+    rules = [rule for col in columns for check in _COLUMN_RULES if (rule := check(col)) is not None]
+    return [*rules, *_TABLE_RULES.get(schema.name, ())]

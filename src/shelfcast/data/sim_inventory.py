@@ -81,6 +81,137 @@ def _targets(policy: _Policy, level: np.ndarray, *, day: int) -> tuple[np.ndarra
     return safety, reorder, reorder + quantity
 
 
+@dataclass(slots=True)  # not frozen: `stock.on_hand += x` rebinds the (same, updated) array
+class _Stock:
+    """Per-series stock carried from day to day; the arrays are updated in place."""
+
+    on_hand: np.ndarray
+    on_order: np.ndarray
+    arrivals: np.ndarray  # ring buffer (slots, series): units due on the day `day % slots`
+
+
+@dataclass(frozen=True)
+class _History:
+    """Day-major (days, series) record of the loop, filled one day at a time."""
+
+    sales: np.ndarray
+    on_hand: np.ndarray
+    on_order: np.ndarray
+    safety: np.ndarray
+    received: np.ndarray
+
+    @classmethod
+    def empty(cls, n_days: int, n_series: int) -> _History:
+        shape = (n_days, n_series)
+        return cls(*(np.empty(shape, dtype=np.int32) for _ in range(5)))
+
+    def record(self, day: int, *, sales: np.ndarray, stock: _Stock, safety: np.ndarray, received: np.ndarray) -> None:
+        self.sales[day] = sales
+        self.on_hand[day] = stock.on_hand
+        self.on_order[day] = stock.on_order
+        self.safety[day] = safety
+        self.received[day] = received
+
+
+def _policy(
+    config: SimConfig,
+    *,
+    plan_effect: np.ndarray,
+    lead_time: np.ndarray,
+    pack_size: np.ndarray,
+    dispersion: np.ndarray,
+    rng: np.random.Generator,
+) -> _Policy:
+    """Per-series policy constants; series are store-major (store 0's items first)."""
+    item = np.tile(np.arange(config.n_items), config.n_stores)
+    lead = np.repeat(lead_time, config.n_items)
+    return _Policy(
+        item=item,
+        lead=lead,
+        pack=pack_size[item].astype(np.float64),
+        dispersion=dispersion[item],
+        bias=rng.lognormal(0.0, config.forecast_error_sd, size=item.size),
+        cum_effect=_cumulative_effect(plan_effect, int(lead.max()) + config.order_cycle_days + 2),
+        z=config.safety_factor,
+        error_sd=config.forecast_error_sd,
+        cycle=config.order_cycle_days,
+    )
+
+
+def _receive(stock: _Stock, day: int) -> np.ndarray:
+    """Book the orders due today into on hand; returns the units received per series."""
+    slot = day % stock.arrivals.shape[0]
+    received: np.ndarray = stock.arrivals[slot].copy()
+    stock.arrivals[slot] = 0
+    stock.on_hand += received
+    stock.on_order -= received
+    return received
+
+
+def _transfer(
+    stock: _Stock, config: SimConfig, *, safety: np.ndarray, upto: np.ndarray, day: int, rng: np.random.Generator
+) -> tuple[np.ndarray, ...] | None:
+    """Per item, move stock from the store with the largest surplus to the one most short.
+
+    Returns the transfers made (day, item, from store, to store, quantity), or None.
+    """
+    n_stores, n_items = config.n_stores, config.n_items
+    cols = np.arange(n_items)
+    # Short: below safety stock; surplus: above what the policy would now order up to.
+    need = (safety - stock.on_hand).reshape(n_stores, n_items)
+    surplus = (stock.on_hand - upto).reshape(n_stores, n_items)
+    to_store = need.argmax(axis=0)
+    from_store = surplus.argmax(axis=0)
+    qty = np.minimum(need[to_store, cols], surplus[from_store, cols]).astype(np.int64)
+    move = (qty > 0) & (rng.random(n_items) < config.transfer_prob)
+    if not move.any():
+        return None
+    moved = cols[move]
+    src = from_store[move] * n_items + moved
+    dst = to_store[move] * n_items + moved
+    stock.on_hand[src] -= qty[move]
+    stock.on_hand[dst] += qty[move]
+    return (np.full(moved.size, day), moved, from_store[move], to_store[move], qty[move])
+
+
+def _learn(policy: _Policy, estimate: np.ndarray, *, sales: np.ndarray, on_hand: np.ndarray, day: int) -> None:
+    """Update the demand level in place from today's sales, on the days that did not run out."""
+    # Only days that ended with stock show true demand; stocked-out days would bias it down.
+    seen = on_hand > 0
+    item = policy.item[seen]
+    effect = policy.cum_effect[day + 1, item] - policy.cum_effect[day, item]
+    observed = sales[seen] / effect
+    estimate[seen] += _SMOOTHING * (observed - estimate[seen])
+
+
+def _order(
+    stock: _Stock,
+    policy: _Policy,
+    config: SimConfig,
+    *,
+    reorder: np.ndarray,
+    upto: np.ndarray,
+    day: int,
+    rng: np.random.Generator,
+) -> None:
+    """Order up to `upto` in whole packs where the position fell to the reorder point; some arrive late."""
+    position = stock.on_hand + stock.on_order
+    orders = np.flatnonzero(position <= reorder)
+    if not orders.size:
+        return
+    pack = policy.pack[orders]
+    qty = (np.ceil((upto[orders] - position[orders]) / pack) * pack).astype(np.int64)
+    max_delay = config.max_supplier_delay_days
+    delay = np.where(
+        rng.random(orders.size) < config.supplier_delay_prob,
+        rng.integers(1, max_delay + 1, size=orders.size) if max_delay else 0,
+        0,
+    )
+    slots = stock.arrivals.shape[0]
+    stock.arrivals[(day + policy.lead[orders] + delay) % slots, orders] += qty
+    stock.on_order[orders] += qty
+
+
 def simulate_inventory(
     config: SimConfig,
     demand: np.ndarray,
@@ -94,87 +225,32 @@ def simulate_inventory(
 ) -> InventoryPath:
     """Run the replenishment loop over `demand` (days, series) and return the stock path."""
     n_days, n_series = int(demand.shape[0]), int(demand.shape[1])
-    n_stores, n_items = config.n_stores, config.n_items
-    item = np.tile(np.arange(n_items), n_stores)
-    lead = np.repeat(lead_time, n_items)
-    max_delay = config.max_supplier_delay_days
-    policy = _Policy(
-        item=item,
-        lead=lead,
-        pack=pack_size[item].astype(np.float64),
-        dispersion=dispersion[item],
-        bias=rng.lognormal(0.0, config.forecast_error_sd, size=n_series),
-        cum_effect=_cumulative_effect(plan_effect, int(lead.max()) + config.order_cycle_days + 2),
-        z=config.safety_factor,
-        error_sd=config.forecast_error_sd,
-        cycle=config.order_cycle_days,
+    policy = _policy(
+        config, plan_effect=plan_effect, lead_time=lead_time, pack_size=pack_size, dispersion=dispersion, rng=rng
     )
     estimate = level.reshape(-1).astype(np.float64)
     safety, reorder, upto = _targets(policy, estimate, day=-1)
-    on_hand = (reorder + np.floor(rng.random(n_series) * (upto - reorder))).astype(np.int64)
-    on_order = np.zeros(n_series, dtype=np.int64)
-    ring_size = int(lead.max()) + max_delay + 1
-    ring = np.zeros((ring_size, n_series), dtype=np.int64)
-
-    shape = (n_days, n_series)
-    out_sales = np.empty(shape, dtype=np.int32)
-    out_on_hand = np.empty(shape, dtype=np.int32)
-    out_on_order = np.empty(shape, dtype=np.int32)
-    out_safety = np.empty(shape, dtype=np.int32)
-    out_received = np.empty(shape, dtype=np.int32)
+    stock = _Stock(
+        on_hand=(reorder + np.floor(rng.random(n_series) * (upto - reorder))).astype(np.int64),
+        on_order=np.zeros(n_series, dtype=np.int64),
+        arrivals=np.zeros((int(policy.lead.max()) + config.max_supplier_delay_days + 1, n_series), dtype=np.int64),
+    )
+    history = _History.empty(n_days, n_series)
     transfers: list[tuple[np.ndarray, ...]] = []
-    cols = np.arange(n_items)
+    can_transfer = config.transfer_prob > 0 and config.n_stores > 1
 
     for day in range(n_days):
-        slot = day % ring_size
-        received = ring[slot].copy()
-        ring[slot] = 0
-        on_hand += received
-        on_order -= received
-
-        if config.transfer_prob > 0 and n_stores > 1:
-            # Short: below safety stock; surplus: above what the policy would now order up to.
-            need = (safety - on_hand).reshape(n_stores, n_items)
-            surplus = (on_hand - upto).reshape(n_stores, n_items)
-            to_store = need.argmax(axis=0)
-            from_store = surplus.argmax(axis=0)
-            qty = np.minimum(need[to_store, cols], surplus[from_store, cols]).astype(np.int64)
-            move = (qty > 0) & (rng.random(n_items) < config.transfer_prob)
-            if move.any():
-                moved = cols[move]
-                src = from_store[move] * n_items + moved
-                dst = to_store[move] * n_items + moved
-                on_hand[src] -= qty[move]
-                on_hand[dst] += qty[move]
-                transfers.append((np.full(moved.size, day), moved, from_store[move], to_store[move], qty[move]))
-
-        sales = np.minimum(demand[day], on_hand)
-        on_hand -= sales
-        # Only days that ended with stock show true demand; stocked-out days would bias it down.
-        seen = on_hand > 0
-        effect = policy.cum_effect[day + 1, item[seen]] - policy.cum_effect[day, item[seen]]
-        observed = sales[seen] / effect
-        estimate[seen] += _SMOOTHING * (observed - estimate[seen])
-
+        received = _receive(stock, day)
+        if can_transfer:
+            moved = _transfer(stock, config, safety=safety, upto=upto, day=day, rng=rng)
+            if moved is not None:
+                transfers.append(moved)
+        sales = np.minimum(demand[day], stock.on_hand)
+        stock.on_hand -= sales
+        _learn(policy, estimate, sales=sales, on_hand=stock.on_hand, day=day)
         safety, reorder, upto = _targets(policy, estimate, day=day)
-        position = on_hand + on_order
-        orders = np.flatnonzero(position <= reorder)
-        if orders.size:
-            pack = policy.pack[orders]
-            qty_o = (np.ceil((upto[orders] - position[orders]) / pack) * pack).astype(np.int64)
-            delay = np.where(
-                rng.random(orders.size) < config.supplier_delay_prob,
-                rng.integers(1, max_delay + 1, size=orders.size) if max_delay else 0,
-                0,
-            )
-            ring[(day + lead[orders] + delay) % ring_size, orders] += qty_o
-            on_order[orders] += qty_o
-
-        out_sales[day] = sales
-        out_on_hand[day] = on_hand
-        out_on_order[day] = on_order
-        out_safety[day] = safety
-        out_received[day] = received
+        _order(stock, policy, config, reorder=reorder, upto=upto, day=day, rng=rng)
+        history.record(day, sales=sales, stock=stock, safety=safety, received=received)
 
     parts = [np.concatenate(p) for p in zip(*transfers, strict=True)] if transfers else [np.empty(0, np.int64)] * 5
-    return InventoryPath(out_sales, out_on_hand, out_on_order, out_safety, out_received, *parts)
+    return InventoryPath(history.sales, history.on_hand, history.on_order, history.safety, history.received, *parts)

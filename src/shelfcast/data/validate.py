@@ -148,6 +148,91 @@ class Flagged:
         return (mask & (1 << (index % _BITS))) != 0
 
 
+# A check before it gets its bit: name, failing-row test, detail of a failing row.
+_Pending = tuple[str, pl.Expr, pl.Expr]
+
+
+def _with_scope_columns(lf: pl.LazyFrame, table: TableSchema) -> pl.LazyFrame:
+    """Add the scope columns (required but nullable, e.g. a calendar's store_id) a source left out, as null.
+
+    They are always present in a canonical table; a source without them means "all".
+    """
+    present = lf.collect_schema()
+    missing = [c for c in table.columns if c.required and c.nullable and c.name not in present]
+    return lf.with_columns([pl.lit(None, c.dtype).alias(c.name) for c in missing])
+
+
+def _parse_columns(
+    lf: pl.LazyFrame, schema: pl.Schema, *, targets: dict[str, pl.DataType], date_formats: dict[str, str]
+) -> tuple[pl.LazyFrame, dict[str, pl.Expr]]:
+    """Keep each column's original in `__orig_<col>` and parse it into its target type.
+
+    Returns the frame and, per column that can fail to parse, the `__bad_<col>` flag of its failures.
+    """
+    lf = lf.with_columns([pl.col(c).alias(f"{ORIG}{c}") for c in targets])
+    parsed: list[pl.Expr] = []
+    unparsed: dict[str, pl.Expr] = {}
+    for col, target in targets.items():
+        expr, failed = _parse(col, schema[col], target, date_formats.get(col))
+        parsed.append(expr.alias(col))
+        if failed is not None:
+            parsed.append(failed.alias(f"{BAD}{col}"))
+            unparsed[col] = pl.col(f"{BAD}{col}")
+    return lf.with_columns(parsed), unparsed
+
+
+def _invalid_checks(unparsed: dict[str, pl.Expr], targets: dict[str, pl.DataType]) -> list[_Pending]:
+    """A value present but not parseable as its column's type."""
+    checks: list[_Pending] = []
+    for col, failed in unparsed.items():
+        target = targets[col]
+        kind = "date" if target == pl.Date() else "number" if target.is_numeric() else str(target).lower()
+        checks.append((f"invalid_{col}", failed, _describe(f"{col} is not a valid {kind}", col)))
+    return checks
+
+
+def _too_many_fields_checks(extras: list[str]) -> list[_Pending]:
+    """A row with more fields than the header (the reader put the surplus in `__extra_*` columns)."""
+    if not extras:
+        return []
+    too_many = pl.any_horizontal([pl.col(c).is_not_null() for c in extras])
+    fields = pl.concat_str([pl.col(c) for c in extras], separator=",", ignore_nulls=True)
+    detail = pl.concat_str([pl.lit("row has more fields than the header (extra: "), fields, pl.lit(")")])
+    return [("too_many_fields", too_many, detail)]
+
+
+def _row_rule_checks(table: TableSchema, cols: list[str], unparsed: dict[str, pl.Expr]) -> list[_Pending]:
+    """The table's row rules on the parsed values."""
+    checks: list[_Pending] = []
+    for rule in row_rule_exprs(table, cols):
+        failing = rule.failing.fill_null(False)
+        if rule.column in unparsed:
+            # A value that could not be parsed is reported as invalid, not also as missing.
+            failing = failing & ~unparsed[rule.column]
+        shown = None if rule.name.startswith("missing_") else rule.column
+        checks.append((rule.name, failing, _describe(rule.detail, shown)))
+    return checks
+
+
+def _date_range_checks(table: TableSchema, cols: list[str], bounds: DateBounds) -> list[_Pending]:
+    """A date outside the accepted range (facts may not lie in the future)."""
+    if not (table.has_date and "date" in cols):
+        return []
+    latest = bounds.max_fact_date if table.is_fact else bounds.max_date
+    out_of_range = ((pl.col("date") < bounds.min_date) | (pl.col("date") > latest)).fill_null(False)
+    return [("date_out_of_range", out_of_range, _describe(f"date outside {bounds.min_date}..{latest}", "date"))]
+
+
+def _masks(checks: list[_Pending]) -> list[pl.Expr]:
+    """The `_fail_<n>` masks: bit i of mask n is set when check n + i failed (0 for a clean row)."""
+    masks = []
+    for start in range(0, max(len(checks), 1), _BITS):
+        group = checks[start : start + _BITS]
+        bits = [f.cast(pl.UInt64) * (1 << i) for i, (_, f, _) in enumerate(group)] or [pl.lit(0, pl.UInt64)]
+        masks.append(pl.sum_horizontal(bits).cast(pl.UInt64).alias(f"{FAIL}{start}"))
+    return masks
+
+
 def flag_rows(
     lf: pl.LazyFrame,
     table: TableSchema,
@@ -162,65 +247,22 @@ def flag_rows(
     built later for the failing rows alone, which keeps the pass over a large
     file cheap.
     """
-    # Scope columns (required but nullable, e.g. a calendar's store_id) are
-    # always present in a canonical table; a source without them means "all".
-    present = lf.collect_schema()
-    lf = lf.with_columns(
-        [
-            pl.lit(None, c.dtype).alias(c.name)
-            for c in table.columns
-            if c.required and c.nullable and c.name not in present
-        ]
-    )
+    lf = _with_scope_columns(lf, table)
     schema = lf.collect_schema()
     cols = data_columns(schema)
     extras = [c for c in schema if c.startswith(EXTRA_PREFIX)]
-    lf = lf.with_columns([pl.col(c).alias(f"{ORIG}{c}") for c in cols])
-    parsed: list[pl.Expr] = []
-    unparsed: dict[str, pl.Expr] = {}
-    for col in cols:
-        target = target_dtype(table, col, schema[col], dtypes)
-        expr, failed = _parse(col, schema[col], target, date_formats.get(col))
-        parsed.append(expr.alias(col))
-        if failed is not None:
-            parsed.append(failed.alias(f"{BAD}{col}"))
-            unparsed[col] = pl.col(f"{BAD}{col}")
-    lf = lf.with_columns(parsed)
-
-    checks: list[tuple[str, pl.Expr, pl.Expr]] = []
-    for col, failed in unparsed.items():
-        target = target_dtype(table, col, schema[col], dtypes)
-        kind = "date" if target == pl.Date() else "number" if target.is_numeric() else str(target).lower()
-        checks.append((f"invalid_{col}", failed, _describe(f"{col} is not a valid {kind}", col)))
-    if extras:
-        too_many = pl.any_horizontal([pl.col(c).is_not_null() for c in extras])
-        fields = pl.concat_str([pl.col(c) for c in extras], separator=",", ignore_nulls=True)
-        detail = pl.concat_str([pl.lit("row has more fields than the header (extra: "), fields, pl.lit(")")])
-        checks.append(("too_many_fields", too_many, detail))
-    for rule in row_rule_exprs(table, cols):
-        failing = rule.failing.fill_null(False)
-        if rule.column in unparsed:
-            # A value that could not be parsed is reported as invalid, not also as missing.
-            failing = failing & ~unparsed[rule.column]
-        shown = None if rule.name.startswith("missing_") else rule.column
-        checks.append((rule.name, failing, _describe(rule.detail, shown)))
-    if table.has_date and "date" in cols:
-        latest = bounds.max_fact_date if table.is_fact else bounds.max_date
-        out_of_range = ((pl.col("date") < bounds.min_date) | (pl.col("date") > latest)).fill_null(False)
-        checks.append(
-            ("date_out_of_range", out_of_range, _describe(f"date outside {bounds.min_date}..{latest}", "date"))
-        )
-
-    masks = []
-    for start in range(0, max(len(checks), 1), _BITS):
-        group = checks[start : start + _BITS]
-        bits = [f.cast(pl.UInt64) * (1 << i) for i, (_, f, _) in enumerate(group)] or [pl.lit(0, pl.UInt64)]
-        masks.append(pl.sum_horizontal(bits).cast(pl.UInt64).alias(f"{FAIL}{start}"))
-    flagged = Flagged(lf, tuple(Check(name, detail) for name, _, detail in checks))
-    lf = lf.with_columns(masks)
+    targets = {col: target_dtype(table, col, schema[col], dtypes) for col in cols}
+    lf, unparsed = _parse_columns(lf, schema, targets=targets, date_formats=date_formats)
+    checks = [
+        *_invalid_checks(unparsed, targets),
+        *_too_many_fields_checks(extras),
+        *_row_rule_checks(table, cols, unparsed),
+        *_date_range_checks(table, cols, bounds),
+    ]
+    flagged = Flagged(lf.with_columns(_masks(checks)), tuple(Check(name, detail) for name, _, detail in checks))
     failed_row = flagged.failed()
     # Original text is kept only where a row failed, for the quarantine's `raw`.
-    lf = lf.drop(*[f"{BAD}{c}" for c in unparsed]).with_columns(
+    lf = flagged.frame.drop(*[f"{BAD}{c}" for c in unparsed]).with_columns(
         *[pl.when(failed_row).then(as_text(pl.col(f"{ORIG}{c}"), schema[c])).alias(f"{ORIG}{c}") for c in cols],
         *[pl.when(failed_row).then(pl.col(c)).alias(c) for c in extras],
     )

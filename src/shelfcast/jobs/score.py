@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import polars as pl
 
@@ -181,6 +182,73 @@ def champion_forecast(models: ScoringModels, data: ModelData, *, cutoff: dt.date
     return add_quantiles(forecast, table)
 
 
+@dataclass(frozen=True)
+class _Risk:
+    """Stockout risk per series (None: not scored), the model that scored it, and the note for the report."""
+
+    frame: pl.DataFrame | None = None
+    model: ModelInfo | None = None
+    note: str | None = None
+
+
+def _demand_forecast(
+    data: ModelData,
+    models: ScoringModels | None,
+    *,
+    cutoff: dt.date,
+    steps: int,
+    checkpoints: Path,
+    progress: Progress | None,
+) -> pl.DataFrame:
+    """Forecasts with quantiles from the demand champion, or from a model fitted at the cutoff without `models`."""
+    if models is not None:
+        if progress:
+            progress(f"forecast ({models.demand_info.name} v{models.demand_info.version})", 0, 2)
+        return champion_forecast(models, data, cutoff=cutoff, steps=steps)
+    return forecast_with_quantiles(data, cutoff=cutoff, horizon=steps, checkpoint_dir=checkpoints, progress=progress)
+
+
+def _champion_risk(
+    models: ScoringModels,
+    data: ModelData,
+    *,
+    forecast: pl.DataFrame,
+    cutoff: dt.date,
+    window: int,
+    progress: Progress | None,
+) -> _Risk:
+    """Risk from the stockout champion, its rule baseline in fallback, or none (the models' note says why)."""
+    if models.stockout is not None:
+        if progress:
+            progress("stockout risk", 1, 2)
+        risk = apply_stockout(models.stockout, data, cutoff=cutoff, forecast=forecast)
+        return _Risk(risk, models.stockout_info, models.note)
+    if models.stockout_rule:
+        rule = rule_risk(data, cutoff=cutoff, window=window)
+        return _Risk(rule, ModelInfo(RULE_BASELINE, RULE_BASELINE), models.note)
+    return _Risk(note=models.note)
+
+
+def _fitted_risk(
+    data: ModelData,
+    forecast: pl.DataFrame,
+    *,
+    cutoff: dt.date,
+    window: int,
+    checkpoints: Path,
+    progress: Progress | None,
+) -> _Risk:
+    """Risk from a stockout model fitted at the cutoff, or none on sales-only data."""
+    try:
+        definition = definition_for(data.panel, window=window, min_hours=None)
+    except DataValidationError:
+        return _Risk(note=SALES_ONLY)
+    if progress:
+        progress("stockout risk", 1, 2)
+    risk = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast, checkpoint_dir=checkpoints)
+    return _Risk(risk, ModelInfo())
+
+
 def build_predictions(
     data: ModelData,
     settings: Settings,
@@ -202,18 +270,10 @@ def build_predictions(
     """
     if horizon < 1:
         raise ValueError(f"`horizon` must be a positive integer, got {horizon}")
-    if models is not None and models.stockout is not None:
-        window = models.stockout.definition.window
+    window = models.stockout.definition.window if models is not None and models.stockout is not None else window
     steps = max(horizon, window_steps(data.panel, settings.lead_time_days + 7), window_steps(data.panel, window))
     checkpoints = settings.workspace / "checkpoints"
-    if models is None:
-        forecast = forecast_with_quantiles(
-            data, cutoff=cutoff, horizon=steps, checkpoint_dir=checkpoints, progress=progress
-        )
-    else:
-        if progress:
-            progress(f"forecast ({models.demand_info.name} v{models.demand_info.version})", 0, 2)
-        forecast = champion_forecast(models, data, cutoff=cutoff, steps=steps)
+    forecast = _demand_forecast(data, models, cutoff=cutoff, steps=steps, checkpoints=checkpoints, progress=progress)
     advice = reorder_advice(
         data.panel,
         forecast,
@@ -221,42 +281,21 @@ def build_predictions(
         lead_time_days=settings.lead_time_days,
         service_level=settings.service_level,
     )
-    note = None
-    risk: pl.DataFrame | None = None
-    stockout_info: ModelInfo | None = None
-    if models is not None:
-        note = models.note
-        if models.stockout is not None:
-            if progress:
-                progress("stockout risk", 1, 2)
-            risk = apply_stockout(models.stockout, data, cutoff=cutoff, forecast=forecast)
-            stockout_info = models.stockout_info
-        elif models.stockout_rule:
-            risk = rule_risk(data, cutoff=cutoff, window=window)
-            stockout_info = ModelInfo(RULE_BASELINE, RULE_BASELINE)
+    if models is None:
+        risk = _fitted_risk(data, forecast, cutoff=cutoff, window=window, checkpoints=checkpoints, progress=progress)
     else:
-        try:
-            definition = definition_for(data.panel, window=window, min_hours=None)
-        except DataValidationError:
-            note = SALES_ONLY
-        else:
-            if progress:
-                progress("stockout risk", 1, 2)
-            risk = score_stockout(
-                data, cutoff=cutoff, definition=definition, forecast=forecast, checkpoint_dir=checkpoints
-            )
-            stockout_info = ModelInfo()
+        risk = _champion_risk(models, data, forecast=forecast, cutoff=cutoff, window=window, progress=progress)
     rows = assemble_rows(
         forecast,
         advice,
-        risk,
+        risk.frame,
         horizon=horizon,
         scored_on=scored_on,
         scored_at=scored_at,
         model=models.demand_info if models is not None else ModelInfo(),
-        stockout_version=stockout_info.version if stockout_info else None,
+        stockout_version=risk.model.version if risk.model else None,
     )
-    return rows, note
+    return rows, risk.note
 
 
 def assemble_rows(

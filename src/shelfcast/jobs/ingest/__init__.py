@@ -134,20 +134,23 @@ def _store(settler: Settler, lake: Lake, progress: Progress | None) -> dict[Tabl
     return written
 
 
-def run_ingest(
-    source: Source,
-    path: Path,
-    *,
-    settings: Settings,
-    today: dt.date,
-    now: dt.datetime,
-    progress: Progress | None = None,
-) -> IngestReport:
-    """Read `path` with `source`, validate, and upsert the canonical tables into the workspace lake."""
-    started = time.perf_counter()
-    lake = Lake(settings.workspace)
-    data: SourceData = source.load(Path(path))
-    bounds = DateBounds(settings.min_date, settings.max_date, today + dt.timedelta(days=settings.future_days))
+@dataclass(frozen=True)
+class _Stored:
+    """What staging and storing a source's parts left: the accounting, the partitions written, the rejects."""
+
+    parts: list[PartReport]
+    written: dict[TableName, dict[str, dict[str, Any]]]
+    quarantine: list[pl.DataFrame]  # one frame per staged part
+    notes: tuple[str, ...]
+
+
+def _stage_and_store(
+    lake: Lake, data: SourceData, *, settings: Settings, bounds: DateBounds, progress: Progress | None
+) -> _Stored:
+    """Validate the source's parts (and the tables it derives from them), check the row accounting, upsert.
+
+    The staged files live in a scratch folder of the workspace, removed afterwards even on failure.
+    """
     staging = settings.workspace / "tmp" / f"ingest-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True, exist_ok=True)
     try:
@@ -163,14 +166,25 @@ def run_ingest(
         written = _store(settler, lake, progress)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return _Stored(parts, written, settler.quarantine, notes)
 
-    masters = _derive_masters(lake, set(written))
-    for table, frame in masters.items():
-        lake.upsert(table, frame)
-        written[table] = {}
-    frequency = data.frequency
-    if frequency is None and lake.has("sales"):
-        frequency = detect_frequency(lake.scan("sales").select(pl.col("date").unique()).collect().to_series())
+
+def _frequency(lake: Lake, data: SourceData) -> str | None:
+    """The source's frequency, else the one the stored sales show."""
+    if data.frequency is None and lake.has("sales"):
+        return detect_frequency(lake.scan("sales").select(pl.col("date").unique()).collect().to_series())
+    return data.frequency
+
+
+def _describe_tables(
+    lake: Lake,
+    data: SourceData,
+    written: dict[TableName, dict[str, dict[str, Any]]],
+    *,
+    derived: set[TableName],
+    frequency: str | None,
+) -> tuple[dict[str, TableInfo], dict[str, GapReport]]:
+    """The manifest entry of every table written, and the series gaps of sales and inventory."""
     infos: dict[str, TableInfo] = {}
     gaps: dict[str, GapReport] = {}
     for table, partitions in written.items():
@@ -178,22 +192,50 @@ def run_ingest(
             table,
             partitions=partitions,
             frequency=frequency if SCHEMAS[table].has_date else None,
-            origin="derived" if table in masters else "source",
+            origin="derived" if table in derived else "source",
             column_roles=_exogenous_roles(lake, data) if table == "exogenous" else None,
         )
         if table in ("sales", "inventory"):
             gaps[table] = series_gaps(lake.scan(table), frequency or "D")
-    quarantine = pl.concat([q.cast(QUARANTINE_SCHEMA) for q in settler.quarantine])  # type: ignore[arg-type]
-    all_quarantine = lake.replace_quarantine([p.source for p in parts], quarantine)
-    by_rule = dict(Counter(r for rules in quarantine["rule"].to_list() for r in rules.split(";")).most_common())
+    return infos, gaps
+
+
+def _rule_counts(quarantine: pl.DataFrame) -> dict[str, int]:
+    """Quarantined rows per rule, most frequent first (a row breaking several counts for each)."""
+    return dict(Counter(r for rules in quarantine["rule"].to_list() for r in rules.split(";")).most_common())
+
+
+def run_ingest(
+    source: Source,
+    path: Path,
+    *,
+    settings: Settings,
+    today: dt.date,
+    now: dt.datetime,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Read `path` with `source`, validate, and upsert the canonical tables into the workspace lake."""
+    started = time.perf_counter()
+    lake = Lake(settings.workspace)
+    data: SourceData = source.load(Path(path))
+    bounds = DateBounds(settings.min_date, settings.max_date, today + dt.timedelta(days=settings.future_days))
+    stored = _stage_and_store(lake, data, settings=settings, bounds=bounds, progress=progress)
+    written = stored.written
+    masters = _derive_masters(lake, set(written))
+    for table, frame in masters.items():
+        lake.upsert(table, frame)
+        written[table] = {}
+    infos, gaps = _describe_tables(lake, data, written, derived=set(masters), frequency=_frequency(lake, data))
+    quarantine = pl.concat([q.cast(QUARANTINE_SCHEMA) for q in stored.quarantine])  # type: ignore[arg-type]
+    all_quarantine = lake.replace_quarantine([p.source for p in stored.parts], quarantine)
     report = IngestReport(
         source=type(source).name,
         path=str(path),
-        parts=parts,
+        parts=stored.parts,
         tables=infos,
-        quarantine_by_rule=by_rule,
+        quarantine_by_rule=_rule_counts(quarantine),
         gaps=gaps,
-        notes=notes,
+        notes=stored.notes,
         seconds=time.perf_counter() - started,
         derived_tables=tuple(masters),
     )
@@ -201,8 +243,8 @@ def run_ingest(
         "at": now.isoformat(timespec="seconds"),
         "source": report.source,
         "path": report.path,
-        "parts": [asdict(p) for p in parts],
-        "quarantine_by_rule": by_rule,
+        "parts": [asdict(p) for p in report.parts],
+        "quarantine_by_rule": report.quarantine_by_rule,
     }
     lake.update_manifest(infos, ingest=entry, quarantine_rows=all_quarantine.height, now=now)
     log.info("ingest done in %.1fs", report.seconds)
