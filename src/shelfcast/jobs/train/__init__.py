@@ -37,6 +37,8 @@ from shelfcast.io.tracking import (
 )
 from shelfcast.jobs.train.rebacktest import (
     FORECAST_PREFIX,
+    AsServed,
+    ChampionRerun,
     demand_as_served,
     demand_rerun,
     rebacktest_champion,
@@ -223,58 +225,99 @@ def train_challenger(
                 progress=progress,
                 forecast_config=forecast_config,
             )
-        # New days since the champion was trained move the cutoffs on: its configuration is then scored on
-        # these windows too, so the gates still compare like with like.
-        rerun = (
-            demand_rerun(data, windows=windows, horizon=steps)
-            if task == Task.DEMAND
-            else stockout_rerun(data, windows=windows, window=window, min_hours=min_hours)
+        champion = _champion_on_these_windows(
+            registry,
+            task,
+            data=data,
+            fitted=fitted,
+            windows=windows,
+            horizon=steps,
+            window=window,
+            min_hours=min_hours,
+            progress=progress,
         )
-        as_served = demand_as_served(data, windows=windows, horizon=steps) if task == Task.DEMAND else None
-        champion = rebacktest_champion(registry, task, fitted.cutoffs, rerun, as_served=as_served, progress=progress)
-        params, metrics = fitted.params, fitted.metrics
-        if champion is not None:
-            params = {
-                **params,
-                CHAMPION_VERSION_PARAM: champion.version,
-                CHAMPION_RUN_PARAM: champion.run_id,
-                CHAMPION_HOW_PARAM: champion.how,
-            }
-            metrics = pl.concat([metrics, champion.metrics], how="diagonal_relaxed")
-        backtest_json(fitted.backtest, out / "backtest.json", task=task)
-        metrics.write_csv(out / "backtest.csv")
-        model_dir = save_model(fitted.model, out / "native", quantiles=fitted.quantiles)
-        _save_reference(settings, data, fitted.model, model_dir)
-        rule = RULES[task]
-        overall = fitted.metrics.filter((pl.col("model") == fitted.candidate) & (pl.col("window") == "all"))
-        scores = {m: float(overall[m][0]) for m in (rule.metric, "f1") if m in overall.columns}
-        logged = log_training_run(
-            settings,
-            TrainingRun(
-                task=task,
-                candidate=fitted.candidate,
-                params=params,
-                spec=data.spec,
-                metrics=metrics,
-                cutoffs=fitted.cutoffs,
-                primary=scores,
-                model_dir=model_dir,
-                input_example=fitted.example,
-                output_example=predict_frame(fitted.model, fitted.example),
-                manifest=lake.manifest(),
-                lake_root=lake.root.resolve(),
-                artifacts=[
-                    p
-                    for p in [
-                        *fitted.reports,
-                        out / "backtest.json",
-                        out / "backtest.csv",
-                        out / "feature_importance.csv",
-                    ]
-                    if p is not None
-                ],
-                tags=dict(tags or {}),
-            ),
+        scores = _primary_scores(task, fitted)
+        logged = _log_run(
+            settings, lake, data=data, task=task, fitted=fitted, champion=champion, scores=scores, out=out, tags=tags
         )
     version = registry.register(task, logged.model_uri, run_id=logged.run_id)
     return TrainReport(task, logged, version.version, fitted.candidate, scores, None, time.perf_counter() - started)
+
+
+def _champion_on_these_windows(
+    registry: Registry,
+    task: Task,
+    *,
+    data: ModelData,
+    fitted: _Fitted,
+    windows: int,
+    horizon: int,
+    window: int,
+    min_hours: float | None,
+    progress: Progress | None,
+) -> ChampionRerun | None:
+    """The champion scored on the challenger's windows, when its own run shares none of them.
+
+    New days since the champion was trained move the cutoffs on: it is then
+    scored on these windows too, so the gates still compare like with like.
+    """
+    if task == Task.DEMAND:
+        rerun = demand_rerun(data, windows=windows, horizon=horizon)
+        as_served: AsServed | None = demand_as_served(data, windows=windows, horizon=horizon)
+    else:
+        rerun, as_served = stockout_rerun(data, windows=windows, window=window, min_hours=min_hours), None
+    return rebacktest_champion(registry, task, fitted.cutoffs, rerun, as_served=as_served, progress=progress)
+
+
+def _primary_scores(task: Task, fitted: _Fitted) -> dict[str, float]:
+    """The candidate's overall backtest scores the gates read: the task's metric, and F1 where there is one."""
+    overall = fitted.metrics.filter((pl.col("model") == fitted.candidate) & (pl.col("window") == "all"))
+    return {m: float(overall[m][0]) for m in (RULES[task].metric, "f1") if m in overall.columns}
+
+
+def _log_run(
+    settings: Settings,
+    lake: Lake,
+    *,
+    data: ModelData,
+    task: Task,
+    fitted: _Fitted,
+    champion: ChampionRerun | None,
+    scores: dict[str, float],
+    out: Path,
+    tags: Mapping[str, str] | None,
+) -> LoggedRun:
+    """Write the model, its reference window and the backtest files, and log them all as one MLflow run."""
+    params, metrics = fitted.params, fitted.metrics
+    if champion is not None:
+        params = {
+            **params,
+            CHAMPION_VERSION_PARAM: champion.version,
+            CHAMPION_RUN_PARAM: champion.run_id,
+            CHAMPION_HOW_PARAM: champion.how,
+        }
+        metrics = pl.concat([metrics, champion.metrics], how="diagonal_relaxed")
+    backtest_json(fitted.backtest, out / "backtest.json", task=task)
+    metrics.write_csv(out / "backtest.csv")
+    model_dir = save_model(fitted.model, out / "native", quantiles=fitted.quantiles)
+    _save_reference(settings, data, fitted.model, model_dir)
+    files = [*fitted.reports, out / "backtest.json", out / "backtest.csv", out / "feature_importance.csv"]
+    return log_training_run(
+        settings,
+        TrainingRun(
+            task=task,
+            candidate=fitted.candidate,
+            params=params,
+            spec=data.spec,
+            metrics=metrics,
+            cutoffs=fitted.cutoffs,
+            primary=scores,
+            model_dir=model_dir,
+            input_example=fitted.example,
+            output_example=predict_frame(fitted.model, fitted.example),
+            manifest=lake.manifest(),
+            lake_root=lake.root.resolve(),
+            artifacts=[p for p in files if p is not None],
+            tags=dict(tags or {}),
+        ),
+    )
