@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 import polars as pl
@@ -53,7 +52,6 @@ def _ingest(sim: object, folder: Path, settings: Settings, *, until: dt.date) ->
 
 def _monitored(root: Path, drift: float | None) -> tuple[Settings, MonitorReport]:
     """Train both champions at the cutoff, score 14 days, ingest 30 more days, monitor."""
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
     sim = simulate(_chain(drift))
     settings = Settings(workspace=root / "ws")
     _ingest(sim, root / "raw1", settings, until=CUTOFF)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shelfcast.errors import ModelNotFoundError, PromotionError
-from shelfcast.io.tracking import EXPERIMENTS, connect
+from shelfcast.io.tracking import EXPERIMENTS, client, connect, fluent
 from shelfcast.models.gates import GateResult, Task
 from shelfcast.settings import Settings
 
@@ -55,18 +55,18 @@ class Registry:
     """Thin wrapper over `MlflowClient` for shelfcast's registered models."""
 
     def __init__(self, settings: Settings) -> None:
-        from mlflow import MlflowClient
-
         self.settings = settings
         self.uri = connect(settings)
-        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        self.client = client(self.uri)
 
     def register(self, task: Task, model_uri: str, *, run_id: str) -> VersionInfo:
         """A new version of the task's model from a logged model, aliased `challenger`."""
         import mlflow
 
         name = MODEL_NAMES[task]
-        created = mlflow.register_model(model_uri, name, tags={"shelfcast.run_id": run_id})
+        # `register_model` (not the client's `create_model_version`) resolves a logged model's URI to its source.
+        with fluent(self.uri):
+            created = mlflow.register_model(model_uri, name, tags={"shelfcast.run_id": run_id})
         self.client.set_registered_model_alias(name, CHALLENGER, created.version)
         return self.version(task, str(created.version))
 
@@ -158,9 +158,11 @@ class Registry:
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
         try:
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{info.name}/{info.version}", dst_path=str(staging), tracking_uri=self.uri
-            )
+            # MLflow resolves a `models:/` URI against its global registry URI, whatever URIs it is passed.
+            with fluent(self.uri):
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{info.name}/{info.version}", dst_path=str(staging), tracking_uri=self.uri
+                )
             (staging / "version.json").write_text(
                 json.dumps({"name": info.name, "version": info.version, "run_id": info.run_id, "alias": alias}) + "\n"
             )

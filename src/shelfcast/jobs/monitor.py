@@ -303,10 +303,10 @@ def _log_run(settings: Settings, report: MonitorReport) -> str | None:
     try:
         import mlflow
 
-        from shelfcast.io.tracking import connect, named_experiment
+        from shelfcast.io.tracking import connect, fluent, named_experiment
 
-        connect(settings)
-        with mlflow.start_run(experiment_id=named_experiment(settings, EXPERIMENT)) as run:
+        uri = connect(settings)
+        with fluent(uri), mlflow.start_run(experiment_id=named_experiment(settings, EXPERIMENT)) as run:
             mlflow.set_tags(
                 {
                     "shelfcast.job": "monitor",
