@@ -114,6 +114,7 @@ def test_a_level_drift_is_detected_in_features_and_predictions(tmp_path: Path) -
     assert report.alert
 
 
+@pytest.mark.slow
 def test_evidently_reports_when_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("evidently", reason="the `reports` extra is not installed (`make test` installs it)")
     from shelfcast.io import monitor_report

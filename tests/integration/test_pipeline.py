@@ -61,6 +61,7 @@ def _recording() -> tuple[list[str], Any]:
     return ran, runner
 
 
+@pytest.mark.slow
 def test_every_step_runs_once_and_a_rerun_promotes_a_new_version(raw: Path, tmp_path: Path) -> None:
     settings = Settings(workspace=tmp_path / "ws")
     ran, runner = _recording()
