@@ -144,7 +144,6 @@ def test_no_model_and_no_registry_falls_back_then_recovers(ws: Settings) -> None
     assert run_score(ws, horizon=5, now=NOW).model_version == "1"
 
 
-@pytest.mark.slow
 def test_an_unreachable_registry_keeps_the_local_champion_and_does_not_retrain(ws: Settings) -> None:
     from shelfcast.jobs.retrain import act_on_monitoring
 
