@@ -24,11 +24,11 @@ typecheck: install
 	$(UV) run mypy
 
 unit: install
-	$(UV) run pytest -m "not integration and not e2e" -q
+	$(UV) run pytest -m "not integration and not e2e and not slow" -q
 
 # The whole suite, with the optional `reports` extra (Evidently) so its path is tested too.
 test: lint typecheck
-	$(UV) run --locked --extra reports pytest -q
+	$(UV) run --locked --extra reports pytest -q --durations=15
 
 # Benchmarks need the peers they compare against (the `bench` group).
 bench: install

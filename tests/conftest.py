@@ -15,6 +15,20 @@ from shelfcast.jobs.ingest import IngestReport, run_ingest
 from shelfcast.settings import Settings, get_settings
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _mlflow_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No MLFLOW_TRACKING_URI or MLFLOW_REGISTRY_URI from the developer's shell: it would win over every test
+    workspace's own SQLite store (the user's choice does, see `tracking_uri`). Session-wide, so the session
+    fixtures that train champions get it too, and in a temporary folder, where MLflow's default store
+    (`./mlflow.db`) would land if a call ever ran outside `io.tracking.fluent` (each test then changes into its own).
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+            patch.delenv(name, raising=False)
+        patch.chdir(tmp_path_factory.mktemp("cwd"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No SHELFCAST_* variables or shelfcast.toml from the developer's machine leak into a test."""
@@ -52,7 +66,6 @@ def serving_workspace(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
     from shelfcast.jobs.score import run_score
 
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
     settings = ingest_chain(tmp_path_factory.mktemp("serving"))
     train_both(settings)
     run_score(settings, horizon=SERVE_HORIZON, now=NOW)

@@ -62,9 +62,8 @@ def train(settings: Settings, config: ForecastConfig) -> TrainReport:
 
 
 def test_after_new_days_the_champion_is_scored_as_served_on_the_challengers_windows(
-    raw: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    raw: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     settings = Settings(workspace=tmp_path / "ws")
     early, grown = raw
     ingest(settings, early)
@@ -127,11 +126,8 @@ def test_after_new_days_the_champion_is_scored_as_served_on_the_challengers_wind
     assert again.promotion.promoted == (values["wape"] <= values["wape.champion"]), reason
 
 
-def test_a_champion_trained_past_the_new_cutoffs_is_refitted_on_them(
-    raw: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_champion_trained_past_the_new_cutoffs_is_refitted_on_them(raw: tuple[Path, Path], tmp_path: Path) -> None:
     """Scored as served, it would be judged on days it learned from: its configuration is backtested instead."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     settings = Settings(workspace=tmp_path / "ws")
     ingest(settings, raw[1])
     first = train(settings, FAST)  # cutoffs 28 and 14 days before the end; the model saw every day

@@ -33,7 +33,7 @@ from shelfcast.workflows.drift_scenario import FAST, ScenarioResult, run_scenari
 from shelfcast.workflows.replay import ingest_until, replay
 from shelfcast.workflows.training import run_train
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CHAIN = SimConfig(n_stores=3, n_items=8, n_days=620, seed=3, min_base_demand=2.0, max_base_demand=30.0)
 DRIFT_DAY = CHAIN.start_date + dt.timedelta(days=560)
 BROKEN = ForecastConfig(n_origins=30, n_estimators=1, learning_rate=0.01, num_leaves=2, strategy="direct")

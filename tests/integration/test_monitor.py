@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 import polars as pl
@@ -54,7 +53,6 @@ def _ingest(sim: object, folder: Path, settings: Settings, *, until: dt.date) ->
 
 def _monitored(root: Path, drift: float | None) -> tuple[Settings, MonitorReport]:
     """Train both champions at the cutoff, score 14 days, ingest 30 more days, monitor."""
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
     sim = simulate(_chain(drift))
     settings = Settings(workspace=root / "ws")
     _ingest(sim, root / "raw1", settings, until=CUTOFF)
@@ -117,6 +115,7 @@ def test_a_level_drift_is_detected_in_features_and_predictions(tmp_path: Path) -
     assert report.alert
 
 
+@pytest.mark.slow
 def test_evidently_reports_when_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("evidently", reason="the `reports` extra is not installed (`make test` installs it)")
     from shelfcast.io import monitor_report

@@ -61,10 +61,8 @@ def _recording() -> tuple[list[str], Any]:
     return ran, runner
 
 
-def test_every_step_runs_once_and_a_rerun_promotes_a_new_version(
-    raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+@pytest.mark.slow
+def test_every_step_runs_once_and_a_rerun_promotes_a_new_version(raw: Path, tmp_path: Path) -> None:
     settings = Settings(workspace=tmp_path / "ws")
     ran, runner = _recording()
     report = run_pipeline(settings, _request(raw), today=TODAY, now=NOW, runner=runner)
@@ -101,10 +99,7 @@ def test_every_step_runs_once_and_a_rerun_promotes_a_new_version(
     assert again.ingest is not None and again.ingest.total("kept") == report.ingest.total("kept")  # type: ignore[union-attr]
 
 
-def test_a_refused_first_model_scores_with_the_rule_baseline_and_says_why(
-    raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def test_a_refused_first_model_scores_with_the_rule_baseline_and_says_why(raw: Path, tmp_path: Path) -> None:
     settings = Settings(workspace=tmp_path / "ws", gate_demand_max_wape=0.01)
     request = PipelineRequest(path=raw, tasks=("demand",), windows=1, forecast_config=FAST)
     report = run_pipeline(settings, request, today=TODAY, now=NOW)
@@ -114,10 +109,7 @@ def test_a_refused_first_model_scores_with_the_rule_baseline_and_says_why(
     assert report.score.note is not None and "no demand champion" in report.score.note
 
 
-def test_with_the_delta_store_raw_features_and_predictions_are_delta_tables(
-    raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def test_with_the_delta_store_raw_features_and_predictions_are_delta_tables(raw: Path, tmp_path: Path) -> None:
     settings = Settings(workspace=tmp_path / "ws", prediction_store="delta")
     request = PipelineRequest(path=raw, tasks=("demand",), windows=1, horizon=7, forecast_config=FAST)
     report = run_pipeline(settings, request, today=TODAY, now=NOW)

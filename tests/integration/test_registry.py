@@ -16,7 +16,7 @@ from shelfcast.data.sources import get_source
 from shelfcast.errors import ModelNotFoundError, PromotionError, TrackingError
 from shelfcast.io.champion import champion_dir
 from shelfcast.io.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
-from shelfcast.io.tracking import EXPERIMENTS, connect, tracking_uri
+from shelfcast.io.tracking import EXPERIMENTS, connect, fluent, named_experiment, tracking_uri
 from shelfcast.jobs.ingest import run_ingest
 from shelfcast.jobs.promote import promote_version, rollback
 from shelfcast.jobs.train import TrainReport
@@ -48,10 +48,9 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def settings(lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def settings(lake: Path, tmp_path: Path) -> Settings:
     import shutil
 
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     workspace = tmp_path / "ws"
     shutil.copytree(lake, workspace)
     return Settings(workspace=workspace)
@@ -74,9 +73,15 @@ def test_tracking_uri_defaults_to_sqlite_in_the_workspace(settings: Settings, mo
 def test_a_uri_mlflow_wrote_to_the_environment_does_not_follow_into_another_workspace(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import mlflow
+
     other = Settings(workspace=tmp_path / "other")
-    connect(settings)  # mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI
-    assert os.environ.get("MLFLOW_TRACKING_URI") == tracking_uri(settings)
+    connect(settings)
+    with fluent(tracking_uri(settings)):  # mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI, for the block only
+        assert os.environ.get("MLFLOW_TRACKING_URI") == tracking_uri(settings)
+        named_experiment(settings, "shelfcast-test")
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    assert mlflow.get_tracking_uri() != tracking_uri(settings)
     assert tracking_uri(other) == f"sqlite:///{(other.workspace / 'mlflow' / 'mlflow.db').resolve()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://example.invalid:5000")  # the user's own choice still wins
     assert tracking_uri(other) == "http://example.invalid:5000"
@@ -114,7 +119,8 @@ def test_training_run_is_logged_registered_and_promoted(settings: Settings) -> N
     assert json.loads((cache / "version.json").read_text())["version"] == "1"
     assert (cache / "artifacts" / "native" / "booster.txt").exists()
     # The pyfunc loads by alias and predicts on feature rows.
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{EXPERIMENTS['demand']}@{CHAMPION}")
+    with fluent(tracking_uri(settings)):  # a `models:/` URI is resolved against MLflow's global URI
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{EXPERIMENTS['demand']}@{CHAMPION}")
     assert pyfunc.metadata.signature is not None
     example = pyfunc.input_example
     assert isinstance(example, pd.DataFrame)
@@ -173,7 +179,8 @@ def test_stockout_run_logs_classifier_and_rule(settings: Settings) -> None:
     assert info.tags["gate.passed"] in ("true", "false") and "rule" in info.tags["gate.reason"]
     import mlflow
 
-    model = mlflow.pyfunc.load_model(report.run.model_uri)
+    with fluent(tracking_uri(settings)):
+        model = mlflow.pyfunc.load_model(report.run.model_uri)
     example = model.input_example
     risk = model.predict(example)
     assert list(risk.columns) == ["risk", "alert"] and np.all((risk["risk"] >= 0) & (risk["risk"] <= 1))

@@ -19,8 +19,7 @@ pytestmark = pytest.mark.integration
 CHAIN = SimConfig(n_stores=2, n_items=4, n_days=290, seed=4, min_base_demand=1.0, max_base_demand=30.0)
 
 
-def test_replay_ingests_scores_and_asks_the_policy_each_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def test_replay_ingests_scores_and_asks_the_policy_each_step(tmp_path: Path) -> None:
     sim = simulate(CHAIN)
     tables = sim.tables()
     start = CHAIN.start_date + dt.timedelta(days=260)

@@ -62,8 +62,7 @@ def _trainer(config: ForecastConfig) -> Any:
 
 
 @pytest.fixture
-def ws(serving_workspace: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def ws(serving_workspace: Settings, tmp_path: Path) -> Settings:
     shutil.copytree(serving_workspace.workspace, tmp_path / "ws")
     return Settings(workspace=tmp_path / "ws")
 

@@ -62,10 +62,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, str, st
 
 
 @pytest.fixture
-def champions(
-    trained: tuple[Settings, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Settings, str]:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def champions(trained: tuple[Settings, str, str], tmp_path: Path) -> tuple[Settings, str]:
     settings, demand_run, _ = trained
     # Each test scores in its own copy (the copy's SQLite registry; artifacts stay in the module's workspace).
     workspace = tmp_path / "ws"
@@ -142,10 +139,7 @@ def test_a_stale_local_copy_is_replaced_by_the_current_champion(champions: tuple
     assert json.loads(version_file.read_text())["version"] == "1"
 
 
-def test_score_without_champions_falls_back_and_says_what_to_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def test_score_without_champions_falls_back_and_says_what_to_run(tmp_path: Path) -> None:
     settings = _lake(tmp_path, sales_only=False)
     bare = run_score(settings, horizon=HORIZON, now=NOW)
     assert (bare.model_version, bare.stockout_version) == ("rule-baseline", "rule-baseline")

@@ -40,8 +40,7 @@ def client(serving_workspace: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def copy(serving_workspace: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def copy(serving_workspace: Settings, tmp_path: Path) -> Settings:
     shutil.copytree(serving_workspace.workspace, tmp_path / "ws")
     return Settings(workspace=tmp_path / "ws")
 
@@ -308,8 +307,7 @@ def test_unreachable_registry_serves_the_local_copy(copy: Settings) -> None:
         assert "127.0.0.1:9" in models["registry_error"]
 
 
-def test_no_model_falls_back_to_the_rule_baseline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def test_no_model_falls_back_to_the_rule_baseline(tmp_path: Path) -> None:
     settings = ingest_chain(tmp_path)
     with _client(settings) as client:
         assert client.get("/ready").json()["stockout_model"].startswith("rule-baseline")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from shelfcast.errors import ModelNotFoundError, PromotionError
-from shelfcast.io.tracking import EXPERIMENTS, connect, mlflow_errors
+from shelfcast.io.tracking import EXPERIMENTS, client, connect, fluent, mlflow_errors
 from shelfcast.models.gates import GateResult
 from shelfcast.settings import Settings
 from shelfcast.types import Task
@@ -75,13 +75,11 @@ class Registry:
     """Thin wrapper over `MlflowClient` for shelfcast's registered models and their runs."""
 
     def __init__(self, settings: Settings) -> None:
-        from mlflow import MlflowClient
-
         self.settings = settings
         self.uri = connect(settings)
         with mlflow_errors(self.uri):
             # Jobs go through the methods (which raise TrackingError); tests read runs through it.
-            self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            self.client = client(self.uri)
 
     @_guarded
     def register(self, task: Task, model_uri: str, *, run_id: str) -> VersionInfo:
@@ -89,7 +87,9 @@ class Registry:
         import mlflow
 
         name = MODEL_NAMES[task]
-        created = mlflow.register_model(model_uri, name, tags={"shelfcast.run_id": run_id})
+        # `register_model` (not the client's `create_model_version`) resolves a logged model's URI to its source.
+        with fluent(self.uri):
+            created = mlflow.register_model(model_uri, name, tags={"shelfcast.run_id": run_id})
         self.client.set_registered_model_alias(name, CHALLENGER, created.version)
         return self.version(task, str(created.version))
 
@@ -209,9 +209,11 @@ class Registry:
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
         try:
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{info.name}/{info.version}", dst_path=str(staging), tracking_uri=self.uri
-            )
+            # MLflow resolves a `models:/` URI against its global registry URI, whatever URIs it is passed.
+            with fluent(self.uri):
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{info.name}/{info.version}", dst_path=str(staging), tracking_uri=self.uri
+                )
             (staging / "version.json").write_text(
                 json.dumps({"name": info.name, "version": info.version, "run_id": info.run_id, "alias": alias}) + "\n"
             )

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import re
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -27,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
@@ -37,6 +38,9 @@ from shelfcast.errors import TrackingError
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.settings import Settings
 from shelfcast.types import Task
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 EXPERIMENTS: dict[Task, str] = {t: f"shelfcast-{t}" for t in Task}
@@ -55,19 +59,11 @@ def mlflow_dir(settings: Settings) -> Path:
     return (settings.workspace / "mlflow").resolve()
 
 
-# URIs `connect` gave to MLflow: `mlflow.set_tracking_uri` also writes them to MLFLOW_TRACKING_URI, where they
-# are not the user's choice and must not win over another workspace's settings in the same process.
-_SET_BY_US: set[str] = set()
-
-
 def tracking_uri(settings: Settings) -> str:
     """The settings' URI, else the user's `MLFLOW_TRACKING_URI`, else SQLite inside the workspace."""
     if settings.mlflow_tracking_uri:
         return settings.mlflow_tracking_uri
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env and env not in _SET_BY_US:
-        return env
-    return f"sqlite:///{mlflow_dir(settings) / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{mlflow_dir(settings) / 'mlflow.db'}"
 
 
 def _embedded(settings: Settings) -> bool:
@@ -108,9 +104,11 @@ def mlflow_errors(uri: str) -> Iterator[None]:
 
 
 def connect(settings: Settings) -> str:
-    """Point MLflow at the tracking URI (a server is checked first, with a short timeout); returns the URI."""
-    import mlflow
+    """The tracking URI, made ready: a server is checked first (short timeout), an embedded store's folder made.
 
+    Nothing global is set: callers pass the URI to `MlflowClient` (see `client`)
+    or scope MLflow's fluent API to it (see `fluent`).
+    """
     uri = tracking_uri(settings)
     if uri.startswith(("http://", "https://")):
         try:
@@ -124,11 +122,52 @@ def connect(settings: Settings) -> str:
         # MLflow logs "Creating initial MLflow database tables..." at INFO on stderr for a new SQLite store:
         # noise between a command's output and its one-line errors.
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
-    if os.environ.get("MLFLOW_TRACKING_URI") != uri:
-        _SET_BY_US.add(uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     return uri
+
+
+def client(uri: str) -> MlflowClient:
+    """A client of the tracking store and the model registry at `uri` (the registry lives with the runs)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+# One fluent block at a time: the URIs it sets are process-wide, and another thread's block would restore them
+# under this one.
+_FLUENT = threading.RLock()
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@contextmanager
+def fluent(uri: str) -> Iterator[None]:
+    """MLflow's fluent API (`start_run`, `log_model`, `register_model`) at `uri` for one block, then as it was.
+
+    Those calls take no URI: they read MLflow's process-wide tracking and
+    registry URIs, which `mlflow.set_tracking_uri` also writes to the
+    environment. Both are put back on exit, so the block leaves nothing behind
+    for another workspace in the same process, and the user's own
+    `MLFLOW_TRACKING_URI` is as they set it.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    with _FLUENT:
+        # MLflow's own `_use_tracking_uri` puts its module variable back, but it unsets MLFLOW_TRACKING_URI when
+        # that variable was None (the user's variable too); the registry has no such helper.
+        saved_registry = registry_utils._registry_uri
+        saved_env = {name: os.environ.get(name) for name in _URI_VARIABLES}
+        try:
+            with tracking_utils._use_tracking_uri(uri):
+                mlflow.set_registry_uri(uri)
+                yield
+        finally:
+            registry_utils._registry_uri = saved_registry
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def experiment_id(settings: Settings, task: Task) -> str:
@@ -138,13 +177,12 @@ def experiment_id(settings: Settings, task: Task) -> str:
 
 def named_experiment(settings: Settings, name: str) -> str:
     """The experiment `name`, created on first use (with its artifacts in the workspace when embedded)."""
-    import mlflow
-
-    found = mlflow.get_experiment_by_name(name)
+    tracking = client(tracking_uri(settings))
+    found = tracking.get_experiment_by_name(name)
     if found is not None:
         return str(found.experiment_id)
     location = (mlflow_dir(settings) / "artifacts").as_uri() if _embedded(settings) else None
-    return str(mlflow.create_experiment(name, artifact_location=location))
+    return str(tracking.create_experiment(name, artifact_location=location))
 
 
 def flat_metrics(metrics: pl.DataFrame) -> dict[str, float]:
@@ -242,7 +280,7 @@ def _log_training_run(settings: Settings, run: TrainingRun, uri: str) -> LoggedR
     import mlflow
 
     exp = experiment_id(settings, run.task)
-    with mlflow.start_run(experiment_id=exp) as active:
+    with fluent(uri), mlflow.start_run(experiment_id=exp) as active:
         mlflow.set_tags(
             {"shelfcast.task": run.task, "shelfcast.version": metadata.version("shelfcast"), **dict(run.tags)}
         )

@@ -299,10 +299,14 @@ def _log_run(settings: Settings, report: MonitorReport) -> str | None:
     try:
         import mlflow
 
-        from shelfcast.io.tracking import connect, mlflow_errors, named_experiment
+        from shelfcast.io.tracking import connect, fluent, mlflow_errors, named_experiment
 
         uri = connect(settings)
-        with mlflow_errors(uri), mlflow.start_run(experiment_id=named_experiment(settings, EXPERIMENT)) as run:
+        with (
+            mlflow_errors(uri),
+            fluent(uri),
+            mlflow.start_run(experiment_id=named_experiment(settings, EXPERIMENT)) as run,
+        ):
             mlflow.set_tags(
                 {
                     "shelfcast.job": "monitor",
