@@ -164,43 +164,23 @@ def monitor_task(
         load_forecaster(champion.folder) if task == Task.DEMAND else load_stockout(champion.folder)
     )
     notes: list[str] = [] if champion.from_registry else ["the registry did not answer: the local copy was monitored"]
-    status = "ok"
-    drift: DriftResult | None = None
-    outputs: FeatureDrift | None = None
     reference = load_reference(champion.folder)
     current = model_window(model, data.panel, end=data.last_date, days=window_days, calendar=data.calendar)
-    if reference is None or reference.is_empty():
-        status = "no_reference"
-        notes.append(f"{task} v{champion.version} was saved without a reference window: retrain it to monitor drift")
-    elif current.is_empty():
-        notes.append("no origins in the current window")
-    else:
-        drift, outputs = _drift(reference, current, model, settings.drift)
+    status, drift, outputs = _drift_of(
+        settings, champion, model=model, reference=reference, current=current, notes=notes
+    )
     by_version, over_time = _live(task, data, predictions, model, window_days=window_days)
     mine = by_version.get(champion.version)
-    try:
-        backtest, backtest_relative = backtest_value(settings, task, champion)
-    except TrackingError as exc:  # an unreachable registry: live accuracy is still reported
-        log.warning("backtest figure of %s v%s unavailable: %s", task, champion.version, exc)
-        backtest, backtest_relative = None, None
-        notes.append(f"backtest figure unavailable ({exc})")
+    backtest, backtest_relative = _backtest_figures(settings, task, champion, notes=notes)
     if predictions is None or predictions.is_empty():
         notes.append("no stored predictions yet: run `shelfcast score`, then monitor after new actuals arrive")
     elif mine is None:
         notes.append(f"no prediction of v{champion.version} has its actuals yet")
     live = mine.value if mine else None
     relative = mine.relative if mine else None
-    if relative is not None and backtest_relative is not None:
-        # Against the naive on the same rows, the period's difficulty cancels out (see monitoring.accuracy). A model
-        # that still beats the naive is not called degraded: its edge varies with the season (measured on the
-        # simulator with no drift: 0.84-0.93 of the naive's WAPE live against 0.72 in its backtest).
-        degraded = relative > 1.0 and accuracy.is_degraded(
-            relative, backtest_relative, higher_is_better=False, tolerance=settings.monitor.accuracy_degradation
-        )
-    else:
-        degraded = accuracy.is_degraded(
-            live, backtest, higher_is_better=rule.higher_is_better, tolerance=settings.monitor.accuracy_degradation
-        )
+    degraded = _degraded(
+        settings, task, live=live, backtest=backtest, relative=relative, backtest_relative=backtest_relative
+    )
     monitor = TaskMonitor(
         task=task,
         status=status,
@@ -232,6 +212,61 @@ def monitor_task(
     )
     windows = (reference, current) if reference is not None else None
     return monitor, windows
+
+
+def _drift_of(
+    settings: Settings,
+    champion: Champion,
+    *,
+    model: TrainedForecaster | StockoutModel,
+    reference: pl.DataFrame | None,
+    current: pl.DataFrame,
+    notes: list[str],
+) -> tuple[str, DriftResult | None, FeatureDrift | None]:
+    """(status, feature drift, prediction drift) of the current window against the model's reference."""
+    if reference is None or reference.is_empty():
+        notes.append(
+            f"{champion.task} v{champion.version} was saved without a reference window: retrain it to monitor drift"
+        )
+        return "no_reference", None, None
+    if current.is_empty():
+        notes.append("no origins in the current window")
+        return "ok", None, None
+    drift, outputs = _drift(reference, current, model, settings.drift)
+    return "ok", drift, outputs
+
+
+def _backtest_figures(
+    settings: Settings, task: Task, champion: Champion, *, notes: list[str]
+) -> tuple[float | None, float | None]:
+    """The champion's backtest figure and its ratio to the naive; (None, None) with a note when unavailable."""
+    try:
+        return backtest_value(settings, task, champion)
+    except TrackingError as exc:  # an unreachable registry: live accuracy is still reported
+        log.warning("backtest figure of %s v%s unavailable: %s", task, champion.version, exc)
+        notes.append(f"backtest figure unavailable ({exc})")
+        return None, None
+
+
+def _degraded(
+    settings: Settings,
+    task: Task,
+    *,
+    live: float | None,
+    backtest: float | None,
+    relative: float | None,
+    backtest_relative: float | None,
+) -> bool:
+    """Live accuracy worse than at backtest by more than the setting, compared relative to the naive when known."""
+    tolerance = settings.monitor.accuracy_degradation
+    if relative is not None and backtest_relative is not None:
+        # Against the naive on the same rows, the period's difficulty cancels out (see monitoring.accuracy). A model
+        # that still beats the naive is not called degraded: its edge varies with the season (measured on the
+        # simulator with no drift: 0.84-0.93 of the naive's WAPE live against 0.72 in its backtest).
+        return relative > 1.0 and accuracy.is_degraded(
+            relative, backtest_relative, higher_is_better=False, tolerance=tolerance
+        )
+    return accuracy.is_degraded(live, backtest, higher_is_better=RULES[task].higher_is_better, tolerance=tolerance)
 
 
 def _read_predictions(settings: Settings) -> tuple[pl.DataFrame | None, str | None]:

@@ -117,58 +117,85 @@ def evaluate_gates(
     the challenger's cutoffs (it was trained before them).
     """
     rule = RULES[task]
-    m = rule.metric
-    reasons: list[str] = []
-    ok = True
-    score = mean_over(challenger, m)
-    values: dict[str, float] = {m: score}
+    score = mean_over(challenger, rule.metric)
+    values: dict[str, float] = {rule.metric: score}
     if math.isnan(score):
-        return GateResult(False, [f"the challenger has no {m} on any backtest window"], values)
+        return GateResult(False, [f"the challenger has no {rule.metric} on any backtest window"], values)
+    how = "re-backtested" if champion_rebacktested else "as served" if champion_as_served else None
+    verdicts = [
+        _baseline_gate(rule, score, challenger, baselines, values),
+        _champion_gate(rule, challenger, champion, floors.tolerance, values, how=how),
+        *_floor_gates(task, score, challenger, floors, values),
+    ]
+    return GateResult(all(ok for ok, _ in verdicts), [r for _, r in verdicts if r], values)
 
+
+# A gate's verdict: passed, and the reason to show (None: nothing to say).
+Verdict = tuple[bool, str | None]
+
+
+def _baseline_gate(
+    rule: GateRule,
+    score: float,
+    challenger: WindowScores,
+    baselines: Mapping[str, WindowScores],
+    values: dict[str, float],
+) -> Verdict:
+    """The challenger beats the best baseline of its own run, on the same windows."""
+    m = rule.metric
     known = {b: mean_over(s, m, sorted(challenger)) for b, s in baselines.items() if b in rule.baselines}
     known = {b: v for b, v in known.items() if not math.isnan(v)}
-    if known:
-        best = max(known, key=known.__getitem__) if rule.higher_is_better else min(known, key=known.__getitem__)
-        values[f"{m}.best_baseline"] = known[best]
-        if _better(score, known[best], rule):
-            reasons.append(f"{m} {score:.4f} beats the best baseline {best} ({known[best]:.4f})")
-        else:
-            ok = False
-            reasons.append(f"{m} {score:.4f} does not beat the best baseline {best} ({known[best]:.4f})")
-    else:
-        reasons.append(f"no baseline has a {m} to compare with")
+    if not known:
+        return True, f"no baseline has a {m} to compare with"
+    best = max(known, key=known.__getitem__) if rule.higher_is_better else min(known, key=known.__getitem__)
+    values[f"{m}.best_baseline"] = known[best]
+    if _better(score, known[best], rule):
+        return True, f"{m} {score:.4f} beats the best baseline {best} ({known[best]:.4f})"
+    return False, f"{m} {score:.4f} does not beat the best baseline {best} ({known[best]:.4f})"
 
-    if champion is not None:
-        shared = sorted(set(challenger) & set(champion))
-        if not shared:
-            # Different data: no window in common, so no fair comparison with the champion.
-            reasons.append("the champion was scored on other backtest windows; not compared")
-        else:
-            mine, theirs = mean_over(challenger, m, shared), mean_over(champion, m, shared)
-            values[f"{m}.champion"] = theirs
-            values["windows_shared"] = float(len(shared))
-            where = f"on {len(shared)} shared window(s)"
-            if champion_rebacktested:
-                values["champion_rebacktested"] = 1.0
-                where += " (the champion re-backtested on the challenger's windows)"
-            elif champion_as_served:
-                values["champion_as_served"] = 1.0
-                where += " (the champion as served, forecasting from the challenger's cutoffs)"
-            if math.isnan(theirs) or _within(mine, theirs, rule, floors.tolerance):
-                reasons.append(f"{m} {mine:.4f} vs champion {theirs:.4f} {where}")
-            else:
-                ok = False
-                reasons.append(
-                    f"{m} {mine:.4f} is worse than the champion's {theirs:.4f} {where} (tolerance {floors.tolerance:g})"
-                )
 
-    if task == Task.DEMAND and floors.demand_max_wape is not None and score > floors.demand_max_wape:
-        ok = False
-        reasons.append(f"wape {score:.4f} is above the floor gate_demand_max_wape={floors.demand_max_wape:g}")
-    if task == Task.STOCKOUT:
-        f1 = mean_over(challenger, "f1")
-        values["f1"] = f1
-        if floors.stockout_min_f1 > 0 and (math.isnan(f1) or f1 < floors.stockout_min_f1):
-            ok = False
-            reasons.append(f"f1 {f1:.4f} is below the floor gate_stockout_min_f1={floors.stockout_min_f1:g}")
-    return GateResult(ok, reasons, values)
+def _champion_gate(
+    rule: GateRule,
+    challenger: WindowScores,
+    champion: WindowScores | None,
+    tolerance: float,
+    values: dict[str, float],
+    *,
+    how: str | None,
+) -> Verdict:
+    """Not worse than the champion by more than the tolerance, on the windows both were scored on."""
+    if champion is None:
+        return True, None
+    shared = sorted(set(challenger) & set(champion))
+    if not shared:
+        # Different data: no window in common, so no fair comparison with the champion.
+        return True, "the champion was scored on other backtest windows; not compared"
+    m = rule.metric
+    mine, theirs = mean_over(challenger, m, shared), mean_over(champion, m, shared)
+    values[f"{m}.champion"] = theirs
+    values["windows_shared"] = float(len(shared))
+    where = f"on {len(shared)} shared window(s)"
+    if how == "re-backtested":
+        values["champion_rebacktested"] = 1.0
+        where += " (the champion re-backtested on the challenger's windows)"
+    elif how == "as served":
+        values["champion_as_served"] = 1.0
+        where += " (the champion as served, forecasting from the challenger's cutoffs)"
+    if math.isnan(theirs) or _within(mine, theirs, rule, tolerance):
+        return True, f"{m} {mine:.4f} vs champion {theirs:.4f} {where}"
+    return False, f"{m} {mine:.4f} is worse than the champion's {theirs:.4f} {where} (tolerance {tolerance:g})"
+
+
+def _floor_gates(
+    task: Task, score: float, challenger: WindowScores, floors: GateFloors, values: dict[str, float]
+) -> list[Verdict]:
+    """The absolute floors of the task's settings."""
+    if task == Task.DEMAND:
+        if floors.demand_max_wape is not None and score > floors.demand_max_wape:
+            return [(False, f"wape {score:.4f} is above the floor gate_demand_max_wape={floors.demand_max_wape:g}")]
+        return []
+    f1 = mean_over(challenger, "f1")
+    values["f1"] = f1
+    if floors.stockout_min_f1 > 0 and (math.isnan(f1) or f1 < floors.stockout_min_f1):
+        return [(False, f"f1 {f1:.4f} is below the floor gate_stockout_min_f1={floors.stockout_min_f1:g}")]
+    return []

@@ -222,19 +222,22 @@ def _fallback(state: TaskState, config: PolicyConfig, reasons: list[str]) -> Dec
     return Decision(state.task, "fallback", reasons + ([f"no retrain: {held}"] if held else []), retry=held is None)
 
 
-def decide(state: TaskState, config: PolicyConfig | None = None) -> Decision:
-    config = config or PolicyConfig()
-    task = state.task
+def _untrusted(state: TaskState, config: PolicyConfig) -> Decision | None:
+    """Rule 1: no model can be trusted (none at all, one below a floor, or the one that fell back)."""
     if state.champion is None:
         where = "the registry is unreachable" if not state.registry_ok else "the registry has none"
-        return _fallback(state, config, [f"no {task} champion: {where} and there is no local copy"])
+        return _fallback(state, config, [f"no {state.task} champion: {where} and there is no local copy"])
     if state.floor_problem is not None:
         return _fallback(state, config, [f"champion v{state.champion} is below a floor: {state.floor_problem}"])
     if state.fallback is not None and state.fallback_version == state.champion:
         return _fallback(state, config, [f"still in fallback, champion v{state.champion} unchanged ({state.fallback})"])
+    return None
 
+
+def _rollback(state: TaskState, config: PolicyConfig) -> Decision | None:
+    """Rule 2: a fresh champion measured worse live than the previous one, both on enough rows."""
     fresh = state.promoted_days_ago is not None and state.promoted_days_ago <= config.fresh_days
-    if (
+    if not (
         fresh
         and state.previous is not None
         and state.live is not None
@@ -245,30 +248,39 @@ def decide(state: TaskState, config: PolicyConfig | None = None) -> Decision:
             state.live, state.previous_live, higher_is_better=state.higher_is_better, margin=config.rollback_margin
         )
     ):
-        return Decision(
-            task,
-            "rollback",
-            [
-                f"champion v{state.champion}, promoted {state.promoted_days_ago:.1f} days ago, has live "
-                f"{state.metric} {state.live:.4f} against {state.previous_live:.4f} for v{state.previous} "
-                f"(margin {config.rollback_margin:g})"
-            ],
-        )
-    if (
-        state.live_relative is not None
-        and state.live_relative >= config.fallback_relative
-        and state.live_days >= config.min_live_days
-    ):
-        return _fallback(
-            state,
-            config,
-            [
-                f"champion v{state.champion} does worse live than the rule baseline: its WAPE is "
-                f"{state.live_relative:.2f} times the seasonal naive's on the same rows over {state.live_days} days "
-                f"(fallback at {config.fallback_relative:g})"
-            ],
-        )
+        return None
+    return Decision(
+        state.task,
+        "rollback",
+        [
+            f"champion v{state.champion}, promoted {state.promoted_days_ago:.1f} days ago, has live "
+            f"{state.metric} {state.live:.4f} against {state.previous_live:.4f} for v{state.previous} "
+            f"(margin {config.rollback_margin:g})"
+        ],
+    )
 
+
+def _worse_than_naive(state: TaskState, config: PolicyConfig) -> Decision | None:
+    """Rule 3: the demand champion does worse live than the seasonal naive that would replace it."""
+    if (
+        state.live_relative is None
+        or state.live_relative < config.fallback_relative
+        or state.live_days < config.min_live_days
+    ):
+        return None
+    return _fallback(
+        state,
+        config,
+        [
+            f"champion v{state.champion} does worse live than the rule baseline: its WAPE is "
+            f"{state.live_relative:.2f} times the seasonal naive's on the same rows over {state.live_days} days "
+            f"(fallback at {config.fallback_relative:g})"
+        ],
+    )
+
+
+def _retrain_or_ok(state: TaskState, config: PolicyConfig) -> Decision:
+    """Rules 4 and 5: retrain on drift or lasting degradation (outside the cooldown), else ok."""
     reasons: list[str] = []
     notes: list[str] = []
     if state.drift_alarm:
@@ -286,8 +298,18 @@ def decide(state: TaskState, config: PolicyConfig | None = None) -> Decision:
         head = [f"champion v{state.champion} is healthy"]
         if not state.registry_ok:
             head.append("the registry is unreachable: the local copy serves")
-        return Decision(task, "ok", [*head, *notes])
+        return Decision(state.task, "ok", [*head, *notes])
     held = _cooling(state, config)
     if held is not None:
-        return Decision(task, "ok", [*reasons, *notes, held])
-    return Decision(task, "retrain", [*reasons, *notes])
+        return Decision(state.task, "ok", [*reasons, *notes, held])
+    return Decision(state.task, "retrain", [*reasons, *notes])
+
+
+def decide(state: TaskState, config: PolicyConfig | None = None) -> Decision:
+    """The first rule of the module's list that applies to the task."""
+    config = config or PolicyConfig()
+    for rule in (_untrusted, _rollback, _worse_than_naive):
+        decision = rule(state, config)
+        if decision is not None:
+            return decision
+    return _retrain_or_ok(state, config)

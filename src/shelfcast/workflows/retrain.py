@@ -165,6 +165,60 @@ def _enter_fallback(state: HealthState, task: Task, reason: str, champion: str |
     state.fallback[task] = Fallback(task, reason, now.isoformat(timespec="seconds"), champion)
 
 
+def _roll_back(settings: Settings, decision: Decision, state: HealthState) -> Outcome:
+    restored, demoted = rollback(settings, decision.task)
+    state.fallback.pop(decision.task, None)
+    demoted_version = demoted.version if demoted else "?"
+    return Outcome(decision, f"restored v{restored.version}, demoted v{demoted_version}", restored.version)
+
+
+def _retrain(
+    settings: Settings,
+    decision: Decision,
+    state: HealthState,
+    *,
+    now: dt.datetime,
+    champion: str | None,
+    trainer: Trainer,
+    trigger: str,
+) -> tuple[Outcome, bool]:
+    """Train a challenger through the gates: (the outcome, whether it became champion).
+
+    A refused one leaves the champion in place, or, for a fallback, the task in fallback.
+    """
+    task = decision.task
+    tags = {"shelfcast.trigger": trigger, "shelfcast.reasons": decision.reason[:5000]}
+    try:
+        trained = trainer(settings, task, tags)
+    except ShelfcastError as exc:
+        trained, failure = None, str(exc)
+    state.last_retrain_at = now.isoformat(timespec="seconds")
+    state.retrains += 1
+    if trained is not None and trained.promotion is not None and trained.promotion.promoted:
+        state.fallback.pop(task, None)
+        return Outcome(decision, f"v{trained.version} trained and promoted", trained.version), True
+    why = failure if trained is None else f"v{trained.version} refused by the gates: {trained.promotion.gate.reason}"
+    version = trained.version if trained else None
+    if decision.action == "fallback":
+        _enter_fallback(state, task, f"{decision.reason}; retrain: {why}", champion, now)
+        return Outcome(decision, f"in fallback (retrain: {why})", version), False
+    return Outcome(decision, f"champion v{champion} kept ({why})", version), False
+
+
+def _without_training(decision: Decision, state: HealthState, *, now: dt.datetime, champion: str | None) -> Outcome:
+    """A decision carried out with no model trained or moved: fall back, wait for the registry, or end a fallback."""
+    task = decision.task
+    if decision.action == "fallback":
+        _enter_fallback(state, task, decision.reason, champion, now)
+        return Outcome(decision, "in fallback: the rule baseline scores and serves")
+    if decision.action == "retrain":
+        return Outcome(decision, f"needs a retrain, but the registry is unreachable: v{champion} kept")
+    if task in state.fallback and champion is not None:
+        state.fallback.pop(task)
+        return Outcome(decision, f"fallback ended: champion v{champion} is healthy")
+    return Outcome(decision, "nothing to do")
+
+
 def act(
     settings: Settings,
     decision: Decision,
@@ -178,50 +232,16 @@ def act(
     """Carry a decision out; the outcome says what happened (a refused retrain is an outcome, not an error)."""
     task = decision.task
     state = read_state(settings)
-    outcome: Outcome
-    crowned: str | None = None  # the version this decision made champion
     if decision.action == "rollback":
-        restored, demoted = rollback(settings, task)
-        crowned = restored.version
-        outcome = Outcome(
-            decision, f"restored v{restored.version}, demoted v{demoted.version if demoted else '?'}", restored.version
-        )
-        state.fallback.pop(task, None)
+        outcome, crowned = _roll_back(settings, decision, state), True
     elif decision.action in ("retrain", "fallback") and registry_ok and decision.retry:
-        tags = {"shelfcast.trigger": trigger, "shelfcast.reasons": decision.reason[:5000]}
-        try:
-            trained = trainer(settings, task, tags)
-        except ShelfcastError as exc:
-            trained, failure = None, str(exc)
-        state.last_retrain_at = now.isoformat(timespec="seconds")
-        state.retrains += 1
-        if trained is not None and trained.promotion is not None and trained.promotion.promoted:
-            outcome = Outcome(decision, f"v{trained.version} trained and promoted", trained.version)
-            crowned = trained.version
-            state.fallback.pop(task, None)
-        else:
-            why = (
-                failure
-                if trained is None
-                else f"v{trained.version} refused by the gates: {trained.promotion.gate.reason}"
-            )
-            if decision.action == "fallback":
-                _enter_fallback(state, task, f"{decision.reason}; retrain: {why}", champion, now)
-                outcome = Outcome(decision, f"in fallback (retrain: {why})", trained.version if trained else None)
-            else:
-                outcome = Outcome(decision, f"champion v{champion} kept ({why})", trained.version if trained else None)
-    elif decision.action == "fallback":
-        _enter_fallback(state, task, decision.reason, champion, now)
-        outcome = Outcome(decision, "in fallback: the rule baseline scores and serves")
-    elif decision.action == "retrain":
-        outcome = Outcome(decision, f"needs a retrain, but the registry is unreachable: v{champion} kept")
-    elif task in state.fallback and champion is not None:
-        state.fallback.pop(task)
-        outcome = Outcome(decision, f"fallback ended: champion v{champion} is healthy")
+        outcome, crowned = _retrain(
+            settings, decision, state, now=now, champion=champion, trainer=trainer, trigger=trigger
+        )
     else:
-        outcome = Outcome(decision, "nothing to do")
-    if crowned is not None:
-        _stamp_promotion(settings, task, crowned, now)
+        outcome, crowned = _without_training(decision, state, now=now, champion=champion), False
+    if crowned and outcome.new_version is not None:
+        _stamp_promotion(settings, task, outcome.new_version, now)
     write_state(settings, state)
     record_event(
         settings,
