@@ -7,15 +7,8 @@ import polars as pl
 import pytest
 
 from shelfcast.monitoring.calibration import KINDS, alarm_rate, retail_sample
-from shelfcast.monitoring.drift import (
-    DriftThresholds,
-    compare,
-    effective_size,
-    js_distance,
-    ks_test,
-    psi,
-    psi_edges,
-)
+from shelfcast.monitoring.drift import DriftThresholds, compare
+from shelfcast.monitoring.statistics import effective_size, js_distance, ks_test, psi, psi_edges
 
 
 def test_psi_is_zero_on_identical_samples_and_grows_with_a_shift() -> None:
