@@ -48,7 +48,7 @@ DRIFT_DAY = 560
 WEEKS = 7
 
 
-def scenario(kind: str | None, magnitude: float, root: Path, *, windows: int) -> dict[str, Any]:
+def scenario(kind: str | None, magnitude: float, root: Path, *, folds: int) -> dict[str, Any]:
     drift_day = CHAIN.start_date + dt.timedelta(days=DRIFT_DAY)
     result = run_scenario(
         root,
@@ -56,7 +56,7 @@ def scenario(kind: str | None, magnitude: float, root: Path, *, windows: int) ->
         drift_day=drift_day,
         drift=None if kind is None else (kind, magnitude),
         weeks=WEEKS,
-        windows=windows,
+        folds=folds,
     )
     return {"kind": kind or "none", "magnitude": magnitude if kind else None, **result.to_json()}
 
@@ -76,7 +76,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="shelfcast-drift-loop-") as tmp:
             console.print(f"scenario {spec} ...")
             results.append(
-                scenario(None if kind == "none" else kind, float(value or 1), Path(tmp), windows=args.windows)
+                scenario(None if kind == "none" else kind, float(value or 1), Path(tmp), folds=args.windows)
             )
     table = Table(
         title=f"Drift at day {DRIFT_DAY}, replayed weekly for {WEEKS} weeks (days counted from the drift), "

@@ -55,11 +55,11 @@ def make_champion(settings: Settings, report: TrainReport) -> str:
 
 
 def train_both(settings: Settings) -> None:
-    make_champion(settings, run_train(settings, task="demand", windows=1, horizon=14, forecast_config=SERVE_FAST))
+    make_champion(settings, run_train(settings, task="demand", folds=1, horizon=14, forecast_config=SERVE_FAST))
     make_champion(
         settings,
         run_train(
-            settings, task="stockout", windows=1, stockout_config=SERVE_FAST_STOCKOUT, forecast_config=SERVE_FAST
+            settings, task="stockout", folds=1, stockout_config=SERVE_FAST_STOCKOUT, forecast_config=SERVE_FAST
         ),
     )
 

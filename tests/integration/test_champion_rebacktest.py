@@ -58,7 +58,7 @@ def ingest(settings: Settings, folder: Path) -> None:
 
 
 def train(settings: Settings, config: ForecastConfig) -> TrainReport:
-    return run_train(settings, task="demand", windows=2, horizon=14, forecast_config=config)
+    return run_train(settings, task="demand", folds=2, horizon=14, forecast_config=config)
 
 
 def test_after_new_days_the_champion_is_scored_as_served_on_the_challengers_windows(
@@ -78,7 +78,7 @@ def test_after_new_days_the_champion_is_scored_as_served_on_the_challengers_wind
     bad = run_train(
         settings,
         task="demand",
-        windows=2,
+        folds=2,
         horizon=14,
         forecast_config=WORSE,
         progress=lambda label, done, total: labels.append(label),
@@ -133,7 +133,7 @@ def test_a_champion_trained_past_the_new_cutoffs_is_refitted_on_them(raw: tuple[
     first = train(settings, FAST)  # cutoffs 28 and 14 days before the end; the model saw every day
     assert first.promotion is not None and first.promotion.promoted, first.promotion
     # Another horizon moves the cutoffs (20 and 10 days before the end), before the champion's own cutoff.
-    good = run_train(settings, task="demand", windows=2, horizon=10, forecast_config=FAST)
+    good = run_train(settings, task="demand", folds=2, horizon=10, forecast_config=FAST)
     registry = Registry(settings)
     params = registry.client.get_run(good.run.run_id).data.params
     scores = registry.client.get_run(good.run.run_id).data.metrics

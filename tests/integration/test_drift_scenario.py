@@ -95,7 +95,7 @@ def test_a_champion_that_does_worse_live_is_rolled_back(tmp_path: Path) -> None:
 
     def trainer(config: ForecastConfig) -> Any:
         def train(settings: Settings, task: Task, tags: Mapping[str, str]) -> Any:
-            return run_train(settings, task=task, windows=1, horizon=14, forecast_config=config, tags=tags)
+            return run_train(settings, task=task, folds=1, horizon=14, forecast_config=config, tags=tags)
 
         return train
 

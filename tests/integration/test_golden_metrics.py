@@ -85,7 +85,7 @@ def flat(golden: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def test_demand_backtest_scores_are_pinned(chain: Settings) -> None:
-    result = run_backtest(chain, windows=2, horizon=14)
+    result = run_backtest(chain, folds=2, horizon=14)
     assert [c.isoformat() for c in result.cutoffs] == ["2022-10-01", "2022-10-15"]
     assert set(result.metrics["model"]) == set(GOLDEN_DEMAND)
     assert overall(result.metrics, GOLDEN_DEMAND) == pytest.approx(flat(GOLDEN_DEMAND), abs=TOLERANCE)
@@ -93,7 +93,7 @@ def test_demand_backtest_scores_are_pinned(chain: Settings) -> None:
 
 
 def test_stockout_backtest_scores_are_pinned(chain: Settings) -> None:
-    result = backtest_stockout(chain, windows=2, window=7, min_hours=None)
+    result = backtest_stockout(chain, folds=2, risk_days=7, min_hours=None)
     assert [c.isoformat() for c in result.cutoffs] == ["2022-10-15", "2022-10-22"]
     assert set(result.metrics["model"]) == set(GOLDEN_STOCKOUT)
     assert overall(result.metrics, GOLDEN_STOCKOUT) == pytest.approx(flat(GOLDEN_STOCKOUT), abs=TOLERANCE)

@@ -301,7 +301,7 @@ def test_forecast(lake: Lake, tmp_path: Path) -> None:
 
 
 def test_demand_backtest(lake: Lake, tmp_path: Path) -> None:
-    result = run_backtest(lake.settings, windows=2, horizon=lake.horizon)
+    result = run_backtest(lake.settings, folds=2, horizon=lake.horizon)
 
     overall = result.metrics.filter(pl.col("window") == "all")
     assert set(overall["model"]) == CANDIDATES
@@ -317,11 +317,11 @@ def test_stockout(lake: Lake, tmp_path: Path) -> None:
     out = tmp_path / "stockout.parquet"
     if lake.adapter in SALES_ONLY:
         with pytest.raises(ShelfcastError, match=NO_STOCK) as error:
-            run_stockout(lake.settings, cutoff=lake.cutoff, window=7, min_hours=None, out=out)
+            run_stockout(lake.settings, cutoff=lake.cutoff, risk_days=7, min_hours=None, out=out)
         assert "\n" not in str(error.value)
         assert not out.exists()
         return
-    report = run_stockout(lake.settings, cutoff=lake.cutoff, window=7, min_hours=None, out=out)
+    report = run_stockout(lake.settings, cutoff=lake.cutoff, risk_days=7, min_hours=None, out=out)
     frame = pl.read_parquet(out)
 
     # Every series is scored, the slow ones whose last invoice line is days before the cutoff too.
@@ -343,15 +343,15 @@ def test_stockout(lake: Lake, tmp_path: Path) -> None:
     if lake.adapter in ("branch-csv", "generic"):
         # On hand only: --min-hours would silently mean "on hand reached zero".
         with pytest.raises(ShelfcastError, match="`--min-hours` 4 needs stockout hours, but the inventory has on_hand"):
-            run_stockout(lake.settings, cutoff=lake.cutoff, window=7, min_hours=4, out=tmp_path / "hours.parquet")
+            run_stockout(lake.settings, cutoff=lake.cutoff, risk_days=7, min_hours=4, out=tmp_path / "hours.parquet")
 
 
 def test_stockout_backtest(lake: Lake) -> None:
     if lake.adapter in SALES_ONLY:
         with pytest.raises(ShelfcastError, match=NO_STOCK):
-            backtest_stockout(lake.settings, windows=2, window=7, min_hours=None)
+            backtest_stockout(lake.settings, folds=2, risk_days=7, min_hours=None)
         return
-    result = backtest_stockout(lake.settings, windows=2, window=7, min_hours=None)
+    result = backtest_stockout(lake.settings, folds=2, risk_days=7, min_hours=None)
 
     models = {"classifier", "rule"} | (set() if lake.adapter == "freshretailnet" else {"quantile_risk"})
     overall = result.metrics.filter(pl.col("window") == "all")

@@ -58,7 +58,7 @@ def _monitored(root: Path, drift: float | None) -> tuple[Settings, MonitorReport
     _ingest(sim, root / "raw1", settings, until=CUTOFF)
     for task in ("demand", "stockout"):
         report = run_train(
-            settings, task=task, windows=1, horizon=14, forecast_config=FAST, stockout_config=FAST_STOCKOUT
+            settings, task=task, folds=1, horizon=14, forecast_config=FAST, stockout_config=FAST_STOCKOUT
         )
         if report.promotion is None or not report.promotion.promoted:
             promote_version(settings, task, report.version, force=True)

@@ -43,7 +43,7 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _request(raw: Path) -> PipelineRequest:
     return PipelineRequest(
         path=raw,
-        windows=2,
+        folds=2,
         horizon=7,
         forecast_config=FAST,
         stockout_config=FAST_STOCKOUT,
@@ -101,7 +101,7 @@ def test_every_step_runs_once_and_a_rerun_promotes_a_new_version(raw: Path, tmp_
 
 def test_a_refused_first_model_scores_with_the_rule_baseline_and_says_why(raw: Path, tmp_path: Path) -> None:
     settings = Settings(workspace=tmp_path / "ws", gate_demand_max_wape=0.01)
-    request = PipelineRequest(path=raw, tasks=("demand",), windows=1, forecast_config=FAST)
+    request = PipelineRequest(path=raw, tasks=("demand",), folds=1, forecast_config=FAST)
     report = run_pipeline(settings, request, today=TODAY, now=NOW)
     assert not report.promotions["demand"].promoted
     assert "gate_demand_max_wape=0.01" in report.promotions["demand"].gate.reason
@@ -111,7 +111,7 @@ def test_a_refused_first_model_scores_with_the_rule_baseline_and_says_why(raw: P
 
 def test_with_the_delta_store_raw_features_and_predictions_are_delta_tables(raw: Path, tmp_path: Path) -> None:
     settings = Settings(workspace=tmp_path / "ws", prediction_store="delta")
-    request = PipelineRequest(path=raw, tasks=("demand",), windows=1, horizon=7, forecast_config=FAST)
+    request = PipelineRequest(path=raw, tasks=("demand",), folds=1, horizon=7, forecast_config=FAST)
     report = run_pipeline(settings, request, today=TODAY, now=NOW)
     assert report.score is not None, report.skipped
     delta = settings.workspace / "delta"

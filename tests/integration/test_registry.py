@@ -57,7 +57,7 @@ def settings(lake: Path, tmp_path: Path) -> Settings:
 
 
 def train(settings: Settings, config: ForecastConfig = FAST) -> TrainReport:
-    return run_train(settings, task="demand", windows=2, horizon=14, forecast_config=config)
+    return run_train(settings, task="demand", folds=2, horizon=14, forecast_config=config)
 
 
 def test_tracking_uri_defaults_to_sqlite_in_the_workspace(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -169,7 +169,7 @@ def test_worse_challenger_is_refused_then_rollback_restores(settings: Settings) 
 
 
 def test_stockout_run_logs_classifier_and_rule(settings: Settings) -> None:
-    report = run_train(settings, task="stockout", windows=2, stockout_config=FAST_STOCKOUT, forecast_config=FAST)
+    report = run_train(settings, task="stockout", folds=2, stockout_config=FAST_STOCKOUT, forecast_config=FAST)
     client = Registry(settings).client
     run = client.get_run(report.run.run_id)
     assert "pr_auc.classifier" in run.data.metrics and "pr_auc.rule.w1" in run.data.metrics

@@ -51,7 +51,7 @@ def _trainer(config: ForecastConfig) -> Any:
         return run_train(
             settings,
             task=task,
-            windows=1,
+            folds=1,
             horizon=14,
             forecast_config=config,
             stockout_config=SERVE_FAST_STOCKOUT,
@@ -108,7 +108,7 @@ def test_a_bad_candidate_is_refused_and_the_champion_kept(ws: Settings) -> None:
 def test_a_fresh_champion_worse_live_than_the_previous_is_rolled_back(ws: Settings) -> None:
     from shelfcast.jobs.promote import promote_version
 
-    trained = run_train(ws, task="demand", windows=1, horizon=14, forecast_config=SERVE_FAST, promote=False)
+    trained = run_train(ws, task="demand", folds=1, horizon=14, forecast_config=SERVE_FAST, promote=False)
     promote_version(ws, "demand", trained.version, force=True)
     seen = Seen(
         live_value=0.62,

@@ -49,7 +49,7 @@ def _champion(settings: Settings, report: TrainReport) -> str:
 
 
 def _train_demand(settings: Settings) -> str:
-    return _champion(settings, run_train(settings, task="demand", windows=1, horizon=14, forecast_config=FAST))
+    return _champion(settings, run_train(settings, task="demand", folds=1, horizon=14, forecast_config=FAST))
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, str, st
     """A workspace whose registry has a demand and a stockout champion (run ids returned); copied per test."""
     settings = _lake(tmp_path_factory.mktemp("trained"), sales_only=False)
     demand_run = _train_demand(settings)
-    stockout = run_train(settings, task="stockout", windows=1, stockout_config=FAST_STOCKOUT, forecast_config=FAST)
+    stockout = run_train(settings, task="stockout", folds=1, stockout_config=FAST_STOCKOUT, forecast_config=FAST)
     return settings, demand_run, _champion(settings, stockout)
 
 

@@ -267,7 +267,7 @@ def test_reload_swaps_the_model_and_requests_in_flight_keep_theirs(copy: Setting
         old = client.app.state.shelfcast.snapshot  # type: ignore[attr-defined]
         assert client.post("/predict", json=body).json()["model_version"] == "1"
         make_champion(
-            copy, run_train(copy, task="stockout", windows=1, stockout_config=SERVE_FAST_STOCKOUT, promote=False)
+            copy, run_train(copy, task="stockout", folds=1, stockout_config=SERVE_FAST_STOCKOUT, promote=False)
         )
         assert client.post("/predict", json=body).json()["model_version"] == "1", "no swap before a reload"
 

@@ -44,10 +44,10 @@ def backtest(
     with out.progress_bar(f"backtest {chosen}") as progress:
         if chosen == "demand":
             result = run_backtest(
-                cfg, windows=folds, horizon=horizon or _default_horizon(cfg), gap=gap, progress=progress
+                cfg, folds=folds, horizon=horizon or _default_horizon(cfg), gap=gap, progress=progress
             )
         else:
-            result = backtest_stockout(cfg, windows=folds, window=risk_days, min_hours=min_hours, progress=progress)
+            result = backtest_stockout(cfg, folds=folds, risk_days=risk_days, min_hours=min_hours, progress=progress)
     out.backtest_summary(result, task=chosen)
     if json_path is not None:
         backtest_json(result, json_path, task=chosen)
@@ -71,7 +71,7 @@ def stockout(
         raise ConfigError(f"`--min-hours` must be in (0, 24], got {min_hours}")
     cfg = settings(workspace=workspace)
     with out.status("stockout risk"):
-        report = run_stockout(cfg, cutoff=cutoff, window=risk_days, min_hours=min_hours, out=out_path)
+        report = run_stockout(cfg, cutoff=cutoff, risk_days=risk_days, min_hours=min_hours, out=out_path)
     out.console.print(
         f"{report.rows:,} series scored at {report.cutoff}: {report.alerts:,} alerts at risk >= {report.threshold:.3f} "
         f"(threshold chosen on earlier weeks); written to {report.path} in {report.seconds:.1f}s"
@@ -154,9 +154,9 @@ def train(
         report = run_train(
             cfg,
             task=chosen,
-            windows=folds,
+            folds=folds,
             horizon=horizon,
-            window=risk_days,
+            risk_days=risk_days,
             min_hours=min_hours,
             progress=progress,
         )

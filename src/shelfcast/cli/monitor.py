@@ -81,7 +81,7 @@ def monitor(
 
     cfg = settings(workspace=workspace, monitor=None if evidently is None else {"evidently": evidently})
     with out.status("monitoring"):
-        report = run_monitor(cfg, now=dt.datetime.now(dt.UTC), window_days=lookback_days)
+        report = run_monitor(cfg, now=dt.datetime.now(dt.UTC), lookback_days=lookback_days)
     monitor_summary(report)
     if fail_on_alert and report.alert:
         sys.exit(2)

@@ -78,7 +78,7 @@ def run(
         path=str(path.resolve()) if path else None,
         source=source,
         tasks=chosen,
-        windows=folds,
+        folds=folds,
         horizon=horizon,
     )
     out.pipeline_summary(summary)

@@ -55,7 +55,7 @@ def retrain(
 
     with out.status("monitoring and deciding"):
         report = act_on_monitoring(
-            cfg, now=dt.datetime.now(dt.UTC), tasks=chosen, force=force, dry_run=dry_run, window_days=lookback_days
+            cfg, now=dt.datetime.now(dt.UTC), tasks=chosen, force=force, dry_run=dry_run, lookback_days=lookback_days
         )
     retrain_summary(report)
 

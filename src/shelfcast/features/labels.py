@@ -206,7 +206,7 @@ def rule_baseline(
 HOURS_SIGNALS = ("stockout_hours", "hourly_stockout")
 
 
-def definition_for(panel: Panel, *, window: int, min_hours: float | None) -> StockoutDefinition:
+def definition_for(panel: Panel, *, risk_days: int, min_hours: float | None) -> StockoutDefinition:
     """The stockout definition for this data: on-hand reaching zero where known, else observed stockout hours.
 
     Checked before any model is trained: data without a stock signal (sales
@@ -226,4 +226,4 @@ def definition_for(panel: Panel, *, window: int, min_hours: float | None) -> Sto
             f"`--min-hours` {min_hours:g} needs stockout hours, but the inventory has on_hand only; "
             "leave it out (a stockout is then on_hand reaching zero)"
         )
-    return StockoutDefinition(window=window, min_hours=min_hours, use_on_hand="on_hand" in columns)
+    return StockoutDefinition(window=risk_days, min_hours=min_hours, use_on_hand="on_hand" in columns)

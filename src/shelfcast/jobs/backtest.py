@@ -11,12 +11,12 @@ from shelfcast.settings import Settings
 def run_backtest(
     settings: Settings,
     *,
-    windows: int,
+    folds: int,
     horizon: int,
     gap: int = 0,
     progress: Progress | None = None,
 ) -> DemandBacktest:
     """Backtest the demand forecaster against the baselines on the workspace's lake."""
     data = load_model_data(Lake(settings.workspace))
-    config = BacktestConfig(windows=windows, horizon=horizon, gap=gap)
+    config = BacktestConfig(folds=folds, horizon=horizon, gap=gap)
     return backtest_demand(data.panel, data.spec, data.config, config, calendar=data.calendar, progress=progress)

@@ -35,14 +35,14 @@ class FeaturesReport:
     seconds: float
 
 
-def run_features(settings: Settings, *, cutoff: dt.date | None = None, window: int = 7) -> FeaturesReport:
+def run_features(settings: Settings, *, cutoff: dt.date | None = None, risk_days: int = 7) -> FeaturesReport:
     """Write the per-series features at the cutoff (default: the last date); Delta tables too with that store."""
     started = time.perf_counter()
     lake = Lake(settings.workspace)
     data = load_model_data(lake)
     cutoff = cutoff or data.last_date
     features = stockout_features(
-        data.panel.as_known_at(cutoff), data.spec, [cutoff], window=window_steps(data.panel, window)
+        data.panel.as_known_at(cutoff), data.spec, [cutoff], window=window_steps(data.panel, risk_days)
     )
     path = settings.workspace / FEATURE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

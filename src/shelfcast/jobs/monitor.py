@@ -1,6 +1,6 @@
 """The monitor job: drift of each champion's inputs and outputs, and its live accuracy, against its training.
 
-For each task with a champion: the current window (the last `window_days`
+For each task with a champion: the current window (the last `lookback_days`
 days of origins in the lake, features by the champion's own spec through
 the same functions as training and scoring, see `shelfcast.models.window`)
 is compared with the reference window saved with the model; the stored
@@ -112,7 +112,7 @@ def _live(
     predictions: pl.DataFrame | None,
     model: TrainedForecaster | StockoutModel,
     *,
-    window_days: int,
+    lookback_days: int,
 ) -> tuple[dict[str, accuracy.VersionAccuracy], pl.DataFrame]:
     if predictions is None or predictions.is_empty():
         return {}, pl.DataFrame()
@@ -123,7 +123,7 @@ def _live(
             predictions,
             actuals,
             known_until=data.last_date,
-            window_days=window_days,
+            lookback_days=lookback_days,
             step_days=step_days,
             season_days=data.panel.season * step_days,
         )
@@ -136,7 +136,7 @@ def _live(
     )
     labels = stockout_labels(data.panel, origins=origins, definition=model.definition)
     scored = accuracy.stockout_scored(
-        predictions, labels, known_until=data.last_date, window_days=window_days, step_days=step_days
+        predictions, labels, known_until=data.last_date, lookback_days=lookback_days, step_days=step_days
     )
     return accuracy.stockout_by_version(scored), accuracy.stockout_over_time(scored)
 
@@ -147,13 +147,13 @@ def monitor_task(
     data: ModelData,
     predictions: pl.DataFrame | None,
     *,
-    window_days: int,
+    lookback_days: int,
 ) -> tuple[TaskMonitor, tuple[pl.DataFrame, pl.DataFrame] | None]:
     """One task's drift and live accuracy; a task without a champion (or without stock data) says why."""
     rule = RULES[task]
     if task == Task.STOCKOUT:
         try:
-            definition_for(data.panel, window=7, min_hours=None)
+            definition_for(data.panel, risk_days=7, min_hours=None)
         except DataValidationError:
             return TaskMonitor(task, "sales_only", notes=["sales-only data: no stockout model to monitor"]), None
     try:
@@ -165,11 +165,11 @@ def monitor_task(
     )
     notes: list[str] = [] if champion.from_registry else ["the registry did not answer: the local copy was monitored"]
     reference = load_reference(champion.folder)
-    current = model_window(model, data.panel, end=data.last_date, days=window_days, calendar=data.calendar)
+    current = model_window(model, data.panel, end=data.last_date, days=lookback_days, calendar=data.calendar)
     status, drift, outputs = _drift_of(
         settings, champion, model=model, reference=reference, current=current, notes=notes
     )
-    by_version, over_time = _live(task, data, predictions, model, window_days=window_days)
+    by_version, over_time = _live(task, data, predictions, model, lookback_days=lookback_days)
     mine = by_version.get(champion.version)
     backtest, backtest_relative = _backtest_figures(settings, task, champion, notes=notes)
     if predictions is None or predictions.is_empty():
@@ -276,9 +276,9 @@ def _read_predictions(settings: Settings) -> tuple[pl.DataFrame | None, str | No
         return None, f"the prediction store could not be read: {exc}"
 
 
-def run_monitor(settings: Settings, *, now: dt.datetime, window_days: int | None = None) -> MonitorReport:
+def run_monitor(settings: Settings, *, now: dt.datetime, lookback_days: int | None = None) -> MonitorReport:
     """Drift and live accuracy of every champion; writes the summary, the HTML report and an MLflow run."""
-    days = window_days or settings.monitor.lookback_days
+    days = lookback_days or settings.monitor.lookback_days
     if days < 1:
         raise ValueError(f"`window_days` must be a positive number of days, got {days}")
     data = load_model_data(Lake(settings.workspace))
@@ -286,7 +286,7 @@ def run_monitor(settings: Settings, *, now: dt.datetime, window_days: int | None
     tasks: dict[Task, TaskMonitor] = {}
     windows: dict[Task, tuple[pl.DataFrame, pl.DataFrame]] = {}
     for task in TASKS:
-        monitor, pair = monitor_task(settings, task, data, predictions, window_days=days)
+        monitor, pair = monitor_task(settings, task, data, predictions, lookback_days=days)
         tasks[task] = monitor
         if pair is not None:
             windows[task] = pair

@@ -26,7 +26,7 @@ import polars as pl
 
 from shelfcast.errors import ConfigError, DataValidationError, ModelNotFoundError
 from shelfcast.features.frames import HORIZON
-from shelfcast.features.labels import RULE_BASELINE, RULE_THRESHOLD, definition_for, rule_baseline
+from shelfcast.features.labels import RULE_BASELINE, definition_for
 from shelfcast.features.panel import SERIES
 from shelfcast.io.champion import load_champion
 from shelfcast.io.lake import Lake
@@ -35,8 +35,8 @@ from shelfcast.io.model_files import load_forecaster, load_quantiles, load_stock
 from shelfcast.io.policy_log import in_fallback
 from shelfcast.io.stores import PREDICTION_SCHEMA, PredictionStore, open_store
 from shelfcast.models.backtest import QUANTILES, Progress, add_quantiles
-from shelfcast.models.baselines import seasonal_naive_quantiles
 from shelfcast.models.data import ModelData, parse_cutoff
+from shelfcast.models.fallback import baseline_forecast, rule_risk
 from shelfcast.models.quantile_forecast import forecast_with_quantiles
 from shelfcast.models.replenish import reorder_advice
 from shelfcast.models.risk import apply_stockout, score_stockout
@@ -123,7 +123,7 @@ def champion_models(settings: Settings, data: ModelData) -> ScoringModels:
             demand_info=ModelInfo(demand.name, demand.version, demand.run_id),
         )
     try:
-        definition_for(data.panel, window=7, min_hours=None)
+        definition_for(data.panel, risk_days=7, min_hours=None)
     except DataValidationError:
         return replace(models, note=_join(models.note, SALES_ONLY))
     fallback = in_fallback(settings, Task.STOCKOUT)
@@ -138,28 +138,6 @@ def champion_models(settings: Settings, data: ModelData) -> ScoringModels:
         models,
         stockout=load_stockout(stockout.folder),
         stockout_info=ModelInfo(stockout.name, stockout.version, stockout.run_id),
-    )
-
-
-def baseline_forecast(data: ModelData, *, cutoff: dt.date, steps: int) -> pl.DataFrame:
-    """The demand fallback: the seasonal naive with its empirical p10/p50/p90 (the point where a series has none)."""
-    frame = seasonal_naive_quantiles(data.panel, cutoff=cutoff, horizon=steps)
-    days = data.panel.step.days
-    return frame.with_columns(
-        ((pl.col("date") - pl.lit(cutoff)).dt.total_days() // days).cast(pl.Int32).alias(HORIZON),
-        *[pl.coalesce(pl.col(q), pl.col("forecast")).alias(q) for q in ("p10", "p50", "p90")],
-    )
-
-
-def rule_risk(data: ModelData, *, cutoff: dt.date, window: int = 7) -> pl.DataFrame:
-    """The stockout fallback: the rule baseline's 0/1 as the risk, alert at 0.5; null where it cannot tell."""
-    definition = definition_for(data.panel, window=window, min_hours=None)
-    rule = rule_baseline(data.panel, origins=[cutoff], window=window, definition=definition)
-    return rule.select(
-        *SERIES,
-        pl.col("score").cast(pl.Float64).alias("risk"),
-        pl.col("score").cast(pl.Int8).alias("label"),
-        pl.lit(RULE_THRESHOLD).alias("threshold"),
     )
 
 
@@ -214,7 +192,7 @@ def _champion_risk(
     *,
     forecast: pl.DataFrame,
     cutoff: dt.date,
-    window: int,
+    risk_days: int,
     progress: Progress | None,
 ) -> _Risk:
     """Risk from the stockout champion, its rule baseline in fallback, or none (the models' note says why)."""
@@ -224,7 +202,7 @@ def _champion_risk(
         risk = apply_stockout(models.stockout, data, cutoff=cutoff, forecast=forecast)
         return _Risk(risk, models.stockout_info, models.note)
     if models.stockout_rule:
-        rule = rule_risk(data, cutoff=cutoff, window=window)
+        rule = rule_risk(data, cutoff=cutoff, risk_days=risk_days)
         return _Risk(rule, ModelInfo(RULE_BASELINE, RULE_BASELINE), models.note)
     return _Risk(note=models.note)
 
@@ -234,13 +212,13 @@ def _fitted_risk(
     forecast: pl.DataFrame,
     *,
     cutoff: dt.date,
-    window: int,
+    risk_days: int,
     checkpoints: Path,
     progress: Progress | None,
 ) -> _Risk:
     """Risk from a stockout model fitted at the cutoff, or none on sales-only data."""
     try:
-        definition = definition_for(data.panel, window=window, min_hours=None)
+        definition = definition_for(data.panel, risk_days=risk_days, min_hours=None)
     except DataValidationError:
         return _Risk(note=SALES_ONLY)
     if progress:
@@ -258,7 +236,7 @@ def build_predictions(
     scored_on: dt.date,
     scored_at: dt.datetime,
     models: ScoringModels | None = None,
-    window: int = 7,
+    risk_days: int = 7,
     progress: Progress | None = None,
 ) -> tuple[pl.DataFrame, str | None]:
     """Prediction rows for every series, and a note when stockout risk could not be scored.
@@ -270,8 +248,9 @@ def build_predictions(
     """
     if horizon < 1:
         raise ValueError(f"`horizon` must be a positive integer, got {horizon}")
-    window = models.stockout.definition.window if models is not None and models.stockout is not None else window
-    steps = max(horizon, window_steps(data.panel, settings.lead_time_days + 7), window_steps(data.panel, window))
+    # A champion classifier predicts its own risk horizon, whatever was asked.
+    risk_days = models.stockout.definition.window if models is not None and models.stockout is not None else risk_days
+    steps = max(horizon, window_steps(data.panel, settings.lead_time_days + 7), window_steps(data.panel, risk_days))
     checkpoints = settings.workspace / "checkpoints"
     forecast = _demand_forecast(data, models, cutoff=cutoff, steps=steps, checkpoints=checkpoints, progress=progress)
     advice = reorder_advice(
@@ -282,9 +261,11 @@ def build_predictions(
         service_level=settings.service_level,
     )
     if models is None:
-        risk = _fitted_risk(data, forecast, cutoff=cutoff, window=window, checkpoints=checkpoints, progress=progress)
+        risk = _fitted_risk(
+            data, forecast, cutoff=cutoff, risk_days=risk_days, checkpoints=checkpoints, progress=progress
+        )
     else:
-        risk = _champion_risk(models, data, forecast=forecast, cutoff=cutoff, window=window, progress=progress)
+        risk = _champion_risk(models, data, forecast=forecast, cutoff=cutoff, risk_days=risk_days, progress=progress)
     rows = assemble_rows(
         forecast,
         advice,

@@ -32,14 +32,14 @@ class StockoutReport:
 
 
 def run_stockout(
-    settings: Settings, *, cutoff: str | dt.date | None, window: int, min_hours: float | None, out: Path
+    settings: Settings, *, cutoff: str | dt.date | None, risk_days: int, min_hours: float | None, out: Path
 ) -> StockoutReport:
     started = time.perf_counter()
     data = load_model_data(Lake(settings.workspace))
     cutoff = parse_cutoff(cutoff, data)
-    definition = definition_for(data.panel, window=window, min_hours=min_hours)
+    definition = definition_for(data.panel, risk_days=risk_days, min_hours=min_hours)
     # The demand forecast covers the risk window and the lead time plus review period of the advice.
-    days = max(window, settings.lead_time_days + 7)
+    days = max(risk_days, settings.lead_time_days + 7)
     steps = window_steps(data.panel, days)
     checkpoints = settings.workspace / "checkpoints"
     forecast = forecast_with_quantiles(data, cutoff=cutoff, horizon=steps, checkpoint_dir=checkpoints)
@@ -67,8 +67,8 @@ def run_stockout(
 def backtest_stockout(
     settings: Settings,
     *,
-    windows: int,
-    window: int,
+    folds: int,
+    risk_days: int,
     min_hours: float | None,
     progress: Progress | None = None,
     config: StockoutConfig | None = None,
@@ -79,8 +79,8 @@ def backtest_stockout(
     """`models.risk.backtest_risk` on the workspace's lake (or on `data`, already loaded from it)."""
     return backtest_risk(
         data or load_model_data(Lake(settings.workspace)),
-        windows=windows,
-        window=window,
+        folds=folds,
+        risk_days=risk_days,
         min_hours=min_hours,
         progress=progress,
         config=config,

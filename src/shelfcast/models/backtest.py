@@ -35,11 +35,11 @@ Progress = Callable[[str, int, int], None]
 
 
 class BacktestConfig(BaseModel):
-    """Windows, horizon and gap of a rolling-origin backtest (in steps of the data)."""
+    """Folds (rolling origins), horizon and gap of a rolling-origin backtest (in steps of the data)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    windows: int = Field(3, gt=0)
+    folds: int = Field(3, gt=0, description="Rolling origins (cutoffs) scored.")
     horizon: int = Field(28, gt=0)
     gap: int = Field(0, ge=0)
     step: int | None = Field(None, gt=0, description="Steps between cutoffs; default: the horizon.")
@@ -50,7 +50,7 @@ def cutoffs(last: dt.date, config: BacktestConfig, step: dt.timedelta) -> list[d
     """Cutoffs, oldest first; the last window's forecasts end on `last`."""
     stride = config.step or config.horizon
     final = last - step * (config.gap + config.horizon)
-    return sorted(final - step * (stride * k) for k in range(config.windows))
+    return sorted(final - step * (stride * k) for k in range(config.folds))
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def backtest_demand(
     windows = cutoffs(last, backtest, panel.step)  # type: ignore[arg-type]
     if windows[0] <= panel.frame["date"].min():  # type: ignore[operator]
         raise DataValidationError(
-            f"not enough history for {backtest.windows} window(s) of {backtest.horizon} steps: "
+            f"not enough history for {backtest.folds} window(s) of {backtest.horizon} steps: "
             f"the first cutoff {windows[0]} is not after the first date; use fewer --windows or a shorter --horizon"
         )
     steps = backtest.gap + backtest.horizon

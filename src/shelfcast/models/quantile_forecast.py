@@ -41,7 +41,7 @@ def forecast_with_quantiles(
         known.until(cutoff),
         data.spec,
         data.config,
-        BacktestConfig(windows=1, horizon=horizon),
+        BacktestConfig(folds=1, horizon=horizon),
         calendar=data.calendar,
         progress=progress,
     )

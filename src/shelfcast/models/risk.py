@@ -79,8 +79,8 @@ class StockoutBacktest:
 def backtest_risk(
     data: ModelData,
     *,
-    windows: int,
-    window: int,
+    folds: int,
+    risk_days: int,
     min_hours: float | None,
     progress: Progress | None = None,
     config: StockoutConfig | None = None,
@@ -94,9 +94,9 @@ def backtest_risk(
     """
     if forecast_config is not None:
         data = replace(data, config=forecast_config)
-    definition = definition_for(data.panel, window=window, min_hours=min_hours)
-    steps = window_steps(data.panel, window)
-    dates = cutoffs(data.last_date, BacktestConfig(windows=windows, horizon=steps, step=steps), data.panel.step)
+    definition = definition_for(data.panel, risk_days=risk_days, min_hours=min_hours)
+    steps = window_steps(data.panel, risk_days)
+    dates = cutoffs(data.last_date, BacktestConfig(folds=folds, horizon=steps, step=steps), data.panel.step)
     frames = []
     for i, cutoff in enumerate(dates):
         if progress:

@@ -4,7 +4,7 @@ Pure: prediction rows (the prediction store's columns) and actuals in,
 frames and numbers out. Only predictions whose actuals are fully known
 count: a demand row when its day's sales are in (on or before
 `known_until`), a stockout row when its whole risk window is (the label is
-not null). The evaluation window is the last `window_days` days of forecast
+not null). The evaluation window is the last `lookback_days` days of forecast
 days (demand) or of closed risk windows (stockout).
 
 Demand accuracy also comes relative to the seasonal naive on the very same
@@ -49,13 +49,13 @@ def demand_scored(
     actuals: pl.DataFrame,
     *,
     known_until: dt.date,
-    window_days: int,
+    lookback_days: int,
     step_days: int = 1,
     season_days: int = 7,
 ) -> pl.DataFrame:
     """Prediction rows with their actual `units` and the seasonal naive's `naive` (null where its source day is
     missing), forecast days in the window and known (one row per prediction)."""
-    start = known_until - dt.timedelta(days=window_days)
+    start = known_until - dt.timedelta(days=lookback_days)
     rows = predictions.filter((pl.col("date") > start) & (pl.col("date") <= known_until))
     units = actuals.select(*SERIES, "date", "units")
     # The naive repeats the last season before the origin: whole seasons back from the target, at least one step
@@ -73,7 +73,7 @@ def demand_scored(
 
 
 def stockout_scored(
-    predictions: pl.DataFrame, labels: pl.DataFrame, *, known_until: dt.date, window_days: int, step_days: int = 1
+    predictions: pl.DataFrame, labels: pl.DataFrame, *, known_until: dt.date, lookback_days: int, step_days: int = 1
 ) -> pl.DataFrame:
     """One row per scoring day and series with risk, alert and the realised label (`label_true`), windows closed.
 
@@ -89,7 +89,7 @@ def stockout_scored(
             pl.col("stockout_model_version").first(),
         )
     )
-    start = known_until - dt.timedelta(days=window_days)
+    start = known_until - dt.timedelta(days=lookback_days)
     closed = labels.filter(
         pl.col("label").is_not_null() & (pl.col("window_end") <= known_until) & (pl.col("window_end") > start)
     )

@@ -94,7 +94,7 @@ class Snapshot:
 
 def _definition(data: ModelData) -> StockoutDefinition:
     """The default stockout definition for the data (DataValidationError on sales-only data)."""
-    return definition_for(data.panel, window=7, min_hours=None)
+    return definition_for(data.panel, risk_days=7, min_hours=None)
 
 
 def load_snapshot(settings: Settings) -> Snapshot:

@@ -105,9 +105,7 @@ def run_demo(
         step(name, names.index(name) if name in names else 0)
         return run_directly(name, fn, io=io)
 
-    request = PipelineRequest(
-        path=sim_dir / "canonical", source="canonical", windows=DEMO_WINDOWS, horizon=DEMO_HORIZON
-    )
+    request = PipelineRequest(path=sim_dir / "canonical", source="canonical", folds=DEMO_WINDOWS, horizon=DEMO_HORIZON)
     pipeline = run_pipeline(settings, request, today=today, now=now, runner=runner)
     step("done", total)
     assert pipeline.ingest is not None and pipeline.validation is not None

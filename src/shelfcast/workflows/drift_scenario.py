@@ -103,7 +103,7 @@ def run_scenario(
     lead_days: int = 14,
     weeks: int = 7,
     config: ForecastConfig = FAST,
-    windows: int = 1,
+    folds: int = 1,
 ) -> ScenarioResult:
     """Simulate `chain` with `drift` (kind, magnitude) from `drift_day`, and replay it in a workspace under `root`.
 
@@ -118,7 +118,7 @@ def run_scenario(
     settings = Settings(workspace=root / "ws")
 
     def trainer(settings: Settings, task: Task, tags: Mapping[str, str]) -> Any:
-        return run_train(settings, task=task, windows=windows, horizon=14, forecast_config=config, tags=tags)
+        return run_train(settings, task=task, folds=folds, horizon=14, forecast_config=config, tags=tags)
 
     start = drift_day - dt.timedelta(days=lead_days + 1)
     ingest_until(settings, tables, {}, after=None, until=start)

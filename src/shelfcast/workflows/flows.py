@@ -74,7 +74,7 @@ def pipeline_flow(  # noqa: PLR0917 (a flow run passes its parameters by name; P
     path: str | None = None,
     source: str = "canonical",
     tasks: list[str] | None = None,
-    windows: int = 3,
+    folds: int = 3,
     horizon: int = 14,
 ) -> dict[str, Any]:
     """ingest -> validate -> features -> train -> register/promote -> score; returns a summary of the run."""
@@ -88,7 +88,7 @@ def pipeline_flow(  # noqa: PLR0917 (a flow run passes its parameters by name; P
         path=Path(path) if path else None,
         source=source,
         tasks=cast(tuple[Task, ...], chosen),
-        windows=windows,
+        folds=folds,
         horizon=horizon,
         tags={"prefect.flow_run_id": run_id, "prefect.flow_name": FLOW_NAME},
     )

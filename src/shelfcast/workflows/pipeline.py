@@ -63,7 +63,7 @@ class PipelineRequest:
     path: Path | None = None
     source: str = "canonical"
     tasks: tuple[Task, ...] = TASKS
-    windows: int = 3
+    folds: int = 3  # backtest folds per training run
     horizon: int = 14  # days (or weeks) scored
     forecast_config: ForecastConfig | None = None
     stockout_config: StockoutConfig | None = None
@@ -150,7 +150,7 @@ def run_pipeline(
             lambda task=task, config=forecast_config: train_challenger(  # type: ignore[misc]
                 settings,
                 task=task,
-                windows=request.windows,
+                folds=request.folds,
                 forecast_config=config,
                 stockout_config=request.stockout_config,
                 tags=request.tags,

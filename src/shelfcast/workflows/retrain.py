@@ -130,7 +130,7 @@ Trainer = Callable[[Settings, Task, Mapping[str, str]], Any]
 
 
 def _train(settings: Settings, task: Task, tags: Mapping[str, str]) -> Any:
-    return run_train(settings, task=task, windows=2, promote=True, tags=tags)
+    return run_train(settings, task=task, folds=2, promote=True, tags=tags)
 
 
 def _tag(settings: Settings, task: Task, decision: Decision, now: dt.datetime) -> None:
@@ -305,12 +305,12 @@ def act_on_monitoring(
     tasks: tuple[Task, ...] = TASKS,
     force: bool = False,
     dry_run: bool = False,
-    window_days: int | None = None,
+    lookback_days: int | None = None,
     trainer: Trainer = _train,
     trigger: str = "retrain",
 ) -> RetrainReport:
     """`shelfcast retrain`: monitor, decide from what was seen, act; the monitoring run is tagged with the decisions."""
-    seen = run_monitor(settings, now=now, window_days=window_days)
+    seen = run_monitor(settings, now=now, lookback_days=lookback_days)
     health: dict[Task, Monitored | None] = {t: seen.tasks.get(t) for t in tasks}
     report = run_policy(
         settings, health, now=now, tasks=tasks, force=force, dry_run=dry_run, trainer=trainer, trigger=trigger

@@ -34,7 +34,7 @@ def chain() -> tuple[Panel, pl.DataFrame]:
 
 def test_cutoffs_end_the_last_window_on_the_last_date() -> None:
     last = dt.date(2024, 3, 31)
-    config = BacktestConfig(windows=3, horizon=7, gap=2)
+    config = BacktestConfig(folds=3, horizon=7, gap=2)
     assert cutoffs(last, config, DAY) == [last - DAY * 9 - DAY * 14, last - DAY * 9 - DAY * 7, last - DAY * 9]
     assert cutoffs(last, config.model_copy(update={"step": 1}), DAY)[-2:] == [last - DAY * 10, last - DAY * 9]
 
@@ -42,7 +42,7 @@ def test_cutoffs_end_the_last_window_on_the_last_date() -> None:
 def test_every_candidate_is_scored_on_the_same_rows(chain: tuple[Panel, pl.DataFrame]) -> None:
     panel, calendar = chain
     result = backtest_demand(
-        panel, FeatureSpec.for_freq("D"), FAST, BacktestConfig(windows=2, horizon=7, gap=1), calendar=calendar
+        panel, FeatureSpec.for_freq("D"), FAST, BacktestConfig(folds=2, horizon=7, gap=1), calendar=calendar
     )
     assert set(result.forecasts["model"].unique()) == {MODEL, RECURSIVE, BLEND, *BASELINES}
     rows = result.forecasts.group_by("model").len()["len"].unique().to_list()
@@ -60,7 +60,7 @@ def test_every_candidate_is_scored_on_the_same_rows(chain: tuple[Panel, pl.DataF
 def test_intervals_come_only_from_earlier_windows(chain: tuple[Panel, pl.DataFrame]) -> None:
     panel, calendar = chain
     result = backtest_demand(
-        panel, FeatureSpec.for_freq("D"), FAST, BacktestConfig(windows=3, horizon=7), calendar=calendar
+        panel, FeatureSpec.for_freq("D"), FAST, BacktestConfig(folds=3, horizon=7), calendar=calendar
     )
     model = result.forecasts.filter(pl.col("model") == MODEL)
     assert model.filter(pl.col("window") == 1)["p10"].null_count() == model.filter(pl.col("window") == 1).height
@@ -74,7 +74,7 @@ def test_intervals_come_only_from_earlier_windows(chain: tuple[Panel, pl.DataFra
 def test_too_little_history_is_a_clear_error(chain: tuple[Panel, pl.DataFrame]) -> None:
     panel, _ = chain
     with pytest.raises(ValueError, match="not enough history for 20 window"):
-        backtest_demand(panel, FeatureSpec.for_freq("D"), FAST, BacktestConfig(windows=20, horizon=28))
+        backtest_demand(panel, FeatureSpec.for_freq("D"), FAST, BacktestConfig(folds=20, horizon=28))
 
 
 @pytest.mark.parametrize("only", [MODEL, RECURSIVE, BLEND, "seasonal_naive"])
@@ -106,7 +106,7 @@ def test_a_fitted_model_scored_as_is_matches_the_backtest_and_never_sees_its_win
 ) -> None:
     panel, calendar = chain
     spec, config = FeatureSpec.for_freq("D"), FAST.model_copy(update={"strategy": "direct"})
-    window = BacktestConfig(windows=1, horizon=7)
+    window = BacktestConfig(folds=1, horizon=7)
     result = backtest_demand(panel, spec, config, window, calendar=calendar)
     (cutoff,) = result.cutoffs
     # The model the backtest fitted at its cutoff, fitted again and scored as it is: the same rows and scores.

@@ -241,7 +241,7 @@ def test_the_strategy_decides_which_gbms_are_candidates(
 def test_auto_backtest_scores_both_strategies_and_selects_one(chain: tuple[Panel, pl.DataFrame]) -> None:
     panel, calendar = chain
     config = FAST.model_copy(update={"strategy": "auto", "n_estimators": 20})
-    result = backtest_demand(panel, SPEC, config, BacktestConfig(windows=2, horizon=7), calendar=calendar)
+    result = backtest_demand(panel, SPEC, config, BacktestConfig(folds=2, horizon=7), calendar=calendar)
     overall = result.metrics.filter(pl.col("window") == "all")
     assert {MODEL, RECURSIVE} <= set(overall["model"])
     assert result.selected == overall.sort("wape")["model"][0]

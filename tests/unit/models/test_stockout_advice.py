@@ -22,14 +22,14 @@ def panel(freq: str = "D", **columns: list[float]) -> Panel:
 
 def test_sales_only_data_has_no_stockout_definition() -> None:
     with pytest.raises(DataValidationError, match="stockout risk needs stock data, and the lake has sales only"):
-        definition_for(panel(), window=7, min_hours=None)
+        definition_for(panel(), risk_days=7, min_hours=None)
 
 
 def test_min_hours_needs_hours() -> None:
-    assert definition_for(panel(on_hand=[3.0, 0.0]), window=7, min_hours=None).use_on_hand
-    assert definition_for(panel(stockout_hours=[0.0, 5.0]), window=7, min_hours=4).min_hours == 4
+    assert definition_for(panel(on_hand=[3.0, 0.0]), risk_days=7, min_hours=None).use_on_hand
+    assert definition_for(panel(stockout_hours=[0.0, 5.0]), risk_days=7, min_hours=4).min_hours == 4
     with pytest.raises(ConfigError, match="`--min-hours` 4 needs stockout hours, but the inventory has on_hand only"):
-        definition_for(panel(on_hand=[3.0, 0.0]), window=7, min_hours=4)
+        definition_for(panel(on_hand=[3.0, 0.0]), risk_days=7, min_hours=4)
 
 
 WEEKS = pl.DataFrame(

@@ -45,7 +45,7 @@ def _predictions() -> pl.DataFrame:
 
 def test_demand_counts_only_known_days_per_version() -> None:
     actuals = pl.DataFrame({"store_id": "s", "item_id": "i", "date": [_day(k) for k in range(1, 5)], "units": 8.0})
-    scored = demand_scored(_predictions(), actuals, known_until=_day(4), window_days=28)
+    scored = demand_scored(_predictions(), actuals, known_until=_day(4), lookback_days=28)
     assert scored.height == 5  # day 5 has no actual yet
     by = demand_by_version(scored)
     assert by["1"].value == pytest.approx(2 / 8) and by["1"].rows == 3
@@ -53,7 +53,7 @@ def test_demand_counts_only_known_days_per_version() -> None:
     assert by["1"].extra["mape"] == pytest.approx(25.0)
     over = demand_over_time(scored)
     assert over.filter(pl.col("date") == _day(3)).height == 2
-    narrow = demand_scored(_predictions(), actuals, known_until=_day(4), window_days=1)
+    narrow = demand_scored(_predictions(), actuals, known_until=_day(4), lookback_days=1)
     assert narrow["date"].unique().to_list() == [_day(4)]
 
 
@@ -67,7 +67,7 @@ def test_stockout_needs_a_closed_window() -> None:
             "label": pl.Series([1, None], dtype=pl.Int8),  # the second window is not over yet
         }
     )
-    scored = stockout_scored(_predictions(), labels, known_until=_day(8), window_days=28)
+    scored = stockout_scored(_predictions(), labels, known_until=_day(8), lookback_days=28)
     assert scored.height == 1 and scored["origin"][0] == _day(0) and scored["label_true"][0] == 1.0
     by = stockout_by_version(scored)
     assert set(by) == {"1"} and by["1"].rows == 1 and by["1"].extra["f1"] == pytest.approx(1.0)
@@ -105,7 +105,7 @@ def test_demand_relative_to_the_seasonal_naive_on_the_same_rows() -> None:
             "model_version": ["7", "7"],
         }
     )
-    scored = demand_scored(preds, history, known_until=day0 + dt.timedelta(days=10), window_days=28)
+    scored = demand_scored(preds, history, known_until=day0 + dt.timedelta(days=10), lookback_days=28)
     assert scored["naive"].to_list() == [value[day0 - dt.timedelta(days=4)], value[day0 - dt.timedelta(days=5)]]
     version = demand_by_version(scored)["7"]
     # The model is off by 1 on each row, the naive by 7 and 14 (units grow by 1 a day).

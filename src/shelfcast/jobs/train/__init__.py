@@ -92,10 +92,10 @@ class _Fitted:
 
 
 def _demand(
-    data: ModelData, config: ForecastConfig, *, windows: int, horizon: int, out: Path, progress: Progress | None
+    data: ModelData, config: ForecastConfig, *, folds: int, horizon: int, out: Path, progress: Progress | None
 ) -> _Fitted:
     bt = backtest_demand(
-        data.panel, data.spec, config, BacktestConfig(windows=windows, horizon=horizon), calendar=data.calendar
+        data.panel, data.spec, config, BacktestConfig(folds=folds, horizon=horizon), calendar=data.calendar
     )
     overall = bt.metrics.filter((pl.col("window") == "all") & pl.col("model").is_in([MODEL, RECURSIVE]))
     candidate = str(overall.sort("wape")["model"][0])
@@ -115,7 +115,7 @@ def _demand(
         forecast_vs_actual_png(bt.forecasts, out / "forecast_vs_actual.png", models=[candidate, best_baseline]),
     ]
     model.model.feature_importance().write_csv(out / "feature_importance.csv")
-    params = {**final.model_dump(), "horizon": horizon, "windows": windows, "cutoff": data.last_date}
+    params = {**final.model_dump(), "horizon": horizon, "windows": folds, "cutoff": data.last_date}
     quantiles = quantile_table(conformal_scores(bt.forecasts.filter(pl.col("model") == candidate)))
     return _Fitted(candidate, model, bt.metrics, bt.cutoffs, params, example, reports, bt, quantiles)
 
@@ -125,18 +125,18 @@ def _stockout(
     data: ModelData,
     config: StockoutConfig,
     *,
-    windows: int,
-    window: int,
+    folds: int,
+    risk_days: int,
     min_hours: float | None,
     out: Path,
     progress: Progress | None,
     forecast_config: ForecastConfig | None,
 ) -> _Fitted:
-    definition = definition_for(data.panel, window=window, min_hours=min_hours)
+    definition = definition_for(data.panel, risk_days=risk_days, min_hours=min_hours)
     bt = backtest_risk(
         data,
-        windows=windows,
-        window=window,
+        folds=folds,
+        risk_days=risk_days,
         min_hours=min_hours,
         config=config,
         forecast_config=forecast_config,
@@ -144,7 +144,7 @@ def _stockout(
     if progress:
         progress("final fit (classifier)", 1, 2)
     model = fit_stockout(data.panel, data.spec, config, definition, cutoff=data.last_date)
-    steps = window_steps(data.panel, window)
+    steps = window_steps(data.panel, risk_days)
     known = data.panel.as_known_at(data.last_date)
     example = stockout_features(known, data.spec, [data.last_date], window=steps).head(EXAMPLE_ROWS)
     overall = bt.metrics.filter((pl.col("model") == "classifier") & (pl.col("window") == "all")).row(0, named=True)
@@ -164,7 +164,7 @@ def _stockout(
         **{f"definition.{k}": v for k, v in definition.model_dump().items()},
         # The demand forecast behind the backtest's quantile_risk model.
         **{f"{FORECAST_PREFIX}{k}": v for k, v in (forecast_config or data.config).model_dump().items()},
-        "windows": windows,
+        "windows": folds,
         "cutoff": data.last_date,
     }
     return _Fitted("classifier", model, bt.metrics, bt.cutoffs, params, example, reports, bt)
@@ -187,9 +187,9 @@ def train_challenger(
     settings: Settings,
     *,
     task: Task,
-    windows: int = 3,
+    folds: int = 3,
     horizon: int | None = None,
-    window: int = 7,
+    risk_days: int = 7,
     min_hours: float | None = None,
     forecast_config: ForecastConfig | None = None,
     stockout_config: StockoutConfig | None = None,
@@ -211,15 +211,15 @@ def train_challenger(
             progress(f"backtest {task}", 0, 2)
         if task == Task.DEMAND:
             fitted = _demand(
-                data, forecast_config or data.config, windows=windows, horizon=steps, out=out, progress=progress
+                data, forecast_config or data.config, folds=folds, horizon=steps, out=out, progress=progress
             )
         else:
             fitted = _stockout(
                 settings,
                 data,
                 stockout_config or StockoutConfig(),
-                windows=windows,
-                window=window,
+                folds=folds,
+                risk_days=risk_days,
                 min_hours=min_hours,
                 out=out,
                 progress=progress,
@@ -230,9 +230,9 @@ def train_challenger(
             task,
             data=data,
             fitted=fitted,
-            windows=windows,
+            folds=folds,
             horizon=steps,
-            window=window,
+            risk_days=risk_days,
             min_hours=min_hours,
             progress=progress,
         )
@@ -250,9 +250,9 @@ def _champion_on_these_windows(
     *,
     data: ModelData,
     fitted: _Fitted,
-    windows: int,
+    folds: int,
     horizon: int,
-    window: int,
+    risk_days: int,
     min_hours: float | None,
     progress: Progress | None,
 ) -> ChampionRerun | None:
@@ -262,10 +262,10 @@ def _champion_on_these_windows(
     scored on these windows too, so the gates still compare like with like.
     """
     if task == Task.DEMAND:
-        rerun = demand_rerun(data, windows=windows, horizon=horizon)
-        as_served: AsServed | None = demand_as_served(data, windows=windows, horizon=horizon)
+        rerun = demand_rerun(data, folds=folds, horizon=horizon)
+        as_served: AsServed | None = demand_as_served(data, folds=folds, horizon=horizon)
     else:
-        rerun, as_served = stockout_rerun(data, windows=windows, window=window, min_hours=min_hours), None
+        rerun, as_served = stockout_rerun(data, folds=folds, risk_days=risk_days, min_hours=min_hours), None
     return rebacktest_champion(registry, task, fitted.cutoffs, rerun, as_served=as_served, progress=progress)
 
 

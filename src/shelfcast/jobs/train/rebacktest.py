@@ -89,14 +89,14 @@ def config_from_params(cls: type[_Config], params: Mapping[str, str], prefix: st
         raise RebacktestError(f"its params do not make a {cls.__name__} ({problems})") from None
 
 
-def demand_rerun(data: ModelData, *, windows: int, horizon: int) -> Rerun:
+def demand_rerun(data: ModelData, *, folds: int, horizon: int) -> Rerun:
     """The champion's ForecastConfig, with the strategy its backtest chose, on the challenger's data and windows."""
 
     def rerun(params: Mapping[str, str]) -> tuple[list[dt.date], pl.DataFrame]:
         config = config_from_params(ForecastConfig, params)
         if config.strategy == "auto":
             raise RebacktestError("its run logged no chosen strategy (direct or recursive)")
-        backtest = BacktestConfig(windows=windows, horizon=horizon)
+        backtest = BacktestConfig(folds=folds, horizon=horizon)
         # Each window is fitted on the panel known at its cutoff, as the challenger's were: no later day leaks in.
         result = backtest_demand(data.panel, data.spec, config, backtest, calendar=data.calendar)
         name = RECURSIVE if config.strategy == "recursive" else MODEL
@@ -105,12 +105,12 @@ def demand_rerun(data: ModelData, *, windows: int, horizon: int) -> Rerun:
     return rerun
 
 
-def demand_as_served(data: ModelData, *, windows: int, horizon: int) -> AsServed:
+def demand_as_served(data: ModelData, *, folds: int, horizon: int) -> AsServed:
     """The champion's fitted forecaster, as it serves, on the challenger's windows (None if trained past them)."""
 
     def score(folder: Path) -> tuple[list[dt.date], pl.DataFrame] | None:
         model = load_forecaster(folder)
-        backtest = BacktestConfig(windows=windows, horizon=horizon)
+        backtest = BacktestConfig(folds=folds, horizon=horizon)
         first = cutoffs(data.last_date, backtest, data.panel.step)[0]
         if model.cutoff > first or (not model.recursive and horizon > model.horizon):
             return None
@@ -119,7 +119,7 @@ def demand_as_served(data: ModelData, *, windows: int, horizon: int) -> AsServed
     return score
 
 
-def stockout_rerun(data: ModelData, *, windows: int, window: int, min_hours: float | None) -> Rerun:
+def stockout_rerun(data: ModelData, *, folds: int, risk_days: int, min_hours: float | None) -> Rerun:
     """The champion's StockoutConfig on the challenger's data and windows, for the same stockout definition.
 
     The demand forecast config it used (`forecast.*`) is not needed: it only
@@ -129,14 +129,14 @@ def stockout_rerun(data: ModelData, *, windows: int, window: int, min_hours: flo
     def rerun(params: Mapping[str, str]) -> tuple[list[dt.date], pl.DataFrame]:
         config = config_from_params(StockoutConfig, params)
         definition = config_from_params(StockoutDefinition, params, DEFINITION_PREFIX)
-        if (definition.window, definition.min_hours) != (window, min_hours):
+        if (definition.window, definition.min_hours) != (risk_days, min_hours):
             raise RebacktestError(
                 f"it predicts another stockout (window {definition.window} days, min_hours {definition.min_hours}) "
-                f"than the challenger (window {window} days, min_hours {min_hours})"
+                f"than the challenger (window {risk_days} days, min_hours {min_hours})"
             )
         # Each window is fitted on the panel known at its cutoff, as the challenger's were: no later day leaks in.
         result = backtest_risk(
-            data, windows=windows, window=window, min_hours=min_hours, config=config, quantile_risk=False
+            data, folds=folds, risk_days=risk_days, min_hours=min_hours, config=config, quantile_risk=False
         )
         return result.cutoffs, result.metrics.filter(pl.col("model") == "classifier")
 
