@@ -58,9 +58,7 @@ def train_both(settings: Settings) -> None:
     make_champion(settings, run_train(settings, task="demand", folds=1, horizon=14, forecast_config=SERVE_FAST))
     make_champion(
         settings,
-        run_train(
-            settings, task="stockout", folds=1, stockout_config=SERVE_FAST_STOCKOUT, forecast_config=SERVE_FAST
-        ),
+        run_train(settings, task="stockout", folds=1, stockout_config=SERVE_FAST_STOCKOUT, forecast_config=SERVE_FAST),
     )
 
 

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from shelfcast.io.checkpoint import FileCheckpoints
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data
 from shelfcast.models.backtest import Progress
@@ -40,7 +41,11 @@ def run_forecast(
     cutoff = parse_cutoff(cutoff, data)
     # A long final fit checkpoints every 50 rounds and resumes if interrupted.
     forecast = forecast_with_quantiles(
-        data, cutoff=cutoff, horizon=horizon, checkpoint_dir=settings.workspace / "checkpoints", progress=progress
+        data,
+        cutoff=cutoff,
+        horizon=horizon,
+        checkpoints=FileCheckpoints(settings.workspace / "checkpoints"),
+        progress=progress,
     )
     result = forecast.select("date", "store_id", "item_id", "forecast", "p10", "p50", "p90", "model").sort(
         "store_id", "item_id", "date"

@@ -20,7 +20,6 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import polars as pl
 
@@ -29,6 +28,7 @@ from shelfcast.features.frames import HORIZON
 from shelfcast.features.labels import RULE_BASELINE, definition_for
 from shelfcast.features.panel import SERIES
 from shelfcast.io.champion import load_champion
+from shelfcast.io.checkpoint import FileCheckpoints
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data
 from shelfcast.io.model_files import load_forecaster, load_quantiles, load_stockout
@@ -175,7 +175,7 @@ def _demand_forecast(
     *,
     cutoff: dt.date,
     steps: int,
-    checkpoints: Path,
+    checkpoints: FileCheckpoints,
     progress: Progress | None,
 ) -> pl.DataFrame:
     """Forecasts with quantiles from the demand champion, or from a model fitted at the cutoff without `models`."""
@@ -183,7 +183,7 @@ def _demand_forecast(
         if progress:
             progress(f"forecast ({models.demand_info.name} v{models.demand_info.version})", 0, 2)
         return champion_forecast(models, data, cutoff=cutoff, steps=steps)
-    return forecast_with_quantiles(data, cutoff=cutoff, horizon=steps, checkpoint_dir=checkpoints, progress=progress)
+    return forecast_with_quantiles(data, cutoff=cutoff, horizon=steps, checkpoints=checkpoints, progress=progress)
 
 
 def _champion_risk(
@@ -213,7 +213,7 @@ def _fitted_risk(
     *,
     cutoff: dt.date,
     risk_days: int,
-    checkpoints: Path,
+    checkpoints: FileCheckpoints,
     progress: Progress | None,
 ) -> _Risk:
     """Risk from a stockout model fitted at the cutoff, or none on sales-only data."""
@@ -223,7 +223,7 @@ def _fitted_risk(
         return _Risk(note=SALES_ONLY)
     if progress:
         progress("stockout risk", 1, 2)
-    risk = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast, checkpoint_dir=checkpoints)
+    risk = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast, checkpoints=checkpoints)
     return _Risk(risk, ModelInfo())
 
 
@@ -251,7 +251,7 @@ def build_predictions(
     # A champion classifier predicts its own risk horizon, whatever was asked.
     risk_days = models.stockout.definition.window if models is not None and models.stockout is not None else risk_days
     steps = max(horizon, window_steps(data.panel, settings.lead_time_days + 7), window_steps(data.panel, risk_days))
-    checkpoints = settings.workspace / "checkpoints"
+    checkpoints = FileCheckpoints(settings.workspace / "checkpoints")
     forecast = _demand_forecast(data, models, cutoff=cutoff, steps=steps, checkpoints=checkpoints, progress=progress)
     advice = reorder_advice(
         data.panel,

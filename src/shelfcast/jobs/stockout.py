@@ -9,6 +9,7 @@ from pathlib import Path
 
 from shelfcast.features.labels import definition_for
 from shelfcast.features.panel import SERIES
+from shelfcast.io.checkpoint import FileCheckpoints
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data
 from shelfcast.models.backtest import Progress
@@ -41,9 +42,9 @@ def run_stockout(
     # The demand forecast covers the risk window and the lead time plus review period of the advice.
     days = max(risk_days, settings.lead_time_days + 7)
     steps = window_steps(data.panel, days)
-    checkpoints = settings.workspace / "checkpoints"
-    forecast = forecast_with_quantiles(data, cutoff=cutoff, horizon=steps, checkpoint_dir=checkpoints)
-    scored = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast, checkpoint_dir=checkpoints)
+    checkpoints = FileCheckpoints(settings.workspace / "checkpoints")
+    forecast = forecast_with_quantiles(data, cutoff=cutoff, horizon=steps, checkpoints=checkpoints)
+    scored = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast, checkpoints=checkpoints)
     advice = reorder_advice(
         data.panel,
         forecast,

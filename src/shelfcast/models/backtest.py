@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +22,7 @@ from shelfcast.features.frames import HORIZON
 from shelfcast.features.panel import KEYS, SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.baselines import BASELINES
+from shelfcast.models.checkpoint import Checkpoints
 from shelfcast.models.metrics import by_segment, forecast_metrics, velocity_segments
 from shelfcast.models.train import ForecastConfig, TrainedForecaster, fit_forecaster
 
@@ -123,7 +123,7 @@ def candidates(
     cutoff: dt.date,
     steps: int,
     calendar: pl.DataFrame | None,
-    checkpoint_dir: Path | None = None,
+    checkpoints: Checkpoints | None = None,
     only: str | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Forecasts of the model(s), every baseline and the blend, from `cutoff` for `steps` steps.
@@ -144,7 +144,7 @@ def candidates(
     for name in gbms:
         fit_config = config.model_copy(update={"strategy": "recursive" if name == RECURSIVE else "direct"})
         model = fit_forecaster(
-            panel, spec, fit_config, cutoff=cutoff, horizon=steps, calendar=calendar, checkpoint_dir=checkpoint_dir
+            panel, spec, fit_config, cutoff=cutoff, horizon=steps, calendar=calendar, checkpoints=checkpoints
         )
         out[name] = model.predict(panel, calendar=calendar).drop(HORIZON)
     for name in baselines:

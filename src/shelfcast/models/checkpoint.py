@@ -1,8 +1,10 @@
-"""Boosting checkpoints: save the model every N rounds, resume an interrupted fit on the same data.
+"""Boosting with checkpoints: save the model every N rounds, resume an interrupted fit on the same data.
 
 A checkpoint is the booster in its native text/JSON format plus a fingerprint
 of the parameters and the training data; a fit resumes only from a
 checkpoint with the same fingerprint, and removes it once it completes.
+Where checkpoints are kept is the caller's: the fits take a `Checkpoints`
+(the files are written by `io.checkpoint`), so the models stay free of I/O.
 """
 
 from __future__ import annotations
@@ -10,15 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 log = logging.getLogger(__name__)
-EVERY = 50
 
 
 def fingerprint(params: dict[str, Any], X: np.ndarray, y: np.ndarray, weight: np.ndarray | None) -> str:
@@ -30,32 +29,22 @@ def fingerprint(params: dict[str, Any], X: np.ndarray, y: np.ndarray, weight: np
     return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """Where one fit keeps its checkpoint."""
-
-    folder: Path
-    key: str
-    suffix: str = ".txt"  # LightGBM text; ".json" for XGBoost (never a pickle)
-    every: int = EVERY
+class Checkpoint(Protocol):
+    """Where one fit keeps its checkpoint (`io.checkpoint.FileCheckpoint` keeps it in a folder)."""
 
     @property
-    def model_path(self) -> Path:
-        return self.folder / f"{self.key[:16]}{self.suffix}"
+    def every(self) -> int: ...
+    @property
+    def model_path(self) -> Path: ...
+    def save(self, writer: Any, rounds: int) -> None: ...
+    def exists(self) -> bool: ...
+    def clear(self) -> None: ...
 
-    def save(self, writer: Any, rounds: int) -> None:
-        """Write atomically with `writer(path)` (the booster's own save method)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f"{self.key[:16]}.partial{self.suffix}"
-        writer(str(tmp))
-        os.replace(tmp, self.model_path)
-        log.info("checkpoint after %d rounds: %s", rounds, self.model_path)
 
-    def exists(self) -> bool:
-        return self.model_path.exists()
+class Checkpoints(Protocol):
+    """Where fits keep their checkpoints: one per fingerprint (`io.checkpoint.FileCheckpoints`)."""
 
-    def clear(self) -> None:
-        self.model_path.unlink(missing_ok=True)
+    def at(self, key: str, suffix: str) -> Checkpoint: ...
 
 
 def train_lightgbm(params: dict[str, Any], data: Any, rounds: int, checkpoint: Checkpoint | None) -> Any:

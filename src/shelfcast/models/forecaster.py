@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -16,7 +15,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from shelfcast.errors import NotFittedError
-from shelfcast.models.checkpoint import Checkpoint, fingerprint, train_lightgbm, train_xgboost
+from shelfcast.models.checkpoint import Checkpoint, Checkpoints, fingerprint, train_lightgbm, train_xgboost
 
 log = logging.getLogger(__name__)
 Engine = Literal["lightgbm", "xgboost"]
@@ -134,7 +133,7 @@ class GBMForecaster:
         colsample: float = 0.8,
         categorical: Sequence[str] = ("store_id", "item_id"),
         monotone: Mapping[str, int] | None = None,
-        checkpoint_dir: Path | None = None,
+        checkpoints: Checkpoints | None = None,
         seed: int = _BOOSTER.seed,
         n_jobs: int = 2,
     ) -> None:
@@ -153,7 +152,7 @@ class GBMForecaster:
         self.colsample = colsample
         self.categorical = tuple(categorical)
         self.monotone = dict(monotone or {})
-        self.checkpoint_dir = checkpoint_dir
+        self.checkpoints = checkpoints
         self.seed = seed
         self.n_jobs = n_jobs
 
@@ -214,10 +213,10 @@ class GBMForecaster:
     def _checkpoint(
         self, params: dict[str, Any], X: np.ndarray, y: np.ndarray, weight: np.ndarray | None, suffix: str
     ) -> Checkpoint | None:
-        if self.checkpoint_dir is None:
+        if self.checkpoints is None:
             return None
         key = fingerprint({**params, "engine": self.engine, "rounds": self.n_estimators}, X, y, weight)
-        return Checkpoint(Path(self.checkpoint_dir), key, suffix)
+        return self.checkpoints.at(key, suffix)
 
     def _fit_xgboost(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None) -> Any:
         import xgboost as xgb

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from pathlib import Path
 
 import polars as pl
 
@@ -18,6 +17,7 @@ from shelfcast.models.backtest import (
     conformal_scores,
     quantile_table,
 )
+from shelfcast.models.checkpoint import Checkpoints
 from shelfcast.models.data import ModelData
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def forecast_with_quantiles(
     *,
     cutoff: dt.date,
     horizon: int,
-    checkpoint_dir: Path | None = None,
+    checkpoints: Checkpoints | None = None,
     progress: Progress | None = None,
 ) -> pl.DataFrame:
     """The best candidate's forecasts from `cutoff` with p10/p50/p90 calibrated on the window before it.
@@ -56,7 +56,7 @@ def forecast_with_quantiles(
         cutoff=cutoff,
         steps=horizon,
         calendar=data.calendar,
-        checkpoint_dir=checkpoint_dir,
+        checkpoints=checkpoints,
         only=chosen,
     )[chosen]
     forecast = forecast.with_columns(

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import polars as pl
 
 from shelfcast.features.labels import StockoutDefinition, definition_for, rule_baseline, stockout_labels
 from shelfcast.features.panel import SERIES
 from shelfcast.models.backtest import BacktestConfig, Progress, cutoffs
+from shelfcast.models.checkpoint import Checkpoints
 from shelfcast.models.classification import stockout_metrics
 from shelfcast.models.data import ModelData
 from shelfcast.models.quantile_forecast import forecast_with_quantiles
@@ -33,13 +33,13 @@ def score_stockout(
     cutoff: dt.date,
     definition: StockoutDefinition,
     forecast: pl.DataFrame | None = None,
-    checkpoint_dir: Path | None = None,
+    checkpoints: Checkpoints | None = None,
     config: StockoutConfig | None = None,
 ) -> pl.DataFrame:
     """risk (calibrated probability), label at the held-out threshold, the rule's score and, where stock is
     known and a forecast is given, the risk that demand over the window exceeds the stock on hand."""
     model = fit_stockout(
-        data.panel, data.spec, config or StockoutConfig(), definition, cutoff=cutoff, checkpoint_dir=checkpoint_dir
+        data.panel, data.spec, config or StockoutConfig(), definition, cutoff=cutoff, checkpoints=checkpoints
     )
     return apply_stockout(model, data, cutoff=cutoff, forecast=forecast)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
@@ -24,6 +23,7 @@ from shelfcast.features.labels import StockoutDefinition, stockout_labels
 from shelfcast.features.origin import origin_features
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
+from shelfcast.models.checkpoint import Checkpoints
 from shelfcast.models.classification import best_threshold
 from shelfcast.models.forecaster import Engine, GBMForecaster
 from shelfcast.types import Freq
@@ -138,11 +138,11 @@ def fit_stockout(
     definition: StockoutDefinition,
     *,
     cutoff: dt.date,
-    checkpoint_dir: Path | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> StockoutModel:
     """Train on origins whose label windows end on or before `cutoff`; calibrate on the latest of them.
 
-    With `checkpoint_dir`, the final fit saves a checkpoint every 50 rounds and resumes from one.
+    With `checkpoints`, the final fit saves a checkpoint every 50 rounds and resumes from one.
     """
     known = panel.until(cutoff)
     window = window_steps(panel, definition.window)
@@ -168,7 +168,7 @@ def fit_stockout(
         # Rare positives: weight them up to balance the classes the booster sees.
         weight = np.where(y == 1, (1 - rate) / rate, 1.0)
     categorical = [c for c in [*spec.categorical, *hashed_columns(spec)] if c in train.columns]
-    last_fit = None if config.refit_all else checkpoint_dir
+    last_fit = None if config.refit_all else checkpoints
     booster = _classifier(config, categorical, last_fit).fit(train.drop("label"), y, weight=weight)
     model = StockoutModel(spec, config, definition, booster, np.array([0.0, 1.0]), np.array([0.0, 1.0]), 0.5, rate)
     raw = model.raw_scores(hold.drop("label"))
@@ -181,14 +181,14 @@ def fit_stockout(
         full = features if features.height <= config.max_rows else features.sample(n=config.max_rows, seed=config.seed)
         y_all = full["label"].to_numpy().astype(np.float64)
         w_all = np.where(y_all == 1, (1 - rate) / rate, 1.0) if weight is not None else None
-        model.model = _classifier(config, categorical, checkpoint_dir).fit(full.drop("label"), y_all, weight=w_all)
+        model.model = _classifier(config, categorical, checkpoints).fit(full.drop("label"), y_all, weight=w_all)
     log.info(
         "stockout model: %d training rows, %.1f%% positives, threshold %.3f", train.height, 100 * rate, model.threshold
     )
     return model
 
 
-def _classifier(config: StockoutConfig, categorical: list[str], checkpoint_dir: Path | None) -> GBMForecaster:
+def _classifier(config: StockoutConfig, categorical: list[str], checkpoints: Checkpoints | None) -> GBMForecaster:
     return GBMForecaster(
         engine=config.engine,
         objective="binary",
@@ -196,7 +196,7 @@ def _classifier(config: StockoutConfig, categorical: list[str], checkpoint_dir: 
         learning_rate=config.learning_rate,
         num_leaves=config.num_leaves,
         categorical=categorical,
-        checkpoint_dir=checkpoint_dir,
+        checkpoints=checkpoints,
         seed=config.seed,
     )
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -29,6 +28,7 @@ from shelfcast.features.frames import HORIZON, TARGET, model_rows
 from shelfcast.features.origin import demand, origin_features
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
+from shelfcast.models.checkpoint import Checkpoints
 from shelfcast.models.forecaster import BoosterParams, GBMForecaster
 from shelfcast.models.recursive import recursive_forecast
 
@@ -217,7 +217,7 @@ def fit_forecaster(
     cutoff: dt.date,
     horizon: int,
     calendar: pl.DataFrame | None = None,
-    checkpoint_dir: Path | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> TrainedForecaster:
     """Train on everything known at `cutoff` to forecast `horizon` steps ahead (checkpointing if a folder is given).
 
@@ -236,7 +236,7 @@ def fit_forecaster(
         num_leaves=config.num_leaves,
         categorical=[c for c in [*spec.categorical, *hashed_columns(spec)] if c in features.columns],
         monotone=MONOTONE,
-        checkpoint_dir=checkpoint_dir,
+        checkpoints=checkpoints,
         seed=config.seed,
     ).fit(features, target, weight=level if config.weight == "level" else None)
     return TrainedForecaster(spec, config, model, cutoff, horizon)

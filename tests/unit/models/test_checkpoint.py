@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from shelfcast.models import checkpoint as ckpt
-from shelfcast.models.checkpoint import Checkpoint, fingerprint, train_lightgbm, train_xgboost
+from shelfcast.io import checkpoint as ckpt
+from shelfcast.io.checkpoint import FileCheckpoint as Checkpoint
+from shelfcast.models.checkpoint import fingerprint, train_lightgbm, train_xgboost
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(400, 5))
@@ -31,7 +32,7 @@ def test_lightgbm_saves_every_50_rounds_and_clears_when_done(tmp_path: Path, mon
         saved.append(rounds)
         real_save(self, writer, rounds)
 
-    monkeypatch.setattr(ckpt.Checkpoint, "save", spy)
+    monkeypatch.setattr(ckpt.FileCheckpoint, "save", spy)
     point = Checkpoint(tmp_path, fingerprint(PARAMS, X, Y, None))
     booster = train_lightgbm(PARAMS, lgb.Dataset(X, Y), 120, point)
     assert saved == [50, 100]
@@ -42,7 +43,7 @@ def test_lightgbm_saves_every_50_rounds_and_clears_when_done(tmp_path: Path, mon
 def test_lightgbm_resumes_from_a_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     saved: list[int] = []
     real_save = Checkpoint.save
-    monkeypatch.setattr(ckpt.Checkpoint, "save", lambda self, w, r: (saved.append(r), real_save(self, w, r)))
+    monkeypatch.setattr(ckpt.FileCheckpoint, "save", lambda self, w, r: (saved.append(r), real_save(self, w, r)))
     point = Checkpoint(tmp_path, fingerprint(PARAMS, X, Y, None))
     # An interrupted run left a checkpoint at round 50.
     lgb.train(PARAMS, lgb.Dataset(X, Y), num_boost_round=50).save_model(str(point.model_path))
@@ -59,7 +60,7 @@ def test_xgboost_checkpoint_and_resume(tmp_path: Path, monkeypatch: pytest.Monke
     xgb.train(params, xgb.DMatrix(X, Y), num_boost_round=50).save_model(str(point.model_path))
     saved: list[int] = []
     real_save = Checkpoint.save
-    monkeypatch.setattr(ckpt.Checkpoint, "save", lambda self, w, r: (saved.append(r), real_save(self, w, r)))
+    monkeypatch.setattr(ckpt.FileCheckpoint, "save", lambda self, w, r: (saved.append(r), real_save(self, w, r)))
     booster = train_xgboost(params, xgb.DMatrix(X, Y), 120, point)
     assert booster.num_boosted_rounds() == 120
     assert saved == [100]

@@ -14,7 +14,7 @@ from shelfcast.errors import DataValidationError
 from shelfcast.features.labels import StockoutDefinition, rule_baseline, stockout_labels
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
-from shelfcast.models import checkpoint as ckpt
+from shelfcast.io import checkpoint as ckpt
 from shelfcast.models.classification import pr_auc
 from shelfcast.models.stockout import StockoutConfig, fit_stockout, quantile_risk, stockout_features
 
@@ -100,20 +100,20 @@ def test_an_interrupted_final_fit_resumes_from_its_checkpoint(
 ) -> None:
     spec = FeatureSpec.for_freq("D")
     config = FAST.model_copy(update={"n_estimators": 120})
-    real_save = ckpt.Checkpoint.save
+    real_save = ckpt.FileCheckpoint.save
 
-    def save_then_crash(self: ckpt.Checkpoint, writer: object, rounds: int) -> None:
+    def save_then_crash(self: ckpt.FileCheckpoint, writer: object, rounds: int) -> None:
         real_save(self, writer, rounds)
         raise KeyboardInterrupt  # the machine goes down right after the first checkpoint
 
-    monkeypatch.setattr(ckpt.Checkpoint, "save", save_then_crash)
+    monkeypatch.setattr(ckpt.FileCheckpoint, "save", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
-        fit_stockout(chain, spec, config, DEFINITION, cutoff=CUTOFF, checkpoint_dir=tmp_path)
+        fit_stockout(chain, spec, config, DEFINITION, cutoff=CUTOFF, checkpoints=ckpt.FileCheckpoints(tmp_path))
     assert len(list(tmp_path.glob("*.txt"))) == 1
 
     saved: list[int] = []
-    monkeypatch.setattr(ckpt.Checkpoint, "save", lambda self, w, r: (saved.append(r), real_save(self, w, r)))
-    resumed = fit_stockout(chain, spec, config, DEFINITION, cutoff=CUTOFF, checkpoint_dir=tmp_path)
+    monkeypatch.setattr(ckpt.FileCheckpoint, "save", lambda self, w, r: (saved.append(r), real_save(self, w, r)))
+    resumed = fit_stockout(chain, spec, config, DEFINITION, cutoff=CUTOFF, checkpoints=ckpt.FileCheckpoints(tmp_path))
     assert saved == [100]  # resumed after round 50, not from the start
     assert not list(tmp_path.glob("*.txt"))  # cleared once training finished
     plain = fit_stockout(chain, spec, config, DEFINITION, cutoff=CUTOFF)
