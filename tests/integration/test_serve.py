@@ -388,10 +388,10 @@ def test_postgres_prediction_store(serving_workspace: Settings, copy: Settings, 
 
 
 def test_a_task_the_policy_put_in_fallback_is_answered_by_the_rule(copy: Settings) -> None:
-    from shelfcast.io.policy_log import Fallback, HealthState, write_state
+    from shelfcast.io.policy_log import Fallback, PolicyState, write_state
 
     held = {"stockout": Fallback("stockout", "live accuracy collapsed", "2026-11-24")}
-    write_state(copy, HealthState(fallback=held, last_retrain_at="2026-11-24T03:00:00+00:00", retrains=2))
+    write_state(copy, PolicyState(fallback=held, last_retrain_at="2026-11-24T03:00:00+00:00", retrains=2))
     with _client(copy) as client:
         body = client.post("/predict", json={"store_id": "S001", "item_id": "I0001"}).json()
         assert (body["model_version"], body["fallback"]) == ("rule-baseline", True)
@@ -401,6 +401,6 @@ def test_a_task_the_policy_put_in_fallback_is_answered_by_the_rule(copy: Setting
         assert 'shelfcast_task_fallback{task="stockout"} 1.0' in metrics
         assert 'shelfcast_task_fallback{task="demand"} 0.0' in metrics
         assert "shelfcast_last_retrain_timestamp_seconds 1.7954892e+09" in metrics
-    write_state(copy, HealthState())  # a healthy model promoted again: a reload serves it
+    write_state(copy, PolicyState())  # a healthy model promoted again: a reload serves it
     with _client(copy) as client:
         assert client.post("/predict", json={"store_id": "S001", "item_id": "I0001"}).json()["model_version"] == "1"

@@ -43,7 +43,7 @@ def monitoring_dir(settings: Settings) -> Path:
 
 
 @dataclass(frozen=True)
-class Event:
+class PolicyEvent:
     at: dt.datetime
     task: Task
     action: str
@@ -54,7 +54,7 @@ class Event:
     trigger: str = "retrain"  # what asked: `retrain`, `monitor`, the pipeline
 
 
-def record_event(settings: Settings, event: Event) -> Path:
+def record_event(settings: Settings, event: PolicyEvent) -> Path:
     """Append the event to the workspace's table (rewritten atomically: a reader never sees half of it)."""
     path = monitoring_dir(settings) / "events.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +81,7 @@ class Fallback:
 
 
 @dataclass
-class HealthState:
+class PolicyState:
     """Tasks in fallback, and the last retrain (for the service's gauges)."""
 
     fallback: dict[str, Fallback] = field(default_factory=dict)
@@ -96,13 +96,13 @@ class HealthState:
         }
 
 
-def read_state(settings: Settings) -> HealthState:
+def read_state(settings: Settings) -> PolicyState:
     path = monitoring_dir(settings) / "state.json"
     if not path.exists():
-        return HealthState()
+        return PolicyState()
     try:
         raw = json.loads(path.read_text())
-        return HealthState(
+        return PolicyState(
             fallback={t: Fallback(**f) for t, f in raw.get("fallback", {}).items()},
             last_retrain_at=raw.get("last_retrain_at"),
             retrains=int(raw.get("retrains", 0)),
@@ -110,10 +110,10 @@ def read_state(settings: Settings) -> HealthState:
     except (ValueError, TypeError) as exc:
         # A broken file must not stop scoring or serving: say so, and trust the models.
         log.warning("ignoring %s: %s", path, exc)
-        return HealthState()
+        return PolicyState()
 
 
-def write_state(settings: Settings, state: HealthState) -> None:
+def write_state(settings: Settings, state: PolicyState) -> None:
     path = monitoring_dir(settings) / "state.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(".state.json.tmp")

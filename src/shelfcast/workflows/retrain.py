@@ -29,7 +29,7 @@ from typing import Any
 
 from shelfcast.errors import ShelfcastError, TrackingError
 from shelfcast.io.champion import champion_dir
-from shelfcast.io.policy_log import Event, Fallback, HealthState, read_state, record_event, write_state
+from shelfcast.io.policy_log import Fallback, PolicyEvent, PolicyState, read_state, record_event, write_state
 from shelfcast.io.registry import CHAMPION, PREVIOUS, PROMOTED_AT, Registry, VersionInfo
 from shelfcast.jobs.monitor import run_monitor
 from shelfcast.jobs.promote import rollback
@@ -157,7 +157,7 @@ def _stamp_promotion(settings: Settings, task: Task, version: str, now: dt.datet
         log.warning("could not date the promotion of %s v%s: %s", task, version, exc)
 
 
-def _enter_fallback(state: HealthState, task: Task, reason: str, champion: str | None, now: dt.datetime) -> None:
+def _enter_fallback(state: PolicyState, task: Task, reason: str, champion: str | None, now: dt.datetime) -> None:
     """Put (or keep) the task in fallback; a fallback that goes on keeps its start and first reason."""
     ongoing = state.fallback.get(task)
     if ongoing is not None and ongoing.version == champion:
@@ -165,7 +165,7 @@ def _enter_fallback(state: HealthState, task: Task, reason: str, champion: str |
     state.fallback[task] = Fallback(task, reason, now.isoformat(timespec="seconds"), champion)
 
 
-def _roll_back(settings: Settings, decision: Decision, state: HealthState) -> Outcome:
+def _roll_back(settings: Settings, decision: Decision, state: PolicyState) -> Outcome:
     restored, demoted = rollback(settings, decision.task)
     state.fallback.pop(decision.task, None)
     demoted_version = demoted.version if demoted else "?"
@@ -175,7 +175,7 @@ def _roll_back(settings: Settings, decision: Decision, state: HealthState) -> Ou
 def _retrain(
     settings: Settings,
     decision: Decision,
-    state: HealthState,
+    state: PolicyState,
     *,
     now: dt.datetime,
     champion: str | None,
@@ -205,7 +205,7 @@ def _retrain(
     return Outcome(decision, f"champion v{champion} kept ({why})", version), False
 
 
-def _without_training(decision: Decision, state: HealthState, *, now: dt.datetime, champion: str | None) -> Outcome:
+def _without_training(decision: Decision, state: PolicyState, *, now: dt.datetime, champion: str | None) -> Outcome:
     """A decision carried out with no model trained or moved: fall back, wait for the registry, or end a fallback."""
     task = decision.task
     if decision.action == "fallback":
@@ -245,7 +245,7 @@ def act(
     write_state(settings, state)
     record_event(
         settings,
-        Event(
+        PolicyEvent(
             at=now,
             task=task,
             action=decision.action,
