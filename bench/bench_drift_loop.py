@@ -65,9 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kinds", nargs="+", default=["none", "level:0.5", "level:1.6", "promo:3", "seasonality:1"])
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
-    parser.add_argument(
-        "--windows", type=int, default=1, help="backtest windows of every training (the gates' evidence)"
-    )
+    parser.add_argument("--folds", type=int, default=1, help="backtest folds of every training (the gates' evidence)")
     args = parser.parse_args()
     console = Console(width=160)
     results = []
@@ -75,12 +73,10 @@ def main() -> None:
         kind, _, value = spec.partition(":")
         with tempfile.TemporaryDirectory(prefix="shelfcast-drift-loop-") as tmp:
             console.print(f"scenario {spec} ...")
-            results.append(
-                scenario(None if kind == "none" else kind, float(value or 1), Path(tmp), folds=args.windows)
-            )
+            results.append(scenario(None if kind == "none" else kind, float(value or 1), Path(tmp), folds=args.folds))
     table = Table(
         title=f"Drift at day {DRIFT_DAY}, replayed weekly for {WEEKS} weeks (days counted from the drift), "
-        f"{args.windows} backtest window(s) per training"
+        f"{args.folds} backtest fold(s) per training"
     )
     for column in (
         "scenario",
@@ -128,7 +124,7 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "chain": CHAIN.model_dump(mode="json"),
         "drift_day": DRIFT_DAY,
-        "windows": args.windows,
+        "folds": args.folds,
         "results": results,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
