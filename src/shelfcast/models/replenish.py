@@ -251,11 +251,11 @@ def replenishment(
     )
 
 
-def stock_position(panel: Panel, *, as_of: dt.date) -> pl.DataFrame:
-    """Each series' latest on_hand and on_order up to `as_of` (store_id, item_id, date, on_hand, on_order)."""
+def stock_position(panel: Panel, *, cutoff: dt.date) -> pl.DataFrame:
+    """Each series' latest on_hand and on_order up to the cutoff (store_id, item_id, date, on_hand, on_order)."""
     _require(panel.frame, "panel.frame", ("on_hand",))
     on_order = pl.col("on_order") if "on_order" in panel.frame.columns else pl.lit(None, pl.Float64)
-    known = panel.until(as_of).frame.filter(pl.col("on_hand").is_not_null())
+    known = panel.until(cutoff).frame.filter(pl.col("on_hand").is_not_null())
     known = known.select(
         *SERIES, "date", pl.col("on_hand").cast(pl.Float64), on_order.cast(pl.Float64).alias("on_order")
     )
@@ -291,7 +291,7 @@ def reorder_advice(
     stock = None
     if "on_hand" in panel.frame.columns:
         extra = ["on_order"] if "on_order" in panel.frame.columns else []
-        stock = stock_position(panel, as_of=cutoff).select(*SERIES, "on_hand", *extra)
+        stock = stock_position(panel, cutoff=cutoff).select(*SERIES, "on_hand", *extra)
     advice = replenishment(demand_lt, stock=stock, service_level=service_level)
     keep = ["safety_stock", "reorder_point", "order_up_to", "order_quantity", "reorder_now"]
     return advice.select(*SERIES, *[c for c in keep if c in advice.columns])

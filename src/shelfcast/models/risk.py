@@ -61,7 +61,7 @@ def apply_stockout(
         .join(rule.select(*SERIES, "origin", pl.col("score").alias("rule_score")), on=[*SERIES, "origin"], how="left")
     )
     if forecast is not None and "on_hand" in data.panel.frame.columns:
-        stock = stock_position(data.panel, as_of=cutoff).select(*SERIES, "on_hand")
+        stock = stock_position(data.panel, cutoff=cutoff).select(*SERIES, "on_hand")
         from_quantiles = quantile_risk(forecast, stock, window=window).rename({"risk": "quantile_risk"})
         scored = scored.join(from_quantiles, on=list(SERIES), how="left")
     return scored

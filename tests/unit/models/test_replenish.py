@@ -155,7 +155,7 @@ def test_simulated_end_to_end() -> None:
     forecasts = seasonal_naive_quantiles(panel, cutoff=cutoff, horizon=14)
     lead = tables["stores"].select("store_id", "lead_time_days")
     stats = lead_time_demand(forecasts, lead_time_days=lead)
-    out = replenishment(stats, stock=stock_position(panel, as_of=cutoff))
+    out = replenishment(stats, stock=stock_position(panel, cutoff=cutoff))
     assert out.height == 8
     assert out.select("safety_stock", "order_quantity", "reorder_now").null_count().sum_horizontal().item() == 0
     assert (out["order_quantity"] >= 0).all()
