@@ -166,7 +166,7 @@ def rebacktest_champion(
         if champion is None:
             return None
         which = f"the {task} champion v{champion.version}"
-        params = registry.client.get_run(champion.run_id).data.params
+        params = registry.run(champion.run_id).data.params
         if run_cutoffs(params) & {c.isoformat() for c in cutoffs}:
             return None
         if progress:
