@@ -63,7 +63,7 @@ def check_gates(settings: Settings, registry: Registry, task: Task, version: str
     The champion's scores come from its own run when it shares a backtest
     window with the challenger's; else (the data grew since it was trained)
     from the challenger's run, which scored the current champion on its
-    windows (as served, or its configuration refitted: `jobs.rebacktest`);
+    windows (as served, or its configuration refitted: `jobs.train.rebacktest`);
     else it is not compared.
     """
     candidate = registry.version(task, version)

@@ -1,4 +1,4 @@
-"""The retrain job: monitor, let the policy decide per task, carry the decision out, and record it.
+"""The retrain workflow: monitor, let the policy decide per task, carry the decision out, and record it.
 
 - retrain: a new challenger on the latest data through the same gates
   (`run_train`); promoted only if it passes;
