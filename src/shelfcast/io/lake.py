@@ -62,7 +62,7 @@ class TableInfo:
 
 
 def content_hash(frame: pl.DataFrame, *, sorted_by_unique_key: bool = False) -> str:
-    """sha256 of the rows in a canonical order, independent of how the file was written.
+    """sha256 of the rows in a canonical order, independent of how the file was written or read.
 
     A table already sorted by a unique key is in canonical order, so the lake
     (which stores tables that way) skips the full sort.
@@ -73,7 +73,11 @@ def content_hash(frame: pl.DataFrame, *, sorted_by_unique_key: bool = False) -> 
     digest = hashlib.sha256(json.dumps({c: str(t) for c, t in ordered.schema.items()}).encode())
     for offset in range(0, max(ordered.height, 1), _HASH_SLICE):
         buf = io.BytesIO()
-        ordered.slice(offset, _HASH_SLICE).write_ipc(buf, compression="uncompressed")
+        # One chunk, and strings as plain offsets+bytes (not views into shared buffers): the bytes then depend
+        # on the values only, not on how the frame was built or read back (one chunk in memory, row groups on disk).
+        ordered.slice(offset, _HASH_SLICE).rechunk().write_ipc(
+            buf, compression="uncompressed", compat_level=pl.CompatLevel.oldest()
+        )
         digest.update(buf.getvalue())
     return digest.hexdigest()
 
