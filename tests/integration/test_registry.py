@@ -202,3 +202,27 @@ def test_a_broken_registry_store_is_a_tracking_error_and_the_local_champion_serv
     (local / "version.json").write_text(json.dumps({"name": "shelfcast-demand", "version": "7", "run_id": "r7"}))
     champion = load_champion(offline, "demand")
     assert (champion.version, champion.from_registry) == ("7", False)
+
+
+def test_train_checkpoints_its_final_fit_in_the_workspace(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14: `shelfcast train` passed no checkpoint folder, so only forecast, stockout and score --fit resumed."""
+    from shelfcast.io import checkpoint
+
+    asked: list[Path] = []
+    saved: list[int] = []
+    real_at, real_save = checkpoint.FileCheckpoints.at, checkpoint.FileCheckpoint.save
+
+    def at(self: checkpoint.FileCheckpoints, key: str, suffix: str) -> checkpoint.FileCheckpoint:
+        asked.append(self.folder)
+        return real_at(self, key, suffix)
+
+    def save(self: checkpoint.FileCheckpoint, writer: object, rounds: int) -> None:
+        saved.append(rounds)
+        real_save(self, writer, rounds)
+
+    monkeypatch.setattr(checkpoint.FileCheckpoints, "at", at)
+    monkeypatch.setattr(checkpoint.FileCheckpoint, "save", save)
+    run_train(settings, task="demand", folds=1, horizon=14, forecast_config=FAST, promote=False)
+    assert asked == [settings.workspace / "checkpoints"]  # the final fit only: backtest fits are short
+    assert saved == [50]  # 80 trees: one checkpoint at 50 rounds, removed once the fit completed
+    assert not list((settings.workspace / "checkpoints").glob("*.txt"))

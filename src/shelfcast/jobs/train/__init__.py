@@ -16,6 +16,7 @@ import polars as pl
 from shelfcast.errors import DataValidationError
 from shelfcast.features.labels import definition_for
 from shelfcast.io.backtest_report import backtest_json
+from shelfcast.io.checkpoint import FileCheckpoints
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data
 from shelfcast.io.model_files import save_model, save_reference
@@ -91,8 +92,19 @@ class _Fitted:
     quantiles: pl.DataFrame | None = None
 
 
+def _checkpoints(settings: Settings) -> FileCheckpoints:
+    return FileCheckpoints(settings.workspace / "checkpoints")
+
+
 def _demand(
-    data: ModelData, config: ForecastConfig, *, folds: int, horizon: int, out: Path, progress: Progress | None
+    data: ModelData,
+    config: ForecastConfig,
+    *,
+    folds: int,
+    horizon: int,
+    out: Path,
+    progress: Progress | None,
+    checkpoints: FileCheckpoints,
 ) -> _Fitted:
     bt = backtest_demand(
         data.panel, data.spec, config, BacktestConfig(folds=folds, horizon=horizon), calendar=data.calendar
@@ -103,7 +115,16 @@ def _demand(
     if progress:
         progress(f"final fit ({candidate})", 1, 2)
     final = config.model_copy(update={"strategy": strategy})
-    model = fit_forecaster(data.panel, data.spec, final, cutoff=data.last_date, horizon=horizon, calendar=data.calendar)
+    # The final fit on all the data is the long one: it checkpoints and resumes, as `forecast` and `score --fit` do.
+    model = fit_forecaster(
+        data.panel,
+        data.spec,
+        final,
+        cutoff=data.last_date,
+        horizon=horizon,
+        calendar=data.calendar,
+        checkpoints=checkpoints,
+    )
     example = model.feature_rows(data.panel, calendar=data.calendar).head(EXAMPLE_ROWS)
     best_baseline = str(
         bt.metrics.filter((pl.col("window") == "all") & pl.col("model").is_in(list(RULES[Task.DEMAND].baselines))).sort(
@@ -143,7 +164,9 @@ def _stockout(
     )
     if progress:
         progress("final fit (classifier)", 1, 2)
-    model = fit_stockout(data.panel, data.spec, config, definition, cutoff=data.last_date)
+    model = fit_stockout(
+        data.panel, data.spec, config, definition, cutoff=data.last_date, checkpoints=_checkpoints(settings)
+    )
     steps = window_steps(data.panel, risk_days)
     known = data.panel.as_known_at(data.last_date)
     example = stockout_features(known, data.spec, [data.last_date], window=steps).head(EXAMPLE_ROWS)
@@ -211,7 +234,13 @@ def train_challenger(
             progress(f"backtest {task}", 0, 2)
         if task == Task.DEMAND:
             fitted = _demand(
-                data, forecast_config or data.config, folds=folds, horizon=steps, out=out, progress=progress
+                data,
+                forecast_config or data.config,
+                folds=folds,
+                horizon=steps,
+                out=out,
+                progress=progress,
+                checkpoints=_checkpoints(settings),
             )
         else:
             fitted = _stockout(
