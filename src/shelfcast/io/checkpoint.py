@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -37,7 +38,11 @@ class FileCheckpoint:
         return self.model_path.exists()
 
     def clear(self) -> None:
+        """Remove the checkpoint of a completed fit, and the folder when nothing else is left in it."""
         self.model_path.unlink(missing_ok=True)
+        # Other fits' checkpoints (or the folder already gone): the folder stays.
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()
 
 
 @dataclass(frozen=True)
