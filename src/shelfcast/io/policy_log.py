@@ -82,18 +82,31 @@ class Fallback:
 
 @dataclass
 class PolicyState:
-    """Tasks in fallback, and the last retrain (for the service's gauges)."""
+    """Tasks in fallback, the last retrain of each task (the cooldowns) and of any (the service's gauges)."""
 
     fallback: dict[str, Fallback] = field(default_factory=dict)
     last_retrain_at: str | None = None
     retrains: int = 0
+    retrained_at: dict[str, str] = field(default_factory=dict)  # task -> its last retrain
 
     def to_json(self) -> dict[str, Any]:
         return {
             "fallback": {t: asdict(f) for t, f in self.fallback.items()},
             "last_retrain_at": self.last_retrain_at,
             "retrains": self.retrains,
+            "retrained_at": self.retrained_at,
         }
+
+    def record_retrain(self, task: Task, at: str) -> None:
+        self.retrained_at[task] = at
+        self.last_retrain_at = at
+        self.retrains += 1
+
+    def last_retrain(self, task: Task) -> str | None:
+        """When `task` last retrained; a state file from before per-task cooldowns holds only the shared stamp."""
+        if self.retrained_at:
+            return self.retrained_at.get(task)
+        return self.last_retrain_at
 
 
 def read_state(settings: Settings) -> PolicyState:
@@ -106,6 +119,7 @@ def read_state(settings: Settings) -> PolicyState:
             fallback={t: Fallback(**f) for t, f in raw.get("fallback", {}).items()},
             last_retrain_at=raw.get("last_retrain_at"),
             retrains=int(raw.get("retrains", 0)),
+            retrained_at={str(t): str(at) for t, at in (raw.get("retrained_at") or {}).items()},
         )
     except (ValueError, TypeError) as exc:
         # A broken file must not stop scoring or serving: say so, and trust the models.

@@ -276,8 +276,13 @@ def _read_predictions(settings: Settings) -> tuple[pl.DataFrame | None, str | No
         return None, f"the prediction store could not be read: {exc}"
 
 
-def run_monitor(settings: Settings, *, now: dt.datetime, lookback_days: int | None = None) -> MonitorReport:
-    """Drift and live accuracy of every champion; writes the summary, the HTML report and an MLflow run."""
+def run_monitor(
+    settings: Settings, *, now: dt.datetime, lookback_days: int | None = None, write: bool = True
+) -> MonitorReport:
+    """Drift and live accuracy of every champion; writes the summary, the HTML report and an MLflow run.
+
+    `write=False` (a dry run) measures the same and returns the report with nothing written or logged.
+    """
     days = lookback_days or settings.monitor.lookback_days
     if days < 1:
         raise ValueError(f"`window_days` must be a positive number of days, got {days}")
@@ -292,7 +297,6 @@ def run_monitor(settings: Settings, *, now: dt.datetime, lookback_days: int | No
             windows[task] = pair
     root = settings.workspace / "monitoring"
     folder = root / now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H%M%S")
-    folder.mkdir(parents=True, exist_ok=True)
     report = MonitorReport(
         created_at=now,
         window_days=days,
@@ -306,6 +310,9 @@ def run_monitor(settings: Settings, *, now: dt.datetime, lookback_days: int | No
         notes=[store_note] if store_note else [],
         windows=windows,
     )
+    if not write:
+        return report
+    folder.mkdir(parents=True, exist_ok=True)
     from shelfcast.io.monitor_report import evidently_installed, evidently_reports, write_html
 
     write_html(report, report.report_path)

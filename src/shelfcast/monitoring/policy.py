@@ -2,6 +2,9 @@
 
 Pure: a `TaskState` in, a `Decision` with its reasons out. In order:
 
+0. **not applicable** when the task cannot be learnt from the data (a
+   stockout model on sales-only data): nothing is done, counted or held
+   (no fallback, no retrain, no cooldown, no alert);
 1. **fall back** when no model can be trusted: no champion and no local
    copy of one (the registry is lost or empty), or a champion below the
    absolute floors (`gates.demand_max_wape`, `gates.stockout_min_f1`), which
@@ -22,8 +25,8 @@ Pure: a `TaskState` in, a `Decision` with its reasons out. In order:
 5. **ok** otherwise.
 
 A fall back tries a retrain first (a model that passes the gates ends it).
-No retrain starts less than `cooldown_hours` after the last one: its
-challenger met the same data. Drift of the model's outputs alone is
+No retrain of a task starts less than `cooldown_hours` after that task's
+last one: its challenger met the same data (cooldowns are per task). Drift of the model's outputs alone is
 reported, not acted on: seasons and holidays move the forecasts of an
 unchanged process (measured on the simulator), and a model that follows
 them is doing its job. Live accuracy over a few days is noise: a week of a
@@ -42,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shelfcast.models.gates import RULES
 from shelfcast.types import Task
 
-Action = Literal["ok", "retrain", "rollback", "fallback"]
+Action = Literal["ok", "retrain", "rollback", "fallback", "not_applicable"]
 
 
 class PolicyConfig(BaseModel):
@@ -142,6 +145,7 @@ class TaskState:
     live_relative: float | None = None  # demand: the champion's live WAPE over the seasonal naive's, same rows
     fallback: str | None = None  # why the task is in fallback now (None: it is not)
     fallback_version: str | None = None  # the champion when it fell back
+    not_applicable: str | None = None  # why the task does not apply to this data (None: it does)
 
     @classmethod
     def observe(
@@ -152,6 +156,7 @@ class TaskState:
         *,
         hours_since_retrain: float | None = None,
         fallback: tuple[str, str | None] | None = None,
+        not_applicable: str | None = None,
     ) -> TaskState:
         """The state from the registry, the monitoring (None: not monitored), the last retrain and the fallback
         the task is in (its reason and the champion that fell back)."""
@@ -168,6 +173,7 @@ class TaskState:
             hours_since_retrain=hours_since_retrain,
             fallback=fallback[0] if fallback else None,
             fallback_version=fallback[1] if fallback else None,
+            not_applicable=not_applicable,
         )
         if health is None:
             return seen
@@ -220,6 +226,13 @@ def _cooling(state: TaskState, config: PolicyConfig) -> str | None:
 def _fallback(state: TaskState, config: PolicyConfig, reasons: list[str]) -> Decision:
     held = _cooling(state, config)
     return Decision(state.task, "fallback", reasons + ([f"no retrain: {held}"] if held else []), retry=held is None)
+
+
+def _not_applicable(state: TaskState, config: PolicyConfig) -> Decision | None:
+    """Rule 0: a task the data cannot support is left alone (no fallback, no retrain, no cooldown)."""
+    if state.not_applicable is None:
+        return None
+    return Decision(state.task, "not_applicable", [f"not applicable: {state.not_applicable}"], retry=False)
 
 
 def _untrusted(state: TaskState, config: PolicyConfig) -> Decision | None:
@@ -308,7 +321,7 @@ def _retrain_or_ok(state: TaskState, config: PolicyConfig) -> Decision:
 def decide(state: TaskState, config: PolicyConfig | None = None) -> Decision:
     """The first rule of the module's list that applies to the task."""
     config = config or PolicyConfig()
-    for rule in (_untrusted, _rollback, _worse_than_naive):
+    for rule in (_not_applicable, _untrusted, _rollback, _worse_than_naive):
         decision = rule(state, config)
         if decision is not None:
             return decision

@@ -106,7 +106,7 @@ def monitor_flow(workspace: str, act: bool = True) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
     report = prefect_runner(
         "monitor and decide",
-        lambda: act_on_monitoring(settings, now=now, dry_run=not act, trigger=MONITOR_FLOW_NAME),
+        lambda: act_on_monitoring(settings, now=now, act=act, trigger=MONITOR_FLOW_NAME),
         io=True,
     )
     summary: dict[str, Any] = {

@@ -29,6 +29,7 @@ from typing import Any
 
 from shelfcast.errors import ShelfcastError, TrackingError
 from shelfcast.io.champion import champion_dir
+from shelfcast.io.lake import Lake
 from shelfcast.io.policy_log import Fallback, PolicyEvent, PolicyState, read_state, record_event, write_state
 from shelfcast.io.registry import CHAMPION, PREVIOUS, PROMOTED_AT, Registry, VersionInfo
 from shelfcast.jobs.monitor import run_monitor
@@ -96,7 +97,7 @@ def task_state(settings: Settings, task: Task, health: Monitored | None, *, now:
         floor_problem=floor_problem(settings, task, champion.tags) if champion is not None else None,
     )
     held = read_state(settings)
-    since = _days_since(held.last_retrain_at, now)
+    since = _days_since(held.last_retrain(task), now)
     fallback = held.fallback.get(task)
     return TaskState.observe(
         task,
@@ -104,7 +105,19 @@ def task_state(settings: Settings, task: Task, health: Monitored | None, *, now:
         health,
         hours_since_retrain=None if since is None else since * 24,
         fallback=(fallback.reason, fallback.version) if fallback is not None else None,
+        not_applicable=not_applicable(settings, task),
     )
+
+
+def not_applicable(settings: Settings, task: Task) -> str | None:
+    """Why the task does not apply to the workspace's data (None: it does): stockout on sales-only data.
+
+    An inventory table holds on_hand or stockout_hours (its schema requires one), the stock signal a stockout
+    model learns from, as the pipeline checks before training one.
+    """
+    if task == Task.STOCKOUT and not Lake(settings.workspace).has("inventory"):
+        return "sales-only data: no stock signal to learn or judge stockouts from (ingest an inventory table)"
+    return None
 
 
 def floor_problem(settings: Settings, task: Task, tags: Mapping[str, str]) -> str | None:
@@ -192,8 +205,7 @@ def _retrain(
         trained = trainer(settings, task, tags)
     except ShelfcastError as exc:
         trained, failure = None, str(exc)
-    state.last_retrain_at = now.isoformat(timespec="seconds")
-    state.retrains += 1
+    state.record_retrain(task, now.isoformat(timespec="seconds"))
     if trained is not None and trained.promotion is not None and trained.promotion.promoted:
         state.fallback.pop(task, None)
         return Outcome(decision, f"v{trained.version} trained and promoted", trained.version), True
@@ -232,6 +244,13 @@ def act(
     """Carry a decision out; the outcome says what happened (a refused retrain is an outcome, not an error)."""
     task = decision.task
     state = read_state(settings)
+    if decision.action == "not_applicable":
+        # Nothing to carry out, count or tag (the registry has no such model); a fallback an older version
+        # put the task in is lifted, so scoring and the gauges stop reporting one.
+        if state.fallback.pop(task, None) is not None:
+            write_state(settings, state)
+        log.info("%s: %s", task, decision.reason)
+        return Outcome(decision, "nothing to do")
     if decision.action == "rollback":
         outcome, crowned = _roll_back(settings, decision, state), True
     elif decision.action in ("retrain", "fallback") and registry_ok and decision.retry:
@@ -308,13 +327,27 @@ def act_on_monitoring(
     lookback_days: int | None = None,
     trainer: Trainer = _train,
     trigger: str = "retrain",
+    act: bool = True,
 ) -> RetrainReport:
-    """`shelfcast retrain`: monitor, decide from what was seen, act; the monitoring run is tagged with the decisions."""
-    seen = run_monitor(settings, now=now, lookback_days=lookback_days)
+    """`shelfcast retrain`: monitor, decide from what was seen, act; the monitoring run is tagged with the decisions.
+
+    `act=False` records the monitoring and decides without acting; `dry_run` also writes nothing at all (no
+    monitoring folder, `latest.json` or MLflow run): the workspace and the tracking store stay as they were.
+    """
+    seen = run_monitor(settings, now=now, lookback_days=lookback_days, write=not dry_run)
     health: dict[Task, Monitored | None] = {t: seen.tasks.get(t) for t in tasks}
     report = run_policy(
-        settings, health, now=now, tasks=tasks, force=force, dry_run=dry_run, trainer=trainer, trigger=trigger
+        settings,
+        health,
+        now=now,
+        tasks=tasks,
+        force=force,
+        dry_run=dry_run or not act,
+        trainer=trainer,
+        trigger=trigger,
     )
+    if dry_run:
+        return RetrainReport(report.outcomes, now, ["dry run: no monitoring report written", *seen.notes])
     if seen.mlflow_run_id is not None:
         try:
             tags: dict[str, str] = {f"decision.{o.decision.task}": o.decision.action for o in report.outcomes}

@@ -123,3 +123,9 @@ def test_the_policy_reads_its_settings(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="policy_fallback_relative"):
         Settings(workspace=tmp_path, policy_fallback_relative=0.9)
+
+
+def test_a_task_the_data_cannot_support_is_not_applicable_before_any_other_rule() -> None:
+    decision = decide(_state(champion=None, drift_alarm=True, drifted=["lag_1"], not_applicable="sales-only data"))
+    assert decision.action == "not_applicable" and not decision.retry
+    assert decision.reason == "not applicable: sales-only data"
