@@ -46,9 +46,25 @@ class Freq(StrEnum):
         return 52 if self is Freq.WEEKLY else 7
 
     @property
+    def unit(self) -> str:
+        """The period one step is, for outputs that count steps: "day" or "week"."""
+        return "week" if self is Freq.WEEKLY else "day"
+
+    def periods(self, steps: int) -> str:
+        """`steps` in words: "14 days", "1 week"."""
+        return f"{steps} {self.unit}{'' if steps == 1 else 's'}"
+
+    @property
     def default_horizon(self) -> int:
-        """Steps forecast when none is asked for: four weeks of days, a quarter of weeks."""
-        return 13 if self is Freq.WEEKLY else 28
+        """Steps a model is trained (and backtested) to forecast when none is asked for: four weeks of days,
+        a quarter of weeks."""
+        return self.steps_in(TRAIN_HORIZON_DAYS[self])
+
+    @property
+    def score_horizon(self) -> int:
+        """Steps scoring keeps when none is asked for: two weeks, in days or weeks; always within
+        `default_horizon`, so a model trained with the defaults scores with the defaults."""
+        return self.steps_in(SCORE_HORIZON_DAYS)
 
     def steps_in(self, days: int) -> int:
         """Steps needed to cover `days` days (at least one)."""
@@ -57,3 +73,8 @@ class Freq(StrEnum):
     def steps_of(self, days: int) -> int:
         """Whole steps in `days` days (rounded down)."""
         return days // self.days
+
+
+# The default horizons, in days, per frequency: converted to steps by `Freq.steps_in`, in this one place.
+TRAIN_HORIZON_DAYS = {Freq.DAILY: 28, Freq.WEEKLY: 91}
+SCORE_HORIZON_DAYS = 14

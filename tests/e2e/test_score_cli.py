@@ -24,7 +24,7 @@ def test_score_writes_parquet_and_names_an_unreachable_postgres(tmp_path: Path) 
     assert "no demand champion in the registry" in said and "`shelfcast score --fit`" in said
     ok = run("score", "--horizon", "3", "--fit", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
-    assert "18 (3 steps from" in ok.stdout
+    assert "18 (3 days from" in ok.stdout
     assert list((tmp_path / ".shelfcast" / "predictions").glob("scored_on=*/part.parquet"))
 
     down = run(

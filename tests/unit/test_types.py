@@ -33,3 +33,10 @@ def test_steps_cover_days_on_weekly_data_with_at_least_one_step() -> None:
     assert Freq.DAILY.steps_in(10) == 10
     assert [Freq.WEEKLY.steps_in(d) for d in (1, 7, 8, 14)] == [1, 1, 2, 2]
     assert Freq.WEEKLY.steps_of(13) == 1
+
+
+def test_default_horizons_come_from_days_and_scoring_fits_within_training() -> None:
+    assert (Freq.DAILY.score_horizon, Freq.WEEKLY.score_horizon) == (14, 2)
+    for freq in Freq:
+        assert freq.score_horizon <= freq.default_horizon
+    assert (Freq.WEEKLY.periods(1), Freq.WEEKLY.periods(13), Freq.DAILY.periods(14)) == ("1 week", "13 weeks", "14 days")

@@ -101,7 +101,9 @@ def forecast(
 
 @app.command()
 def score(
-    horizon: Annotated[int, typer.Option(min=1, help="Steps to forecast (days; weeks on weekly data).")] = 14,
+    horizon: Annotated[
+        int | None, typer.Option(min=1, help="Steps to score (days; weeks on weekly data) [default 14 days / 2 weeks].")
+    ] = None,
     cutoff: CutoffOpt = None,
     store: Annotated[
         PredictionStoreKind | None, typer.Option(help="parquet, postgres or delta [default: setting prediction_store].")

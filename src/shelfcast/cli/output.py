@@ -174,7 +174,7 @@ def score_summary(report: ScoreReport) -> None:
     run = f", run {report.run_id}" if report.run_id else ""
     for name, value in (
         ("series", f"{report.series:,}"),
-        ("rows", f"{report.rows:,} ({report.horizon} steps from {report.cutoff})"),
+        ("rows", f"{report.rows:,} ({report.periods} from {report.cutoff})"),
         ("demand model", f"{report.model_name}, version {report.model_version}{run}"),
         ("stockout model", "none" if report.stockout_version is None else f"version {report.stockout_version}"),
         ("stockout alerts", alerts),
@@ -250,7 +250,7 @@ def _pipeline_part(report: DemoReport) -> None:
         return
     alerts = "no stockout risk" if score.alerts is None else f"{score.alerts:,} stockout alerts"
     console.print(
-        f"scored {score.series:,} series x {score.horizon} days from {score.cutoff} with {score.model_name} "
+        f"scored {score.series:,} series x {score.periods} from {score.cutoff} with {score.model_name} "
         f"v{score.model_version}: {alerts}; predictions in {score.location}"
     )
     if report.top_alerts is not None and report.top_alerts.height:

@@ -25,7 +25,9 @@ PathArg = Annotated[
 SourceOpt = Annotated[str, typer.Option(help="Adapter for PATH (see `shelfcast ingest --help`).")]
 TasksOpt = Annotated[str, typer.Option(help="Models to train, comma-separated: demand, stockout.")]
 FoldsOpt = Annotated[int, typer.Option(min=1, help="Backtest folds per training run.")]
-HorizonOpt = Annotated[int, typer.Option(min=1, help="Steps scored (days; weeks on weekly data).")]
+HorizonOpt = Annotated[
+    int | None, typer.Option(min=1, help="Steps scored (days; weeks on weekly data) [default 14 days / 2 weeks].")
+]
 
 
 def _tasks(value: str) -> list[str]:
@@ -58,7 +60,7 @@ def run(
     source: SourceOpt = "canonical",
     tasks: TasksOpt = "demand,stockout",
     folds: FoldsOpt = 3,
-    horizon: HorizonOpt = 14,
+    horizon: HorizonOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Run the flow once through Prefect (a temporary local server unless PREFECT_API_URL is set)."""
@@ -91,7 +93,7 @@ def schedule(
     source: SourceOpt = "canonical",
     tasks: TasksOpt = "demand,stockout",
     folds: FoldsOpt = 3,
-    horizon: HorizonOpt = 14,
+    horizon: HorizonOpt = None,
     name: Annotated[str, typer.Option(help="Deployment name.")] = "shelfcast-daily",
     monitor: Annotated[
         bool,

@@ -43,7 +43,7 @@ from shelfcast.models.risk import apply_stockout, score_stockout
 from shelfcast.models.stockout import StockoutModel, window_steps
 from shelfcast.models.train import TrainedForecaster
 from shelfcast.settings import Settings
-from shelfcast.types import Task
+from shelfcast.types import Freq, Task
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL_NAME = "shelfcast_gbm"
@@ -61,7 +61,7 @@ class ScoreReport:
     series: int
     cutoff: dt.date
     scored_on: dt.date
-    horizon: int
+    horizon: int  # steps
     model_name: str
     model_version: str
     run_id: str | None
@@ -70,6 +70,12 @@ class ScoreReport:
     note: str | None
     model_seconds: float
     write_seconds: float
+    freq: Freq = Freq.DAILY  # what one step of `horizon` is
+
+    @property
+    def periods(self) -> str:
+        """The horizon in words: "14 days", "2 weeks"."""
+        return self.freq.periods(self.horizon)
 
 
 @dataclass(frozen=True)
@@ -141,16 +147,18 @@ def champion_models(settings: Settings, data: ModelData) -> ScoringModels:
     )
 
 
-def champion_forecast(models: ScoringModels, data: ModelData, *, cutoff: dt.date, steps: int) -> pl.DataFrame:
-    """The demand champion's forecasts from `cutoff` for `steps` steps, with its p10/p50/p90."""
+def champion_forecast(
+    models: ScoringModels, data: ModelData, *, cutoff: dt.date, steps: int, horizon: int | None = None
+) -> pl.DataFrame:
+    """The demand champion's forecasts from `cutoff` for `steps` steps, with its p10/p50/p90.
+
+    `horizon`: the steps asked for (the rest of `steps` is what the advice and the risk window need).
+    """
     model = models.demand
     if model is None:
         return baseline_forecast(data, cutoff=cutoff, steps=steps)
     if not model.recursive and steps > model.horizon:
-        raise ConfigError(
-            f"the demand champion forecasts at most {model.horizon} steps and scoring needs {steps} (the horizon, "
-            "and the lead time plus a review week for the advice): retrain with a longer `--horizon`"
-        )
+        raise ConfigError(_too_short(model.horizon, steps=steps, horizon=horizon or steps, freq=Freq(data.panel.freq)))
     if cutoff < model.cutoff:
         log.warning("scoring at %s with a champion trained on data up to %s", cutoff, model.cutoff)
     forecast = model.predict(data.panel, calendar=data.calendar, origin=cutoff, horizon=steps)
@@ -158,6 +166,19 @@ def champion_forecast(models: ScoringModels, data: ModelData, *, cutoff: dt.date
     if table is None:  # a model saved without one: the interval collapses onto the point forecast
         table = pl.DataFrame(schema={HORIZON: pl.Int32, **{f"q{q:g}": pl.Float64 for q in QUANTILES}})
     return add_quantiles(forecast, table)
+
+
+def _too_short(trained: int, *, steps: int, horizon: int, freq: Freq) -> str:
+    """Why a direct champion cannot score `steps` steps, with the command that works."""
+    unit = f"steps ({freq.unit}s)"
+    head = f"the demand champion forecasts at most {trained} {unit} and scoring needs {steps}"
+    if horizon > trained and steps == horizon:  # only the asked horizon is too long: ask for less
+        return f"{head} (`--horizon {horizon}`): score with `shelfcast score --horizon {trained}`, or retrain with " \
+            f"`shelfcast train --task demand --horizon {horizon}`"
+    return (
+        f"{head} (the horizon {horizon}, or the lead time plus a review week and the risk window for the advice): "
+        f"retrain with `shelfcast train --task demand --horizon {steps}`"
+    )
 
 
 @dataclass(frozen=True)
@@ -175,6 +196,7 @@ def _demand_forecast(
     *,
     cutoff: dt.date,
     steps: int,
+    horizon: int,
     checkpoints: FileCheckpoints,
     progress: Progress | None,
 ) -> pl.DataFrame:
@@ -182,7 +204,7 @@ def _demand_forecast(
     if models is not None:
         if progress:
             progress(f"forecast ({models.demand_info.name} v{models.demand_info.version})", 0, 2)
-        return champion_forecast(models, data, cutoff=cutoff, steps=steps)
+        return champion_forecast(models, data, cutoff=cutoff, steps=steps, horizon=horizon)
     return forecast_with_quantiles(data, cutoff=cutoff, horizon=steps, checkpoints=checkpoints, progress=progress)
 
 
@@ -252,7 +274,9 @@ def build_predictions(
     risk_days = models.stockout.definition.window if models is not None and models.stockout is not None else risk_days
     steps = max(horizon, window_steps(data.panel, settings.lead_time_days + 7), window_steps(data.panel, risk_days))
     checkpoints = FileCheckpoints(settings.workspace / "checkpoints")
-    forecast = _demand_forecast(data, models, cutoff=cutoff, steps=steps, checkpoints=checkpoints, progress=progress)
+    forecast = _demand_forecast(
+        data, models, cutoff=cutoff, steps=steps, horizon=horizon, checkpoints=checkpoints, progress=progress
+    )
     advice = reorder_advice(
         data.panel,
         forecast,
@@ -326,7 +350,7 @@ def assemble_rows(
 def run_score(
     settings: Settings,
     *,
-    horizon: int = 14,
+    horizon: int | None = None,
     cutoff: str | dt.date | None = None,
     now: dt.datetime | None = None,
     scored_on: dt.date | None = None,
@@ -336,7 +360,8 @@ def run_score(
 ) -> ScoreReport:
     """Score every series from the cutoff (default: the last date) and replace the scoring day in the store.
 
-    With the registry's champions by default; `fit` trains at the cutoff instead.
+    With the registry's champions by default; `fit` trains at the cutoff instead. `horizon` is in steps of
+    the data (days, or weeks on weekly data); None: the frequency's default (`Freq.score_horizon`).
     """
     started = time.perf_counter()
     now = now or dt.datetime.now(dt.UTC)
@@ -345,6 +370,8 @@ def run_score(
     target.check()
     data = load_model_data(Lake(settings.workspace))
     cutoff = parse_cutoff(cutoff, data)
+    freq = Freq(data.panel.freq)
+    horizon = horizon or freq.score_horizon
     models = None if fit else champion_models(settings, data)
     model = models.demand_info if models is not None else ModelInfo()
     rows, note = build_predictions(
@@ -377,4 +404,5 @@ def run_score(
         note=note,
         model_seconds=modelled - started,
         write_seconds=time.perf_counter() - modelled,
+        freq=freq,
     )

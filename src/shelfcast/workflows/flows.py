@@ -75,7 +75,7 @@ def pipeline_flow(  # noqa: PLR0917 (a flow run passes its parameters by name; P
     source: str = "canonical",
     tasks: list[str] | None = None,
     folds: int = 3,
-    horizon: int = 14,
+    horizon: int | None = None,
 ) -> dict[str, Any]:
     """ingest -> validate -> features -> train -> register/promote -> score; returns a summary of the run."""
     settings = Settings(workspace=Path(workspace))

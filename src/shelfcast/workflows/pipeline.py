@@ -64,7 +64,7 @@ class PipelineRequest:
     source: str = "canonical"
     tasks: tuple[Task, ...] = TASKS
     folds: int = 3  # backtest folds per training run
-    horizon: int = 14  # days (or weeks) scored
+    horizon: int | None = None  # steps scored (days, or weeks); None: the frequency's default
     forecast_config: ForecastConfig | None = None
     stockout_config: StockoutConfig | None = None
     tags: Mapping[str, str] = field(default_factory=dict)  # put on every MLflow run

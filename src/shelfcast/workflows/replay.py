@@ -88,7 +88,7 @@ def replay(
     end: dt.date,
     monitor: Monitor,
     every: int = 7,
-    horizon: int = 14,
+    horizon: int | None = None,
     tasks: tuple[Task, ...] = TASKS,
     trainer: Trainer = _train,
     progress: Callable[[ReplayStep], None] | None = None,

@@ -1,0 +1,49 @@
+"""Weekly data end to end with the default horizons: train, then score, then look a date up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import NOW, run_cli
+from serving import ingest_chain, make_champion
+
+from shelfcast.data.simulator import SimConfig
+from shelfcast.errors import ConfigError
+from shelfcast.jobs.score import run_score
+from shelfcast.models.train import ForecastConfig
+from shelfcast.settings import Settings
+from shelfcast.workflows.training import run_train
+
+pytestmark = pytest.mark.integration
+WEEKLY = SimConfig(n_stores=2, n_items=3, n_days=560, seed=5, min_base_demand=2.0, max_base_demand=30.0, freq="W")
+FAST = ForecastConfig.for_freq("W", n_origins=30, n_estimators=40, learning_rate=0.1, num_leaves=7, strategy="direct")
+
+
+@pytest.fixture(scope="module")
+def weekly(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A sales-only weekly chain with a demand champion trained with the default horizon."""
+    settings = ingest_chain(tmp_path_factory.mktemp("weekly"), WEEKLY, sales_only=True)
+    make_champion(settings, run_train(settings, task="demand", folds=1, forecast_config=FAST))
+    return settings
+
+
+def test_scoring_with_the_defaults_fits_a_champion_trained_with_the_defaults(weekly: Settings) -> None:
+    report = run_score(weekly, now=NOW)
+    assert report.horizon == 2 and report.periods == "2 weeks"
+    assert report.model_version != "rule-baseline"
+
+
+def test_too_long_a_horizon_offers_the_command_that_works(weekly: Settings, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        run_score(weekly, horizon=14, now=NOW)
+    message = str(caught.value)
+    assert "at most 13 steps (weeks)" in message
+    assert "`shelfcast score --horizon 13`" in message and "`shelfcast train --task demand --horizon 14`" in message
+
+
+@pytest.mark.e2e
+def test_shelfcast_score_after_shelfcast_train_with_the_defaults(weekly: Settings, tmp_path: Path) -> None:
+    scored = run_cli("score", "--workspace", str(weekly.workspace), cwd=tmp_path, columns=200)
+    assert scored.returncode == 0, scored.stderr
+    assert "2 weeks from" in scored.stdout
