@@ -21,8 +21,17 @@ class Task(StrEnum):
 TASKS: tuple[Task, ...] = tuple(Task)
 
 
+class PeriodAnchor(StrEnum):
+    """Which day of a weekly period its date is: the first (the simulator's Mondays) or the last (Walmart's
+    week-ending Fridays). Set by the source adapter, stored in the lake's manifest."""
+
+    START = "start"
+    END = "end"
+
+
 class Freq(StrEnum):
-    """The step of a panel: one row per series and day, or per series and week (dated at the week's start)."""
+    """The step of a panel: one row per series and day, or per series and week (dated at the week's start or
+    end, as the source says: see `PeriodAnchor`)."""
 
     DAILY = "D"
     WEEKLY = "W"

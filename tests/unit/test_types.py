@@ -39,4 +39,8 @@ def test_default_horizons_come_from_days_and_scoring_fits_within_training() -> N
     assert (Freq.DAILY.score_horizon, Freq.WEEKLY.score_horizon) == (14, 2)
     for freq in Freq:
         assert freq.score_horizon <= freq.default_horizon
-    assert (Freq.WEEKLY.periods(1), Freq.WEEKLY.periods(13), Freq.DAILY.periods(14)) == ("1 week", "13 weeks", "14 days")
+    assert (Freq.WEEKLY.periods(1), Freq.WEEKLY.periods(13), Freq.DAILY.periods(14)) == (
+        "1 week",
+        "13 weeks",
+        "14 days",
+    )

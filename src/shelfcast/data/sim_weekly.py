@@ -80,3 +80,58 @@ def weekly_exogenous(exogenous: pl.DataFrame) -> pl.DataFrame:
     """Weekly means of the covariates."""
     out = _week(exogenous).group_by(_KEYS).agg(pl.col(c).mean() for c in EXOGENOUS_COLUMNS)
     return out.sort(_KEYS, nulls_last=False)
+
+
+def _number(column: str) -> pl.Expr:
+    """S001 -> 1: the integer ids Walmart's files use."""
+    return pl.col(column).str.extract(r"(\d+)").cast(pl.Int64)
+
+
+def walmart_tables(
+    sales: pl.DataFrame, exogenous: pl.DataFrame, calendar: pl.DataFrame, stores: pl.DataFrame
+) -> dict[str, pl.DataFrame]:
+    """Weekly frames (dated by the Monday) laid out as Kaggle's Walmart train, features and stores files.
+
+    Walmart dates a week by its last selling day, the Friday: the rows are
+    the same weeks, four days later. Weekly_Sales is the units sold (the
+    real file holds dollars); weeks without sales have no row, as in Kaggle's.
+    """
+    friday = (pl.col("date") + pl.duration(days=4)).alias("Date")
+    holidays = calendar.select("date", pl.lit(True).alias("IsHoliday")).unique()
+    flagged = pl.col("IsHoliday").fill_null(False)
+    train = (
+        sales.filter(pl.col("units") > 0)
+        .join(holidays, on="date", how="left")
+        .select(
+            _number("store_id").alias("Store"),
+            _number("item_id").alias("Dept"),
+            friday,
+            pl.col("units").cast(pl.Float64).alias("Weekly_Sales"),
+            flagged,
+        )
+    )
+    chain_wide = exogenous.filter(pl.col("store_id").is_null()).select("date", "cpi", "fuel_price")
+    features = (
+        exogenous.filter(pl.col("store_id").is_not_null())
+        .select("date", "store_id", "temperature")
+        .join(chain_wide, on="date", how="left")
+        .join(holidays, on="date", how="left")
+        .select(
+            _number("store_id").alias("Store"),
+            friday,
+            pl.col("temperature").alias("Temperature"),
+            pl.col("fuel_price").alias("Fuel_Price"),
+            *[pl.lit(None, pl.Float64).alias(f"MarkDown{i}") for i in range(1, 6)],
+            pl.col("cpi").alias("CPI"),
+            pl.lit(7.5).alias("Unemployment"),
+            flagged,
+        )
+    )
+    walmart_stores = stores.select(
+        _number("store_id").alias("Store"), pl.col("type").alias("Type"), pl.col("size").cast(pl.Int64).alias("Size")
+    )
+    return {
+        "train": train.sort("Store", "Dept", "Date"),
+        "features": features.sort("Store", "Date"),
+        "stores": walmart_stores,
+    }

@@ -59,6 +59,7 @@ class TableInfo:
     origin: str = "source"
     column_roles: dict[str, str] | None = None
     partitions: dict[str, dict[str, Any]] | None = None
+    period_anchor: str | None = None  # weekly tables: their date is the period's "start" or "end"
 
 
 def content_hash(frame: pl.DataFrame, *, sorted_by_unique_key: bool = False) -> str:
@@ -201,6 +202,7 @@ class Lake:
         frequency: str | None = None,
         origin: str = "source",
         column_roles: Mapping[str, str] | None = None,
+        period_anchor: str | None = None,
     ) -> TableInfo:
         """The manifest entry of a stored table; `partitions` updates the months just written."""
         if not is_partitioned(table):
@@ -236,6 +238,7 @@ class Lake:
             origin=origin,
             column_roles=dict(column_roles) if column_roles else None,
             partitions=known,
+            period_anchor=period_anchor if frequency == "W" else None,
         )
 
     def replace_quarantine(self, sources: Sequence[str], rows: pl.DataFrame) -> pl.DataFrame:

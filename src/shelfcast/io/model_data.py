@@ -20,4 +20,4 @@ def load_model_data(lake: Lake) -> ModelData:
     if freq not in FREQUENCIES:
         raise WorkspaceError(f"the sales table's frequency is {freq!r}; models support daily (D) or weekly (W) data")
     roles = (lake.table_info("exogenous") or {}).get("column_roles") or {}
-    return model_data(tables, freq=freq, exogenous_roles=roles)
+    return model_data(tables, freq=freq, exogenous_roles=roles, period_anchor=info.get("period_anchor"))

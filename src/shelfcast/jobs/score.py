@@ -173,8 +173,10 @@ def _too_short(trained: int, *, steps: int, horizon: int, freq: Freq) -> str:
     unit = f"steps ({freq.unit}s)"
     head = f"the demand champion forecasts at most {trained} {unit} and scoring needs {steps}"
     if horizon > trained and steps == horizon:  # only the asked horizon is too long: ask for less
-        return f"{head} (`--horizon {horizon}`): score with `shelfcast score --horizon {trained}`, or retrain with " \
+        return (
+            f"{head} (`--horizon {horizon}`): score with `shelfcast score --horizon {trained}`, or retrain with "
             f"`shelfcast train --task demand --horizon {horizon}`"
+        )
     return (
         f"{head} (the horizon {horizon}, or the lead time plus a review week and the risk window for the advice): "
         f"retrain with `shelfcast train --task demand --horizon {steps}`"

@@ -12,6 +12,7 @@ from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.train import ForecastConfig
 from shelfcast.schemas import TableName
+from shelfcast.types import PeriodAnchor
 
 FREQUENCIES = ("D", "W")
 
@@ -22,6 +23,7 @@ class ModelData:
     calendar: pl.DataFrame | None
     spec: FeatureSpec
     config: ForecastConfig
+    period_anchor: PeriodAnchor = PeriodAnchor.START  # weekly data: each date is its week's start or end
 
     @property
     def last_date(self) -> dt.date:
@@ -31,7 +33,11 @@ class ModelData:
 
 
 def model_data(
-    tables: dict[TableName, pl.DataFrame], *, freq: str, exogenous_roles: dict[str, str] | None = None
+    tables: dict[TableName, pl.DataFrame],
+    *,
+    freq: str,
+    exogenous_roles: dict[str, str] | None = None,
+    period_anchor: str | None = None,
 ) -> ModelData:
     """The panel built from the canonical tables (sales required), with defaults for its frequency."""
     roles = exogenous_roles or {}
@@ -42,7 +48,8 @@ def model_data(
         exogenous_past=tuple(c for c, r in roles.items() if r != "known_in_advance"),
         categorical=("store_id", "item_id", *useful_attributes(panel)),
     )
-    return ModelData(panel, tables.get("calendar"), spec, ForecastConfig.for_freq(freq))
+    anchor = PeriodAnchor(period_anchor or PeriodAnchor.START)
+    return ModelData(panel, tables.get("calendar"), spec, ForecastConfig.for_freq(freq), anchor)
 
 
 MAX_CATEGORIES = 1000

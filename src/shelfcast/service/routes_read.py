@@ -6,9 +6,10 @@ import datetime as dt
 from typing import Annotated, Any
 
 import polars as pl
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
-from shelfcast.service.deps import ScoringDayDep
+from shelfcast.io.lake import Lake
+from shelfcast.service.deps import ScoringDayDep, StateDep
 from shelfcast.service.predictions import ScoringDay
 from shelfcast.service.schemas import (
     AlertsResponse,
@@ -17,6 +18,7 @@ from shelfcast.service.schemas import (
     ReorderResponse,
     ShelfAdvice,
 )
+from shelfcast.types import PeriodAnchor
 
 router = APIRouter(tags=["predictions"])
 IdQuery = Annotated[str, Query(min_length=1, max_length=128)]
@@ -26,12 +28,21 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 _ADVICE = list(ShelfAdvice.model_fields)
 
 
+def period_anchor(state: StateDep) -> PeriodAnchor:
+    """Whether a weekly date is its week's start or end: from the data loaded, else the lake's manifest."""
+    if state.snapshot is not None:
+        return state.snapshot.data.period_anchor
+    info = Lake(state.settings.workspace).table_info("sales") or {}
+    return PeriodAnchor(info.get("period_anchor") or PeriodAnchor.START)
+
+
 @router.get("/forecast", response_model=ForecastResponse, responses=_NOT_FOUND)
 def forecast(
     day: ScoringDayDep,
     store_id: IdQuery,
     item_id: IdQuery,
     date: Annotated[dt.date | None, Query(description="One day (or the week holding it, on weekly data).")] = None,
+    anchor: Annotated[PeriodAnchor, Depends(period_anchor)] = PeriodAnchor.START,
 ) -> ForecastResponse:
     """The latest scoring's forecast of one store x item: every horizon, or the period holding `date`."""
     span = day.spans.get((store_id, item_id))
@@ -44,7 +55,9 @@ def forecast(
     rows = day.rows.slice(span[0], span[1] - span[0])
     if date is not None:
         step = _step(rows)
-        rows = rows.filter((pl.col("date") <= date) & (pl.col("date") + dt.timedelta(days=step) > date))
+        # The period's first day: its date, or on data dated by the week's end, six days before it.
+        opens = pl.col("date") - dt.timedelta(days=step - 1) if anchor is PeriodAnchor.END else pl.col("date")
+        rows = rows.filter((opens <= date) & (opens + dt.timedelta(days=step) > date))
         if rows.is_empty():
             raise HTTPException(
                 404, f"date {date} is outside what was scored on {day.scored_on}: {day.first} to {day.last}"

@@ -62,6 +62,8 @@ class SourceData:
     derive: Deriver | None = None
     # "D" or "W" when the source knows its grain; otherwise detected from the dates.
     frequency: str | None = None
+    # Weekly data: whether a row's date is its week's first day ("start") or last ("end"); None: "start".
+    period_anchor: str | None = None
 
 
 class Source(Protocol):

@@ -96,7 +96,7 @@ class WalmartSource:
             self._holidays(features, features_file),
             self._holidays(train, train_file),
         ]
-        return SourceData(parts=parts, exogenous_roles=EXOGENOUS_ROLES, notes=NOTES, frequency="W")
+        return SourceData(parts=parts, exogenous_roles=EXOGENOUS_ROLES, notes=NOTES, frequency="W", period_anchor="end")
 
     @staticmethod
     def _number(lf: pl.LazyFrame, column: str) -> pl.Expr:

@@ -194,6 +194,7 @@ def _describe_tables(
             frequency=frequency if SCHEMAS[table].has_date else None,
             origin="derived" if table in derived else "source",
             column_roles=_exogenous_roles(lake, data) if table == "exogenous" else None,
+            period_anchor=data.period_anchor or (lake.table_info(table) or {}).get("period_anchor") or "start",
         )
         if table in ("sales", "inventory"):
             gaps[table] = series_gaps(lake.scan(table), frequency or "D")
