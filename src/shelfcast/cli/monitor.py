@@ -40,7 +40,7 @@ def monitor_summary(report: MonitorReport) -> None:
                 f"live ({m.live_metric})": _fmt(m.live_value),
                 "backtest": _fmt(m.backtest_value),
                 "evaluated": f"{m.evaluated_rows:,} rows / {m.evaluated_days} days",
-                "accuracy": "DEGRADED" if m.degraded else "ok",
+                "accuracy": "DEGRADED" if m.degraded else ("ok" if m.live_value is not None else "not measured yet"),
             }
         )
     out.frame_table(f"Monitoring: {report.window_days} days of origins up to {report.data_last_date}", rows)

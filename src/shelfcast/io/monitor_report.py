@@ -25,12 +25,14 @@ if TYPE_CHECKING:
     from shelfcast.monitoring.summary import MonitorReport, TaskMonitor
 
 log = logging.getLogger(__name__)
-PLOTTED = 20  # features with a plot: the alarms, then the largest effects
+PLOTTED = 20  # features with a plot besides the alarms (every alarm has one): the largest effects
+NOT_MEASURED = "not measured yet"
+FONT = 10  # points, for ticks, labels and legends: readable at the page's size
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.alarm{background:#fde2e1}
-.ok{color:#176117}.bad{color:#b00020;font-weight:bold}img{display:block}.note{color:#555}
+.ok{color:#176117}.bad{color:#b00020;font-weight:bold}img{display:block;max-width:100%}.note{color:#555}
 """
 
 
@@ -38,7 +40,7 @@ def _png(fig: Any) -> str:
     plt = _pyplot()
     buffer = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=72)
+    fig.savefig(buffer, format="png", dpi=100)
     if plt is not None:
         plt.close(fig)
     return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
@@ -48,7 +50,7 @@ def _histogram(reference: pl.Series, current: pl.Series, kind: str) -> str:
     plt = _pyplot()
     if plt is None:
         return ""
-    fig, ax = plt.subplots(figsize=(3.2, 1.6))
+    fig, ax = plt.subplots(figsize=(5.5, 2.8))
     if kind == "categorical":
         ref = reference.cast(pl.String).fill_null("(null)").value_counts(normalize=True, name="share")
         cur = current.cast(pl.String).fill_null("(null)").value_counts(normalize=True, name="share")
@@ -57,7 +59,7 @@ def _histogram(reference: pl.Series, current: pl.Series, kind: str) -> str:
         x = np.arange(both.height)
         ax.bar(x - 0.2, both["share"].to_numpy(), 0.4, label="reference")
         ax.bar(x + 0.2, both["share_cur"].to_numpy(), 0.4, label="current")
-        ax.set_xticks(x, [str(v)[:8] for v in both[reference.name].to_list()], fontsize=6, rotation=45)
+        ax.set_xticks(x, [str(v)[:12] for v in both[reference.name].to_list()], fontsize=FONT, rotation=45)
     else:
         a = reference.cast(pl.Float64).drop_nulls().drop_nans().to_numpy()
         b = current.cast(pl.Float64).drop_nulls().drop_nans().to_numpy()
@@ -69,8 +71,9 @@ def _histogram(reference: pl.Series, current: pl.Series, kind: str) -> str:
         edges = np.linspace(lo, hi if hi > lo else lo + 1.0, 25)
         ax.hist(np.clip(a, lo, hi), bins=edges, density=True, alpha=0.5, label="reference")
         ax.hist(np.clip(b, lo, hi), bins=edges, density=True, alpha=0.5, label="current")
-    ax.tick_params(labelsize=6)
-    ax.legend(fontsize=6)
+    ax.tick_params(labelsize=FONT)
+    ax.set_ylabel("share" if kind == "categorical" else "density", fontsize=FONT)
+    ax.legend(fontsize=FONT)
     return _png(fig)
 
 
@@ -79,14 +82,14 @@ def _accuracy_plot(monitor: TaskMonitor, tolerance: float | None = None) -> str:
     if plt is None or not monitor.accuracy_over_time:
         return ""
     frame = pl.DataFrame(monitor.accuracy_over_time).with_columns(pl.col("date").str.to_date())
-    fig, ax = plt.subplots(figsize=(7, 2.6))
+    fig, ax = plt.subplots(figsize=(8, 3.2))
     for (version,), part in frame.sort("date").group_by("model_version", maintain_order=True):
         ax.plot(part["date"].to_list(), part["value"].to_numpy(), marker="o", ms=3, label=f"v{version}")
     if monitor.backtest_value is not None:
         ax.axhline(monitor.backtest_value, color="grey", linestyle="--", label="backtest")
-    ax.set_ylabel("WAPE per day" if monitor.task == "demand" else "F1 per origin", fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7)
+    ax.set_ylabel("WAPE per day" if monitor.task == "demand" else "F1 per origin", fontsize=FONT)
+    ax.tick_params(labelsize=FONT)
+    ax.legend(fontsize=FONT)
     return _png(fig)
 
 
@@ -99,7 +102,7 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 def _feature_rows(monitor: TaskMonitor, windows: tuple[pl.DataFrame, pl.DataFrame] | None) -> str:
     rows = []
     ranked = sorted(monitor.features, key=lambda f: (not f.alarm, -f.effect))
-    plotted = {f.feature for f in ranked[:PLOTTED]}
+    plotted = {f.feature for f in ranked if f.alarm} | {f.feature for f in ranked[:PLOTTED]}
     for f in ranked:
         plot = ""
         if windows is not None and f.feature in plotted:
@@ -124,6 +127,23 @@ _HEAD = (
 )
 
 
+def _accuracy_table(monitor: TaskMonitor) -> str:
+    """Per version: its live figure and rows (or "not measured yet"), and the champion's backtest figure in a
+    column of its own: a backtest is not a live measure."""
+    champion = monitor.model_version or ""
+    rows = dict(monitor.rows_by_version)
+    rows.setdefault(champion, 0)
+    lines = []
+    for version, n in rows.items():
+        live = monitor.live_by_version.get(version)
+        shown = _fmt(live) if n and live is not None else NOT_MEASURED
+        backtest = _fmt(monitor.backtest_value) if version == champion else ""
+        lines.append(f"<tr><td>v{html.escape(version)}</td><td>{shown}</td><td>{n:,}</td><td>{backtest}</td></tr>")
+    return (
+        "<table><tr><th>version</th><th>live</th><th>live rows</th><th>backtest</th></tr>" + "".join(lines) + "</table>"
+    )
+
+
 def _task_section(monitor: TaskMonitor, windows: tuple[pl.DataFrame, pl.DataFrame] | None) -> str:
     parts = [f"<h2>{monitor.task}</h2>"]
     if monitor.model_version is None:
@@ -135,7 +155,12 @@ def _task_section(monitor: TaskMonitor, windows: tuple[pl.DataFrame, pl.DataFram
         else '<span class="ok">no data drift</span>'
     )
     pred = '<span class="bad">drifted</span>' if monitor.prediction_drift_alarm else '<span class="ok">stable</span>'
-    acc = '<span class="bad">degraded</span>' if monitor.degraded else '<span class="ok">within tolerance</span>'
+    if monitor.degraded:
+        acc = '<span class="bad">degraded</span>'
+    elif monitor.evaluated_rows == 0 or monitor.live_value is None:  # nothing measured is not a good result
+        acc = f'<span class="note">{NOT_MEASURED}</span>'
+    else:
+        acc = '<span class="ok">within tolerance</span>'
     parts.append(
         f"<p>Champion v{html.escape(monitor.model_version)}: {verdict}; predictions {pred}; live accuracy {acc}. "
         f"Reference rows {monitor.reference_rows:,}, current rows {monitor.current_rows:,}.</p>"
@@ -146,15 +171,7 @@ def _task_section(monitor: TaskMonitor, windows: tuple[pl.DataFrame, pl.DataFram
         plot = _histogram(windows[0]["prediction"], windows[1]["prediction"], "numeric") if windows else ""
         parts.append(f"<table>{_HEAD}{_row(monitor.prediction_drift, plot)}</table>")
     parts.append(f"<h3>Live accuracy ({monitor.live_metric})</h3>")
-    parts.append(
-        "<table><tr><th>version</th><th>live</th><th>rows</th></tr>"
-        + "".join(
-            f"<tr><td>v{html.escape(v)}</td><td>{_fmt(monitor.live_by_version.get(v))}</td><td>{n:,}</td></tr>"
-            for v, n in monitor.rows_by_version.items()
-        )
-        + f"<tr><td>backtest (v{html.escape(monitor.model_version)})</td><td>{_fmt(monitor.backtest_value)}</td>"
-        "<td></td></tr></table>"
-    )
+    parts.append(_accuracy_table(monitor))
     parts.append(
         f"<p>Evaluated: {monitor.evaluated_rows:,} rows over {monitor.evaluated_days} day(s) "
         f"with known actuals.</p>{_accuracy_plot(monitor)}"
