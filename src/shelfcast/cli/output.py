@@ -326,12 +326,16 @@ def train_summary(report: TrainReport) -> None:
     table.add_column("value", overflow="fold")
     table.add_row("run", f"{report.run.run_id} (experiment {report.run.experiment_id})")
     table.add_row("version", f"{report.task} v{report.version}")
+    # Two figures of one backtest, labelled: the scores pool every window's rows; the gates average the windows.
     for name, value in report.scores.items():
-        table.add_row(name, f"{value:.4f}")
+        table.add_row(f"{name} (backtest, windows pooled)", f"{value:.4f}")
     promotion = report.promotion
     if promotion is None:
         table.add_row("gates", "not run yet")
     else:
+        for name, value in promotion.gate.values.items():
+            if name in report.scores:
+                table.add_row(f"{name} (mean of the windows, as the gates compare)", f"{value:.4f}")
         verdict = "[green]passed[/]" if promotion.gate.passed else "[red]refused[/]"
         table.add_row("gates", f"{verdict}: {promotion.gate.reason}")
         if promotion.promoted:
