@@ -167,10 +167,15 @@ def run_pipeline(
         )
     # Without a champion (a first model refused by the gates), scoring falls back on the rule baselines
     # and its note says why.
+    # Stamped when the step runs (`now` is when the run started, minutes earlier): in the run's own time, so a
+    # run given a past `now` stays in it.
+    def at() -> dt.datetime:
+        return now + dt.timedelta(seconds=time.perf_counter() - started)
+
     report.score = runner(
-        "score", lambda: run_score(settings, horizon=request.horizon, now=now, scored_on=today), io=True
+        "score", lambda: run_score(settings, horizon=request.horizon, now=at(), scored_on=today), io=True
     )
     if request.monitor:
-        report.monitor = runner("monitor", lambda: run_monitor(settings, now=now), io=True)
+        report.monitor = runner("monitor", lambda: run_monitor(settings, now=at()), io=True)
     report.seconds = time.perf_counter() - started
     return report
