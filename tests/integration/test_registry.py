@@ -8,18 +8,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
 from helpers import NOW, TODAY
 
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.data.sources import get_source
 from shelfcast.errors import ModelNotFoundError, PromotionError, TrackingError
+from shelfcast.features.frames import HORIZON
 from shelfcast.io.champion import champion_dir
+from shelfcast.io.model_files import load_forecaster, load_quantiles
 from shelfcast.io.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
 from shelfcast.io.tracking import EXPERIMENTS, connect, fluent, named_experiment, tracking_uri
 from shelfcast.jobs.ingest import run_ingest
 from shelfcast.jobs.promote import promote_version, rollback
 from shelfcast.jobs.train import TrainReport
+from shelfcast.models.backtest import add_quantiles
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
@@ -124,7 +128,19 @@ def test_training_run_is_logged_registered_and_promoted(settings: Settings) -> N
     assert pyfunc.metadata.signature is not None
     example = pyfunc.input_example
     assert isinstance(example, pd.DataFrame)
-    assert list(pyfunc.predict(example).columns) == ["forecast"]
+    predicted = pyfunc.predict(example)
+    # The interval too, as scoring and the service give it: the saved quantile table at each row's horizon.
+    assert list(predicted.columns) == ["forecast", "p10", "p50", "p90"]
+    native = cache / "artifacts" / "native"
+    rows = pl.from_pandas(example)
+    expected = add_quantiles(
+        rows.select(pl.col(HORIZON).cast(pl.Int32), pl.Series("forecast", load_forecaster(native).score(rows))),
+        load_quantiles(native),  # type: ignore[arg-type]
+    )
+    for column in ("forecast", "p10", "p50", "p90"):
+        assert predicted[column].to_numpy() == pytest.approx(expected[column].to_numpy())
+    assert (predicted["p10"] <= predicted["p50"]).all() and (predicted["p50"] <= predicted["p90"]).all()
+    assert (predicted["p10"] < predicted["p90"]).any()
     assert not list(cache.rglob("*.pkl"))
 
 

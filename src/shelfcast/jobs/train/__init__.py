@@ -343,7 +343,7 @@ def _log_run(
             primary=scores,
             model_dir=model_dir,
             input_example=fitted.example,
-            output_example=predict_frame(fitted.model, fitted.example),
+            output_example=predict_frame(fitted.model, fitted.example, fitted.quantiles),
             manifest=lake.manifest(),
             lake_root=lake.root.resolve(),
             artifacts=[p for p in files if p is not None],
