@@ -375,7 +375,7 @@ def test_walmart_through_the_cli(chains: dict[str, SimResult], tmp_path: Path) -
     cutoff = chains["W"].sales["date"].max() + dt.timedelta(days=4) - dt.timedelta(weeks=6)
     forecast = shelfcast("forecast", "--cutoff", str(cutoff), "--horizon", "4", "--out", "fc.parquet")
     assert forecast.returncode == 0, forecast.stderr
-    assert f"{N_SERIES * 4} forecasts for {N_SERIES} series, 4 steps from {cutoff}" in forecast.stdout
+    assert f"{N_SERIES * 4} forecasts for {N_SERIES} series, 4 steps (weeks) from {cutoff}" in forecast.stdout
     frame = pl.read_parquet(tmp_path / "fc.parquet")
     assert frame.height == N_SERIES * 4 and frame.select("date", "store_id", "item_id").is_unique().all()
     assert frame["date"].dt.weekday().unique().to_list() == [5]  # Walmart's weeks end on Fridays

@@ -94,7 +94,8 @@ def forecast(
             cfg, cutoff=cutoff, horizon=horizon or _default_horizon(cfg), out=out_path, progress=progress
         )
     out.console.print(
-        f"{report.rows:,} forecasts for {report.series:,} series, {report.horizon} steps from {report.cutoff} "
+        f"{report.rows:,} forecasts for {report.series:,} series, {report.horizon} steps ({_freq(cfg).unit}s) "
+        f"from {report.cutoff} "
         f"(model: {report.model}) written to {report.path} in {report.seconds:.1f}s"
     )
 
@@ -165,8 +166,12 @@ def train(
     out.train_summary(report)
 
 
-def _default_horizon(cfg: Settings) -> int:
+def _freq(cfg: Settings) -> Freq:
     from shelfcast.io.lake import Lake
 
     info = Lake(cfg.workspace).table_info("sales") or {}
-    return Freq(info.get("frequency") or Freq.DAILY).default_horizon
+    return Freq(info.get("frequency") or Freq.DAILY)
+
+
+def _default_horizon(cfg: Settings) -> int:
+    return _freq(cfg).default_horizon
