@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import NOW
+from helpers import NOW, run_cli
 from serving import ingest_chain
 
 from shelfcast.data.simulator import SimConfig
@@ -103,3 +103,8 @@ def test_a_dry_run_changes_nothing(serving_workspace: Settings, tmp_path: Path) 
     assert _tree(settings.workspace) == tree
     assert {o.outcome for o in report.outcomes} == {"dry run: nothing done"}
     assert "dry run: no monitoring report written" in report.notes
+    # The same as a user runs it.
+    shown = run_cli("retrain", "--dry-run", "--force", "--workspace", str(settings.workspace), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert _runs(settings) == runs
+    assert _tree(settings.workspace) == tree
