@@ -128,6 +128,12 @@ def run_pipeline(
     """Every step in order; a failed step stops the run with its error (the report says what ran)."""
     started = time.perf_counter()
     report = PipelineReport()
+
+    def at() -> dt.datetime:
+        """When a step runs, in the run's own time (`now` is its start, minutes before scoring), so a run given
+        a past `now` stays in it."""
+        return now + dt.timedelta(seconds=time.perf_counter() - started)
+
     if request.path is not None:
         path = request.path
         report.ingest = runner(
@@ -167,11 +173,6 @@ def run_pipeline(
         )
     # Without a champion (a first model refused by the gates), scoring falls back on the rule baselines
     # and its note says why.
-    # Stamped when the step runs (`now` is when the run started, minutes earlier): in the run's own time, so a
-    # run given a past `now` stays in it.
-    def at() -> dt.datetime:
-        return now + dt.timedelta(seconds=time.perf_counter() - started)
-
     report.score = runner(
         "score", lambda: run_score(settings, horizon=request.horizon, now=at(), scored_on=today), io=True
     )
