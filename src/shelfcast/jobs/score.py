@@ -148,17 +148,18 @@ def champion_models(settings: Settings, data: ModelData) -> ScoringModels:
 
 
 def champion_forecast(
-    models: ScoringModels, data: ModelData, *, cutoff: dt.date, steps: int, horizon: int | None = None
+    models: ScoringModels, data: ModelData, *, cutoff: dt.date, steps: int, least: int | None = None
 ) -> pl.DataFrame:
     """The demand champion's forecasts from `cutoff` for `steps` steps, with its p10/p50/p90.
 
-    `horizon`: the steps asked for (the rest of `steps` is what the advice and the risk window need).
+    `least`: the steps the advice and the risk window need whatever horizon is asked (default `steps`).
     """
     model = models.demand
     if model is None:
         return baseline_forecast(data, cutoff=cutoff, steps=steps)
     if not model.recursive and steps > model.horizon:
-        raise ConfigError(_too_short(model.horizon, steps=steps, horizon=horizon or steps, freq=Freq(data.panel.freq)))
+        freq = Freq(data.panel.freq)
+        raise ConfigError(_too_short(model.horizon, steps=steps, least=steps if least is None else least, freq=freq))
     if cutoff < model.cutoff:
         log.warning("scoring at %s with a champion trained on data up to %s", cutoff, model.cutoff)
     forecast = model.predict(data.panel, calendar=data.calendar, origin=cutoff, horizon=steps)
@@ -168,18 +169,17 @@ def champion_forecast(
     return add_quantiles(forecast, table)
 
 
-def _too_short(trained: int, *, steps: int, horizon: int, freq: Freq) -> str:
+def _too_short(trained: int, *, steps: int, least: int, freq: Freq) -> str:
     """Why a direct champion cannot score `steps` steps, with the command that works."""
-    unit = f"steps ({freq.unit}s)"
-    head = f"the demand champion forecasts at most {trained} {unit} and scoring needs {steps}"
-    if horizon > trained and steps == horizon:  # only the asked horizon is too long: ask for less
+    head = f"the demand champion forecasts at most {trained} steps ({freq.unit}s) and scoring needs {steps}"
+    retrain = f"`shelfcast train --task demand --horizon {steps}`"
+    if least <= trained:  # only the horizon asked for is too long: a shorter one works
         return (
-            f"{head} (`--horizon {horizon}`): score with `shelfcast score --horizon {trained}`, or retrain with "
-            f"`shelfcast train --task demand --horizon {horizon}`"
+            f"{head} (`--horizon {steps}`): score with `shelfcast score --horizon {trained}`, or retrain with {retrain}"
         )
     return (
-        f"{head} (the horizon {horizon}, or the lead time plus a review week and the risk window for the advice): "
-        f"retrain with `shelfcast train --task demand --horizon {steps}`"
+        f"{head} ({freq.periods(least)} at least: the lead time plus a review week, and the stockout risk window, "
+        f"for the reorder advice): retrain with {retrain}"
     )
 
 
@@ -198,7 +198,7 @@ def _demand_forecast(
     *,
     cutoff: dt.date,
     steps: int,
-    horizon: int,
+    least: int,
     checkpoints: FileCheckpoints,
     progress: Progress | None,
 ) -> pl.DataFrame:
@@ -206,7 +206,7 @@ def _demand_forecast(
     if models is not None:
         if progress:
             progress(f"forecast ({models.demand_info.name} v{models.demand_info.version})", 0, 2)
-        return champion_forecast(models, data, cutoff=cutoff, steps=steps, horizon=horizon)
+        return champion_forecast(models, data, cutoff=cutoff, steps=steps, least=least)
     return forecast_with_quantiles(data, cutoff=cutoff, horizon=steps, checkpoints=checkpoints, progress=progress)
 
 
@@ -274,10 +274,11 @@ def build_predictions(
         raise ValueError(f"`horizon` must be a positive integer, got {horizon}")
     # A champion classifier predicts its own risk horizon, whatever was asked.
     risk_days = models.stockout.definition.window if models is not None and models.stockout is not None else risk_days
-    steps = max(horizon, window_steps(data.panel, settings.lead_time_days + 7), window_steps(data.panel, risk_days))
+    least = max(window_steps(data.panel, settings.lead_time_days + 7), window_steps(data.panel, risk_days))
+    steps = max(horizon, least)
     checkpoints = FileCheckpoints(settings.workspace / "checkpoints")
     forecast = _demand_forecast(
-        data, models, cutoff=cutoff, steps=steps, horizon=horizon, checkpoints=checkpoints, progress=progress
+        data, models, cutoff=cutoff, steps=steps, least=least, checkpoints=checkpoints, progress=progress
     )
     advice = reorder_advice(
         data.panel,
