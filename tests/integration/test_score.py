@@ -160,7 +160,7 @@ def test_score_without_champions_falls_back_and_says_what_to_run(tmp_path: Path)
 
     # A champion trained for fewer steps than the advice needs is refused with the fix.
     short = Settings(workspace=settings.workspace, lead_time_days=21)
-    with pytest.raises(ConfigError, match="forecasts at most 14 steps and scoring needs 28"):
+    with pytest.raises(ConfigError, match=r"forecasts at most 14 steps \(days\) and scoring needs 28 .*--horizon 28"):
         run_score(short, horizon=HORIZON, now=NOW)
 
 
