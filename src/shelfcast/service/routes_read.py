@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import polars as pl
@@ -18,7 +19,7 @@ from shelfcast.service.schemas import (
     ReorderResponse,
     ShelfAdvice,
 )
-from shelfcast.types import PeriodAnchor
+from shelfcast.types import Freq, PeriodAnchor
 
 router = APIRouter(tags=["predictions"])
 IdQuery = Annotated[str, Query(min_length=1, max_length=128)]
@@ -28,12 +29,21 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 _ADVICE = list(ShelfAdvice.model_fields)
 
 
-def period_anchor(state: StateDep) -> PeriodAnchor:
-    """Whether a weekly date is its week's start or end: from the data loaded, else the lake's manifest."""
+@dataclass(frozen=True)
+class Period:
+    """The data's period: its days, and whether a date is its first day or its last."""
+
+    days: int
+    anchor: PeriodAnchor = PeriodAnchor.START
+
+
+def data_period(state: StateDep) -> Period:
+    """The period of the data loaded, else of the lake's manifest (ingest records frequency and anchor)."""
     if state.snapshot is not None:
-        return state.snapshot.data.period_anchor
+        data = state.snapshot.data
+        return Period(Freq(data.panel.freq).days, data.period_anchor)
     info = Lake(state.settings.workspace).table_info("sales") or {}
-    return PeriodAnchor(info.get("period_anchor") or PeriodAnchor.START)
+    return Period(Freq(info.get("frequency") or Freq.DAILY).days, PeriodAnchor(info.get("period_anchor") or "start"))
 
 
 @router.get("/forecast", response_model=ForecastResponse, responses=_NOT_FOUND)
@@ -42,7 +52,7 @@ def forecast(
     store_id: IdQuery,
     item_id: IdQuery,
     date: Annotated[dt.date | None, Query(description="One day (or the week holding it, on weekly data).")] = None,
-    anchor: Annotated[PeriodAnchor, Depends(period_anchor)] = PeriodAnchor.START,
+    period: Annotated[Period | None, Depends(data_period)] = None,
 ) -> ForecastResponse:
     """The latest scoring's forecast of one store x item: every horizon, or the period holding `date`."""
     span = day.spans.get((store_id, item_id))
@@ -54,9 +64,10 @@ def forecast(
         )
     rows = day.rows.slice(span[0], span[1] - span[0])
     if date is not None:
-        step = _step(rows)
+        period = period or Period(_step(rows))
+        step = period.days
         # The period's first day: its date, or on data dated by the week's end, six days before it.
-        opens = pl.col("date") - dt.timedelta(days=step - 1) if anchor is PeriodAnchor.END else pl.col("date")
+        opens = pl.col("date") - dt.timedelta(days=step - 1) if period.anchor is PeriodAnchor.END else pl.col("date")
         rows = rows.filter((opens <= date) & (opens + dt.timedelta(days=step) > date))
         if rows.is_empty():
             raise HTTPException(

@@ -59,3 +59,18 @@ def test_a_scoring_without_risk_says_so() -> None:
     with pytest.raises(HTTPException) as none:
         alerts(_day(prediction_rows(stock=False)), store_id=None, min_risk=None, limit=10)
     assert none.value.status_code == 409 and "no stockout risk" in str(none.value.detail)
+
+
+def test_a_single_week_ending_period_holds_the_days_before_its_date() -> None:
+    from shelfcast.service.routes_read import Period
+    from shelfcast.types import PeriodAnchor
+
+    friday = SCORED_ON + dt.timedelta(days=(4 - SCORED_ON.weekday()) % 7 + 7)
+    weekly = prediction_rows(series=1, horizon=1).with_columns(pl.lit(friday).alias("date"))
+    day = _day(weekly)
+    week = Period(7, PeriodAnchor.END)
+    for inside in (friday - dt.timedelta(days=6), friday):
+        assert [p.date for p in forecast(day, "S0", "I0", inside, week).points] == [friday]
+    for outside in (friday + dt.timedelta(days=1), friday - dt.timedelta(days=7)):
+        with pytest.raises(HTTPException):
+            forecast(day, "S0", "I0", outside, week)
