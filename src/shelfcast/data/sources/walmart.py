@@ -36,7 +36,8 @@ _MISSING = "NA"
 NOTES = (
     "walmart: sales.units is Weekly_Sales, the sales VALUE in dollars per store department and week, not a "
     "unit count; weeks with negative sales (returns or adjustments above sales) are quarantined by negative_units.",
-    "walmart: item_id is the department (Dept), shared by all stores; dates are the week-ending Friday, as given.",
+    "walmart: item_id is the department (Dept), shared by all stores; dates are the week-ending Friday, as given "
+    "(the manifest's period_anchor is `end`: a date looks up the week that holds it).",
     "walmart: the calendar is built from features.IsHoliday (it covers the test weeks too); train.IsHoliday is "
     "fed as a second calendar part, so its rows merge into the same events and any train holiday week that "
     "features does not flag shows up as an extra calendar row.",
