@@ -130,7 +130,11 @@ def test_pipeline_schedule_registers_a_cron_deployment_on_a_prefect_server(tmp_p
         assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 3 * * *"]  # type: ignore[attr-defined, index]
         parameters = deployment["parameters"]
         assert parameters["workspace"] == str((tmp_path / ".shelfcast").resolve())  # type: ignore[index]
-        assert parameters["windows"] == 2 and parameters["tasks"] == ["demand", "stockout"]  # type: ignore[index]
+        assert parameters["folds"] == 2 and parameters["tasks"] == ["demand", "stockout"]  # type: ignore[index]
+        # A scheduled run passes these to the flow by name: they must be its parameters.
+        from shelfcast.workflows.flows import pipeline_flow
+
+        pipeline_flow.validate_parameters(parameters)  # type: ignore[arg-type]
 
         # The monitoring flow on its own schedule, against the same server.
         monitoring = subprocess.Popen(

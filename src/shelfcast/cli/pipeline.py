@@ -135,7 +135,7 @@ def schedule(
             "path": str(path.resolve()) if path else None,
             "source": source,
             "tasks": chosen,
-            "windows": folds,
+            "folds": folds,
             "horizon": horizon,
         },
     )
