@@ -164,6 +164,7 @@ class ReorderResponse(BaseModel):
     store_id: str
     count: int
     lines: list[ShelfAdvice]
+    note: str | None = Field(None, description="Why no line has an order quantity, when none has.")
 
 
 class VersionOut(BaseModel):
