@@ -16,12 +16,13 @@ from shelfcast.service.schemas import (
     ForecastResponse,
     ReorderResponse,
     ShelfAdvice,
+    problem,
 )
 
 router = APIRouter(tags=["predictions"])
 IdQuery = Annotated[str, Query(min_length=1, max_length=128)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Unknown ids, a date outside the scoring, or no predictions yet."}
+    404: problem("Unknown ids, a date outside the scoring, or no predictions yet.")
 }
 _ADVICE = list(ShelfAdvice.model_fields)
 
@@ -85,7 +86,11 @@ def _advice(rows: pl.DataFrame) -> list[ShelfAdvice]:
     return [ShelfAdvice.model_validate(r) for r in rows.select(_ADVICE).iter_rows(named=True)]
 
 
-@router.get("/stockout/alerts", response_model=AlertsResponse, responses=_NOT_FOUND)
+@router.get(
+    "/stockout/alerts",
+    response_model=AlertsResponse,
+    responses=_NOT_FOUND | {409: problem("The scoring has no stockout risk (sales-only data, or no stockout model).")},
+)
 def alerts(
     day: ScoringDayDep,
     store_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,

@@ -261,3 +261,40 @@ class Readiness(BaseModel):
     data: str
     stockout_model: str
     predictions: str
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(description="Where: `body`, `query`, `path` or `header`, then the field's path.")
+    msg: str
+    type: str | None
+
+
+class Problem(BaseModel):
+    """An error answer."""
+
+    detail: str = Field(description="What is wrong and where, and what to do.")
+
+
+class ValidationProblem(Problem):
+    """A request the service refuses (422)."""
+
+    errors: list[ErrorItem] | None = Field(
+        None, description="Every problem found when the request does not match the schema; `detail` is the first."
+    )
+
+
+def problem(description: str) -> dict[str, Any]:
+    """An error response for the OpenAPI schema: `{"detail": "..."}`."""
+    return {"model": Problem, "description": description}
+
+
+# Errors every route may answer (`create_app` documents them on each).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: problem("A malformed request: a Content-Length header that is not a count, a body that is not UTF-8."),
+    422: {
+        "model": ValidationProblem,
+        "description": "A request the service refuses: `detail` is `where: what`, `errors` lists every problem "
+        "the schema check found (unknown fields and query parameters included).",
+    },
+    500: problem("An unexpected failure: `detail` names an error id to find in the server log."),
+}
