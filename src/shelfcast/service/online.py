@@ -197,7 +197,8 @@ class OnlineScorer:
                 X[given, col] = moved[name][given].astype(np.float32)
         for n, col, value in explicit:
             X[n, col] = value
-        return X
+        rows_out: np.ndarray = X
+        return rows_out
 
     @staticmethod
     def stock_counts(on_hand: Sequence[float | None], features: Sequence[Mapping[str, float] | None]) -> np.ndarray:
