@@ -6,7 +6,12 @@ that names an error id, never the traceback. Routes raise domain errors
 (`shelfcast.errors`) and one handler maps them: a `LookupError` one
 (unknown series, model) is a 404, a `ValueError` one (unknown feature, data
 the request cannot be scored on) a 422, any other a 500. Bodies larger than
-`serve.max_body_bytes` are refused with 413 before they are read whole.
+`serve.max_body_bytes` are refused with 413 before they are read whole, and
+unknown query parameters with 422, as unknown body fields are. The error
+bodies are documented in the OpenAPI schema (`schemas.ERRORS`).
+
+Metrics label each request with its route template, also when it was
+refused before reaching the route (413) and for the documentation pages.
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ def _query_names(dependant: Dependant) -> set[str]:
 def _known_query(request: Request) -> None:
     """Unknown query parameters are refused with 422, as unknown body fields are (a typo is not silently ignored)."""
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
+    if not isinstance(route, APIRoute) or not route.include_in_schema:  # the documented API, not the docs pages
         return
     known = _query_names(route.dependant)
     unknown = [name for name in dict.fromkeys(request.query_params) if name not in known]
