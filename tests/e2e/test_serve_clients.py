@@ -20,7 +20,7 @@ from serving import call, serve_process
 
 from shelfcast.settings import Settings
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.e2e
 READ_TIMEOUT = 2.0
 
 
@@ -110,7 +110,7 @@ def test_a_client_that_leaves_stops_the_work(server: tuple[str, Path], serving_w
     head = _post_head("/predict/batch", len(body))
     with _connect(base) as sock:
         sock.sendall(head.encode() + body)
-        time.sleep(0.5)
+        time.sleep(1.0)  # the server has read the body and started (the whole batch takes several seconds)
     deadline = time.monotonic() + 120
     while "the client disconnected" not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.2)
