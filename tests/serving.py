@@ -87,21 +87,28 @@ def call(url: str, body: dict[str, Any] | None = None, headers: dict[str, str] |
         return status, raw
 
 
-def serve_process(workspace: Path, *args: str) -> Iterator[str]:
-    """Start `shelfcast serve` on a free port, yield its base URL once /ready answers 200, stop it after."""
+def serve_process(
+    workspace: Path, *args: str, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[str]:
+    """Start `shelfcast serve` on a free port, yield its base URL once /ready answers 200, stop it after.
+
+    Its output goes to `log` (a file, not a pipe nobody reads: the access log would fill it and block the server).
+    """
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHELFCAST_", "MLFLOW_", "PROMETHEUS_"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SHELFCAST_", "MLFLOW_", "PROMETHEUS_"))}
+    log = log or workspace.parent / f"serve-{port}.log"
+    output = log.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "shelfcast", "serve", "-w", str(workspace), "--port", str(port), *args],
-        env=env | {"SHELFCAST_API_KEY": KEY},
-        stdout=subprocess.PIPE,
+        env=clean | {"SHELFCAST_API_KEY": KEY} | (env or {}),
+        stdout=output,
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+            assert process.poll() is None, log.read_text(errors="replace")
             try:
                 if call(f"{base}/ready")[0] == 200:
                     break
@@ -114,6 +121,7 @@ def serve_process(workspace: Path, *args: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+        output.close()
 
 
 def check_every_endpoint(base: str, *, store: str = "S001", item: str = "I0001", version: str = "1") -> None:

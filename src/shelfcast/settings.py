@@ -85,6 +85,12 @@ class ServeConfig(BaseModel):
     refresh_seconds: float = Field(
         30.0, gt=0, description="How often the service looks for a newer scoring day in the prediction store."
     )
+    max_origins: int = Field(
+        4, gt=0, le=1000, description="Distinct cutoffs a `/predict/batch` request may hold (each builds a table)."
+    )
+    read_timeout_seconds: float = Field(
+        30.0, gt=0, description="A request's headers and body must arrive within this time, or the connection closes."
+    )
 
 
 # Flat name of earlier versions -> (section, field). Later sections (stream, spark) need no entry: they have no past.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -43,5 +44,19 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
-        access_log=log_level in ("debug", "trace"),
+        log_config=_log_config(log_level),
+        access_log=log_level in ("info", "debug", "trace"),
+        # A request must arrive whole within serve.read_timeout_seconds (slow clients are disconnected).
+        http="shelfcast.service.server:ReadDeadlineProtocol",
     )
+
+
+def _log_config(log_level: str) -> dict[str, Any]:
+    """uvicorn's logging, plus the service's own lines (loading, refused slow clients, abandoned requests) at the
+    same level, in every worker (each applies it)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    level = "DEBUG" if log_level == "trace" else log_level.upper()
+    config["loggers"]["shelfcast"] = {"handlers": ["default"], "level": level, "propagate": False}
+    return config

@@ -6,7 +6,12 @@ that names an error id, never the traceback. Routes raise domain errors
 (`shelfcast.errors`) and one handler maps them: a `LookupError` one
 (unknown series, model) is a 404, a `ValueError` one (unknown feature, data
 the request cannot be scored on) a 422, any other a 500. Bodies larger than
-`serve.max_body_bytes` are refused with 413 before they are read whole.
+`serve.max_body_bytes` are refused with 413 before they are read whole, and
+unknown query parameters with 422, as unknown body fields are. The error
+bodies are documented in the OpenAPI schema (`schemas.ERRORS`).
+
+Metrics label each request with its route template, also when it was
+refused before reaching the route (413) and for the documentation pages.
 """
 
 from __future__ import annotations
@@ -16,24 +21,30 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from prometheus_client import disable_created_metrics
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute, Match
 
 from shelfcast.errors import ShelfcastError
 from shelfcast.io.policy_log import monitoring_dir
 from shelfcast.service import routes_ops, routes_predict, routes_read
 from shelfcast.service.metrics import ServiceMetrics
+from shelfcast.service.schemas import ERRORS
 from shelfcast.service.state import ServiceState
 from shelfcast.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+DOCS_ASSETS = "/docs-assets"  # where the documentation pages' scripts and styles are served
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -46,11 +57,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series double what a scrape carries for no use here
     metrics = ServiceMetrics(monitoring_dir(settings))
     state = ServiceState(settings, metrics)
-    app = FastAPI(
+    # The documentation pages load Swagger UI and ReDoc from the package (fastapi-offline), not from a CDN: a
+    # retailer's service often runs on a network without internet.
+    app = FastAPIOffline(
         title="shelfcast",
         summary="Stockout risk, demand forecasts and reorder advice per store and item.",
         version="1",
         lifespan=_lifespan,
+        static_url=DOCS_ASSETS,
+        dependencies=[Depends(_known_query)],
+        responses=ERRORS,
     )
     app.state.shelfcast = state
     app.include_router(routes_ops.router)
@@ -59,8 +75,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(ShelfcastError, _domain)
     app.add_exception_handler(Exception, _crash)
-    app.add_middleware(Observe, metrics=metrics, max_body=settings.serve.max_body_bytes)
+    # The routes by their templates, for the metrics' labels (FastAPI keeps included routers as one entry each).
+    routes = [r for r in app.router.routes if hasattr(r, "path")]
+    routes += [*routes_ops.router.routes, *routes_predict.router.routes, *routes_read.router.routes]
+    app.add_middleware(Observe, metrics=metrics, max_body=settings.serve.max_body_bytes, routes=routes)
     return app
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route and its dependencies declare."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def _known_query(request: Request) -> None:
+    """Unknown query parameters are refused with 422, as unknown body fields are (a typo is not silently ignored)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.include_in_schema:  # the documented API, not the docs pages
+        return
+    known = _query_names(route.dependant)
+    unknown = [name for name in dict.fromkeys(request.query_params) if name not in known]
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ("query", name),
+                    "msg": "Extra inputs are not permitted",
+                    "input": None,
+                }
+                for name in unknown
+            ]
+        )
 
 
 def _load(state: ServiceState) -> None:
@@ -145,11 +193,17 @@ class Observe:
     """Pure ASGI middleware: request metrics per route template, and the body size limit."""
 
     def __init__(
-        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], *, metrics: ServiceMetrics, max_body: int
+        self,
+        app: Callable[[Scope, Receive, Send], Awaitable[None]],
+        *,
+        metrics: ServiceMetrics,
+        max_body: int,
+        routes: Sequence[BaseRoute],
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,6 +212,7 @@ class Observe:
         started = time.perf_counter()
         status = 500
         sent = False
+        name = self._route(scope)  # before routing, which rewrites the scope's paths inside a mount
 
         async def observe_send(message: Message) -> None:
             nonlocal status, sent
@@ -175,8 +230,6 @@ class Observe:
         except _BadLengthError as exc:
             await _reply(observe_send, 400, str(exc))
         finally:
-            route = scope.get("route")
-            name = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
             self.metrics.requests.labels(route=name, method=method, status=str(status)).inc()
             self.metrics.latency.labels(route=name).observe(time.perf_counter() - started)
@@ -184,6 +237,17 @@ class Observe:
                 self.metrics.errors.labels(route=name, kind="server" if status >= 500 else "client").inc()
             if not sent:
                 log.debug("no response sent for %s %s", method, scope.get("path"))
+
+    def _route(self, scope: Scope) -> str:
+        """The route template the request matched (also when it was refused before routing): its metrics label."""
+        partial = None
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return str(getattr(route, "path", "unmatched"))
+            if match is Match.PARTIAL and partial is None:
+                partial = route
+        return str(getattr(partial, "path", "unmatched"))
 
     def _limited(self, receive: Receive) -> Receive:
         seen = 0

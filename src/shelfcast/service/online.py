@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import reprlib
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -25,7 +26,8 @@ from shelfcast.features.origin import ON_HAND_FEATURES, on_hand_features, origin
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.models.stockout import StockoutModel, stockout_features, window_steps
 
-# Names the reference systems used for an explicit feature payload, and the model's feature each one is.
+# Names the reference systems used for an explicit feature payload, and the model's feature each one is. A stock
+# count (`inventory`, or `on_hand_now` by name) moves every on-hand feature, exactly as a request's `on_hand` does.
 ALIASES: Mapping[str, str] = {
     "price": "price_now",
     "promo": "promo_now",
@@ -34,6 +36,8 @@ ALIASES: Mapping[str, str] = {
     "rolling_mean_7": "mean_7",
     "rolling_mean_28": "mean_28",
 }
+STOCK_COUNT = "on_hand_now"
+RECENT_MEAN = "mean_7"  # without ids, what a sent stock count's days of cover divide by
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,14 @@ class Scored:
     threshold: float
 
 
+def _median(values: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """NaN-ignoring median; NaN, without a warning, where every value is missing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median: np.ndarray = np.nanmedian(values, axis=axis).astype(values.dtype)
+    return median
+
+
 class OnlineScorer:
     """Rows of a `SeriesTable`, patched with what requests sent, scored by the model or the rule baseline."""
 
@@ -112,6 +124,12 @@ class OnlineScorer:
         # What an explicit payload may set: the numeric features (ids and hashed columns come from the ids).
         self.settable = sorted(c for c in self.columns if c not in categorical)
         self._on_hand = {c: self.position[c] for c in ON_HAND_FEATURES if c in self.position}
+        # Without ids, the features a payload does not send are a typical series' (the median over every series at
+        # the origin; categories unknown): a row of missing values is one the model never saw in training.
+        self._typical = _median(table.matrix, axis=0) if self.columns else np.empty(0, dtype=np.float32)
+        self._typical[[self.position[c] for c in categorical]] = np.nan
+        self._typical_recent = float(_median(table.recent_sales))
+        self._typical_safety = float(_median(table.safety_stock))
 
     def rows(self, keys: Sequence[tuple[str, str]], *, positions: Sequence[int] | None = None) -> np.ndarray:
         """Row numbers of the series; UnknownSeriesError names the first unknown one and, with `positions` (the
@@ -148,21 +166,49 @@ class OnlineScorer:
         on_hand: np.ndarray | None = None,
         features: Sequence[Mapping[str, float] | None] | None = None,
     ) -> np.ndarray:
-        """Model rows: the series' rows (or all-missing rows without ids), with counts and explicit values applied."""
+        """Model rows: the series' rows (or a typical series' without ids), with counts and explicit values applied.
+
+        A stock count, sent as `on_hand` or as the feature `inventory` (`on_hand_now`), moves every on-hand
+        feature the same way; a value sent for one of those by name then overrides what the count gave.
+        """
         if rows is not None:
             X = self.table.matrix[rows].copy()
+            recent = self.table.recent_sales[rows].copy()
+            safety = self.table.safety_stock[rows]
         else:
-            X = np.full((count, len(self.columns)), np.nan, dtype=np.float32)
-        if on_hand is not None and rows is not None and self._on_hand:
-            given = ~np.isnan(on_hand)
-            moved = on_hand_features(on_hand, self.table.recent_sales[rows], self.table.safety_stock[rows])
-            for name, col in self._on_hand.items():
-                X[given, col] = moved[name][given].astype(np.float32)
+            X = np.repeat(self._typical[None, :], count, axis=0)
+            recent = np.full(count, self._typical_recent)
+            safety = np.full(count, self._typical_safety)
+        counts = np.full(count, np.nan) if on_hand is None else np.asarray(on_hand, dtype=np.float64).copy()
+        explicit: list[tuple[int, int, float]] = []
         for n, values in enumerate(features or ()):
             for name, value in (values or {}).items():
-                X[n, self.resolve(name)] = value
-        matrix: np.ndarray = X
-        return matrix
+                col = self.resolve(name)
+                if self.columns[col] == STOCK_COUNT:
+                    counts[n] = value
+                    continue
+                if rows is None and self.columns[col] == RECENT_MEAN:
+                    recent[n] = value
+                explicit.append((n, col, value))
+        given = ~np.isnan(counts)
+        if given.any() and self._on_hand:
+            moved = on_hand_features(counts, recent, safety)
+            for name, col in self._on_hand.items():
+                X[given, col] = moved[name][given].astype(np.float32)
+        for n, col, value in explicit:
+            X[n, col] = value
+        rows_out: np.ndarray = X
+        return rows_out
+
+    @staticmethod
+    def stock_counts(on_hand: Sequence[float | None], features: Sequence[Mapping[str, float] | None]) -> np.ndarray:
+        """Each request's stock count (`on_hand`, or the feature `inventory` / `on_hand_now`), NaN where none."""
+        counts = np.array([np.nan if c is None else c for c in on_hand], dtype=np.float64)
+        for n, values in enumerate(features):
+            for name, value in (values or {}).items():
+                if ALIASES.get(name, name) == STOCK_COUNT:
+                    counts[n] = value
+        return counts
 
     def score(self, X: np.ndarray) -> Scored:
         """The model's calibrated risk and label for model rows (one thread: the service scales by workers)."""

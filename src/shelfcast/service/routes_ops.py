@@ -19,6 +19,7 @@ from shelfcast.service.schemas import (
     ServedOut,
     TaskModels,
     VersionOut,
+    problem,
 )
 from shelfcast.service.state import Served
 from shelfcast.types import Task
@@ -33,7 +34,7 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-@router.get("/ready", response_model=Readiness, responses={503: {"description": "Not ready, with the reason."}})
+@router.get("/ready", response_model=Readiness, responses={503: problem("Not ready, with the reason.")})
 def ready(state: StateDep) -> Readiness:
     """Data and a model (or the rule baseline) are loaded and the prediction store answers; 503 with why not."""
     snapshot = state.snapshot
@@ -71,7 +72,7 @@ def _served(served: Served | None) -> ServedOut | None:
     return ServedOut(name=served.name, version=served.version, run_id=served.run_id, from_registry=served.from_registry)
 
 
-@router.get("/models", response_model=ModelsResponse)
+@router.get("/models", response_model=ModelsResponse, responses={503: problem("No data or model loaded.")})
 def models(state: StateDep, snapshot: SnapshotDep) -> ModelsResponse:
     """The served models, and the registry's champion, challenger and previous champion with their gate results."""
     tasks: dict[Task, TaskModels] = {
@@ -107,7 +108,12 @@ def models(state: StateDep, snapshot: SnapshotDep) -> ModelsResponse:
     "/admin/reload",
     response_model=ReloadResponse,
     dependencies=[AdminDep],
-    responses={401: {"description": "Missing or wrong X-API-Key."}, 403: {"description": "No api_key configured."}},
+    responses={
+        401: problem("Missing or wrong X-API-Key."),
+        403: problem("No api_key configured."),
+        413: problem("A body over `serve.max_body_bytes`."),
+        503: problem("The reload failed; the old snapshot still serves."),
+    },
 )
 def reload(state: StateDep) -> ReloadResponse:
     """Reload the champions, the data and the latest predictions; requests in flight finish on the old model."""

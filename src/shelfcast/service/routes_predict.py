@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from shelfcast.service.deps import SnapshotDep, StateDep
@@ -19,32 +20,41 @@ from shelfcast.service.schemas import (
     PredictBatchResponse,
     Prediction,
     PredictRequest,
+    problem,
 )
-from shelfcast.service.state import Snapshot
+from shelfcast.service.state import ServiceState, Snapshot
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["predict"])
-_UNKNOWN: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown store_id/item_id."}}
+_UNKNOWN: dict[int | str, dict[str, Any]] = {
+    404: problem("Unknown store_id/item_id."),
+    409: problem("No stockout risk on this workspace's data (sales-only data)."),
+    413: problem("A body over `serve.max_body_bytes`, or a batch over `serve.max_batch` rows."),
+    503: problem("No data or model loaded, or explicit features while no model is served."),
+}
 # When the request fields in `schemas.RENAMED` were deprecated: the `Deprecation` header's date (RFC 9745).
 DEPRECATED_SINCE = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
 
 
 @router.post("/predict", response_model=Prediction, responses=_UNKNOWN)
-async def predict(body: PredictRequest, snapshot: SnapshotDep, state: StateDep, response: Response) -> Prediction:
+async def predict(
+    body: PredictRequest, snapshot: SnapshotDep, state: StateDep, request: Request, response: Response
+) -> Prediction:
     """Stockout risk of one store x item over the model's risk window after the cutoff."""
     _flag_old_names(response, [body])
-    return (await _predict(snapshot, [body], state.metrics))[0]
+    return (await _predict(snapshot, [body], state, request))[0]
 
 
 @router.post("/predict/batch", response_model=PredictBatchResponse, responses=_UNKNOWN)
 async def predict_batch(
-    body: PredictBatchRequest, snapshot: SnapshotDep, state: StateDep, response: Response
+    body: PredictBatchRequest, snapshot: SnapshotDep, state: StateDep, request: Request, response: Response
 ) -> PredictBatchResponse:
     """Up to `serve.max_batch` rows in one call, scored together; one bad row refuses the batch and names it."""
     limit = state.settings.serve.max_batch
     if len(body.rows) > limit:
         raise HTTPException(413, f"{len(body.rows)} rows is over the batch limit of {limit} (setting serve_max_batch)")
     _flag_old_names(response, body.rows)
-    return PredictBatchResponse(predictions=await _predict(snapshot, body.rows, state.metrics))
+    return PredictBatchResponse(predictions=await _predict(snapshot, body.rows, state, request))
 
 
 def _flag_old_names(response: Response, requests: list[PredictRequest]) -> None:
@@ -62,12 +72,14 @@ def _origin(snapshot: Snapshot, request: PredictRequest) -> dt.date:
     return request.cutoff or snapshot.last_date
 
 
-async def _predict(snapshot: Snapshot, requests: list[PredictRequest], metrics: ServiceMetrics) -> list[Prediction]:
+async def _predict(
+    snapshot: Snapshot, requests: list[PredictRequest], state: ServiceState, request: Request
+) -> list[Prediction]:
     if snapshot.scorer is None:
         raise HTTPException(409, snapshot.no_risk or "no stockout risk on this workspace's data")
     groups: dict[dt.date, list[int]] = defaultdict(list)
-    for n, request in enumerate(requests):
-        groups[_origin(snapshot, request)].append(n)
+    for n, row in enumerate(requests):
+        groups[_origin(snapshot, row)].append(n)
     bad = [d for d in groups if not snapshot.first_date <= d <= snapshot.last_date]
     if bad:
         raise HTTPException(
@@ -75,10 +87,28 @@ async def _predict(snapshot: Snapshot, requests: list[PredictRequest], metrics: 
             f"cutoff {bad[0]} is outside the workspace's data ({snapshot.first_date} to {snapshot.last_date}): "
             "the risk is computed from the data up to that day; ingest newer data for later cutoffs",
         )
+    # Each cutoff but the latest builds its feature table (about a second on a big workspace): a bounded number per
+    # request, and none more once the client has gone.
+    other = [d for d in groups if d != snapshot.last_date]
+    limit = state.settings.serve.max_origins
+    if len(other) > limit:
+        raise HTTPException(
+            422,
+            f"{len(other)} distinct cutoffs before the latest in one request, over the limit of {limit} "
+            "(setting serve.max_origins): split the batch by cutoff",
+        )
     out: list[Prediction | None] = [None] * len(requests)
-    for origin, positions in groups.items():
-        scorer = snapshot.scorer_at(origin) if origin == snapshot.last_date else await _scorer(snapshot, origin)
-        _score_group(snapshot, scorer, requests=requests, positions=positions, out=out, metrics=metrics)
+    for done, (origin, positions) in enumerate(groups.items()):
+        if origin == snapshot.last_date:
+            scorer = snapshot.scorer_at(origin)
+        else:
+            if await request.is_disconnected():
+                log.info(
+                    "stopped %s after %d of %d cutoffs: the client disconnected", request.url.path, done, len(groups)
+                )
+                raise HTTPException(499, "the client closed the request")
+            scorer = await _scorer(snapshot, origin)
+        _score_group(snapshot, scorer, requests=requests, positions=positions, out=out, metrics=state.metrics)
     return [p for p in out if p is not None]
 
 
@@ -111,15 +141,16 @@ def _score_group(
             continue
         batch = [requests[n] for n in part]
         rows = found if part is with_ids else None
-        counts = np.array([np.nan if r.on_hand is None else r.on_hand for r in batch], dtype=np.float64)
+        features = [r.features for r in batch]
+        # A stock count comes as `on_hand` or as the feature `inventory`: both move the same inputs.
+        counts = scorer.stock_counts([r.on_hand for r in batch], features)
         on_hand = counts if rows is not None and not np.isnan(counts).all() else None
         # UnknownFeatureError and DataValidationError (the rule cannot tell) are 422s (see `app._domain`).
         if fallback:
             assert rows is not None
             scored = scorer.rule(rows, on_hand)
         else:
-            X = scorer.matrix(rows, count=len(batch), on_hand=on_hand, features=[r.features for r in batch])
-            scored = scorer.score(X)
+            scored = scorer.score(scorer.matrix(rows, count=len(batch), on_hand=on_hand, features=features))
         _record(metrics, scored, snapshot, fallback)
         for k, n in enumerate(part):
             r = requests[n]

@@ -18,13 +18,14 @@ from shelfcast.service.schemas import (
     ForecastResponse,
     ReorderResponse,
     ShelfAdvice,
+    problem,
 )
 from shelfcast.types import Freq, PeriodAnchor
 
 router = APIRouter(tags=["predictions"])
 IdQuery = Annotated[str, Query(min_length=1, max_length=128)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Unknown ids, a date outside the scoring, or no predictions yet."}
+    404: problem("Unknown ids, a date outside the scoring, or no predictions yet.")
 }
 _ADVICE = list(ShelfAdvice.model_fields)
 
@@ -109,12 +110,22 @@ def _advice(rows: pl.DataFrame) -> list[ShelfAdvice]:
     return [ShelfAdvice.model_validate(r) for r in rows.select(_ADVICE).iter_rows(named=True)]
 
 
-@router.get("/stockout/alerts", response_model=AlertsResponse, responses=_NOT_FOUND)
+@router.get(
+    "/stockout/alerts",
+    response_model=AlertsResponse,
+    responses=_NOT_FOUND | {409: problem("The scoring has no stockout risk (sales-only data, or no stockout model).")},
+)
 def alerts(
     day: ScoringDayDep,
     store_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     min_risk: Annotated[
-        float | None, Query(ge=0.0, le=1.0, description="Default: the items the model flags (risk >= threshold).")
+        float | None,
+        Query(
+            ge=0.0,
+            le=1.0,
+            allow_inf_nan=False,
+            description="Default: the items the model flags (risk >= threshold).",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 100,
 ) -> AlertsResponse:
@@ -144,8 +155,26 @@ def reorder(
     include_all: Annotated[bool, Query(alias="all", description="Every item, not only those to order now.")] = False,
 ) -> ReorderResponse:
     """What a store should order now (order quantity > 0), largest first, with the advice behind it."""
-    rows = _store(day, store_id)
-    if not include_all:
-        rows = rows.filter(pl.col("order_quantity") > 0)
+    every = _store(day, store_id)
+    rows = every if include_all else every.filter(pl.col("order_quantity") > 0)
     rows = rows.sort("order_quantity", "item_id", descending=[True, False], nulls_last=True)
-    return ReorderResponse(scored_on=day.scored_on, store_id=store_id, count=rows.height, lines=_advice(rows))
+    return ReorderResponse(
+        scored_on=day.scored_on,
+        store_id=store_id,
+        count=rows.height,
+        lines=_advice(rows),
+        note=_reorder_note(day, every, rows, store_id),
+    )
+
+
+def _reorder_note(day: ScoringDay, every: pl.DataFrame, rows: pl.DataFrame, store_id: str) -> str | None:
+    """Why the answer holds no order quantity, when it holds none."""
+    if every["order_quantity"].is_null().all():
+        return (
+            f"no reorder advice in the scoring of {day.scored_on} for store_id={store_id!r}: it has no stock "
+            "data (sales-only data: order quantities need on-hand counts); ingest an inventory table, then "
+            "run `shelfcast score`"
+        )
+    if rows.is_empty():
+        return f"nothing to order now at store_id={store_id!r}: every item's stock covers its order-up-to level"
+    return None

@@ -14,6 +14,7 @@ giving both names is refused with a 422 naming them.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Self
 
 from pydantic import (
@@ -24,13 +25,25 @@ from pydantic import (
     ModelWrapValidatorHandler,
     PrivateAttr,
     StringConstraints,
+    ValidationError,
+    field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 SeriesId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128)]
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-StockCount = Annotated[float, Field(strict=True, ge=0, le=1e12, description="Units on hand now.")]
+MAX_STOCK = 1e12
+StockCount = Annotated[float, Field(strict=True, ge=0, le=MAX_STOCK, description="Units on hand now.")]
+# The model's inputs are float32: a larger value would overflow to infinity.
+FLOAT32_MAX = 3.4028234663852886e38
+# Features that are stock, sales or prices, so never negative: the aliases and the model's names for them.
+NON_NEGATIVE = re.compile(
+    r"(inventory|on_hand_now|days_of_cover|daily_sales|rolling_mean_\d+|price|price_now|price_mean_\d+"
+    r"|lag_\d+|(mean|min|max|std)_\d+|ewm_.+|expanding_mean)"
+)
+STOCK_NAMES = ("inventory", "on_hand_now")
 
 
 # Deprecated request field -> its name now.
@@ -59,7 +72,10 @@ class PredictRequest(_Request):
         None,
         max_length=500,
         description="Feature values that override (with ids) or make up (without ids) the model row; "
-        "GET /models lists the names. Aliases: price, promo, daily_sales, inventory, rolling_mean_7, rolling_mean_28.",
+        "GET /models lists the names. Aliases: price, promo, daily_sales, inventory, rolling_mean_7, rolling_mean_28; "
+        "`inventory` is a stock count and moves the on-hand features as `on_hand` does. Without ids, the features "
+        "not sent are a typical series' (the median over every series). Stock, sales and prices must not be "
+        "negative; values must fit float32.",
     )
 
     _old_names: tuple[str, ...] = PrivateAttr(default=())
@@ -82,8 +98,38 @@ class PredictRequest(_Request):
             request._old_names = old
         return request
 
+    @field_validator("features")
+    @classmethod
+    def _values(cls, features: dict[str, float] | None) -> dict[str, float] | None:
+        """Each problem at its own place (`features.inventory`): negative stock or sales, beyond float32."""
+        problems: list[InitErrorDetails] = []
+        for name, value in (features or {}).items():
+            if abs(value) > FLOAT32_MAX:
+                error = PydanticCustomError(
+                    "float32_range", "{value} is beyond the model's float32 range (+-3.4e38)", {"value": value}
+                )
+            elif value < 0 and NON_NEGATIVE.fullmatch(name):
+                error = PydanticCustomError(
+                    "negative", "must not be negative (stock, sales and prices are not), got {value}", {"value": value}
+                )
+            elif name in STOCK_NAMES and value > MAX_STOCK:
+                error = PydanticCustomError(
+                    "too_large",
+                    "over {limit} units on hand, got {value}",
+                    {"limit": f"{MAX_STOCK:.0e}", "value": value},
+                )
+            else:
+                continue
+            problems.append(InitErrorDetails(type=error, loc=(name,), input=value))
+        if problems:
+            raise ValidationError.from_exception_data("features", problems)
+        return features
+
     @model_validator(mode="after")
     def _check(self) -> Self:
+        stock = [name for name in STOCK_NAMES if name in (self.features or {})]
+        if self.on_hand is not None and stock:
+            raise ValueError(f"give the stock count once: `on_hand` or `features.{stock[0]}`, not both")
         if (self.store_id is None) != (self.item_id is None):
             raise ValueError("give both `store_id` and `item_id`, or neither (with `features`)")
         if self.store_id is None:
@@ -164,6 +210,7 @@ class ReorderResponse(BaseModel):
     store_id: str
     count: int
     lines: list[ShelfAdvice]
+    note: str | None = Field(None, description="Why no line has an order quantity, when none has.")
 
 
 class VersionOut(BaseModel):
@@ -214,3 +261,40 @@ class Readiness(BaseModel):
     data: str
     stockout_model: str
     predictions: str
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(description="Where: `body`, `query`, `path` or `header`, then the field's path.")
+    msg: str
+    type: str | None
+
+
+class Problem(BaseModel):
+    """An error answer."""
+
+    detail: str = Field(description="What is wrong and where, and what to do.")
+
+
+class ValidationProblem(Problem):
+    """A request the service refuses (422)."""
+
+    errors: list[ErrorItem] | None = Field(
+        None, description="Every problem found when the request does not match the schema; `detail` is the first."
+    )
+
+
+def problem(description: str) -> dict[str, Any]:
+    """An error response for the OpenAPI schema: `{"detail": "..."}`."""
+    return {"model": Problem, "description": description}
+
+
+# Errors every route may answer (`create_app` documents them on each).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: problem("A malformed request: a Content-Length header that is not a count, a body that is not UTF-8."),
+    422: {
+        "model": ValidationProblem,
+        "description": "A request the service refuses: `detail` is `where: what`, `errors` lists every problem "
+        "the schema check found (unknown fields and query parameters included).",
+    },
+    500: problem("An unexpected failure: `detail` names an error id to find in the server log."),
+}
