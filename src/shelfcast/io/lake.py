@@ -9,6 +9,12 @@ The manifest records, per table, its rows, columns, date range, series and a
 content hash (sha256 of the sorted rows, combined over the months), so later
 stages can log data lineage and a re-ingest of the same input can be seen to
 change nothing.
+
+Writers hold the workspace lock (`io.workspace_lock`) and write every file to
+a temporary name unique to the writer, renamed into place. An ingest writes an
+in-progress marker before its first write to the lake and removes it after the
+manifest: a marker without a live writer means an interrupted ingest, and
+`verify` compares the files with the manifest, so a half-written lake is seen.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,10 +32,13 @@ from typing import Any
 
 import polars as pl
 
-from shelfcast.errors import WorkspaceError
+from shelfcast.errors import LakeError, WorkspaceError
+from shelfcast.io.files import atomic_write
+from shelfcast.io.workspace_lock import holder
 from shelfcast.schemas import QUARANTINE_SCHEMA, SCHEMAS, TableName, canonical_order
 
 MANIFEST = "manifest.json"
+IN_PROGRESS = ".ingest-in-progress.json"
 QUARANTINE = "quarantine"
 MONTH_FORMAT = "%Y-%m"
 _HASH_SLICE = 500_000
@@ -59,6 +69,7 @@ class TableInfo:
     origin: str = "source"
     column_roles: dict[str, str] | None = None
     partitions: dict[str, dict[str, Any]] | None = None
+    file: str | None = None  # size:mtime of an undated table's file when hashed
 
 
 def content_hash(frame: pl.DataFrame, *, sorted_by_unique_key: bool = False) -> str:
@@ -100,10 +111,7 @@ def _partition_entry(frame: pl.DataFrame, path: Path) -> dict[str, Any]:
 
 
 def _atomic_write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    frame.write_parquet(tmp, compression="zstd", statistics=True)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: frame.write_parquet(tmp, compression="zstd", statistics=True))
 
 
 def _merge_schemas(files: Sequence[Path]) -> dict[str, pl.DataType]:
@@ -156,7 +164,14 @@ class Lake:
 
     def read_month(self, table: str, month: str) -> pl.DataFrame | None:
         file = self.path(table) / f"{month}.parquet"
-        return pl.read_parquet(file) if file.exists() else None
+        if not file.exists():
+            return None
+        try:
+            return pl.read_parquet(file)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise LakeError(
+                f"{file} is damaged ({_first_line(exc)}); delete it and re-ingest the data of {month}"
+            ) from None
 
     def tables(self) -> list[str]:
         return [t for t in SCHEMAS if self.has(t)]
@@ -210,6 +225,7 @@ class Lake:
                 columns={c: str(t) for c, t in frame.schema.items()},
                 content_hash=content_hash(frame, sorted_by_unique_key=True),
                 origin=origin,
+                file=_file_stamp(self.path(table)),
             )
         known = dict((self.table_info(table) or {}).get("partitions") or {})
         known.update({m: dict(e) for m, e in (partitions or {}).items()})
@@ -249,11 +265,105 @@ class Lake:
         return rows
 
     def manifest(self) -> dict[str, Any]:
+        """The manifest (empty when none was written); LakeError when it is damaged."""
         path = self.root / MANIFEST
         if not path.exists():
             return {"version": 1, "tables": {}, "ingests": []}
-        data: dict[str, Any] = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+            raise LakeError(
+                f"the lake's manifest {path} is damaged (truncated or not JSON: {_first_line(exc)}); "
+                "re-run `shelfcast ingest` to rebuild it from the files"
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("tables"), dict):
+            raise LakeError(f"the lake's manifest {path} has no `tables`; re-run `shelfcast ingest` to rebuild it")
         return data
+
+    def discard_damaged_manifest(self) -> Path | None:
+        """Move a damaged manifest aside (an ingest then rebuilds it from the files); returns where it went."""
+        path = self.root / MANIFEST
+        try:
+            self.manifest()
+        except LakeError:
+            aside = path.with_name(f"{MANIFEST}.damaged-{dt.datetime.now():%Y%m%dT%H%M%S}")
+            os.replace(path, aside)
+            return aside
+        return None
+
+    # The in-progress marker: written before an ingest's first write to the lake, removed after its manifest.
+
+    def begin_writing(self, **about: str) -> dict[str, Any] | None:
+        """Write the marker; returns the marker of an earlier ingest that never finished, if any."""
+        earlier = self.interrupted_marker()
+        marker = {"pid": os.getpid(), "host": socket.gethostname(), **about}
+        payload = json.dumps(marker, indent=2)
+        atomic_write(self.root / IN_PROGRESS, lambda tmp: tmp.write_text(payload))
+        return earlier
+
+    def end_writing(self) -> None:
+        (self.root / IN_PROGRESS).unlink(missing_ok=True)
+
+    def interrupted_marker(self) -> dict[str, Any] | None:
+        """The marker of an ingest that started writing and did not finish (None when there is none)."""
+        path = self.root / IN_PROGRESS
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = {}
+        return data if isinstance(data, dict) else {}
+
+    def writing_problem(self) -> str | None:
+        """A line when an ingest is writing the lake now or was interrupted while writing it."""
+        marker = self.interrupted_marker()
+        busy = holder(self.workspace)
+        if busy is not None:
+            return f"{busy.line()}; wait for it to finish"
+        if marker is None:
+            return None
+        what = f"{marker.get('source', '?')} {marker.get('path', '?')}".strip()
+        return (
+            f"an ingest ({what}, started {marker.get('started', 'at an unknown time')}, pid {marker.get('pid', '?')}) "
+            "was interrupted while writing the lake, which may hold part of its rows: re-run that ingest"
+        )
+
+    def verify(self, *, deep: bool = False) -> list[str]:
+        """Where the lake's files and its manifest disagree, one line each (empty when they agree).
+
+        Rows are compared from the files' metadata; contents are re-hashed where a file's size or time changed
+        since its manifest entry, or everywhere with `deep`. A damaged manifest raises LakeError.
+        """
+        problems = [p for p in [self.writing_problem()] if p]
+        manifest = self.manifest()
+        known: dict[str, Any] = manifest["tables"]
+        stored = set(self.tables())
+        for table in sorted(stored - set(known)):
+            problems.append(f"{self.path(table)}: stored, but the manifest does not know table {table!r}")
+        for table in sorted(set(known) - stored):
+            problems.append(f"{self.path(table)}: table {table!r} is in the manifest but its files are missing")
+        for table in sorted(stored & set(known)):
+            info = known[table]
+            if not is_partitioned(table):
+                problems += _check_file(self.path(table), info, deep=deep)
+                continue
+            parts: dict[str, Any] = info.get("partitions") or {}
+            months = set(self.months(table))
+            for month in sorted(months - set(parts)):
+                problems.append(f"{self.path(table) / month}.parquet: a file the manifest does not know")
+            for month in sorted(set(parts) - months):
+                problems.append(f"{self.path(table) / month}.parquet: in the manifest but missing")
+            for month in sorted(months & set(parts)):
+                problems += _check_file(self.path(table) / f"{month}.parquet", parts[month], deep=deep)
+        if self.has(QUARANTINE):
+            rows = _file_rows(self.path(QUARANTINE))
+            expected = manifest.get("quarantine_rows")
+            if isinstance(rows, str):
+                problems.append(rows)
+            elif expected is not None and rows != expected:
+                problems.append(f"{self.path(QUARANTINE)}: {rows:,} rows, the manifest says {expected:,}")
+        return problems
 
     def table_info(self, table: str) -> dict[str, Any] | None:
         info: dict[str, Any] | None = self.manifest()["tables"].get(table)
@@ -274,8 +384,35 @@ class Lake:
         manifest["updated_at"] = now.isoformat(timespec="seconds")
         if ingest is not None:
             manifest["ingests"] = [*manifest.get("ingests", []), dict(ingest)][-_HISTORY:]
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f"{MANIFEST}.tmp"
-        tmp.write_text(json.dumps(manifest, indent=2, default=str))
-        os.replace(tmp, self.root / MANIFEST)
+        payload = json.dumps(manifest, indent=2, default=str)
+        atomic_write(self.root / MANIFEST, lambda tmp: tmp.write_text(payload))
         return manifest
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _file_rows(path: Path) -> int | str:
+    """Rows of a Parquet file from its metadata, or a line saying it cannot be read."""
+    try:
+        rows: int = pl.scan_parquet(path).select(pl.len()).collect().item()
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        return f"{path}: cannot be read ({_first_line(exc)}); delete it and re-ingest its data"
+    return rows
+
+
+def _check_file(path: Path, entry: Mapping[str, Any], *, deep: bool) -> list[str]:
+    rows = _file_rows(path)
+    if isinstance(rows, str):
+        return [rows]
+    if rows != entry.get("rows"):
+        return [f"{path}: {rows:,} rows, the manifest says {entry.get('rows')}"]
+    if deep or entry.get("file") != _file_stamp(path):
+        try:
+            digest = content_hash(pl.read_parquet(path), sorted_by_unique_key=True)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            return [f"{path}: cannot be read ({_first_line(exc)}); delete it and re-ingest its data"]
+        if digest != entry.get("content_hash"):
+            return [f"{path}: its rows differ from the manifest's (content hash)"]
+    return []

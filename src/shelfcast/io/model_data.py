@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shelfcast.errors import WorkspaceError
+from shelfcast.errors import LakeError, WorkspaceError
 from shelfcast.io.lake import Lake
 from shelfcast.models.data import FREQUENCIES, ModelData, model_data
 from shelfcast.schemas import TableName
@@ -11,9 +11,21 @@ TABLES: tuple[TableName, ...] = ("sales", "inventory", "exogenous", "items", "st
 
 
 def load_model_data(lake: Lake) -> ModelData:
-    """The panel built from every table in the lake, with defaults for its frequency."""
+    """The panel built from every table in the lake, with defaults for its frequency.
+
+    A lake whose files disagree with its manifest (an interrupted ingest, a file changed or lost) is refused.
+    """
     if not lake.has("sales"):
         raise WorkspaceError(f"no sales in {lake.root}; run `shelfcast ingest` (or `shelfcast demo`) first")
+    problems = lake.verify()
+    if problems:
+        more = (
+            f" (and {len(problems) - 1} more problem(s): `shelfcast validate` lists them)" if len(problems) > 1 else ""
+        )
+        raise LakeError(
+            f"the lake in {lake.root} does not match its manifest, no model uses it: {problems[0]}{more}; "
+            "re-run `shelfcast ingest`"
+        )
     tables = {t: lake.read(t) for t in TABLES if lake.has(t)}
     info = lake.table_info("sales") or {}
     freq = info.get("frequency") or "D"
