@@ -86,11 +86,33 @@ def content_hash(frame: pl.DataFrame, *, sorted_by_unique_key: bool = False) -> 
         buf = io.BytesIO()
         # One chunk, and strings as plain offsets+bytes (not views into shared buffers): the bytes then depend
         # on the values only, not on how the frame was built or read back (one chunk in memory, row groups on disk).
-        ordered.slice(offset, _HASH_SLICE).rechunk().write_ipc(
+        _without_bitmaps(ordered.slice(offset, _HASH_SLICE)).rechunk().write_ipc(
             buf, compression="uncompressed", compat_level=pl.CompatLevel.oldest()
         )
         digest.update(buf.getvalue())
     return digest.hexdigest()
+
+
+def _without_bitmaps(frame: pl.DataFrame) -> pl.DataFrame:
+    """Booleans as bytes and nulls as a mask column beside a filled column.
+
+    Bitmaps (booleans, validity) may carry arbitrary bits past their last row, which Arrow IPC writes as they are:
+    a column with nulls read back from Parquet hashed differently from the same column in memory.
+    """
+    exprs: list[pl.Expr] = []
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        if dtype == pl.Boolean:
+            col = col.cast(pl.UInt8)
+        if not frame[name].has_nulls():
+            exprs.append(col)
+        elif dtype in (pl.String, pl.Binary):
+            exprs += [col.fill_null(""), pl.col(name).is_null().cast(pl.UInt8).alias(f"{name}\0null")]
+        elif dtype.is_nested() or dtype == pl.Null:
+            exprs.append(col)
+        else:
+            exprs += [col.to_physical().fill_null(0), pl.col(name).is_null().cast(pl.UInt8).alias(f"{name}\0null")]
+    return frame.select(exprs)
 
 
 def _file_stamp(path: Path) -> str:
