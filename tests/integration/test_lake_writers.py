@@ -155,7 +155,10 @@ def test_a_killed_ingest_neither_blocks_nor_hides_and_the_next_one_repairs(
     assert "was interrupted while writing the lake" in validate.stderr
     info = run_cli("info", "-w", str(workspace), cwd=tmp_path, columns=300)
     assert "was interrupted" in info.stderr
-    with pytest.raises(LakeError, match=r"does not match its manifest.*interrupted.*re-run `shelfcast ingest`"):
+    with pytest.raises(
+        LakeError,
+        match=r"no model uses .* do not match its manifest: an ingest .* was interrupted.*re-run `shelfcast ingest`",
+    ):
         load_model_data(Lake(workspace))
 
     again = _ingest(b, workspace, env={"SHELFCAST_LOCK_TIMEOUT": "30"})

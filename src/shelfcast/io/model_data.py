@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shelfcast.errors import LakeError, WorkspaceError
 from shelfcast.io.lake import Lake
+from shelfcast.io.workspace_lock import holder
 from shelfcast.models.data import FREQUENCIES, ModelData, model_data
 from shelfcast.schemas import TableName
 
@@ -17,13 +18,14 @@ def load_model_data(lake: Lake) -> ModelData:
     """
     if not lake.has("sales"):
         raise WorkspaceError(f"no sales in {lake.root}; run `shelfcast ingest` (or `shelfcast demo`) first")
+    busy = holder(lake.workspace)
+    if busy is not None:
+        raise LakeError(f"{busy.line('an ingest')} (writing {lake.root}); run this again when it has finished")
     problems = lake.verify()
     if problems:
-        more = (
-            f" (and {len(problems) - 1} more problem(s): `shelfcast validate` lists them)" if len(problems) > 1 else ""
-        )
+        more = f" (and {len(problems) - 1} more: `shelfcast validate` lists them)" if len(problems) > 1 else ""
         raise LakeError(
-            f"the lake in {lake.root} does not match its manifest, no model uses it: {problems[0]}{more}; "
+            f"no model uses the lake in {lake.root}, its files do not match its manifest: {problems[0]}{more}; "
             "re-run `shelfcast ingest`"
         )
     tables = {t: lake.read(t) for t in TABLES if lake.has(t)}

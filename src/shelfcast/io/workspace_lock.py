@@ -33,11 +33,9 @@ class Holder:
     host: str | None
     since: str | None
 
-    def line(self) -> str:
+    def line(self, who: str = "another ingest") -> str:
         on = f" on {self.host}" if self.host and self.host != socket.gethostname() else ""
-        return (
-            f"another ingest is running in this workspace since {self.since or 'an unknown time'} (pid {self.pid}{on})"
-        )
+        return f"{who} is running in this workspace since {self.since or 'an unknown time'} (pid {self.pid}{on})"
 
 
 def lock_path(workspace: Path) -> Path:
