@@ -8,10 +8,10 @@ import resource
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -46,16 +46,13 @@ def halves(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, pl.Dat
     return folders[0], folders[1], tables["sales"]
 
 
-def _ingest(
-    folder: Path, workspace: Path, *, env: dict[str, str] | None = None, **popen: object
-) -> subprocess.Popen[str]:
+def _ingest(folder: Path, workspace: Path, *, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen[str]:
+    options: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen}
     return subprocess.Popen(
         [sys.executable, "-m", "shelfcast", "ingest", str(folder), "--source", "canonical", "-w", str(workspace)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
-        **popen,  # type: ignore[call-overload]
+        **options,
     )
 
 
@@ -248,20 +245,13 @@ def test_a_corrupt_month_is_reported_by_validate(tmp_path: Path, halves: tuple[P
     assert "2022-03.parquet cannot be read" in result.stdout + result.stderr
 
 
-def _hold(workspace: Path, seconds: float, started: threading.Event) -> None:
-    with workspace_lock(workspace, timeout=0):
-        started.set()
-        time.sleep(seconds)
-
-
 def test_a_waiting_ingest_says_so_and_then_runs(tmp_path: Path, halves: tuple[Path, Path, pl.DataFrame]) -> None:
     workspace = tmp_path / "ws"
-    started = threading.Event()
-    holder = threading.Thread(target=_hold, args=(workspace, 2.0, started))
-    holder.start()
-    started.wait(30)
-    result = run_cli("ingest", str(halves[0]), "-s", "canonical", "-w", str(workspace), cwd=tmp_path, columns=300)
-    holder.join()
-    assert result.returncode == 0, result.stderr
-    assert "another ingest is running in this workspace since" in result.stderr
-    assert f"(pid {os.getpid()}); waiting up to 600 s" in result.stderr
+    log = tmp_path / "stderr.txt"
+    with workspace_lock(workspace, timeout=0), log.open("w") as stderr:
+        waiting = _ingest(halves[0], workspace, stderr=stderr)
+        _wait_for(lambda: "waiting up to 600 s" in log.read_text(), waiting)
+    assert waiting.wait(timeout=600) == 0, log.read_text()
+    assert "another ingest is running in this workspace since 20" in log.read_text()
+    assert f"(pid {os.getpid()}); waiting up to 600 s" in log.read_text()
+    assert Lake(workspace).verify() == []
