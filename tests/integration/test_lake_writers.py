@@ -20,6 +20,7 @@ from helpers import run_cli
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.errors import LakeError
 from shelfcast.io.lake import IN_PROGRESS, Lake
+from shelfcast.io.lake_check import verify
 from shelfcast.io.model_data import load_model_data
 from shelfcast.io.workspace_lock import lock_path, workspace_lock
 
@@ -109,7 +110,7 @@ def test_concurrent_ingests_into_one_workspace_keep_every_row(
     assert lake.read("sales").select(key).sort(key).equals(sales.select(key).sort(key))
     assert lake.manifest()["tables"]["sales"]["rows"] == sales.height
     assert len(lake.manifest()["ingests"]) == 4
-    assert lake.verify(deep=True) == []
+    assert verify(lake, deep=True) == []
     assert not _leftovers(workspace)
     # Those that waited said so, in one line naming a pid of the others.
     pids = {f"(pid {p.pid})" for p in processes}
@@ -254,4 +255,4 @@ def test_a_waiting_ingest_says_so_and_then_runs(tmp_path: Path, halves: tuple[Pa
     assert waiting.wait(timeout=600) == 0, log.read_text()
     assert "another ingest is running in this workspace since 20" in log.read_text()
     assert f"(pid {os.getpid()}); waiting up to 600 s" in log.read_text()
-    assert Lake(workspace).verify() == []
+    assert verify(Lake(workspace)) == []

@@ -112,10 +112,11 @@ def info(workspace: WorkspaceOpt = None) -> None:
     """Show the lake's tables (rows, series, date range) and the last ingests."""
     from shelfcast.errors import WorkspaceError
     from shelfcast.io.lake import Lake
+    from shelfcast.io.lake_check import writing_problem
 
     lake = Lake(settings(workspace=workspace).workspace)
     manifest = lake.manifest()
-    writing = lake.writing_problem()
+    writing = writing_problem(lake)
     if not manifest["tables"]:
         if writing:
             raise LakeError(writing)

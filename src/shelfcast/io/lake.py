@@ -14,7 +14,7 @@ Writers hold the workspace lock (`io.workspace_lock`) and write every file to
 a temporary name unique to the writer, renamed into place. An ingest writes an
 in-progress marker before its first write to the lake and removes it after the
 manifest: a marker without a live writer means an interrupted ingest, and
-`verify` compares the files with the manifest, so a half-written lake is seen.
+`io.lake_check` compares the files with the manifest, so a half-written lake is seen.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import polars as pl
 
 from shelfcast.errors import LakeError, WorkspaceError
 from shelfcast.io.files import atomic_write
-from shelfcast.io.workspace_lock import holder
 from shelfcast.schemas import QUARANTINE_SCHEMA, SCHEMAS, TableName, canonical_order
 
 MANIFEST = "manifest.json"
@@ -115,7 +114,7 @@ def _without_bitmaps(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs)
 
 
-def _file_stamp(path: Path) -> str:
+def file_stamp(path: Path) -> str:
     stat = path.stat()
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
@@ -128,7 +127,7 @@ def _partition_entry(frame: pl.DataFrame, path: Path) -> dict[str, Any]:
         "date_max": str(frame["date"].max()),
         # Size and mtime of the file hashed: a file changed behind the
         # manifest's back (a crash mid-ingest, a manual copy) is re-hashed.
-        "file": _file_stamp(path),
+        "file": file_stamp(path),
     }
 
 
@@ -192,7 +191,7 @@ class Lake:
             return pl.read_parquet(file)
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise LakeError(
-                f"{file} is damaged ({_first_line(exc)}); delete it and re-ingest the data of {month}"
+                f"{file} is damaged ({first_line(exc)}); delete it and re-ingest the data of {month}"
             ) from None
 
     def tables(self) -> list[str]:
@@ -247,14 +246,14 @@ class Lake:
                 columns={c: str(t) for c, t in frame.schema.items()},
                 content_hash=content_hash(frame, sorted_by_unique_key=True),
                 origin=origin,
-                file=_file_stamp(self.path(table)),
+                file=file_stamp(self.path(table)),
             )
         known = dict((self.table_info(table) or {}).get("partitions") or {})
         known.update({m: dict(e) for m, e in (partitions or {}).items()})
         stored = set(self.months(table))
         for month in stored:
             path = self.path(table) / f"{month}.parquet"
-            if known.get(month, {}).get("file") != _file_stamp(path):
+            if known.get(month, {}).get("file") != file_stamp(path):
                 known[month] = _partition_entry(pl.read_parquet(path), path)
         known = {m: known[m] for m in sorted(stored)}
         digest = hashlib.sha256("\n".join(f"{m}:{e['content_hash']}" for m, e in known.items()).encode())
@@ -295,7 +294,7 @@ class Lake:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
             raise LakeError(
-                f"the lake's manifest {path} is damaged (truncated or not JSON: {_first_line(exc)}); "
+                f"the lake's manifest {path} is damaged (truncated or not JSON: {first_line(exc)}); "
                 "re-run `shelfcast ingest` to rebuild it from the files"
             ) from None
         if not isinstance(data, dict) or not isinstance(data.get("tables"), dict):
@@ -337,56 +336,6 @@ class Lake:
             data = {}
         return data if isinstance(data, dict) else {}
 
-    def writing_problem(self) -> str | None:
-        """A line when an ingest is writing the lake now or was interrupted while writing it."""
-        marker = self.interrupted_marker()
-        busy = holder(self.workspace)
-        if busy is not None:
-            return f"{busy.line()}; wait for it to finish"
-        if marker is None:
-            return None
-        what = f"{marker.get('source', '?')} {marker.get('path', '?')}".strip()
-        return (
-            f"an ingest ({what}, started {marker.get('started', 'at an unknown time')}, pid {marker.get('pid', '?')}) "
-            "was interrupted while writing the lake, which may hold part of its rows: re-run that ingest"
-        )
-
-    def verify(self, *, deep: bool = False) -> list[str]:
-        """Where the lake's files and its manifest disagree, one line each (empty when they agree).
-
-        Rows are compared from the files' metadata; contents are re-hashed where a file's size or time changed
-        since its manifest entry, or everywhere with `deep`. A damaged manifest raises LakeError.
-        """
-        problems = [p for p in [self.writing_problem()] if p]
-        manifest = self.manifest()
-        known: dict[str, Any] = manifest["tables"]
-        stored = set(self.tables())
-        for table in sorted(stored - set(known)):
-            problems.append(f"{self.path(table)}: stored, but the manifest does not know table {table!r}")
-        for table in sorted(set(known) - stored):
-            problems.append(f"{self.path(table)}: table {table!r} is in the manifest but its files are missing")
-        for table in sorted(stored & set(known)):
-            info = known[table]
-            if not is_partitioned(table):
-                problems += _check_file(self.path(table), info, deep=deep)
-                continue
-            parts: dict[str, Any] = info.get("partitions") or {}
-            months = set(self.months(table))
-            for month in sorted(months - set(parts)):
-                problems.append(f"{self.path(table) / month}.parquet: a file the manifest does not know")
-            for month in sorted(set(parts) - months):
-                problems.append(f"{self.path(table) / month}.parquet: in the manifest but missing")
-            for month in sorted(months & set(parts)):
-                problems += _check_file(self.path(table) / f"{month}.parquet", parts[month], deep=deep)
-        if self.has(QUARANTINE):
-            rows = _file_rows(self.path(QUARANTINE))
-            expected = manifest.get("quarantine_rows")
-            if isinstance(rows, str):
-                problems.append(rows)
-            elif expected is not None and rows != expected:
-                problems.append(f"{self.path(QUARANTINE)}: {rows:,} rows, the manifest says {expected:,}")
-        return problems
-
     def table_info(self, table: str) -> dict[str, Any] | None:
         info: dict[str, Any] | None = self.manifest()["tables"].get(table)
         return info
@@ -411,30 +360,5 @@ class Lake:
         return manifest
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-
-
-def _file_rows(path: Path) -> int | str:
-    """Rows of a Parquet file from its metadata, or a line saying it cannot be read."""
-    try:
-        rows: int = pl.scan_parquet(path).select(pl.len()).collect().item()
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        return f"{path}: cannot be read ({_first_line(exc)}); delete it and re-ingest its data"
-    return rows
-
-
-def _check_file(path: Path, entry: Mapping[str, Any], *, deep: bool) -> list[str]:
-    rows = _file_rows(path)
-    if isinstance(rows, str):
-        return [rows]
-    if rows != entry.get("rows"):
-        return [f"{path}: {rows:,} rows, the manifest says {entry.get('rows')}"]
-    if deep or entry.get("file") != _file_stamp(path):
-        try:
-            digest = content_hash(pl.read_parquet(path), sorted_by_unique_key=True)
-        except (OSError, pl.exceptions.PolarsError) as exc:
-            return [f"{path}: cannot be read ({_first_line(exc)}); delete it and re-ingest its data"]
-        if digest != entry.get("content_hash"):
-            return [f"{path}: its rows differ from the manifest's (content hash)"]
-    return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shelfcast.errors import LakeError, WorkspaceError
 from shelfcast.io.lake import Lake
+from shelfcast.io.lake_check import verify
 from shelfcast.io.workspace_lock import holder
 from shelfcast.models.data import FREQUENCIES, ModelData, model_data
 from shelfcast.schemas import TableName
@@ -21,7 +22,7 @@ def load_model_data(lake: Lake) -> ModelData:
     busy = holder(lake.workspace)
     if busy is not None:
         raise LakeError(f"{busy.line('an ingest')} (writing {lake.root}); run this again when it has finished")
-    problems = lake.verify()
+    problems = verify(lake)
     if problems:
         more = f" (and {len(problems) - 1} more: `shelfcast validate` lists them)" if len(problems) > 1 else ""
         raise LakeError(

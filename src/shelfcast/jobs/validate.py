@@ -18,6 +18,7 @@ import polars as pl
 from shelfcast.data.tables import STORE_COLUMNS, GapReport, series_gaps
 from shelfcast.errors import WorkspaceError
 from shelfcast.io.lake import Lake
+from shelfcast.io.lake_check import verify, writing_problem
 from shelfcast.schemas import SCHEMAS, row_rule_exprs, structural_problems
 
 
@@ -113,10 +114,10 @@ def run_validate(lake: Lake) -> ValidationReport:
     """
     tables = lake.tables()
     manifest = lake.manifest()
-    marker = lake.writing_problem()
+    marker = writing_problem(lake)
     if not tables and not marker:
         raise WorkspaceError(f"no tables in {lake.root}; run `shelfcast ingest` (or `shelfcast demo`) first")
-    lake_problems = lake.verify(deep=True)
+    lake_problems = verify(lake, deep=True)
     ids: dict[str, pl.Series | None] = {
         "stores": _ids(lake, "stores", "store_id"),
         "items": _ids(lake, "items", "item_id"),

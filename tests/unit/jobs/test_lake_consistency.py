@@ -14,6 +14,7 @@ from helpers import write
 
 from shelfcast.errors import LakeError
 from shelfcast.io.lake import IN_PROGRESS, Lake
+from shelfcast.io.lake_check import verify
 from shelfcast.io.model_data import load_model_data
 from shelfcast.io.workspace_lock import holder, workspace_lock
 from shelfcast.jobs.ingest import IngestReport
@@ -29,7 +30,7 @@ def lake(tmp_path: Path, ingest: Ingest, workspace: Path) -> Lake:
     rows = [f"2024-{m:02d}-{d:02d},{s},1,{d % 4}" for m in (1, 2) for d in range(1, 29) for s in (1, 2)]
     ingest(write(tmp_path / "train.csv", "date,store,item,sales\n" + "\n".join(rows) + "\n"))
     lake = Lake(workspace)
-    assert lake.verify(deep=True) == [] and run_validate(lake).ok
+    assert verify(lake, deep=True) == [] and run_validate(lake).ok
     return lake
 
 
@@ -70,7 +71,7 @@ def test_a_table_the_manifest_does_not_know_and_a_lost_one(lake: Lake) -> None:
         lake.path("inventory") / "2024-01.parquet"
     )
     lake.path("items").unlink()
-    problems = lake.verify()
+    problems = verify(lake)
     assert any("manifest does not know table 'inventory'" in p for p in problems)
     assert any("table 'items' is in the manifest but its files are missing" in p for p in problems)
 
