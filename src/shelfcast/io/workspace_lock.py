@@ -81,8 +81,13 @@ def workspace_lock(workspace: Path, *, timeout: float, on_wait: Callable[[str], 
     Polls instead of blocking in the kernel so that SIGINT/SIGTERM stop a waiting process at once.
     """
     path = lock_path(workspace)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only folder, a workspace path that is a file
+        raise LakeError(
+            f"cannot write the workspace {workspace} ({exc.strerror or exc}); give a writable folder with -w"
+        ) from None
     try:
         deadline = time.monotonic() + timeout
         said = False

@@ -16,9 +16,10 @@ from typing import Any
 import polars as pl
 
 from shelfcast.data.tables import STORE_COLUMNS, GapReport, series_gaps
-from shelfcast.errors import WorkspaceError
+from shelfcast.errors import LakeError, WorkspaceError
 from shelfcast.io.lake import Lake
 from shelfcast.io.lake_check import verify, writing_problem
+from shelfcast.io.workspace_lock import holder
 from shelfcast.schemas import SCHEMAS, row_rule_exprs, structural_problems
 
 
@@ -112,6 +113,9 @@ def run_validate(lake: Lake) -> ValidationReport:
     A damaged manifest raises LakeError (one line); an interrupted ingest and files that disagree with the
     manifest are `lake_problems`.
     """
+    busy = holder(lake.workspace)
+    if busy is not None:  # its files are changing: checking them now would only find that
+        raise LakeError(f"{busy.line('an ingest')}; validate when it has finished")
     tables = lake.tables()
     manifest = lake.manifest()
     marker = writing_problem(lake)

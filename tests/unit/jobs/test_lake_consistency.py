@@ -104,3 +104,17 @@ def test_the_lock_says_who_holds_it_and_times_out(workspace: Path) -> None:
         ):
             pass
     assert holder(workspace) is None
+
+
+def test_validate_while_an_ingest_writes_is_one_line(lake: Lake) -> None:
+    with workspace_lock(lake.workspace, timeout=0), pytest.raises(LakeError, match=r"^an ingest is running .*"):
+        run_validate(lake)
+
+
+def test_an_unwritable_workspace_is_a_lake_error(tmp_path: Path) -> None:
+    file = write(tmp_path / "not-a-folder", "x")
+    with (
+        pytest.raises(LakeError, match=r"cannot write the workspace .*not-a-folder .*writable folder"),
+        workspace_lock(file, timeout=0),
+    ):
+        pass
