@@ -247,7 +247,7 @@ def run_ingest(
     """Read `path` with `source`, validate, and upsert the canonical tables into the workspace lake.
 
     Holds the workspace lock throughout (waiting up to `settings.lock_timeout`, with one `notice` line); a full
-    disk is a LakeError naming the file.
+    disk is one LakeError line.
     """
     data: SourceData = source.load(Path(path))
     with workspace_lock(settings.workspace, timeout=settings.lock_timeout, on_wait=notice):
