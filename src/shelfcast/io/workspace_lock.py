@@ -90,14 +90,15 @@ def workspace_lock(workspace: Path, *, timeout: float, on_wait: Callable[[str], 
         ) from None
     try:
         deadline = time.monotonic() + timeout
-        said = False
+        attempts = 0
         while not _try_lock(fd):
             busy = _read_holder(path).line()
             if time.monotonic() >= deadline:
                 raise LakeError(f"{busy}; gave up after {timeout:g} s (setting `lock_timeout`): try again when it ends")
-            if not said and on_wait is not None:
+            attempts += 1
+            # Said on the second attempt: `holder()` takes the lock for an instant to test it, which is no writer.
+            if attempts == 2 and on_wait is not None:
                 on_wait(f"{busy}; waiting up to {timeout:g} s")
-                said = True
             time.sleep(_POLL)
         since = dt.datetime.now().astimezone().isoformat(timespec="seconds")
         os.ftruncate(fd, 0)
