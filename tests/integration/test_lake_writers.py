@@ -190,9 +190,9 @@ def test_orphans_of_dead_ingests_are_cleaned_on_start(tmp_path: Path, halves: tu
     orphan = workspace / "tmp" / "ingest-deadbeef" / "clean"
     orphan.mkdir(parents=True)
     (orphan / "part-0.parquet").write_bytes(b"x" * 1000)
-    half_written = workspace / "lake" / "sales" / ".2022-01.parquet.k3j4.tmp"
-    half_written.parent.mkdir(parents=True)
-    half_written.write_bytes(b"PAR1")
+    for half_written in ("2022-01.parquet.tmp", ".2022-02.parquet.k3j4.tmp"):  # earlier versions' names, and ours
+        (workspace / "lake" / "sales").mkdir(parents=True, exist_ok=True)
+        (workspace / "lake" / "sales" / half_written).write_bytes(b"PAR1")
     assert _ingest(halves[0], workspace).wait(timeout=600) == 0
     assert not _leftovers(workspace)
 

@@ -51,7 +51,7 @@ def atomic_write(path: Path, write: Callable[[Path], object], *, error: Callable
 
 def remove_temporaries(folder: Path) -> int:
     """Delete the temporary files writers that died left under `folder` (call only while no writer can run)."""
-    found = list(folder.rglob(".*.tmp")) if folder.is_dir() else []
+    found = list(folder.rglob("*.tmp")) if folder.is_dir() else []
     for tmp in found:
         tmp.unlink(missing_ok=True)
     return len(found)
