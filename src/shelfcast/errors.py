@@ -45,6 +45,10 @@ class WorkspaceError(ShelfcastError, LookupError):
     """The workspace or one of its tables is missing."""
 
 
+class LakeError(ShelfcastError, RuntimeError):
+    """A lake that cannot be used or written as it is: damaged, half-written, busy with another ingest, disk full."""
+
+
 class StoreError(ShelfcastError, RuntimeError):
     """A prediction store that cannot be reached or written (the message names where)."""
 

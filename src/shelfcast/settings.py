@@ -135,6 +135,11 @@ class Settings(BaseSettings):
         description="Rows of an additive table (sales, movements) sharing a key: `sum` them or `reject` them all to "
         "the quarantine.",
     )
+    lock_timeout: float = Field(
+        600,
+        ge=0,
+        description="Seconds an ingest waits for another one writing the same workspace (0: give up at once).",
+    )
     lead_time_days: int = Field(7, ge=0, description="Supplier lead time used for reorder advice when none is known.")
     service_level: float = Field(0.95, gt=0.5, lt=1.0, description="Target cycle service level for safety stock.")
     mlflow_tracking_uri: str | None = Field(

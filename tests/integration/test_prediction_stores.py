@@ -6,8 +6,13 @@ Each PostgreSQL test works in its own schema, dropped afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -173,3 +178,45 @@ def test_every_store_knows_its_latest_scoring_day(tmp_path: Path, pg_store: Post
     assert stores[0].latest_day() == max(SCORED_ON, NEXT_DAY)
     with pytest.raises(StoreError, match="unreachable"):
         PostgresStore("postgresql://127.0.0.1:1/test").latest_day()
+
+
+def test_parquet_same_day_writes_at_once_all_succeed(tmp_path: Path) -> None:
+    """Issue 14: every writer used `.part.parquet.tmp`, so 1 of 40 aligned same-day writes failed (one writer
+    renamed or truncated another's file). With unique names each write succeeds and the day holds one of them."""
+    store = ParquetStore(tmp_path / "predictions")
+    frames = [prediction_rows(forecast=1.0 + i, series=10, horizon=60) for i in range(40)]
+    barrier = threading.Barrier(8)
+
+    def write(frame: pl.DataFrame) -> int:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=5)
+        return store.write(frame, scored_on=SCORED_ON)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        written = list(pool.map(write, frames))
+    assert written == [frames[0].height] * 40
+    assert any(store.read(scored_on=SCORED_ON).equals(f) for f in frames)
+    assert not list((tmp_path / "predictions").rglob("*.tmp"))
+
+
+def test_parquet_full_disk_is_a_store_error_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """Issue 14: ENOSPC left `.tmp` files on the full disk. A file-size limit (EFBIG) stands in for a full disk."""
+    script = f"""
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+from pathlib import Path
+from prediction_rows import SCORED_ON, prediction_rows
+from shelfcast.errors import StoreError
+from shelfcast.io.stores.parquet import ParquetStore
+rows = prediction_rows(series=10, horizon=60)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4_000, 4_000))
+try:
+    ParquetStore(Path({str(tmp_path / "predictions")!r})).write(rows, scored_on=SCORED_ON)
+except StoreError as exc:
+    print(exc)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "no space left" in result.stdout and "scored_on=2026-11-23" in result.stdout, result.stdout
+    assert not list((tmp_path / "predictions").rglob("*.tmp"))

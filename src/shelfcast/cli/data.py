@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,10 +13,24 @@ import typer
 
 import shelfcast.cli.output as out
 from shelfcast.cli.options import WorkspaceOpt, model, now, settings
-from shelfcast.errors import ConfigError
+from shelfcast.errors import ConfigError, LakeError
 from shelfcast.settings import DuplicatePolicy
 
 app = typer.Typer()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager, `kill`) stops the command as Ctrl-C does: cleanup runs, then one line."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()
@@ -59,8 +76,19 @@ def ingest(
     elif any((mapping, table, map_, const, exog, event)):
         raise ConfigError("--mapping/--table/--map/--const/--exog/--event only apply to --source generic")
     adapter = get_source(source, **options)
-    with out.progress_bar("ingest") as progress:
-        report = run_ingest(adapter, path, settings=cfg, today=dt.date.today(), now=now(), progress=progress)
+    try:
+        with _sigterm_as_interrupt(), out.progress_bar("ingest") as progress:
+            report = run_ingest(
+                adapter, path, settings=cfg, today=dt.date.today(), now=now(), progress=progress, notice=out.note
+            )
+    except KeyboardInterrupt:
+        from shelfcast.io.lake import Lake
+
+        if Lake(cfg.workspace).interrupted_marker() is None:
+            raise LakeError("ingest interrupted before writing the lake; nothing changed") from None
+        raise LakeError(
+            "ingest interrupted while writing the lake, which may hold part of its rows: re-run the same ingest"
+        ) from None
     out.ingest_summary(report)
 
 
@@ -73,6 +101,8 @@ def validate(workspace: WorkspaceOpt = None) -> None:
     with out.status("validating the lake"):
         report = run_validate(Lake(settings(workspace=workspace).workspace))
     out.validation_summary(report)
+    for problem in report.lake_problems:
+        out.error(problem)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -82,11 +112,17 @@ def info(workspace: WorkspaceOpt = None) -> None:
     """Show the lake's tables (rows, series, date range) and the last ingests."""
     from shelfcast.errors import WorkspaceError
     from shelfcast.io.lake import Lake
+    from shelfcast.io.lake_check import writing_problem
 
     lake = Lake(settings(workspace=workspace).workspace)
     manifest = lake.manifest()
+    writing = writing_problem(lake)
     if not manifest["tables"]:
+        if writing:
+            raise LakeError(writing)
         raise WorkspaceError(f"no tables in {lake.root}; run `shelfcast ingest` (or `shelfcast demo`) first")
+    if writing:
+        out.error(writing)
     out.tables_summary(manifest["tables"], title=f"Lake tables in {lake.root}")
     recent = [
         {

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -14,6 +16,25 @@ from shelfcast.cli.options import WorkspaceOpt, settings
 from shelfcast.errors import ConfigError
 
 app = typer.Typer()
+METRICS_PREFIX = "shelfcast-metrics-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_stale_metrics_dirs(root: Path) -> None:
+    """Metrics folders of servers that died without removing theirs (`shelfcast-metrics-<pid>-*`, pid gone)."""
+    for folder in root.glob(f"{METRICS_PREFIX}*-*"):
+        pid = folder.name.removeprefix(METRICS_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @app.command()
@@ -33,22 +54,31 @@ def serve(
     cfg = settings(workspace=workspace)
     # Workers are new processes: they read their settings from the environment, as this one did.
     os.environ["SHELFCAST_WORKSPACE"] = str(cfg.workspace.resolve())
+    metrics_dir: str | None = None
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        # Each worker writes its metrics here and /metrics adds them up.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="shelfcast-metrics-")
+        # Each worker writes its metrics here and /metrics adds them up; the folder is this server's (its pid in
+        # the name), removed when it stops, or by the next server if this one was killed.
+        _remove_stale_metrics_dirs(Path(tempfile.gettempdir()))
+        metrics_dir = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     out.info(f"serving {cfg.workspace} on http://{host}:{port} (docs at /docs), {workers} worker(s)")
-    uvicorn.run(
-        "shelfcast.service.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        log_config=_log_config(log_level),
-        access_log=log_level in ("info", "debug", "trace"),
-        # A request must arrive whole within serve.read_timeout_seconds (slow clients are disconnected).
-        http="shelfcast.service.server:ReadDeadlineProtocol",
-    )
+    try:
+        uvicorn.run(
+            "shelfcast.service.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            log_config=_log_config(log_level),
+            access_log=log_level in ("info", "debug", "trace"),
+            # A request must arrive whole within serve.read_timeout_seconds (slow clients are disconnected).
+            http="shelfcast.service.server:ReadDeadlineProtocol",
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 def _log_config(log_level: str) -> dict[str, Any]:

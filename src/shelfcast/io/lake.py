@@ -9,6 +9,12 @@ The manifest records, per table, its rows, columns, date range, series and a
 content hash (sha256 of the sorted rows, combined over the months), so later
 stages can log data lineage and a re-ingest of the same input can be seen to
 change nothing.
+
+Writers hold the workspace lock (`io.workspace_lock`) and write every file to
+a temporary name unique to the writer, renamed into place. An ingest writes an
+in-progress marker before its first write to the lake and removes it after the
+manifest: a marker without a live writer means an interrupted ingest, and
+`io.lake_check` compares the files with the manifest, so a half-written lake is seen.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,10 +32,12 @@ from typing import Any
 
 import polars as pl
 
-from shelfcast.errors import WorkspaceError
+from shelfcast.errors import LakeError, WorkspaceError
+from shelfcast.io.files import atomic_write
 from shelfcast.schemas import QUARANTINE_SCHEMA, SCHEMAS, TableName, canonical_order
 
 MANIFEST = "manifest.json"
+IN_PROGRESS = ".ingest-in-progress.json"
 QUARANTINE = "quarantine"
 MONTH_FORMAT = "%Y-%m"
 _HASH_SLICE = 500_000
@@ -60,6 +69,7 @@ class TableInfo:
     column_roles: dict[str, str] | None = None
     partitions: dict[str, dict[str, Any]] | None = None
     period_anchor: str | None = None  # weekly tables: their date is the period's "start" or "end"
+    file: str | None = None  # size:mtime of an undated table's file when hashed
 
 
 def content_hash(frame: pl.DataFrame, *, sorted_by_unique_key: bool = False) -> str:
@@ -76,14 +86,36 @@ def content_hash(frame: pl.DataFrame, *, sorted_by_unique_key: bool = False) -> 
         buf = io.BytesIO()
         # One chunk, and strings as plain offsets+bytes (not views into shared buffers): the bytes then depend
         # on the values only, not on how the frame was built or read back (one chunk in memory, row groups on disk).
-        ordered.slice(offset, _HASH_SLICE).rechunk().write_ipc(
+        _without_bitmaps(ordered.slice(offset, _HASH_SLICE)).rechunk().write_ipc(
             buf, compression="uncompressed", compat_level=pl.CompatLevel.oldest()
         )
         digest.update(buf.getvalue())
     return digest.hexdigest()
 
 
-def _file_stamp(path: Path) -> str:
+def _without_bitmaps(frame: pl.DataFrame) -> pl.DataFrame:
+    """Booleans as bytes and nulls as a mask column beside a filled column.
+
+    Bitmaps (booleans, validity) may carry arbitrary bits past their last row, which Arrow IPC writes as they are:
+    a column with nulls read back from Parquet hashed differently from the same column in memory.
+    """
+    exprs: list[pl.Expr] = []
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        if dtype == pl.Boolean:
+            col = col.cast(pl.UInt8)
+        if not frame[name].has_nulls():
+            exprs.append(col)
+        elif dtype in (pl.String, pl.Binary):
+            exprs += [col.fill_null(""), pl.col(name).is_null().cast(pl.UInt8).alias(f"{name}\0null")]
+        elif dtype.is_nested() or dtype == pl.Null:
+            exprs.append(col)
+        else:
+            exprs += [col.to_physical().fill_null(0), pl.col(name).is_null().cast(pl.UInt8).alias(f"{name}\0null")]
+    return frame.select(exprs)
+
+
+def file_stamp(path: Path) -> str:
     stat = path.stat()
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
@@ -96,15 +128,12 @@ def _partition_entry(frame: pl.DataFrame, path: Path) -> dict[str, Any]:
         "date_max": str(frame["date"].max()),
         # Size and mtime of the file hashed: a file changed behind the
         # manifest's back (a crash mid-ingest, a manual copy) is re-hashed.
-        "file": _file_stamp(path),
+        "file": file_stamp(path),
     }
 
 
 def _atomic_write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    frame.write_parquet(tmp, compression="zstd", statistics=True)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: frame.write_parquet(tmp, compression="zstd", statistics=True))
 
 
 def _merge_schemas(files: Sequence[Path]) -> dict[str, pl.DataType]:
@@ -157,7 +186,14 @@ class Lake:
 
     def read_month(self, table: str, month: str) -> pl.DataFrame | None:
         file = self.path(table) / f"{month}.parquet"
-        return pl.read_parquet(file) if file.exists() else None
+        if not file.exists():
+            return None
+        try:
+            return pl.read_parquet(file)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise LakeError(
+                f"{file} is damaged ({first_line(exc)}); delete it and re-ingest the data of {month}"
+            ) from None
 
     def tables(self) -> list[str]:
         return [t for t in SCHEMAS if self.has(t)]
@@ -212,13 +248,14 @@ class Lake:
                 columns={c: str(t) for c, t in frame.schema.items()},
                 content_hash=content_hash(frame, sorted_by_unique_key=True),
                 origin=origin,
+                file=file_stamp(self.path(table)),
             )
         known = dict((self.table_info(table) or {}).get("partitions") or {})
         known.update({m: dict(e) for m, e in (partitions or {}).items()})
         stored = set(self.months(table))
         for month in stored:
             path = self.path(table) / f"{month}.parquet"
-            if known.get(month, {}).get("file") != _file_stamp(path):
+            if known.get(month, {}).get("file") != file_stamp(path):
                 known[month] = _partition_entry(pl.read_parquet(path), path)
         known = {m: known[m] for m in sorted(stored)}
         digest = hashlib.sha256("\n".join(f"{m}:{e['content_hash']}" for m, e in known.items()).encode())
@@ -252,11 +289,55 @@ class Lake:
         return rows
 
     def manifest(self) -> dict[str, Any]:
+        """The manifest (empty when none was written); LakeError when it is damaged."""
         path = self.root / MANIFEST
         if not path.exists():
             return {"version": 1, "tables": {}, "ingests": []}
-        data: dict[str, Any] = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+            raise LakeError(
+                f"the lake's manifest {path} is damaged (truncated or not JSON: {first_line(exc)}); "
+                "re-run `shelfcast ingest` to rebuild it from the files"
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("tables"), dict):
+            raise LakeError(f"the lake's manifest {path} has no `tables`; re-run `shelfcast ingest` to rebuild it")
         return data
+
+    def discard_damaged_manifest(self) -> Path | None:
+        """Move a damaged manifest aside (an ingest then rebuilds it from the files); returns where it went."""
+        path = self.root / MANIFEST
+        try:
+            self.manifest()
+        except LakeError:
+            aside = path.with_name(f"{MANIFEST}.damaged-{dt.datetime.now():%Y%m%dT%H%M%S}")
+            os.replace(path, aside)
+            return aside
+        return None
+
+    # The in-progress marker: written before an ingest's first write to the lake, removed after its manifest.
+
+    def begin_writing(self, **about: str) -> dict[str, Any] | None:
+        """Write the marker; returns the marker of an earlier ingest that never finished, if any."""
+        earlier = self.interrupted_marker()
+        marker = {"pid": os.getpid(), "host": socket.gethostname(), **about}
+        payload = json.dumps(marker, indent=2)
+        atomic_write(self.root / IN_PROGRESS, lambda tmp: tmp.write_text(payload))
+        return earlier
+
+    def end_writing(self) -> None:
+        (self.root / IN_PROGRESS).unlink(missing_ok=True)
+
+    def interrupted_marker(self) -> dict[str, Any] | None:
+        """The marker of an ingest that started writing and did not finish (None when there is none)."""
+        path = self.root / IN_PROGRESS
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = {}
+        return data if isinstance(data, dict) else {}
 
     def table_info(self, table: str) -> dict[str, Any] | None:
         info: dict[str, Any] | None = self.manifest()["tables"].get(table)
@@ -277,8 +358,10 @@ class Lake:
         manifest["updated_at"] = now.isoformat(timespec="seconds")
         if ingest is not None:
             manifest["ingests"] = [*manifest.get("ingests", []), dict(ingest)][-_HISTORY:]
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f"{MANIFEST}.tmp"
-        tmp.write_text(json.dumps(manifest, indent=2, default=str))
-        os.replace(tmp, self.root / MANIFEST)
+        payload = json.dumps(manifest, indent=2, default=str)
+        atomic_write(self.root / MANIFEST, lambda tmp: tmp.write_text(payload))
         return manifest
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from shelfcast.errors import WorkspaceError
+from shelfcast.errors import LakeError, WorkspaceError
 from shelfcast.io.lake import Lake
+from shelfcast.io.lake_check import verify
+from shelfcast.io.workspace_lock import holder
 from shelfcast.models.data import FREQUENCIES, ModelData, model_data
 from shelfcast.schemas import TableName
 
@@ -11,9 +13,22 @@ TABLES: tuple[TableName, ...] = ("sales", "inventory", "exogenous", "items", "st
 
 
 def load_model_data(lake: Lake) -> ModelData:
-    """The panel built from every table in the lake, with defaults for its frequency."""
+    """The panel built from every table in the lake, with defaults for its frequency.
+
+    A lake whose files disagree with its manifest (an interrupted ingest, a file changed or lost) is refused.
+    """
     if not lake.has("sales"):
         raise WorkspaceError(f"no sales in {lake.root}; run `shelfcast ingest` (or `shelfcast demo`) first")
+    busy = holder(lake.workspace)
+    if busy is not None:
+        raise LakeError(f"{busy.line('an ingest')} (writing {lake.root}); run this again when it has finished")
+    problems = verify(lake)
+    if problems:
+        more = f" (and {len(problems) - 1} more: `shelfcast validate` lists them)" if len(problems) > 1 else ""
+        raise LakeError(
+            f"no model uses the lake in {lake.root}, its files do not match its manifest: {problems[0]}{more}; "
+            "re-run `shelfcast ingest`"
+        )
     tables = {t: lake.read(t) for t in TABLES if lake.has(t)}
     info = lake.table_info("sales") or {}
     freq = info.get("frequency") or "D"

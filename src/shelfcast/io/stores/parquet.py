@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import polars as pl
 
+from shelfcast.errors import StoreError
+from shelfcast.io.files import atomic_write
 from shelfcast.io.stores.base import store_errors
 from shelfcast.io.stores.schema import PREDICTION_KEY, PREDICTION_SCHEMA, validate_predictions
 
@@ -38,10 +39,10 @@ class ParquetStore:
         frame = validate_predictions(predictions, scored_on=scored_on).sort(PREDICTION_KEY)
         target = self.partition(scored_on)
         target.parent.mkdir(parents=True, exist_ok=True)
-        # A reader sees the old file or the new one, never half of either: rename is atomic.
-        tmp = target.with_name(f".{PART}.tmp")
-        frame.drop("scored_on").write_parquet(tmp, compression="zstd", statistics=True)
-        os.replace(tmp, target)
+        rows = frame.drop("scored_on")
+        # A reader sees the old file or the new one, never half of either: rename is atomic. The temporary name is
+        # unique, so two scorings of one day never take each other's file (the last one renamed wins).
+        atomic_write(target, lambda tmp: rows.write_parquet(tmp, compression="zstd", statistics=True), error=StoreError)
         return frame.height
 
     @store_errors(*_FAILURES)

@@ -3,6 +3,10 @@
 Every row read ends up kept, quarantined (with its rule, file and line) or
 merged into another row with the same key; the job checks that the counts
 add up for every part and fails loudly if they do not.
+
+One ingest writes a workspace at a time (the workspace lock); each cleans
+what a crashed one left (its scratch folder, temporary files) and rebuilds
+the manifest from the files when an earlier ingest was interrupted.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +28,17 @@ from shelfcast.data.readers import LINE
 from shelfcast.data.sources.base import Source, SourceData
 from shelfcast.data.tables import GapReport, detect_frequency, series_gaps
 from shelfcast.data.validate import PART, DateBounds
-from shelfcast.errors import AccountingError
+from shelfcast.errors import AccountingError, LakeError
+from shelfcast.io.files import disk_full_message, is_disk_full, remove_temporaries
 from shelfcast.io.lake import QUARANTINE, Lake, TableInfo
+from shelfcast.io.workspace_lock import workspace_lock
 from shelfcast.jobs.ingest.steps import Progress, Settler
 from shelfcast.schemas import QUARANTINE_SCHEMA, SCHEMAS, TableName
 from shelfcast.settings import Settings
 
 log = logging.getLogger(__name__)
+Notice = Callable[[str], None]
+STAGING_PREFIX = "ingest-"
 
 
 @dataclass(frozen=True)
@@ -142,16 +151,24 @@ class _Stored:
     written: dict[TableName, dict[str, dict[str, Any]]]
     quarantine: list[pl.DataFrame]  # one frame per staged part
     notes: tuple[str, ...]
+    interrupted: dict[str, Any] | None  # the marker of an earlier ingest that never finished
 
 
 def _stage_and_store(
-    lake: Lake, data: SourceData, *, settings: Settings, bounds: DateBounds, progress: Progress | None
+    lake: Lake,
+    data: SourceData,
+    *,
+    settings: Settings,
+    bounds: DateBounds,
+    progress: Progress | None,
+    about: dict[str, str],
 ) -> _Stored:
     """Validate the source's parts (and the tables it derives from them), check the row accounting, upsert.
 
-    The staged files live in a scratch folder of the workspace, removed afterwards even on failure.
+    The staged files live in a scratch folder of the workspace, removed afterwards even on failure. The lake's
+    in-progress marker is written before the first upsert (the job removes it after the manifest).
     """
-    staging = settings.workspace / "tmp" / f"ingest-{uuid.uuid4().hex[:8]}"
+    staging = settings.workspace / "tmp" / f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True, exist_ok=True)
     try:
         settler = Settler(lake, settings.duplicates, staging, progress)
@@ -163,10 +180,20 @@ def _stage_and_store(
             notes = (*notes, *derived.notes)
             settler.stage(derived.parts, bounds=bounds, staging=staging)
         parts = _reports(settler)
+        interrupted = lake.begin_writing(**about)
         written = _store(settler, lake, progress)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return _Stored(parts, written, settler.quarantine, notes)
+    return _Stored(parts, written, settler.quarantine, notes, interrupted)
+
+
+def _clean_orphans(settings: Settings) -> None:
+    """Remove what crashed ingests left: scratch folders and temporary files (only call holding the lock)."""
+    scratch = settings.workspace / "tmp"
+    for folder in scratch.glob(f"{STAGING_PREFIX}*") if scratch.is_dir() else ():
+        log.info("removing %s, left by an ingest that did not finish", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+    remove_temporaries(settings.workspace / "lake")
 
 
 def _frequency(lake: Lake, data: SourceData) -> str | None:
@@ -183,16 +210,18 @@ def _describe_tables(
     *,
     derived: set[TableName],
     frequency: str | None,
+    reconciled: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, TableInfo], dict[str, GapReport]]:
     """The manifest entry of every table written, and the series gaps of sales and inventory."""
     infos: dict[str, TableInfo] = {}
     gaps: dict[str, GapReport] = {}
     for table, partitions in written.items():
+        kept = (lake.table_info(table) or {}).get("origin") if table in reconciled else None
         infos[table] = lake.describe(
             table,
             partitions=partitions,
             frequency=frequency if SCHEMAS[table].has_date else None,
-            origin="derived" if table in derived else "source",
+            origin=kept or ("derived" if table in derived else "source"),
             column_roles=_exogenous_roles(lake, data) if table == "exogenous" else None,
             period_anchor=data.period_anchor or (lake.table_info(table) or {}).get("period_anchor") or "start",
         )
@@ -214,19 +243,63 @@ def run_ingest(
     today: dt.date,
     now: dt.datetime,
     progress: Progress | None = None,
+    notice: Notice | None = None,
 ) -> IngestReport:
-    """Read `path` with `source`, validate, and upsert the canonical tables into the workspace lake."""
+    """Read `path` with `source`, validate, and upsert the canonical tables into the workspace lake.
+
+    Holds the workspace lock throughout (waiting up to `settings.lock_timeout`, with one `notice` line); a full
+    disk is one LakeError line.
+    """
+    data: SourceData = source.load(Path(path))
+    with workspace_lock(settings.workspace, timeout=settings.lock_timeout, on_wait=notice):
+        try:
+            return _ingest_locked(
+                source, data, path, settings=settings, today=today, now=now, progress=progress, notice=notice
+            )
+        except Exception as exc:
+            if is_disk_full(exc):
+                raise LakeError(disk_full_message(settings.workspace)) from None
+            raise
+
+
+def _ingest_locked(
+    source: Source,
+    data: SourceData,
+    path: Path,
+    *,
+    settings: Settings,
+    today: dt.date,
+    now: dt.datetime,
+    progress: Progress | None,
+    notice: Notice | None,
+) -> IngestReport:
     started = time.perf_counter()
     lake = Lake(settings.workspace)
-    data: SourceData = source.load(Path(path))
+    _clean_orphans(settings)
+    aside = lake.discard_damaged_manifest()
+    if aside is not None and notice:
+        notice(f"the lake's manifest was damaged (kept as {aside.name}); rebuilding it from the files")
     bounds = DateBounds(settings.min_date, settings.max_date, today + dt.timedelta(days=settings.future_days))
-    stored = _stage_and_store(lake, data, settings=settings, bounds=bounds, progress=progress)
+    about = {"source": type(source).name, "path": str(path), "started": now.isoformat(timespec="seconds")}
+    stored = _stage_and_store(lake, data, settings=settings, bounds=bounds, progress=progress, about=about)
+    if stored.interrupted is not None and notice:
+        notice(
+            f"an earlier ingest ({stored.interrupted.get('source', '?')} {stored.interrupted.get('path', '?')}) was "
+            "interrupted; its rows may be partly stored (re-run it); the manifest is rebuilt from the files"
+        )
     written = stored.written
     masters = _derive_masters(lake, set(written))
     for table, frame in masters.items():
         lake.upsert(table, frame)
         written[table] = {}
-    infos, gaps = _describe_tables(lake, data, written, derived=set(masters), frequency=_frequency(lake, data))
+    reconciled: frozenset[str] = frozenset()
+    if stored.interrupted is not None or aside is not None:
+        # Describe every table again, not only those written: the manifest must match the files.
+        reconciled = frozenset(t for t in lake.tables() if t not in written)
+        written.update({t: {} for t in reconciled})  # type: ignore[misc]
+    infos, gaps = _describe_tables(
+        lake, data, written, derived=set(masters), frequency=_frequency(lake, data), reconciled=reconciled
+    )
     quarantine = pl.concat([q.cast(QUARANTINE_SCHEMA) for q in stored.quarantine])  # type: ignore[arg-type]
     all_quarantine = lake.replace_quarantine([p.source for p in stored.parts], quarantine)
     report = IngestReport(
@@ -248,6 +321,7 @@ def run_ingest(
         "quarantine_by_rule": report.quarantine_by_rule,
     }
     lake.update_manifest(infos, ingest=entry, quarantine_rows=all_quarantine.height, now=now)
+    lake.end_writing()
     log.info("ingest done in %.1fs", report.seconds)
     return report
 

@@ -1,0 +1,57 @@
+"""Writing files safely next to other writers: unique temporary names, atomic renames, no leftovers on failure."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+from shelfcast.errors import LakeError
+
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """A write refused for lack of space (or a file-size limit), from Python's I/O or from Polars' own."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        return True
+    found = _OS_ERROR.search(str(exc)) if isinstance(exc, pl.exceptions.PolarsError) else None
+    return bool(found and int(found.group(1)) in _DISK_FULL)
+
+
+def disk_full_message(where: Path | str) -> str:
+    return f"cannot write {where}: no space left (disk full, or a file size limit); free some space and run it again"
+
+
+def atomic_write(path: Path, write: Callable[[Path], object], *, error: Callable[[str], Exception] = LakeError) -> None:
+    """`write(tmp)` to a temporary name unique to this writer, renamed onto `path`; no temporary file is left.
+
+    Unique names let two writers of one folder never remove or rename each other's half-written files. A full
+    disk becomes `error(message)`.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise error(disk_full_message(path)) from None
+        raise
+
+
+def remove_temporaries(folder: Path) -> int:
+    """Delete the temporary files writers that died left under `folder` (call only while no writer can run)."""
+    found = list(folder.rglob("*.tmp")) if folder.is_dir() else []
+    for tmp in found:
+        tmp.unlink(missing_ok=True)
+    return len(found)
