@@ -122,3 +122,20 @@ def test_with_the_delta_store_raw_features_and_predictions_are_delta_tables(raw:
     assert isinstance(features, pl.DataFrame) and features.height == SERIES
     predictions = open_store(settings).read(scored_on=TODAY)
     assert predictions.height == SERIES * 7
+
+
+def test_a_lake_that_disagrees_with_its_manifest_stops_the_run_and_says_where(raw: Path, tmp_path: Path) -> None:
+    from shelfcast.data.sources import get_source
+    from shelfcast.errors import DataValidationError
+    from shelfcast.io.lake import Lake
+    from shelfcast.jobs.ingest import run_ingest
+
+    settings = Settings(workspace=tmp_path / "ws")
+    run_ingest(get_source("canonical"), raw, settings=settings, today=TODAY, now=NOW)
+    lake = Lake(settings.workspace)
+    month = sorted(lake.months("sales"))[-1]
+    (lake.path("sales") / f"{month}.parquet").unlink()
+    ran, runner = _recording()
+    with pytest.raises(DataValidationError, match=rf"the lake failed validation \(.*{month}\.parquet: in the manifest"):
+        run_pipeline(settings, PipelineRequest(path=None, folds=2, horizon=7), today=TODAY, now=NOW, runner=runner)
+    assert ran == ["validate"]

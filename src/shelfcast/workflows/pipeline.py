@@ -143,7 +143,10 @@ def run_pipeline(
         )
     report.validation = runner("validate", lambda: run_validate(Lake(settings.workspace)), io=False)
     if not report.validation.ok:
-        problems = [f"{c.table}: {', '.join(c.problems)}" for c in report.validation.checks if not c.ok]
+        problems = [
+            *report.validation.lake_problems,
+            *(f"{c.table}: {', '.join(c.problems)}" for c in report.validation.checks if not c.ok),
+        ]
         raise DataValidationError(f"the lake failed validation ({'; '.join(problems)}); see `shelfcast validate`")
     report.features = runner("features", lambda: run_features(settings), io=True)
     forecast_config = request.forecast_config
