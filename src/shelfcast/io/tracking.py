@@ -160,6 +160,7 @@ def connect(settings: Settings) -> str:
 def _probe_server(uri: str) -> None:
     """One quick API call with MLflow's own credentials: unreachable, refused and not-MLflow are one line each."""
     import requests
+    from mlflow.exceptions import MlflowException
     from mlflow.utils.credentials import get_default_host_creds
     from mlflow.utils.rest_utils import http_request
 
@@ -174,7 +175,7 @@ def _probe_server(uri: str) -> None:
             raise_on_status=False,
             params={"max_results": 1},
         )
-    except (requests.RequestException, OSError) as exc:
+    except (requests.RequestException, OSError, MlflowException) as exc:
         raise TrackingError(f"MLflow tracking server {uri} is unreachable ({_short(exc)})") from None
     if response.status_code in (401, 403):
         raise TrackingError(
@@ -214,7 +215,7 @@ def _short(exc: BaseException) -> str:
     while exc.__context__ is not None and not str(exc):
         exc = exc.__context__
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    found = re.search(r"(\[Errno -?\d+\][^')]*|Connection refused|timed out|Name or service not known)", text)
+    found = re.search(r"(\[Errno -?\d+\][^'\")]*|Connection refused|timed out|Name or service not known)", text)
     return redact(found.group(1) if found else text[:200])
 
 
