@@ -75,7 +75,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(content)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward  # noqa: N815  (http.server's names)
 
 
 @pytest.fixture
@@ -133,7 +133,9 @@ def test_planted_secrets_appear_in_no_output(
     outputs: list[str] = []
 
     def run(*args: str, ok: bool | None = True, **more: str) -> subprocess.CompletedProcess[str]:
-        result = run_cli(*args, "-w", ws, cwd=tmp_path, env={**env, **more}, drop=("MLFLOW_",), columns=200, timeout=900)
+        result = run_cli(
+            *args, "-w", ws, cwd=tmp_path, env={**env, **more}, drop=("MLFLOW_",), columns=200, timeout=900
+        )
         outputs.extend([result.stdout, result.stderr])
         assert ok is None or (result.returncode == 0) == ok, (args, result.stdout, result.stderr)
         return result
