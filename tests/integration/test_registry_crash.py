@@ -46,8 +46,8 @@ def pending_move(registry: Registry) -> bool:
     return MOVE_TAG in (registry.client.get_registered_model(NAME).tags or {})
 
 
-def kill_at(point: str, *args: str, cwd: Path) -> None:
-    """`shelfcast ARGS`, paused at each crash point, killed with SIGKILL once it reaches `point`."""
+def kill_at(point: str, *args: str, cwd: Path, sig: signal.Signals = signal.SIGKILL) -> None:
+    """`shelfcast ARGS`, paused at crash point `point`, then sent `sig` there (SIGKILL by default)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "shelfcast", *args],
         cwd=cwd,
@@ -63,11 +63,12 @@ def kill_at(point: str, *args: str, cwd: Path) -> None:
         for line in proc.stderr:
             seen.append(line.strip())
             if line.strip() == f"shelfcast-test-pause: {point}":
-                proc.send_signal(signal.SIGKILL)
+                proc.send_signal(sig)
                 break
             assert time.monotonic() < deadline, seen
         else:
             pytest.fail(f"never reached {point}: {seen}")
+        proc.wait(timeout=120)
     finally:
         proc.kill()
         proc.wait(timeout=60)
@@ -168,7 +169,9 @@ def test_models_list_shows_each_versions_aliases(settings: Settings) -> None:
     assert rows == {"1": PREVIOUS, "2": CHAMPION, "3": "challenger"}
 
 
-def test_a_training_run_killed_mid_way_is_marked_failed_by_the_next_command(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_a_training_run_killed_mid_way_is_marked_failed(tmp_path: Path, sig: signal.Signals) -> None:
+    """SIGTERM: the run ends FAILED as the process stops; kill -9: the next command finds it and marks it FAILED."""
     from shelfcast.data.simulator import SimConfig, simulate
     from shelfcast.data.sources import get_source
     from shelfcast.jobs.ingest import run_ingest
@@ -182,11 +185,12 @@ def test_a_training_run_killed_mid_way_is_marked_failed_by_the_next_command(tmp_
     settings = Settings(workspace=tmp_path / "ws")
     run_ingest(get_source("canonical"), raw, settings=settings, today=TODAY, now=NOW)
     ws = str(settings.workspace)
-    kill_at("run started", "train", "--task", "demand", "--folds", "2", "--horizon", "7", "-w", ws, cwd=tmp_path)
+    train = ("train", "--task", "demand", "--folds", "2", "--horizon", "7", "-w", ws)
+    kill_at("run started", *train, cwd=tmp_path, sig=sig)
     registry = Registry(settings)
     exp = experiment_id(settings, Task.DEMAND)
     (run,) = registry.client.search_runs([exp])
-    assert run.info.status == "RUNNING"
+    assert run.info.status == ("RUNNING" if sig == signal.SIGKILL else "FAILED")
     listed = subprocess.run(
         [sys.executable, "-m", "shelfcast", "models", "list", "-w", ws],
         capture_output=True,
