@@ -18,6 +18,7 @@ def list_models(workspace: WorkspaceOpt = None) -> None:
     from shelfcast.io.registry import MODEL_NAMES, Registry
 
     registry = Registry(settings(workspace=workspace))
+    registry.reap()  # runs a killed process left RUNNING are FAILED
     versions = [v for task in MODEL_NAMES for v in registry.versions(task)]
     if not versions:
         out.console.print("no registered models; run `shelfcast train` first")

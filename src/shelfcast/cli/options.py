@@ -15,6 +15,7 @@ from typer.core import TyperCommand
 
 import shelfcast.cli.output as out
 from shelfcast.errors import ConfigError, ShelfcastError, first_problem
+from shelfcast.redact import RedactingFilter, redact
 from shelfcast.settings import Settings
 from shelfcast.types import Task
 
@@ -108,6 +109,9 @@ def set_verbose(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:  # no password in any log line, whoever wrote it
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
 
 
 def run_app(app: typer.Typer) -> None:
@@ -117,7 +121,7 @@ def run_app(app: typer.Typer) -> None:
     except ShelfcastError as exc:
         if _state["verbose"]:
             raise
-        out.error(str(exc))
+        out.error(redact(str(exc)))
         sys.exit(1)
     except KeyboardInterrupt:
         out.error("interrupted")

@@ -6,27 +6,42 @@ version tags (`gate.passed`, `gate.reason`, `gate.<metric>`).
 Errors: an unknown model or version is a ModelNotFoundError; a server or
 store that fails is a TrackingError naming the URI (`tracking.mlflow_errors`
 wraps every method), so callers never catch MLflow's own exceptions.
+
+Promotion and rollback move two aliases, and MLflow has no transaction: the
+move is written down first (the registered model's tag `shelfcast.alias_move`:
+the pair before and the pair after), then the aliases move in an order that
+never puts `champion` and `previous_champion` on one version, then the tag
+goes. A move interrupted (kill -9) is finished by the next `repair` if the
+champion had moved, else undone; a pair left on one version by an older
+shelfcast loses its `previous_champion` (it points at nothing to roll back to).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import wraps
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from shelfcast.errors import ModelNotFoundError, PromotionError
-from shelfcast.io.tracking import EXPERIMENTS, client, connect, fluent, mlflow_errors
+from shelfcast.io.tracking import EXPERIMENTS, client, connect, crash_point, fluent, mlflow_errors, reap_dead_runs
 from shelfcast.models.gates import GateResult
+from shelfcast.redact import redact
 from shelfcast.settings import Settings
 from shelfcast.types import Task
 
+log = logging.getLogger(__name__)
 CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous_champion"
+ALIASES = (CHAMPION, CHALLENGER, PREVIOUS)
+# The alias move under way (JSON: op, champion [before, after], previous [before, after]); see the module's doc.
+MOVE_TAG = "shelfcast.alias_move"
+ROLLED_BACK = "rolled_back"
 # When a version became champion (promotion or rollback): MLflow keeps no time for an alias.
 PROMOTED_AT = "shelfcast.promoted_at"
 MODEL_NAMES: dict[Task, str] = dict(EXPERIMENTS)
@@ -65,7 +80,7 @@ def _guarded(method: Callable[Concatenate[Registry, _P], _R]) -> Callable[Concat
 
     @wraps(method)
     def guarded(self: Registry, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with mlflow_errors(self.uri):
+        with mlflow_errors(self._uri):
             return method(self, *args, **kwargs)
 
     return guarded
@@ -76,10 +91,11 @@ class Registry:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.uri = connect(settings)
-        with mlflow_errors(self.uri):
+        self._uri = connect(settings)
+        self.uri = redact(self._uri)  # for messages and responses
+        with mlflow_errors(self._uri):
             # Jobs go through the methods (which raise TrackingError); tests read runs through it.
-            self.client = client(self.uri)
+            self.client = client(self._uri)
 
     @_guarded
     def register(self, task: Task, model_uri: str, *, run_id: str) -> VersionInfo:
@@ -88,7 +104,7 @@ class Registry:
 
         name = MODEL_NAMES[task]
         # `register_model` (not the client's `create_model_version`) resolves a logged model's URI to its source.
-        with fluent(self.uri):
+        with fluent(self._uri):
             created = mlflow.register_model(model_uri, name, tags={"shelfcast.run_id": run_id})
         self.client.set_registered_model_alias(name, CHALLENGER, created.version)
         return self.version(task, str(created.version))
@@ -135,9 +151,39 @@ class Registry:
 
     @_guarded
     def versions(self, task: Task) -> list[VersionInfo]:
+        """Every version, with its aliases (MLflow's version search leaves them out: they come from the model)."""
         name = MODEL_NAMES[task]
         found = self.client.search_model_versions(f"name = '{name}'")
-        return sorted((self._info(task, mv) for mv in found), key=lambda v: int(v.version))
+        if not found:
+            return []
+        aliases: dict[str, list[str]] = {}
+        for alias, version in self._aliases(task).items():
+            aliases.setdefault(version, []).append(alias)
+        infos = (self._info(task, mv) for mv in found)
+        return sorted(
+            (replace(v, aliases=sorted(set(v.aliases) | set(aliases.get(v.version, [])))) for v in infos),
+            key=lambda v: int(v.version),
+        )
+
+    def _model(self, task: Task) -> Any | None:
+        """The registered model (aliases, tags), or None when there is none yet."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_registered_model(MODEL_NAMES[task])
+        except MlflowException as exc:
+            if exc.error_code in _NOT_FOUND:
+                return None
+            raise
+
+    def _aliases(self, task: Task) -> dict[str, str]:
+        """alias -> version of the task's model."""
+        model = self._model(task)
+        if model is None:
+            return {}
+        raw = model.aliases or {}
+        pairs = raw.items() if isinstance(raw, Mapping) else ((a.alias, a.version) for a in raw)
+        return {str(alias): str(version) for alias, version in pairs}
 
     @_guarded
     def tag_gates(self, task: Task, version: str, result: GateResult) -> None:
@@ -170,33 +216,103 @@ class Registry:
     def promote(self, task: Task, version: str) -> VersionInfo | None:
         """`version` becomes champion, the old champion previous_champion; returns the old champion."""
         name = MODEL_NAMES[task]
+        self.repair(task)
         self.version(task, version)  # a clear error for an unknown version
         old = self.alias(task, CHAMPION)
         if old is not None and old.version == str(version):
             raise PromotionError(f"{name} version {version} is already the champion")
-        if old is not None:
-            self.client.set_registered_model_alias(name, PREVIOUS, old.version)
-        self.client.set_registered_model_alias(name, CHAMPION, str(version))
-        self.client.set_model_version_tag(name, str(version), PROMOTED_AT, _now())
-        challenger = self.alias(task, CHALLENGER)
-        if challenger is not None and challenger.version == str(version):
-            self.client.delete_registered_model_alias(name, CHALLENGER)
+        self._move(task, "promote", champion=str(version), previous=old.version if old else None)
         return old
 
     @_guarded
     def rollback(self, task: Task) -> tuple[VersionInfo, VersionInfo | None]:
         """previous_champion becomes champion again; returns (restored, demoted)."""
         name = MODEL_NAMES[task]
+        self.repair(task)
         previous = self.alias(task, PREVIOUS)
         if previous is None:
             raise PromotionError(f"nothing to roll back to: {name} has no {PREVIOUS} version")
         demoted = self.alias(task, CHAMPION)
-        self.client.set_registered_model_alias(name, CHAMPION, previous.version)
-        self.client.set_model_version_tag(name, previous.version, PROMOTED_AT, _now())
-        self.client.delete_registered_model_alias(name, PREVIOUS)
-        if demoted is not None:
-            self.client.set_model_version_tag(name, demoted.version, "rolled_back", "true")
+        self._move(task, "rollback", champion=previous.version, previous=None)
         return self.version(task, previous.version), demoted
+
+    def _move(self, task: Task, op: str, *, champion: str, previous: str | None) -> None:
+        """Aliases to (champion, previous), written down first so that `repair` can finish or undo the move."""
+        name = MODEL_NAMES[task]
+        now = self._aliases(task)
+        intent = {
+            "op": op,
+            CHAMPION: [now.get(CHAMPION), champion],
+            PREVIOUS: [now.get(PREVIOUS), previous],
+        }
+        self.client.set_registered_model_tag(name, MOVE_TAG, json.dumps(intent))
+        crash_point("move written")
+        # Dated first: whenever this version is the champion, its date is this promotion's.
+        self.client.set_model_version_tag(name, champion, PROMOTED_AT, _now())
+        if now.get(PREVIOUS) == champion:  # never both aliases on one version, even for a moment
+            self.client.delete_registered_model_alias(name, PREVIOUS)
+            crash_point("previous cleared")
+        self.client.set_registered_model_alias(name, CHAMPION, champion)
+        crash_point("champion moved")
+        self._finish(task, intent)
+
+    def _finish(self, task: Task, intent: Mapping[str, Any]) -> None:
+        """The rest of a move whose champion has moved: previous_champion, the tags, then the move's record."""
+        name = MODEL_NAMES[task]
+        old_champion, champion = intent[CHAMPION]
+        previous = intent[PREVIOUS][1]
+        if previous is None:
+            if PREVIOUS in self._aliases(task):
+                self.client.delete_registered_model_alias(name, PREVIOUS)
+        else:
+            self.client.set_registered_model_alias(name, PREVIOUS, previous)
+        crash_point("previous moved")
+        if intent["op"] == "rollback" and old_champion is not None:
+            self.client.set_model_version_tag(name, old_champion, ROLLED_BACK, "true")
+        if self._aliases(task).get(CHALLENGER) == champion:
+            self.client.delete_registered_model_alias(name, CHALLENGER)
+        self.client.delete_registered_model_tag(name, MOVE_TAG)
+
+    @_guarded
+    def repair(self, task: Task) -> str | None:
+        """Finish or undo an interrupted promotion or rollback, or clear a previous_champion that is the champion
+        itself; returns what was done (also logged as a warning), None when the aliases were in order."""
+        name = MODEL_NAMES[task]
+        model = self._model(task)
+        if model is None:
+            return None
+        aliases = self._aliases(task)
+        raw = (model.tags or {}).get(MOVE_TAG)
+        done: str | None = None
+        if raw is not None:
+            intent = json.loads(raw)
+            (before, after), previous_before = intent[CHAMPION], intent[PREVIOUS][0]
+            if aliases.get(CHAMPION) == after:
+                self._finish(task, intent)
+                done = f"finished the interrupted {intent['op']} of {name}: v{after} is the champion"
+            else:
+                if previous_before is None or previous_before == aliases.get(CHAMPION):
+                    if PREVIOUS in aliases:
+                        self.client.delete_registered_model_alias(name, PREVIOUS)
+                else:
+                    self.client.set_registered_model_alias(name, PREVIOUS, previous_before)
+                self.client.delete_registered_model_tag(name, MOVE_TAG)
+                still = f"v{before}" if before is not None else "no version"
+                done = f"undid the interrupted {intent['op']} of {name} to v{after}: {still} is still the champion"
+        elif CHAMPION in aliases and aliases.get(PREVIOUS) == aliases[CHAMPION]:
+            self.client.delete_registered_model_alias(name, PREVIOUS)
+            done = (
+                f"{name}'s {PREVIOUS} was the champion itself (v{aliases[CHAMPION]}, left by an interrupted "
+                "promotion): removed it, so there is nothing to roll back to"
+            )
+        if done is not None:
+            log.warning("%s", done)
+        return done
+
+    @_guarded
+    def reap(self) -> list[str]:
+        """Runs left RUNNING by a process that died (kill -9, a crash) are marked FAILED; returns their ids."""
+        return reap_dead_runs(self.client)
 
     @_guarded
     def download(self, task: Task, alias: str, dest: Path) -> Path:
@@ -210,9 +326,9 @@ class Registry:
         staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
         try:
             # MLflow resolves a `models:/` URI against its global registry URI, whatever URIs it is passed.
-            with fluent(self.uri):
+            with fluent(self._uri):
                 mlflow.artifacts.download_artifacts(
-                    artifact_uri=f"models:/{info.name}/{info.version}", dst_path=str(staging), tracking_uri=self.uri
+                    artifact_uri=f"models:/{info.name}/{info.version}", dst_path=str(staging), tracking_uri=self._uri
                 )
             (staging / "version.json").write_text(
                 json.dumps({"name": info.name, "version": info.version, "run_id": info.run_id, "alias": alias}) + "\n"

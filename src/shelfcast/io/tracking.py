@@ -16,26 +16,29 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import math
 import os
 import re
+import signal
+import socket
+import sys
 import threading
-import urllib.error
-import urllib.request
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
 import polars.selectors as cs
 
 from shelfcast.errors import TrackingError
 from shelfcast.features.spec import FeatureSpec
+from shelfcast.redact import redact, split_credentials
 from shelfcast.settings import Settings
 from shelfcast.types import Task
 
@@ -59,32 +62,37 @@ def mlflow_dir(settings: Settings) -> Path:
     return (settings.workspace / "mlflow").resolve()
 
 
-def tracking_uri(settings: Settings) -> str:
-    """The settings' URI, else the user's `MLFLOW_TRACKING_URI`, else SQLite inside the workspace."""
+def configured_uri(settings: Settings) -> str:
+    """The settings' URI, else the user's `MLFLOW_TRACKING_URI`, else SQLite inside the workspace (as written,
+    credentials included: never print it, see `shelfcast.redact`)."""
     if settings.mlflow_tracking_uri:
         return settings.mlflow_tracking_uri
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{mlflow_dir(settings) / 'mlflow.db'}"
+
+
+def tracking_uri(settings: Settings) -> str:
+    """The URI MLflow is given: a server's without its `user:password@` (`connect` hands those to MLflow's
+    `MLFLOW_TRACKING_USERNAME`/`PASSWORD`); a database's as configured (its driver needs the password)."""
+    uri = configured_uri(settings)
+    return split_credentials(uri)[0] if _is_server(uri) else uri
+
+
+def _is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
 
 
 def _embedded(settings: Settings) -> bool:
     return tracking_uri(settings) == f"sqlite:///{mlflow_dir(settings) / 'mlflow.db'}"
 
 
-def redact(uri: str) -> str:
-    """The URI without its password, for messages."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
-
-
 def _backend_errors() -> tuple[type[Exception], ...]:
-    """What MLflow lets out when its server or store fails (requests' errors are OSErrors)."""
+    """What MLflow lets out when its server or store fails (requests' errors are OSErrors; a server answering
+    with something else than JSON raises a JSONDecodeError)."""
     from mlflow.exceptions import MlflowException
     from sqlalchemy.exc import SQLAlchemyError
     from urllib3.exceptions import HTTPError
 
-    return (MlflowException, SQLAlchemyError, HTTPError, OSError)
+    return (MlflowException, SQLAlchemyError, HTTPError, OSError, json.JSONDecodeError)
 
 
 @contextmanager
@@ -98,31 +106,191 @@ def mlflow_errors(uri: str) -> Iterator[None]:
     try:
         yield
     except errors as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        reason = lines[0][:300] if lines else type(exc).__name__
-        raise TrackingError(f"MLflow at {redact(uri)}: {reason}") from exc
+        raise TrackingError(describe_failure(uri, exc)) from exc
+
+
+def describe_failure(uri: str, exc: BaseException) -> str:
+    """One line naming the store, what went wrong and, where known, what to do; redacted."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = lines[0][:300] if lines else type(exc).__name__
+    where = redact(uri)
+    if "database is locked" in reason:
+        return (
+            f"the MLflow store {where} stayed locked by another process for over 5 s "
+            "(another train, promote or retrain in this workspace?): try again when it has finished"
+        )
+    if isinstance(exc, json.JSONDecodeError) or "JSONDecodeError" in reason or "Expecting value" in reason:
+        return f"MLflow at {where} answered with something that is not MLflow's JSON: is the URI an MLflow server?"
+    return redact(f"MLflow at {where}: {reason}")
+
+
+# A server or database that does not answer in this time is "unreachable" (MLflow itself retries for minutes).
+PROBE_SECONDS = 5.0
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
 
 
 def connect(settings: Settings) -> str:
-    """The tracking URI, made ready: a server is checked first (short timeout), an embedded store's folder made.
+    """The tracking URI, made ready: a server or database is checked first (short timeout, one line if it fails),
+    a server's credentials handed to MLflow, an embedded store's folder made.
 
-    Nothing global is set: callers pass the URI to `MlflowClient` (see `client`)
-    or scope MLflow's fluent API to it (see `fluent`).
+    Nothing global is set but MLflow's credential variables: callers pass the URI to `MlflowClient` (see
+    `client`) or scope MLflow's fluent API to it (see `fluent`).
     """
+    configured = configured_uri(settings)
     uri = tracking_uri(settings)
-    if uri.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5):
-                pass
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise TrackingError(f"MLflow tracking server {redact(uri)} is unreachable ({reason})") from None
+    if _is_server(configured):
+        _, user, password = split_credentials(configured)
+        # MLflow's client reads them on every request (and never from the URI); the user's own variables
+        # stand unless the URI names credentials itself.
+        if user is not None:
+            os.environ["MLFLOW_TRACKING_USERNAME"] = user
+        if password is not None:
+            os.environ["MLFLOW_TRACKING_PASSWORD"] = password
+        _probe_server(uri)
     elif _embedded(settings):
         (mlflow_dir(settings) / "artifacts").mkdir(parents=True, exist_ok=True)
-        # MLflow logs "Creating initial MLflow database tables..." at INFO on stderr for a new SQLite store:
-        # noise between a command's output and its one-line errors.
-        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    else:
+        _probe_database(uri)
+    # MLflow logs "Creating initial MLflow database tables..." at INFO for a new store, and every database error
+    # (a locked SQLite file) with its traceback at ERROR before raising it: the error is ours to report, once.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     return uri
+
+
+def _probe_server(uri: str) -> None:
+    """One quick API call with MLflow's own credentials: unreachable, refused and not-MLflow are one line each."""
+    import requests
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    endpoint = "/api/2.0/mlflow/experiments/search"
+    try:
+        response = http_request(  # type: ignore[no-untyped-call]
+            get_default_host_creds(uri),  # type: ignore[no-untyped-call]
+            endpoint,
+            "GET",
+            max_retries=0,
+            timeout=PROBE_SECONDS,
+            raise_on_status=False,
+            params={"max_results": 1},
+        )
+    except (requests.RequestException, OSError, MlflowException) as exc:
+        raise TrackingError(f"MLflow tracking server {uri} is unreachable ({_short(exc)})") from None
+    if response.status_code in (401, 403):
+        raise TrackingError(
+            f"MLflow tracking server {uri} refused the credentials (HTTP {response.status_code}): set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or user:password@ in the URI"
+        )
+    try:
+        response.json()
+    except ValueError:
+        kind = response.headers.get("content-type", "no content type")
+        raise TrackingError(
+            f"MLflow tracking server {uri} answered {endpoint} with HTTP {response.status_code} and {kind}, "
+            "not MLflow's JSON: is the URI an MLflow server?"
+        ) from None
+
+
+def _probe_database(uri: str) -> None:
+    """A TCP connection to a database store's host: MLflow would retry a dead one for minutes."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        return  # not a database URL (a file store, a plugin's scheme): MLflow says what it makes of it
+    port = url.port or _DEFAULT_PORTS.get(url.get_backend_name())
+    if url.host is None or port is None:
+        return  # a socket or a file: nothing to wait for
+    try:
+        socket.create_connection((url.host, port), timeout=PROBE_SECONDS).close()
+    except OSError as exc:
+        raise TrackingError(f"MLflow store {redact(uri)} is unreachable ({_short(exc)})") from None
+
+
+def _short(exc: BaseException) -> str:
+    """The innermost reason of a connection error, on one line and redacted."""
+    while exc.__context__ is not None and not str(exc):
+        exc = exc.__context__
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    found = re.search(r"(\[Errno -?\d+\][^'\")]*|Connection refused|timed out|Name or service not known)", text)
+    return redact(found.group(1) if found else text[:200])
+
+
+# Who owns a run: "host:pid:start" (start: the process's start time, so a reused pid is not taken for the owner).
+OWNER_TAG = "shelfcast.owner"
+PAUSE_ENV = "SHELFCAST_TEST_PAUSE_AT"
+
+
+def crash_point(point: str) -> None:
+    """For crash tests only: with SHELFCAST_TEST_PAUSE_AT=`point`, say so on stderr and wait there to be killed."""
+    if os.environ.get(PAUSE_ENV) == point:
+        sys.stderr.write(f"shelfcast-test-pause: {point}\n")
+        sys.stderr.flush()
+        time.sleep(600)
+
+
+def _started(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), else ""."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19]
+
+
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_started(os.getpid())}"
+
+
+def _owner_alive(tag: str) -> bool:
+    host, pid_text, started = [*tag.split(":"), "", ""][:3]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True  # another machine's run: not ours to judge
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return not started or _started(pid) in ("", started)
+
+
+def reap_dead_runs(tracking: MlflowClient) -> list[str]:
+    """Runs still RUNNING whose owning process (tag `shelfcast.owner`, this host) is gone are set FAILED."""
+    experiments = [e.experiment_id for e in tracking.search_experiments()]
+    if not experiments:
+        return []
+    reaped = []
+    for run in tracking.search_runs(experiments, filter_string="attributes.status = 'RUNNING'", max_results=500):
+        tag = run.data.tags.get(OWNER_TAG)
+        if tag is None or _owner_alive(tag):
+            continue
+        tracking.set_tag(run.info.run_id, "shelfcast.failure", "its process ended before the run did (killed?)")
+        tracking.set_terminated(run.info.run_id, status="FAILED")
+        log.warning("run %s was left RUNNING by a process that died (%s): marked FAILED", run.info.run_id, tag)
+        reaped.append(run.info.run_id)
+    return reaped
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt in the block (main thread only), so an open run ends FAILED, not RUNNING."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def client(uri: str) -> MlflowClient:
@@ -273,14 +441,18 @@ def log_training_run(settings: Settings, run: TrainingRun) -> LoggedRun:
     """Params, spec, metrics per window, lake lineage, artifacts and the pyfunc model in one MLflow run."""
     uri = connect(settings)
     with mlflow_errors(uri):
-        return _log_training_run(settings, run, uri)
+        reap_dead_runs(client(uri))
+        with _sigterm_as_interrupt():
+            return _log_training_run(settings, run, uri)
 
 
 def _log_training_run(settings: Settings, run: TrainingRun, uri: str) -> LoggedRun:
     import mlflow
 
     exp = experiment_id(settings, run.task)
-    with fluent(uri), mlflow.start_run(experiment_id=exp) as active:
+    # Owner tagged at creation: a run whose process dies mid-way is found by `reap_dead_runs` and marked FAILED.
+    with fluent(uri), mlflow.start_run(experiment_id=exp, tags={OWNER_TAG: owner()}) as active:
+        crash_point("run started")
         mlflow.set_tags(
             {"shelfcast.task": run.task, "shelfcast.version": metadata.version("shelfcast"), **dict(run.tags)}
         )
@@ -293,7 +465,7 @@ def _log_training_run(settings: Settings, run: TrainingRun, uri: str) -> LoggedR
         for path in run.artifacts:
             mlflow.log_artifact(str(path), artifact_path="reports")
         info = _log_pyfunc(run)
-    return LoggedRun(active.info.run_id, exp, info.model_uri, uri)
+    return LoggedRun(active.info.run_id, exp, info.model_uri, redact(uri))
 
 
 def _log_lineage(run: TrainingRun) -> None:

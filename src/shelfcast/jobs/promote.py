@@ -96,6 +96,7 @@ def gate_and_promote(
 ) -> PromotionReport:
     """Promote `version` to champion if it passes the gates (or `force`); the old champion becomes previous."""
     registry = registry or Registry(settings)
+    registry.repair(task)  # gates compare with the champion an interrupted move leaves: finish or undo it first
     result = check_gates(settings, registry, task, version)
     if not (result.passed or force):
         return PromotionReport(task, str(version), result, False, None, None)
@@ -105,8 +106,11 @@ def gate_and_promote(
 
 
 def promote_version(settings: Settings, task: Task, version: str, *, force: bool = False) -> PromotionReport:
-    """For people: promote a version, refusing with the gates' reason unless forced."""
-    report = gate_and_promote(settings, task, version, force=force)
+    """For people: promote a version, refusing with the gates' reason unless forced (runs left RUNNING by a dead
+    process are marked FAILED first, an interrupted alias move finished or undone: `Registry.repair`)."""
+    registry = Registry(settings)
+    registry.reap()
+    report = gate_and_promote(settings, task, version, force=force, registry=registry)
     if not report.promoted:
         raise PromotionError(
             f"version {version} refused by the gates: {report.gate.reason}; pass --force to promote it anyway"
@@ -117,6 +121,7 @@ def promote_version(settings: Settings, task: Task, version: str, *, force: bool
 def rollback(settings: Settings, task: Task) -> tuple[VersionInfo, VersionInfo | None]:
     """previous_champion becomes champion again (and the local copy follows); returns (restored, demoted)."""
     registry = Registry(settings)
+    registry.reap()
     restored, demoted = registry.rollback(task)
     registry.download(task, CHAMPION, champion_dir(settings, task))
     return restored, demoted

@@ -26,6 +26,7 @@ from shelfcast.jobs.ingest import IngestReport, run_ingest
 from shelfcast.jobs.ingest.steps import Progress
 from shelfcast.jobs.simulate import SimulateReport, run_simulate
 from shelfcast.jobs.validate import ValidationReport, run_validate
+from shelfcast.redact import redact
 from shelfcast.settings import Settings
 from shelfcast.workflows.pipeline import PipelineReport, PipelineRequest, run_directly, run_pipeline
 
@@ -120,7 +121,7 @@ def run_demo(
         time.perf_counter() - started,
         pipeline,
         top,
-        tracking_uri(settings),
+        redact(tracking_uri(settings)),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Concatenate, ParamSpec, Protocol, TypeVar
 import polars as pl
 
 from shelfcast.errors import StoreError
+from shelfcast.redact import redact
 
 
 class PredictionStore(Protocol):
@@ -64,7 +65,7 @@ def store_errors(*errors: type[Exception]) -> Callable[[_Method[_S, _P, _R]], _M
             except errors as exc:
                 lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
                 reason = lines[0][:300] if lines else type(exc).__name__
-                raise StoreError(f"{self.location}: {reason}") from exc
+                raise StoreError(f"{self.location}: {redact(reason)}") from exc
 
         return guarded
 

@@ -14,15 +14,16 @@ import datetime as dt
 import io
 import logging
 import re
-from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from shelfcast.errors import ConfigError, StoreError
 from shelfcast.io.stores.base import store_errors
 from shelfcast.io.stores.schema import PREDICTION_COLUMNS, PREDICTION_KEY, PREDICTION_SCHEMA, validate_predictions
+from shelfcast.redact import redact
 
 log = logging.getLogger(__name__)
 _COPY_ROWS = 100_000
@@ -45,13 +46,13 @@ def split_table(name: str) -> tuple[str, str]:
     return ("public", parts[0]) if len(parts) == 1 else (parts[0], parts[1])
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+def _password(url: str) -> str | None:
+    """The password of a URL or key/value connection string (None if it has none or cannot be parsed)."""
+    try:
+        password = conninfo_to_dict(url).get("password")
+        return str(password) if password else None
+    except psycopg.Error:
+        return None
 
 
 class PostgresStore:
@@ -59,12 +60,13 @@ class PostgresStore:
 
     def __init__(self, url: str, *, table: str = "predictions") -> None:
         self.url = url
+        self._secret = _password(url)
         self.schema, self.table = split_table(table)
         self._target = sql.Identifier(self.schema, self.table)
 
     @property
     def location(self) -> str:
-        return f"{redact(self.url)} table {self.schema}.{self.table}"
+        return f"{redact(self.url, self._secret)} table {self.schema}.{self.table}"
 
     def connect(self) -> psycopg.Connection[tuple[object, ...]]:
         try:
@@ -72,7 +74,7 @@ class PostgresStore:
         except psycopg.OperationalError as exc:
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
             reason = lines[0].removeprefix("connection failed: ") if lines else type(exc).__name__
-            raise StoreError(f"PostgreSQL at {redact(self.url)} is unreachable: {reason}") from None
+            raise StoreError(redact(f"PostgreSQL at {self.url} is unreachable: {reason}", self._secret)) from None
 
     @store_errors(psycopg.Error, OSError)
     def check(self) -> None:
