@@ -126,3 +126,42 @@ def test_the_access_log_shows_at_the_default_level(server: tuple[str, Path]) -> 
     call(f"{base}/health?probe=access-log")
     time.sleep(0.5)
     assert '"GET /health?probe=access-log HTTP/1.1" 422' in log.read_text()
+
+
+def test_health_answers_while_data_and_models_load(serving_workspace: Settings, tmp_path: Path) -> None:
+    """A load that takes long (a slow MLflow store, a large lake) does not keep the server from answering: /health
+    says the process is alive, /ready and the data routes say it is still loading."""
+    import os
+    import subprocess
+    import sys
+
+    from serving import KEY, free_port
+
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SHELFCAST_", "MLFLOW_", "PROMETHEUS_"))}
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shelfcast", "serve", "-w", str(serving_workspace.workspace), "--port", str(port)],
+        env=clean | {"SHELFCAST_API_KEY": KEY, "SHELFCAST_TEST_PAUSE_AT": "serve load"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        health: tuple[int, object] = (0, None)
+        while time.monotonic() < deadline and health[0] != 200:
+            assert process.poll() is None, (tmp_path / "serve.log").read_text(errors="replace")
+            try:
+                health = call(f"{base}/health")
+            except OSError:
+                time.sleep(0.5)
+        assert health == (200, {"status": "ok"})
+        status, ready = call(f"{base}/ready")
+        assert status == 503 and "loading data and models" in ready["detail"], ready
+        status, risk = call(f"{base}/predict", {"store_id": "S001", "item_id": "I0001"})
+        assert status == 503 and "loading data and models" in risk["detail"], risk
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()

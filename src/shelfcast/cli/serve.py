@@ -64,7 +64,7 @@ def serve(
     out.info(f"serving {cfg.workspace} on http://{host}:{port} (docs at /docs), {workers} worker(s)")
     try:
         uvicorn.run(
-            "shelfcast.service.app:create_app",
+            "shelfcast.service.app:served_app",
             factory=True,
             host=host,
             port=port,

@@ -17,6 +17,7 @@ refused before reaching the route (413) and for the documentation pages.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import time
@@ -37,6 +38,7 @@ from starlette.routing import BaseRoute, Match
 
 from shelfcast.errors import ShelfcastError
 from shelfcast.io.policy_log import monitoring_dir
+from shelfcast.io.tracking import crash_point
 from shelfcast.service import routes_ops, routes_predict, routes_read
 from shelfcast.service.metrics import ServiceMetrics
 from shelfcast.service.schemas import ERRORS
@@ -51,8 +53,12 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The service over the workspace in `settings` (default: the process settings, as the CLI reads them)."""
+def create_app(settings: Settings | None = None, *, load_in_background: bool = False) -> FastAPI:
+    """The service over the workspace in `settings` (default: the process settings, as the CLI reads them).
+
+    Data and models load at start-up; with `load_in_background` (as `shelfcast serve` runs it) the server answers
+    meanwhile (/health 200, /ready and the data routes 503 "loading ..."), instead of starting once they are in.
+    """
     settings = settings or get_settings()
     disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series double what a scrape carries for no use here
     metrics = ServiceMetrics(monitoring_dir(settings))
@@ -69,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=ERRORS,
     )
     app.state.shelfcast = state
+    app.state.load_in_background = load_in_background
     app.include_router(routes_ops.router)
     app.include_router(routes_predict.router)
     app.include_router(routes_read.router)
@@ -111,7 +118,14 @@ def _known_query(request: Request) -> None:
         )
 
 
+def served_app() -> FastAPI:
+    """`shelfcast serve`'s app (uvicorn's factory): it answers /health while data and models load."""
+    return create_app(load_in_background=True)
+
+
 def _load(state: ServiceState) -> None:
+    state.problem = f"loading data and models (since {dt.datetime.now(dt.UTC):%H:%M:%S} UTC)"
+    crash_point("serve load")
     try:
         state.reload()
     except ShelfcastError as exc:
@@ -122,12 +136,15 @@ def _load(state: ServiceState) -> None:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: ServiceState = app.state.shelfcast
-    await run_in_threadpool(_load, state)
+    loading = asyncio.create_task(run_in_threadpool(_load, state))
+    if not app.state.load_in_background:
+        await loading
     refresher = asyncio.create_task(_refresh(state))
     try:
         yield
     finally:
         refresher.cancel()
+        loading.cancel()
 
 
 async def _refresh(state: ServiceState) -> None:
