@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import WorkspaceOpt, model, now, settings
+from shelfcast.cli.options import WorkspaceOpt, existing_workspace, model, now, settings, writable_workspace
 from shelfcast.errors import ConfigError
 from shelfcast.settings import DuplicatePolicy
 
@@ -45,7 +45,7 @@ def ingest(
     from shelfcast.data.sources.generic import load_mapping, parse_pairs
     from shelfcast.jobs.ingest import run_ingest
 
-    cfg = settings(workspace=workspace, duplicates=duplicates)
+    cfg = writable_workspace(settings(workspace=workspace, duplicates=duplicates), create=True)
     options: dict[str, Any] = {"date_format": date_format, "delimiter": delimiter}
     if source == "generic":
         options["mapping"] = load_mapping(
@@ -71,7 +71,7 @@ def validate(workspace: WorkspaceOpt = None) -> None:
     from shelfcast.jobs.validate import run_validate
 
     with out.status("validating the lake"):
-        report = run_validate(Lake(settings(workspace=workspace).workspace))
+        report = run_validate(Lake(existing_workspace(settings(workspace=workspace)).workspace))
     out.validation_summary(report)
     if not report.ok:
         raise typer.Exit(1)
@@ -83,7 +83,7 @@ def info(workspace: WorkspaceOpt = None) -> None:
     from shelfcast.errors import WorkspaceError
     from shelfcast.io.lake import Lake
 
-    lake = Lake(settings(workspace=workspace).workspace)
+    lake = Lake(existing_workspace(settings(workspace=workspace)).workspace)
     manifest = lake.manifest()
     if not manifest["tables"]:
         raise WorkspaceError(f"no tables in {lake.root}; run `shelfcast ingest` (or `shelfcast demo`) first")
@@ -113,7 +113,7 @@ def quarantine(
 
     from shelfcast.io.lake import QUARANTINE, Lake
 
-    lake = Lake(settings(workspace=workspace).workspace)
+    lake = Lake(existing_workspace(settings(workspace=workspace)).workspace)
     if not lake.has(QUARANTINE):
         out.console.print("no quarantined rows")
         return

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import WorkspaceOpt, model, now, settings
+from shelfcast.cli.options import WorkspaceOpt, model, now, settings, writable_workspace
 
 app = typer.Typer()
 
@@ -29,7 +29,7 @@ def demo(
     from shelfcast.data.simulator import SimConfig
     from shelfcast.workflows.demo import run_demo
 
-    cfg = settings(workspace=workspace)
+    cfg = writable_workspace(settings(workspace=workspace), create=True)
     config = model(SimConfig, {"n_stores": stores, "n_items": items, "n_days": days, "seed": seed})
     with out.progress_bar("demo") as progress:
         report = run_demo(cfg, config, today=dt.date.today(), now=now(), models=models, progress=progress)

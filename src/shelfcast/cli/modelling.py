@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import CutoffOpt, RenamedFlags, WorkspaceOpt, now, parse_task, settings
+from shelfcast.cli.options import CutoffOpt, RenamedFlags, WorkspaceOpt, now, parse_task, settings, writable_workspace
 from shelfcast.errors import ConfigError
 from shelfcast.settings import PredictionStoreKind, Settings
 from shelfcast.types import Freq
@@ -117,7 +117,7 @@ def score(
     """
     from shelfcast.jobs.score import run_score
 
-    cfg = settings(workspace=workspace, prediction_store=store)
+    cfg = writable_workspace(settings(workspace=workspace, prediction_store=store))
     with out.progress_bar("score") as progress:
         report = run_score(cfg, horizon=horizon, cutoff=cutoff, now=now(), fit=fit, progress=progress)
     out.score_summary(report)
@@ -149,7 +149,7 @@ def train(
     # Imported after the checks: MLflow's import prints warnings that would come before a one-line error.
     from shelfcast.workflows.training import run_train
 
-    cfg = settings(workspace=workspace)
+    cfg = writable_workspace(settings(workspace=workspace))
     with out.progress_bar(f"train {chosen}") as progress:
         report = run_train(
             cfg,

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import WorkspaceOpt, parse_task, settings
+from shelfcast.cli.options import WorkspaceOpt, parse_task, registry_settings, settings
 
 app = typer.Typer(help="Registered models: list, show, promote, roll back.", no_args_is_help=True)
 
@@ -17,7 +17,7 @@ def list_models(workspace: WorkspaceOpt = None) -> None:
     """Every version of the demand and stockout models, with aliases and gate results."""
     from shelfcast.io.registry import MODEL_NAMES, Registry
 
-    registry = Registry(settings(workspace=workspace))
+    registry = Registry(registry_settings(workspace))
     versions = [v for task in MODEL_NAMES for v in registry.versions(task)]
     if not versions:
         out.console.print("no registered models; run `shelfcast train` first")
@@ -36,7 +36,7 @@ def show(
     from shelfcast.io.registry import CHAMPION, Registry, task_of
 
     task = task_of(name)
-    registry = Registry(settings(workspace=workspace))
+    registry = Registry(registry_settings(workspace))
     info = registry.version(task, version) if version else registry.alias(task, CHAMPION)
     if info is None:
         raise ModelNotFoundError(f"{task} has no champion; pass --version (see `shelfcast models list`)")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import RenamedFlags, WorkspaceOpt, settings
+from shelfcast.cli.options import RenamedFlags, WorkspaceOpt, settings, writable_workspace
 
 if TYPE_CHECKING:
     from shelfcast.monitoring.summary import MonitorReport
@@ -79,7 +79,9 @@ def monitor(
     """Data and prediction drift of the champions against their training window, and their live accuracy."""
     from shelfcast.jobs.monitor import run_monitor
 
-    cfg = settings(workspace=workspace, monitor=None if evidently is None else {"evidently": evidently})
+    cfg = writable_workspace(
+        settings(workspace=workspace, monitor=None if evidently is None else {"evidently": evidently})
+    )
     with out.status("monitoring"):
         report = run_monitor(cfg, now=dt.datetime.now(dt.UTC), lookback_days=lookback_days)
     monitor_summary(report)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -14,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from typer.core import TyperCommand
 
 import shelfcast.cli.output as out
-from shelfcast.errors import ConfigError, ShelfcastError, first_problem
+from shelfcast.errors import ConfigError, ShelfcastError, WorkspaceError, first_problem
 from shelfcast.settings import Settings
 from shelfcast.types import Task
 
@@ -44,6 +46,51 @@ def settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         where, message = first_problem(exc)
         raise ConfigError(f"setting `{where or 'settings'}`: {message}") from None
+
+
+def existing_workspace(cfg: Settings) -> Settings:
+    """For commands that only read: the workspace must be there, as they never create one."""
+    path = cfg.workspace
+    if not path.exists():
+        raise WorkspaceError(
+            f"no workspace at {path}; pass -w with an existing one, or make one with `shelfcast ingest` "
+            "(or `shelfcast demo`)"
+        )
+    if not path.is_dir():
+        raise WorkspaceError(f"the workspace {path} is a file, not a folder; pass -w with a folder")
+    return cfg
+
+
+def registry_settings(workspace: Path | None) -> Settings:
+    """Settings for commands that read the registry: one kept in the workspace (no MLflow server configured, as
+    `io.tracking` decides) needs the workspace to exist, as reading never creates it."""
+    cfg = settings(workspace=workspace)
+    if not (cfg.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")):
+        existing_workspace(cfg)
+    return cfg
+
+
+def writable_workspace(cfg: Settings, *, create: bool = False) -> Settings:
+    """For commands that write: the workspace (made when `create`, else it must exist) must take new files.
+
+    Checked before any work, so a long fit does not end in a write that fails.
+    """
+    path = cfg.workspace
+    if not create:
+        existing_workspace(cfg)
+    if path.exists() and not path.is_dir():
+        raise WorkspaceError(f"the workspace {path} is a file, not a folder; pass -w with a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        # Writing a file is the only test that holds for root, read-only mounts and ACLs alike.
+        with tempfile.TemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise WorkspaceError(
+            f"cannot write in the workspace {path} ({reason.lower()}); pass -w with a folder you can write to"
+        ) from None
+    return cfg
 
 
 def model(cls: type[M], data: dict[str, Any]) -> M:

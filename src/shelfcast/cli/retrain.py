@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import RenamedFlags, WorkspaceOpt, settings
+from shelfcast.cli.options import RenamedFlags, WorkspaceOpt, existing_workspace, settings, writable_workspace
 from shelfcast.errors import ConfigError
 from shelfcast.types import TASKS, Task
 
@@ -50,7 +50,7 @@ def retrain(
 ) -> None:
     """Monitor, then let the policy decide per model: ok, retrain (through the gates), roll back or fall back."""
     chosen = tasks_of(task)
-    cfg = settings(workspace=workspace)
+    cfg = writable_workspace(settings(workspace=workspace))
     from shelfcast.workflows.retrain import act_on_monitoring
 
     with out.status("monitoring and deciding"):
@@ -70,7 +70,7 @@ def events(
 
     from shelfcast.io.policy_log import read_events, read_state
 
-    cfg = settings(workspace=workspace)
+    cfg = existing_workspace(settings(workspace=workspace))
     frame = read_events(cfg).sort("at", descending=True).head(limit)
     shown = frame.select(
         pl.col("at").dt.strftime("%Y-%m-%d %H:%M"),
