@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import polars as pl
 
-from shelfcast.data.readers import EXTRA_PREFIX, LINE, scan_table
+from shelfcast.data.readers import EXTRA_PREFIX, LINE, check_types, scan_table
 from shelfcast.data.sources.base import RawPart, SourceData, as_text_id, find_file
 from shelfcast.errors import InputFileError
 from shelfcast.schemas import ExogenousRole
@@ -42,6 +42,17 @@ REQUIRED = (
     *ITEM_ATTRIBUTES,
     *STORE_ATTRIBUTES,
 )
+# What each column becomes, for the check of a Parquet file's types (None: any single value).
+TARGETS: dict[str, tuple[str, pl.DataType | None]] = {
+    "store_id": ("store_id", pl.String()),
+    "product_id": ("item_id", pl.String()),
+    "dt": ("date", pl.Date()),
+    "sale_amount": ("units", pl.Float64()),
+    "stock_hours": ("stockout_hours", pl.Float64()),
+    HOURLY_FLAGS: ("hourly_stockout", pl.List(pl.Int8())),
+    **{c: (c, pl.Float64()) for c in EXOGENOUS_ROLES},
+    **{c: (c, None) for c in (*ITEM_ATTRIBUTES, *STORE_ATTRIBUTES)},
+}
 # An hourly flag that cannot be read becomes this value, which the schema's
 # 0/1 rule quarantines, instead of a null that would pass unnoticed.
 _UNREADABLE_FLAG = -1
@@ -102,7 +113,7 @@ class FreshRetailNetSource:
         return SourceData(parts=parts, exogenous_roles=EXOGENOUS_ROLES, notes=NOTES, frequency="D")
 
     def _parts(self, file: Path) -> list[RawPart]:
-        raw = scan_table(file, required=REQUIRED, delimiter=self.delimiter)
+        raw = check_types(file, scan_table(file, required=REQUIRED, delimiter=self.delimiter), TARGETS)
         keys = (pl.col(LINE), pl.col("dt").alias("date"), as_text_id("store_id"), as_text_id("product_id", "item_id"))
         # Every part carries the overflow fields of a ragged CSV line, so such a
         # line is quarantined from each table rather than half used.

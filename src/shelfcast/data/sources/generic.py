@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from shelfcast.data.readers import EXTRA_PREFIX, LINE, scan_table
+from shelfcast.data.readers import EXTRA_PREFIX, LINE, canonical_targets, check_types, scan_table
 from shelfcast.data.sources.base import RawPart, SourceData, flag_events
 from shelfcast.errors import ConfigError, first_problem
 from shelfcast.schemas import TABLE_NAMES, ExogenousRole, TableName, get_schema
@@ -133,6 +133,10 @@ class GenericSource:
     def load(self, path: Path) -> SourceData:
         m = self.mapping
         raw = scan_table(path, required=m.source_columns(), delimiter=self.delimiter)
+        targets = canonical_targets(get_schema(m.table), m.columns)
+        targets |= {column: (column, pl.Float64()) for column in m.exogenous}
+        targets |= {flag: (flag, pl.Boolean()) for flag in m.calendar}
+        raw = check_types(path, raw, targets)
         extras = pl.selectors.starts_with(EXTRA_PREFIX)
         main = raw.select(
             pl.col(LINE),
