@@ -127,19 +127,19 @@ def quarantine(
 @app.command()
 def simulate(
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Output folder [default: <workspace>/simulation].")
+        Path | None, typer.Option("--out", help="Output folder.", show_default="<workspace>/simulation")
     ] = None,
     workspace: WorkspaceOpt = None,
-    stores: Annotated[int | None, typer.Option(help="Number of stores [default 10].")] = None,
-    items: Annotated[int | None, typer.Option(help="Number of items [default 50].")] = None,
-    days: Annotated[int | None, typer.Option(help="Number of days [default 730].")] = None,
-    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD [default 2022-01-03].")] = None,
+    stores: Annotated[int | None, typer.Option(help="Number of stores.", show_default="10")] = None,
+    items: Annotated[int | None, typer.Option(help="Number of items.", show_default="50")] = None,
+    days: Annotated[int | None, typer.Option(help="Number of days.", show_default="730")] = None,
+    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD.", show_default="2022-01-03")] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Random seed; the same seed gives the same chain [default 0].")
+        int | None, typer.Option(help="Random seed; the same seed gives the same chain.", show_default="0")
     ] = None,
     freq: Annotated[str | None, typer.Option(help="D (daily, default) or W (weekly, summed from daily).")] = None,
     safety_factor: Annotated[
-        float | None, typer.Option(help="z of the safety stock; lower means more stockouts [default 0.75, ~3%].")
+        float | None, typer.Option(help="z of the safety stock; lower means more stockouts.", show_default="0.75, ~3%")
     ] = None,
     layout: Annotated[
         list[str] | None, typer.Option(help="canonical (default), branch-csv or wide; repeatable.")

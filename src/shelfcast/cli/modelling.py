@@ -21,12 +21,12 @@ def backtest(
     task: Annotated[str, typer.Option(help="demand or stockout.")] = "demand",
     folds: Annotated[int, typer.Option(min=1, help="Rolling-origin folds (cutoffs).")] = 3,
     horizon: Annotated[
-        int | None, typer.Option(min=1, help="demand: steps per fold [default 28 days / 13 weeks].")
+        int | None, typer.Option(min=1, help="demand: steps per fold.", show_default="28 days / 13 weeks")
     ] = None,
     gap: Annotated[int, typer.Option(min=0, help="demand: steps between the cutoff and the first scored period.")] = 0,
     risk_days: Annotated[int, typer.Option(min=1, help="stockout: days ahead the risk covers.")] = 7,
     min_hours: Annotated[
-        float | None, typer.Option(help="stockout: hours out of stock in a day that count [default: a full day].")
+        float | None, typer.Option(help="stockout: hours out of stock in a day that count.", show_default="a full day")
     ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the scores as JSON.")] = None,
     workspace: WorkspaceOpt = None,
@@ -60,7 +60,7 @@ def stockout(
     cutoff: CutoffOpt = None,
     risk_days: Annotated[int, typer.Option(min=1, help="Days ahead the risk covers.")] = 7,
     min_hours: Annotated[
-        float | None, typer.Option(help="Hours out of stock in a day that count [default: a full day].")
+        float | None, typer.Option(help="Hours out of stock in a day that count.", show_default="a full day")
     ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -82,7 +82,9 @@ def stockout(
 def forecast(
     out_path: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
     cutoff: CutoffOpt = None,
-    horizon: Annotated[int | None, typer.Option(min=1, help="Steps to forecast [default 28 days / 13 weeks].")] = None,
+    horizon: Annotated[
+        int | None, typer.Option(min=1, help="Steps to forecast.", show_default="28 days / 13 weeks")
+    ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Train on data up to the cutoff and write forecast, p10, p50, p90 per date, store and item."""
@@ -104,7 +106,8 @@ def score(
     horizon: Annotated[int, typer.Option(min=1, help="Steps to forecast (days; weeks on weekly data).")] = 14,
     cutoff: CutoffOpt = None,
     store: Annotated[
-        PredictionStoreKind | None, typer.Option(help="parquet, postgres or delta [default: setting prediction_store].")
+        PredictionStoreKind | None,
+        typer.Option(help="parquet, postgres or delta.", show_default="setting prediction_store"),
     ] = None,
     fit: Annotated[
         bool, typer.Option("--fit", help="Train at the cutoff instead of loading the registry's champions.")
@@ -128,7 +131,7 @@ def train(
     task: Annotated[str, typer.Option(help="demand or stockout.")] = "demand",
     folds: Annotated[int, typer.Option(min=1, help="Backtest folds the gates compare on.")] = 3,
     horizon: Annotated[
-        int | None, typer.Option(min=1, help="demand: steps ahead [default 28 days / 13 weeks].")
+        int | None, typer.Option(min=1, help="demand: steps ahead.", show_default="28 days / 13 weeks")
     ] = None,
     risk_days: Annotated[int, typer.Option(min=1, help="stockout: days ahead the risk covers.")] = 7,
     min_hours: Annotated[

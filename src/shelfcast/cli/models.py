@@ -28,7 +28,7 @@ def list_models(workspace: WorkspaceOpt = None) -> None:
 @app.command()
 def show(
     name: Annotated[str, typer.Argument(help="demand, stockout or the registered name (shelfcast-demand).")],
-    version: Annotated[str | None, typer.Option(help="Version [default: the champion].")] = None,
+    version: Annotated[str | None, typer.Option(help="Version.", show_default="the champion")] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """One version's aliases, gate tags and source."""

@@ -63,7 +63,9 @@ def monitor(
     workspace: WorkspaceOpt = None,
     lookback_days: Annotated[
         int | None,
-        typer.Option(min=1, help="Days of origins in the current window [default: setting monitor.lookback_days]."),
+        typer.Option(
+            min=1, help="Days of origins in the current window.", show_default="setting monitor.lookback_days"
+        ),
     ] = None,
     fail_on_alert: Annotated[
         bool, typer.Option(help="Exit with code 2 on a drift alarm or degraded live accuracy (for schedulers).")
@@ -72,7 +74,8 @@ def monitor(
         bool | None,
         typer.Option(
             "--evidently/--no-evidently",
-            help="Also write Evidently's report per task (the `reports` extra) [default: setting monitor.evidently].",
+            help="Also write Evidently's report per task (the `reports` extra).",
+            show_default="setting monitor.evidently",
         ),
     ] = None,
 ) -> None:

@@ -24,9 +24,11 @@ M = TypeVar("M", bound=BaseModel)
 
 WorkspaceOpt = Annotated[
     Path | None,
-    typer.Option("--workspace", "-w", help="Workspace folder [env SHELFCAST_WORKSPACE; default ./.shelfcast]"),
+    typer.Option(
+        "--workspace", "-w", help="Workspace folder; else env SHELFCAST_WORKSPACE.", show_default="./.shelfcast"
+    ),
 ]
-CutoffOpt = Annotated[str | None, typer.Option(help="Last date known, YYYY-MM-DD [default: the last date].")]
+CutoffOpt = Annotated[str | None, typer.Option(help="Last date known, YYYY-MM-DD.", show_default="the last date")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log each step; show tracebacks.")]
 
 # Old flag -> its one-word-per-concept name. The old names stay accepted for now; each use prints a notice.

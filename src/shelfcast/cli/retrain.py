@@ -45,7 +45,7 @@ def retrain(
     dry_run: Annotated[bool, typer.Option(help="Monitor and decide, but change nothing.")] = False,
     lookback_days: Annotated[
         int | None,
-        typer.Option(min=1, help="Days of origins monitoring looks at [default: setting monitor.lookback_days]."),
+        typer.Option(min=1, help="Days of origins monitoring looks at.", show_default="setting monitor.lookback_days"),
     ] = None,
 ) -> None:
     """Monitor, then let the policy decide per model: ok, retrain (through the gates), roll back or fall back."""
