@@ -145,7 +145,10 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(
         None, description="MLflow server; else `MLFLOW_TRACKING_URI`; else SQLite in `<workspace>/mlflow/`."
     )
-    postgres_url: str = Field("postgresql://127.0.0.1:5432/test", description="PostgreSQL prediction store.")
+    postgres_url: str = Field(
+        "postgresql://127.0.0.1:5432/test",
+        description="PostgreSQL prediction store: a URL or a libpq `key=value` string (checked when read).",
+    )
     prediction_store: PredictionStoreKind = Field(
         "parquet", description="Where `shelfcast score` writes: `parquet`, `postgres` or `delta`."
     )

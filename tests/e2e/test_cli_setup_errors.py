@@ -181,3 +181,13 @@ def test_a_read_only_workspace_is_refused_before_any_work(
     line = one_line_error([*args, "-w", str(read_only_workspace)], capsys, monkeypatch)
     assert line.startswith(f"error: cannot write in the workspace {read_only_workspace} (")
     assert line.endswith("); pass -w with a folder you can write to")
+
+
+def test_a_mapping_file_with_an_unknown_section_is_one_line_that_keeps_its_brackets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "x.csv", "Day,Qty\n2024-01-01,1\n")
+    write(tmp_path / "map.toml", '[sales]\ndate = "Day"\n')
+    line = one_line_error(["ingest", "x.csv", "-s", "generic", "--mapping", "map.toml"], capsys, monkeypatch)
+    assert line.startswith("error: mapping file map.toml: unknown section [sales]; expected: ")
+    assert "[columns]" in line and "[constants], [exogenous] and [calendar]" in line

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import CutoffOpt, RenamedFlags, WorkspaceOpt, now, parse_task, settings, writable_workspace
+from shelfcast.cli.options import (
+    CutoffOpt,
+    RenamedFlags,
+    WorkspaceOpt,
+    now,
+    parse_task,
+    quiet_mlflow,
+    settings,
+    writable_workspace,
+)
 from shelfcast.errors import ConfigError
 from shelfcast.settings import PredictionStoreKind, Settings
 from shelfcast.types import Freq
@@ -118,9 +127,10 @@ def score(
 
     Uses the registry's champions (`shelfcast train` makes them); their local copy serves when the registry is down.
     """
+    cfg = writable_workspace(settings(workspace=workspace, prediction_store=store))
+    quiet_mlflow()
     from shelfcast.jobs.score import run_score
 
-    cfg = writable_workspace(settings(workspace=workspace, prediction_store=store))
     with out.progress_bar("score") as progress:
         report = run_score(cfg, horizon=horizon, cutoff=cutoff, now=now(), fit=fit, progress=progress)
     out.score_summary(report)
@@ -150,6 +160,7 @@ def train(
     if min_hours is not None and chosen != "stockout":
         raise ConfigError("`--min-hours` only applies to --task stockout")
     # Imported after the checks: MLflow's import prints warnings that would come before a one-line error.
+    quiet_mlflow()
     from shelfcast.workflows.training import run_train
 
     cfg = writable_workspace(settings(workspace=workspace))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import RenamedFlags, WorkspaceOpt, settings, writable_workspace
+from shelfcast.cli.options import RenamedFlags, WorkspaceOpt, quiet_mlflow, settings, writable_workspace
 
 if TYPE_CHECKING:
     from shelfcast.monitoring.summary import MonitorReport
@@ -80,11 +80,12 @@ def monitor(
     ] = None,
 ) -> None:
     """Data and prediction drift of the champions against their training window, and their live accuracy."""
-    from shelfcast.jobs.monitor import run_monitor
-
     cfg = writable_workspace(
         settings(workspace=workspace, monitor=None if evidently is None else {"evidently": evidently})
     )
+    quiet_mlflow()
+    from shelfcast.jobs.monitor import run_monitor
+
     with out.status("monitoring"):
         report = run_monitor(cfg, now=dt.datetime.now(dt.UTC), lookback_days=lookback_days)
     monitor_summary(report)

@@ -3,11 +3,14 @@ flags renamed to one word per concept (their old names still work, with a notice
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import logging
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -150,13 +153,41 @@ def renamed_args(args: list[str], own: set[str], *, quiet: bool = False) -> list
 
 
 def set_verbose(verbose: bool) -> None:
-    """Log each step on stderr (else warnings only) and, on an error, show its traceback."""
+    """Log each step on stderr (else warnings only) and, on an error, show its traceback.
+
+    Without it, MLflow keeps its notes to itself (type hints, dataset sources, pip's version, its download bars):
+    its errors reach the user as shelfcast's one-line errors, and `-v` shows everything. Environment variables, as
+    MLflow is not imported yet (it is slow to import; most commands never need it); a user's own setting wins.
+    """
     _state["verbose"] = verbose
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        warnings.filterwarnings("ignore", module="mlflow")
+
+
+def quiet_mlflow() -> None:
+    """Without -v, also MLflow's prints ("Successfully registered model ..."), which no log level governs.
+
+    Call it in commands that load MLflow anyway (it imports MLflow's pyfunc), before they import the rest. MLflow
+    switches its output back on, and puts a warnings filter of its own in front, while its modules load, so they
+    are loaded first.
+    """
+    if _state["verbose"]:
+        return
+    # MLflow warns as the model class is defined, under a filter of its own that beats ours: its words go nowhere.
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.filterwarnings("ignore", module="mlflow")
+        from mlflow.utils.logging_utils import disable_logging
+
+        import shelfcast.io.pyfunc  # noqa: F401
+    disable_logging()
+    warnings.filterwarnings("ignore", module="mlflow")
 
 
 def run_app(app: typer.Typer) -> None:

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import RenamedFlags, WorkspaceOpt, existing_workspace, settings, writable_workspace
+from shelfcast.cli.options import (
+    RenamedFlags,
+    WorkspaceOpt,
+    existing_workspace,
+    quiet_mlflow,
+    settings,
+    writable_workspace,
+)
 from shelfcast.errors import ConfigError
 from shelfcast.types import TASKS, Task
 
@@ -51,6 +58,7 @@ def retrain(
     """Monitor, then let the policy decide per model: ok, retrain (through the gates), roll back or fall back."""
     chosen = tasks_of(task)
     cfg = writable_workspace(settings(workspace=workspace))
+    quiet_mlflow()
     from shelfcast.workflows.retrain import act_on_monitoring
 
     with out.status("monitoring and deciding"):

@@ -87,6 +87,23 @@ def _optional_file(folder: Path, stem: str) -> Path | None:
         return None
 
 
+def _only_daily_file(folder: Path, *, besides: Path | None) -> Path:
+    """The folder's one Parquet or CSV file when it is not named train_daily (a renamed download), else an error
+    listing what the folder holds."""
+    found = sorted(
+        f for f in folder.iterdir() if f.is_file() and f != besides and f.name.endswith((".parquet", ".csv", ".csv.gz"))
+    )
+    if len(found) == 1:
+        return found[0]
+    names = ", ".join(f.name for f in found[:10]) + (", ..." if len(found) > 10 else "")
+    held = f"it holds {len(found)} data files ({names})" if found else "it holds no .parquet or .csv file"
+    raise InputFileError(
+        folder,
+        f"FreshRetailNet daily file not found: looked for train_daily.parquet (or .csv), or a single data file, "
+        f"but {held}; pass the file itself",
+    )
+
+
 class FreshRetailNetSource:
     """train_daily.parquet (a folder or the file itself), plus eval.parquet when the folder has it."""
 
@@ -97,13 +114,14 @@ class FreshRetailNetSource:
         self.delimiter = delimiter
 
     def files(self, path: Path) -> list[Path]:
-        """The daily files to read: the one given, or the folder's train (and eval) files."""
+        """The daily files to read: the one given, or the folder's train (and eval) files; a folder holding one data
+        file under another name is read as that file."""
         if not path.is_dir():
             return [path]
         train = next((f for stem in TRAIN_STEMS if (f := _optional_file(path, stem)) is not None), None)
-        if train is None:
-            train = find_file(path, TRAIN_STEMS[0], what="FreshRetailNet daily file")
         evaluation = _optional_file(path, EVAL_STEM)
+        if train is None:
+            train = _only_daily_file(path, besides=evaluation)
         return [train] if evaluation is None else [train, evaluation]
 
     def load(self, path: Path) -> SourceData:
