@@ -186,7 +186,7 @@ def quiet_mlflow() -> None:
         from mlflow.utils.logging_utils import disable_logging
 
         import shelfcast.io.pyfunc  # noqa: F401
-    disable_logging()
+    disable_logging()  # type: ignore[no-untyped-call]
     warnings.filterwarnings("ignore", module="mlflow")
 
 
