@@ -46,3 +46,11 @@ def test_demo_says_each_step_keeps_mlflow_quiet_and_prints_commands_whole(tmp_pa
         assert chatter not in result.stderr, result.stderr
     mlflow_ui = f"  uv run mlflow ui --backend-store-uri sqlite:///{workspace.resolve()}/mlflow/mlflow.db"
     assert mlflow_ui in result.stdout.splitlines(), result.stdout
+
+
+def test_a_command_with_a_spinner_says_what_it_is_doing_when_not_on_a_terminal(tmp_path: Path) -> None:
+    result = run_cli("simulate", "--stores", "2", "--items", "2", "--days", "30", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "simulate ..."
+    assert any(line.startswith("simulate: ") for line in lines[1:]), result.stdout

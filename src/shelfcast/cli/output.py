@@ -92,8 +92,9 @@ def progress_bar(description: str) -> Iterator[Callable[[str, int, int], None]]:
 
 @contextmanager
 def status(description: str) -> Iterator[Callable[[str], None]]:
-    """A spinner whose text jobs update with one-line messages; a line per message when not on a terminal."""
+    """A spinner whose text jobs update with one-line messages; off a terminal, a line to start and one per message."""
     if not err_console.is_terminal:
+        console.print(f"{description} ...", highlight=False, markup=False, soft_wrap=True)
         yield _StepLines(description)
         return
     with err_console.status(description) as spinner:
