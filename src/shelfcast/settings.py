@@ -23,12 +23,22 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import tomllib
 from collections.abc import Callable, Mapping
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import (
@@ -38,6 +48,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from shelfcast.errors import ConfigError
 from shelfcast.models.gates import GateFloors
 from shelfcast.monitoring.drift import DriftThresholds
 from shelfcast.monitoring.policy import PolicyConfig
@@ -145,7 +156,10 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(
         None, description="MLflow server; else `MLFLOW_TRACKING_URI`; else SQLite in `<workspace>/mlflow/`."
     )
-    postgres_url: str = Field("postgresql://127.0.0.1:5432/test", description="PostgreSQL prediction store.")
+    postgres_url: str = Field(
+        "postgresql://127.0.0.1:5432/test",
+        description="PostgreSQL prediction store: a URL or a libpq `key=value` string (checked when read).",
+    )
     prediction_store: PredictionStoreKind = Field(
         "parquet", description="Where `shelfcast score` writes: `parquet`, `postgres` or `delta`."
     )
@@ -164,6 +178,25 @@ class Settings(BaseSettings):
     monitor: MonitorConfig = Field(default_factory=MonitorConfig, description="Monitoring.")
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Retrain, roll back or fall back.")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="The prediction service.")
+
+    @field_validator("postgres_url")
+    @classmethod
+    def _check_postgres_url(cls, value: str) -> str:
+        from psycopg import ProgrammingError
+        from psycopg.conninfo import conninfo_to_dict
+
+        # libpq's own parser, so whatever it accepts (URL or key=value form) passes; its message is not shown,
+        # as it repeats the value, password included.
+        try:
+            parsed = conninfo_to_dict(value)
+        except ProgrammingError:
+            parsed = {}
+        if not parsed:
+            raise ValueError(
+                "not a PostgreSQL connection string; expected postgresql://USER@HOST:PORT/DB "
+                "or `host=HOST port=PORT dbname=DB`"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check_dates(self) -> Settings:
@@ -184,13 +217,35 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+        named = os.environ.get(CONFIG_ENV)
+        toml_file = Path(named or DEFAULT_CONFIG_FILE)
+        if named and not toml_file.is_file():
+            what = "is a folder" if toml_file.is_dir() else "does not exist"
+            raise ConfigError(f"{CONFIG_ENV} names {toml_file}, which {what}; give the path of a TOML file or unset it")
+        toml = _TomlFile(settings_cls, toml_file=toml_file)
         return (
             _WithFlatNames(init_settings, where="the arguments", spell=_spell_argument),
             _WithFlatNames(env_settings, where="the environment", extra=_flat_environment, spell=_spell_env),
             _WithFlatNames(toml, where=str(toml_file), spell=_spell_toml),
         )
+
+
+class _TomlFile(TomlConfigSettingsSource):
+    """The TOML file, a file that cannot be read or parsed being a one-line error naming it (and the line)."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        try:
+            text = Path(file_path).read_bytes().decode("utf-8")
+            return tomllib.loads(text)
+        except UnicodeDecodeError as exc:
+            line = Path(file_path).read_bytes()[: exc.start].count(b"\n") + 1
+            raise ConfigError(
+                f"{file_path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at line {line}); re-save it as UTF-8"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file_path}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{file_path}: cannot read the settings file: {exc.strerror or exc}") from None
 
 
 class _WithFlatNames(PydanticBaseSettingsSource):

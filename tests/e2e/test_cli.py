@@ -106,7 +106,7 @@ def test_demo_without_models_only_ingests(tmp_path: Path) -> None:
         (["ingest", "amb.csv", "--source", "store-item"], "pass --date-format %d/%m/%Y or --date-format %m/%d/%Y"),
         (["simulate", "--stores", "0"], "`n_stores`: Input should be greater than 0"),
         (["simulate", "--drift", "sideways"], "`drift.kind`"),
-        (["validate"], "no tables in"),
+        (["validate"], "no workspace at .shelfcast"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:

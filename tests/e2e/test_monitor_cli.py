@@ -58,7 +58,7 @@ def test_monitor_after_the_demo(tmp_path: Path) -> None:
 def test_monitor_mistakes_are_one_line(tmp_path: Path) -> None:
     empty = run("monitor", "-w", str(tmp_path / "nothing"), cwd=tmp_path)
     assert empty.returncode == 1 and "Traceback" not in empty.stderr
-    assert "no sales" in empty.stderr and len(empty.stderr.strip().splitlines()) == 1
+    assert "no workspace at" in empty.stderr and len(empty.stderr.strip().splitlines()) == 1
     bad = run("monitor", "--lookback-days", "0", cwd=tmp_path)
     assert bad.returncode == 2 and "lookback-days" in bad.stderr
     task = run("retrain", "--task", "prices", cwd=tmp_path)

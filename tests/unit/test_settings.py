@@ -203,3 +203,10 @@ def test_the_readme_table_is_the_models() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     table = readme.split("<!-- settings-table:start -->\n")[1].split("<!-- settings-table:end -->")[0]
     assert table == reference_tables(), "regenerate it with shelfcast.settings.reference_tables()"
+
+
+@pytest.mark.parametrize(
+    "value", ["postgresql://127.0.0.1:5432/test", "postgres://u:p@db/x", "host=db port=5432 dbname=x password=s3cret"]
+)
+def test_postgres_url_takes_the_url_and_key_value_forms(value: str) -> None:
+    assert Settings(postgres_url=value).postgres_url == value

@@ -7,8 +7,11 @@ calls is the order of `shelfcast --help`.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+import shelfcast.cli.output as out
 from shelfcast.cli import data, demo, modelling, models, monitor, pipeline, retrain, serve
 from shelfcast.cli.options import VerboseOpt, run_app, set_verbose
 
@@ -29,8 +32,22 @@ app.add_typer(models.app, name="models")
 app.add_typer(pipeline.app, name="pipeline")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.console.print(f"shelfcast {version('shelfcast')}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(verbose: VerboseOpt = False) -> None:
+def _main(
+    verbose: VerboseOpt = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
     set_verbose(verbose)
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import WorkspaceOpt, model, now, settings
+from shelfcast.cli.options import WorkspaceOpt, existing_workspace, model, now, settings, writable_workspace
 from shelfcast.errors import ConfigError, LakeError
 from shelfcast.settings import DuplicatePolicy
 
@@ -62,7 +62,7 @@ def ingest(
     from shelfcast.data.sources.generic import load_mapping, parse_pairs
     from shelfcast.jobs.ingest import run_ingest
 
-    cfg = settings(workspace=workspace, duplicates=duplicates)
+    cfg = writable_workspace(settings(workspace=workspace, duplicates=duplicates), create=True)
     options: dict[str, Any] = {"date_format": date_format, "delimiter": delimiter}
     if source == "generic":
         options["mapping"] = load_mapping(
@@ -99,7 +99,7 @@ def validate(workspace: WorkspaceOpt = None) -> None:
     from shelfcast.jobs.validate import run_validate
 
     with out.status("validating the lake"):
-        report = run_validate(Lake(settings(workspace=workspace).workspace))
+        report = run_validate(Lake(existing_workspace(settings(workspace=workspace)).workspace))
     out.validation_summary(report)
     for problem in report.lake_problems:
         out.error(problem)
@@ -114,7 +114,7 @@ def info(workspace: WorkspaceOpt = None) -> None:
     from shelfcast.io.lake import Lake
     from shelfcast.io.lake_check import writing_problem
 
-    lake = Lake(settings(workspace=workspace).workspace)
+    lake = Lake(existing_workspace(settings(workspace=workspace)).workspace)
     manifest = lake.manifest()
     writing = writing_problem(lake)
     if not manifest["tables"]:
@@ -149,7 +149,7 @@ def quarantine(
 
     from shelfcast.io.lake import QUARANTINE, Lake
 
-    lake = Lake(settings(workspace=workspace).workspace)
+    lake = Lake(existing_workspace(settings(workspace=workspace)).workspace)
     if not lake.has(QUARANTINE):
         out.console.print("no quarantined rows")
         return
@@ -163,19 +163,19 @@ def quarantine(
 @app.command()
 def simulate(
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Output folder [default: <workspace>/simulation].")
+        Path | None, typer.Option("--out", help="Output folder.", show_default="<workspace>/simulation")
     ] = None,
     workspace: WorkspaceOpt = None,
-    stores: Annotated[int | None, typer.Option(help="Number of stores [default 10].")] = None,
-    items: Annotated[int | None, typer.Option(help="Number of items [default 50].")] = None,
-    days: Annotated[int | None, typer.Option(help="Number of days [default 730].")] = None,
-    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD [default 2022-01-03].")] = None,
+    stores: Annotated[int | None, typer.Option(help="Number of stores.", show_default="10")] = None,
+    items: Annotated[int | None, typer.Option(help="Number of items.", show_default="50")] = None,
+    days: Annotated[int | None, typer.Option(help="Number of days.", show_default="730")] = None,
+    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD.", show_default="2022-01-03")] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Random seed; the same seed gives the same chain [default 0].")
+        int | None, typer.Option(help="Random seed; the same seed gives the same chain.", show_default="0")
     ] = None,
     freq: Annotated[str | None, typer.Option(help="D (daily, default) or W (weekly, summed from daily).")] = None,
     safety_factor: Annotated[
-        float | None, typer.Option(help="z of the safety stock; lower means more stockouts [default 0.75, ~3%].")
+        float | None, typer.Option(help="z of the safety stock; lower means more stockouts.", show_default="0.75, ~3%")
     ] = None,
     layout: Annotated[
         list[str] | None, typer.Option(help="canonical (default), branch-csv or wide; repeatable.")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import WorkspaceOpt, model, now, settings
+from shelfcast.cli.options import WorkspaceOpt, model, now, quiet_mlflow, settings, writable_workspace
 
 app = typer.Typer()
 
@@ -27,10 +27,13 @@ def demo(
     """The whole loop on a simulated chain, with no server: simulate, ingest, validate, backtest, train, register,
     promote, score the next 14 days, summarise."""
     from shelfcast.data.simulator import SimConfig
+
+    cfg = writable_workspace(settings(workspace=workspace), create=True)
+    config = model(SimConfig, {"n_stores": stores, "n_items": items, "n_days": days, "seed": seed})
+    if models:
+        quiet_mlflow()
     from shelfcast.workflows.demo import run_demo
 
-    cfg = settings(workspace=workspace)
-    config = model(SimConfig, {"n_stores": stores, "n_items": items, "n_days": days, "seed": seed})
     with out.progress_bar("demo") as progress:
         report = run_demo(cfg, config, today=dt.date.today(), now=now(), models=models, progress=progress)
     out.demo_summary(report)

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import CutoffOpt, RenamedFlags, WorkspaceOpt, now, parse_task, settings
+from shelfcast.cli.options import (
+    CutoffOpt,
+    RenamedFlags,
+    WorkspaceOpt,
+    now,
+    parse_task,
+    quiet_mlflow,
+    settings,
+    writable_workspace,
+)
 from shelfcast.errors import ConfigError
 from shelfcast.settings import PredictionStoreKind, Settings
 from shelfcast.types import Freq
@@ -21,12 +30,12 @@ def backtest(
     task: Annotated[str, typer.Option(help="demand or stockout.")] = "demand",
     folds: Annotated[int, typer.Option(min=1, help="Rolling-origin folds (cutoffs).")] = 3,
     horizon: Annotated[
-        int | None, typer.Option(min=1, help="demand: steps per fold [default 28 days / 13 weeks].")
+        int | None, typer.Option(min=1, help="demand: steps per fold.", show_default="28 days / 13 weeks")
     ] = None,
     gap: Annotated[int, typer.Option(min=0, help="demand: steps between the cutoff and the first scored period.")] = 0,
     risk_days: Annotated[int, typer.Option(min=1, help="stockout: days ahead the risk covers.")] = 7,
     min_hours: Annotated[
-        float | None, typer.Option(help="stockout: hours out of stock in a day that count [default: a full day].")
+        float | None, typer.Option(help="stockout: hours out of stock in a day that count.", show_default="a full day")
     ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the scores as JSON.")] = None,
     workspace: WorkspaceOpt = None,
@@ -60,7 +69,7 @@ def stockout(
     cutoff: CutoffOpt = None,
     risk_days: Annotated[int, typer.Option(min=1, help="Days ahead the risk covers.")] = 7,
     min_hours: Annotated[
-        float | None, typer.Option(help="Hours out of stock in a day that count [default: a full day].")
+        float | None, typer.Option(help="Hours out of stock in a day that count.", show_default="a full day")
     ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -82,7 +91,9 @@ def stockout(
 def forecast(
     out_path: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
     cutoff: CutoffOpt = None,
-    horizon: Annotated[int | None, typer.Option(min=1, help="Steps to forecast [default 28 days / 13 weeks].")] = None,
+    horizon: Annotated[
+        int | None, typer.Option(min=1, help="Steps to forecast.", show_default="28 days / 13 weeks")
+    ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Train on data up to the cutoff and write forecast, p10, p50, p90 per date, store and item."""
@@ -107,7 +118,8 @@ def score(
     ] = None,
     cutoff: CutoffOpt = None,
     store: Annotated[
-        PredictionStoreKind | None, typer.Option(help="parquet, postgres or delta [default: setting prediction_store].")
+        PredictionStoreKind | None,
+        typer.Option(help="parquet, postgres or delta.", show_default="setting prediction_store"),
     ] = None,
     fit: Annotated[
         bool, typer.Option("--fit", help="Train at the cutoff instead of loading the registry's champions.")
@@ -118,9 +130,10 @@ def score(
 
     Uses the registry's champions (`shelfcast train` makes them); their local copy serves when the registry is down.
     """
+    cfg = writable_workspace(settings(workspace=workspace, prediction_store=store))
+    quiet_mlflow()
     from shelfcast.jobs.score import run_score
 
-    cfg = settings(workspace=workspace, prediction_store=store)
     with out.progress_bar("score") as progress:
         report = run_score(cfg, horizon=horizon, cutoff=cutoff, now=now(), fit=fit, progress=progress)
     out.score_summary(report)
@@ -131,7 +144,7 @@ def train(
     task: Annotated[str, typer.Option(help="demand or stockout.")] = "demand",
     folds: Annotated[int, typer.Option(min=1, help="Backtest folds the gates compare on.")] = 3,
     horizon: Annotated[
-        int | None, typer.Option(min=1, help="demand: steps ahead [default 28 days / 13 weeks].")
+        int | None, typer.Option(min=1, help="demand: steps ahead.", show_default="28 days / 13 weeks")
     ] = None,
     risk_days: Annotated[int, typer.Option(min=1, help="stockout: days ahead the risk covers.")] = 7,
     min_hours: Annotated[
@@ -150,9 +163,10 @@ def train(
     if min_hours is not None and chosen != "stockout":
         raise ConfigError("`--min-hours` only applies to --task stockout")
     # Imported after the checks: MLflow's import prints warnings that would come before a one-line error.
+    quiet_mlflow()
     from shelfcast.workflows.training import run_train
 
-    cfg = settings(workspace=workspace)
+    cfg = writable_workspace(settings(workspace=workspace))
     with out.progress_bar(f"train {chosen}") as progress:
         report = run_train(
             cfg,

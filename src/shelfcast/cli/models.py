@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import WorkspaceOpt, parse_task, settings
+from shelfcast.cli.options import WorkspaceOpt, parse_task, registry_settings, settings
 
 app = typer.Typer(help="Registered models: list, show, promote, roll back.", no_args_is_help=True)
 
@@ -17,7 +17,7 @@ def list_models(workspace: WorkspaceOpt = None) -> None:
     """Every version of the demand and stockout models, with aliases and gate results."""
     from shelfcast.io.registry import MODEL_NAMES, Registry
 
-    registry = Registry(settings(workspace=workspace))
+    registry = Registry(registry_settings(workspace))
     registry.reap()  # runs a killed process left RUNNING are FAILED
     versions = [v for task in MODEL_NAMES for v in registry.versions(task)]
     if not versions:
@@ -29,7 +29,7 @@ def list_models(workspace: WorkspaceOpt = None) -> None:
 @app.command()
 def show(
     name: Annotated[str, typer.Argument(help="demand, stockout or the registered name (shelfcast-demand).")],
-    version: Annotated[str | None, typer.Option(help="Version [default: the champion].")] = None,
+    version: Annotated[str | None, typer.Option(help="Version.", show_default="the champion")] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """One version's aliases, gate tags and source."""
@@ -37,7 +37,7 @@ def show(
     from shelfcast.io.registry import CHAMPION, Registry, task_of
 
     task = task_of(name)
-    registry = Registry(settings(workspace=workspace))
+    registry = Registry(registry_settings(workspace))
     info = registry.version(task, version) if version else registry.alias(task, CHAMPION)
     if info is None:
         raise ModelNotFoundError(f"{task} has no champion; pass --version (see `shelfcast models list`)")

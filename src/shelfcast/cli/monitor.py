@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import RenamedFlags, WorkspaceOpt, settings
+from shelfcast.cli.options import RenamedFlags, WorkspaceOpt, quiet_mlflow, settings, writable_workspace
 
 if TYPE_CHECKING:
     from shelfcast.monitoring.summary import MonitorReport
@@ -63,7 +63,9 @@ def monitor(
     workspace: WorkspaceOpt = None,
     lookback_days: Annotated[
         int | None,
-        typer.Option(min=1, help="Days of origins in the current window [default: setting monitor.lookback_days]."),
+        typer.Option(
+            min=1, help="Days of origins in the current window.", show_default="setting monitor.lookback_days"
+        ),
     ] = None,
     fail_on_alert: Annotated[
         bool, typer.Option(help="Exit with code 2 on a drift alarm or degraded live accuracy (for schedulers).")
@@ -72,14 +74,18 @@ def monitor(
         bool | None,
         typer.Option(
             "--evidently/--no-evidently",
-            help="Also write Evidently's report per task (the `reports` extra) [default: setting monitor.evidently].",
+            help="Also write Evidently's report per task (the `reports` extra).",
+            show_default="setting monitor.evidently",
         ),
     ] = None,
 ) -> None:
     """Data and prediction drift of the champions against their training window, and their live accuracy."""
+    cfg = writable_workspace(
+        settings(workspace=workspace, monitor=None if evidently is None else {"evidently": evidently})
+    )
+    quiet_mlflow()
     from shelfcast.jobs.monitor import run_monitor
 
-    cfg = settings(workspace=workspace, monitor=None if evidently is None else {"evidently": evidently})
     with out.status("monitoring"):
         report = run_monitor(cfg, now=dt.datetime.now(dt.UTC), lookback_days=lookback_days)
     monitor_summary(report)

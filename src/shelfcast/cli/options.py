@@ -3,9 +3,14 @@ flags renamed to one word per concept (their old names still work, with a notice
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import logging
+import os
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -14,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from typer.core import TyperCommand
 
 import shelfcast.cli.output as out
-from shelfcast.errors import ConfigError, ShelfcastError, first_problem
+from shelfcast.errors import ConfigError, ShelfcastError, WorkspaceError, first_problem
 from shelfcast.redact import RedactingFilter, redact
 from shelfcast.settings import Settings
 from shelfcast.types import Task
@@ -23,9 +28,11 @@ M = TypeVar("M", bound=BaseModel)
 
 WorkspaceOpt = Annotated[
     Path | None,
-    typer.Option("--workspace", "-w", help="Workspace folder [env SHELFCAST_WORKSPACE; default ./.shelfcast]"),
+    typer.Option(
+        "--workspace", "-w", help="Workspace folder; else env SHELFCAST_WORKSPACE.", show_default="./.shelfcast"
+    ),
 ]
-CutoffOpt = Annotated[str | None, typer.Option(help="Last date known, YYYY-MM-DD [default: the last date].")]
+CutoffOpt = Annotated[str | None, typer.Option(help="Last date known, YYYY-MM-DD.", show_default="the last date")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log each step; show tracebacks.")]
 
 # Old flag -> its one-word-per-concept name. The old names stay accepted for now; each use prints a notice.
@@ -45,6 +52,51 @@ def settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         where, message = first_problem(exc)
         raise ConfigError(f"setting `{where or 'settings'}`: {message}") from None
+
+
+def existing_workspace(cfg: Settings) -> Settings:
+    """For commands that only read: the workspace must be there, as they never create one."""
+    path = cfg.workspace
+    if not path.exists():
+        raise WorkspaceError(
+            f"no workspace at {path}; pass -w with an existing one, or make one with `shelfcast ingest` "
+            "(or `shelfcast demo`)"
+        )
+    if not path.is_dir():
+        raise WorkspaceError(f"the workspace {path} is a file, not a folder; pass -w with a folder")
+    return cfg
+
+
+def registry_settings(workspace: Path | None) -> Settings:
+    """Settings for commands that read the registry: one kept in the workspace (no MLflow server configured, as
+    `io.tracking` decides) needs the workspace to exist, as reading never creates it."""
+    cfg = settings(workspace=workspace)
+    if not (cfg.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")):
+        existing_workspace(cfg)
+    return cfg
+
+
+def writable_workspace(cfg: Settings, *, create: bool = False) -> Settings:
+    """For commands that write: the workspace (made when `create`, else it must exist) must take new files.
+
+    Checked before any work, so a long fit does not end in a write that fails.
+    """
+    path = cfg.workspace
+    if not create:
+        existing_workspace(cfg)
+    if path.exists() and not path.is_dir():
+        raise WorkspaceError(f"the workspace {path} is a file, not a folder; pass -w with a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        # Writing a file is the only test that holds for root, read-only mounts and ACLs alike.
+        with tempfile.TemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise WorkspaceError(
+            f"cannot write in the workspace {path} ({reason.lower()}); pass -w with a folder you can write to"
+        ) from None
+    return cfg
 
 
 def model(cls: type[M], data: dict[str, Any]) -> M:
@@ -102,7 +154,12 @@ def renamed_args(args: list[str], own: set[str], *, quiet: bool = False) -> list
 
 
 def set_verbose(verbose: bool) -> None:
-    """Log each step on stderr (else warnings only) and, on an error, show its traceback."""
+    """Log each step on stderr (else warnings only) and, on an error, show its traceback.
+
+    Without it, MLflow keeps its notes to itself (type hints, dataset sources, pip's version, its download bars):
+    its errors reach the user as shelfcast's one-line errors, and `-v` shows everything. Environment variables, as
+    MLflow is not imported yet (it is slow to import; most commands never need it); a user's own setting wins.
+    """
     _state["verbose"] = verbose
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -112,6 +169,29 @@ def set_verbose(verbose: bool) -> None:
     for handler in logging.getLogger().handlers:  # no password in any log line, whoever wrote it
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+    if not verbose:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        warnings.filterwarnings("ignore", module="mlflow")
+
+
+def quiet_mlflow() -> None:
+    """Without -v, also MLflow's prints ("Successfully registered model ..."), which no log level governs.
+
+    Call it in commands that load MLflow anyway (it imports MLflow's pyfunc), before they import the rest. MLflow
+    switches its output back on, and puts a warnings filter of its own in front, while its modules load, so they
+    are loaded first.
+    """
+    if _state["verbose"]:
+        return
+    # MLflow warns as the model class is defined, under a filter of its own that beats ours: its words go nowhere.
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.filterwarnings("ignore", module="mlflow")
+        from mlflow.utils.logging_utils import disable_logging
+
+        import shelfcast.io.pyfunc  # noqa: F401
+    disable_logging()  # type: ignore[no-untyped-call]
+    warnings.filterwarnings("ignore", module="mlflow")
 
 
 def run_app(app: typer.Typer) -> None:

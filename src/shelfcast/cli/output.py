@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -30,11 +31,12 @@ err_console = Console(stderr=True)
 
 
 def error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Escaped: a message may hold brackets (a TOML section, a list) that Rich would read as markup and drop.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def info(message: str) -> None:
-    err_console.print(message, highlight=False, soft_wrap=True)
+    err_console.print(message, highlight=False, soft_wrap=True, markup=False)
 
 
 def note(message: str) -> None:
@@ -42,9 +44,36 @@ def note(message: str) -> None:
     err_console.print(f"note: {message}", highlight=False, soft_wrap=True, markup=False)
 
 
+class _StepLines:
+    """Progress as one plain line per step, for logs (CI, a pipe) where a live bar shows nothing.
+
+    On stdout, with the results: stderr keeps to warnings and the one-line error, and a log that times its lines
+    (as CI's do) says how long each step took.
+    """
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self.last: str | None = None
+
+    def __call__(self, label: str, done: int | None = None, total: int | None = None) -> None:
+        if label == self.last:
+            return
+        self.last = label
+        count = f" ({done}/{total})" if total else ""
+        console.print(f"{self.description}: {label}{count}", highlight=False, markup=False, soft_wrap=True)
+
+
+def command(text: str) -> None:
+    """A command for the user to copy: on one line whatever the terminal's width, so that it pastes whole."""
+    console.print(f"  {text}", soft_wrap=True, highlight=False, markup=False)
+
+
 @contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[str, int, int], None]]:
-    """A progress bar fed by jobs through `(label, done, total)` callbacks."""
+    """A progress bar fed by jobs through `(label, done, total)` callbacks; a line per step when not on a terminal."""
+    if not err_console.is_terminal:
+        yield _StepLines(description)
+        return
     columns = (
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
@@ -63,7 +92,11 @@ def progress_bar(description: str) -> Iterator[Callable[[str, int, int], None]]:
 
 @contextmanager
 def status(description: str) -> Iterator[Callable[[str], None]]:
-    """A spinner whose text jobs update with one-line messages."""
+    """A spinner whose text jobs update with one-line messages; off a terminal, a line to start and one per message."""
+    if not err_console.is_terminal:
+        console.print(f"{description} ...", highlight=False, markup=False, soft_wrap=True)
+        yield _StepLines(description)
+        return
     with err_console.status(description) as spinner:
 
         def update(message: str) -> None:
@@ -217,7 +250,7 @@ def demo_summary(report: DemoReport) -> None:
         ]
     console.print(f"finished in {report.seconds:.1f}s. Look further with:")
     for cmd in commands:
-        console.print(f"  uv run {cmd}")
+        command(f"uv run {cmd}")
 
 
 def _pipeline_part(report: DemoReport) -> None:

@@ -20,7 +20,7 @@ app = typer.Typer(
 
 PathArg = Annotated[
     Path | None,
-    typer.Argument(help="File or folder to ingest first [default: train and score on the lake as it is]."),
+    typer.Argument(help="File or folder to ingest first.", show_default="train and score on the lake as it is"),
 ]
 SourceOpt = Annotated[str, typer.Option(help="Adapter for PATH (see `shelfcast ingest --help`).")]
 TasksOpt = Annotated[str, typer.Option(help="Models to train, comma-separated: demand, stockout.")]

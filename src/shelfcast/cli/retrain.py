@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import RenamedFlags, WorkspaceOpt, settings
+from shelfcast.cli.options import (
+    RenamedFlags,
+    WorkspaceOpt,
+    existing_workspace,
+    quiet_mlflow,
+    settings,
+    writable_workspace,
+)
 from shelfcast.errors import ConfigError
 from shelfcast.types import TASKS, Task
 
@@ -45,12 +52,13 @@ def retrain(
     dry_run: Annotated[bool, typer.Option(help="Monitor and decide, but change nothing.")] = False,
     lookback_days: Annotated[
         int | None,
-        typer.Option(min=1, help="Days of origins monitoring looks at [default: setting monitor.lookback_days]."),
+        typer.Option(min=1, help="Days of origins monitoring looks at.", show_default="setting monitor.lookback_days"),
     ] = None,
 ) -> None:
     """Monitor, then let the policy decide per model: ok, retrain (through the gates), roll back or fall back."""
     chosen = tasks_of(task)
-    cfg = settings(workspace=workspace)
+    cfg = writable_workspace(settings(workspace=workspace))
+    quiet_mlflow()
     from shelfcast.workflows.retrain import act_on_monitoring
 
     with out.status("monitoring and deciding"):
@@ -70,7 +78,7 @@ def events(
 
     from shelfcast.io.policy_log import read_events, read_state
 
-    cfg = settings(workspace=workspace)
+    cfg = existing_workspace(settings(workspace=workspace))
     frame = read_events(cfg).sort("at", descending=True).head(limit)
     shown = frame.select(
         pl.col("at").dt.strftime("%Y-%m-%d %H:%M"),

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
 
 from shelfcast.errors import InputFileError
+from shelfcast.schemas import TableSchema
 
 LINE = "_line"
 EXTRA_PREFIX = "__extra_"
@@ -164,6 +165,102 @@ def _scan_csv(path: Path, required: Sequence[str], delimiter: str | None) -> pl.
         missing_columns="insert",
     )
     return lf.with_row_index(LINE, offset=2).with_columns(pl.col(LINE).cast(pl.Int64))
+
+
+def _kind(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.List | pl.Array):
+        return "lists"
+    if isinstance(dtype, pl.Struct):
+        return "structs"
+    if dtype.is_integer():
+        return "whole numbers"
+    if dtype.is_numeric():
+        return "decimal numbers"
+    kinds = {pl.Date: "dates", pl.Datetime: "timestamps", pl.Duration: "durations", pl.Time: "times of day"}
+    return kinds.get(dtype.base_type(), "values")
+
+
+def _fits(source: pl.DataType, target: pl.DataType | None) -> bool:
+    """Whether validation turns a typed column into `target` (None: any single value) value by value, rather than
+    making up numbers."""
+    if source in (pl.String(), pl.Null(), target) or isinstance(source, pl.Categorical | pl.Enum):
+        return True
+    if target is None:
+        return not (source.is_nested() or source in (pl.Binary(), pl.Object()))
+    if isinstance(target, pl.List):
+        return isinstance(source, pl.List | pl.Array)
+    if source.is_nested() or source in (pl.Binary(), pl.Object()):
+        return False
+    if target.is_numeric():
+        return source.is_numeric() or source == pl.Boolean()
+    if target == pl.Date():
+        return source == pl.Date() or isinstance(source, pl.Datetime)
+    if target == pl.Boolean():
+        return source == pl.Boolean() or source.is_integer()
+    # Text (ids, names): anything but spans and times of day, which would become numbers of microseconds.
+    return not isinstance(source, pl.Duration) and source != pl.Time()
+
+
+def _wanted(target: pl.DataType | None) -> str:
+    if target is None:
+        return "one value per cell"
+    if isinstance(target, pl.List):
+        return "a list"
+    if target.is_numeric():
+        return "numbers"
+    return {pl.Date(): "dates", pl.Boolean(): "true/false flags"}.get(target, "text")
+
+
+def check_types(path: Path, lf: pl.LazyFrame, targets: Mapping[str, tuple[str, pl.DataType | None]]) -> pl.LazyFrame:
+    """`lf` with its typed (Parquet) columns checked against what they become: file column -> (canonical name,
+    type; None for any single value), see `canonical_targets`.
+
+    A column whose type cannot become its canonical one (a date or duration as units, a list or struct anywhere)
+    is an `InputFileError` naming the column and its type; a Parquet file's types are the file's, not a row's, so
+    quarantining its rows one by one would only hide the mistake. Decimal numbers as ids are refused too, and
+    whole ones become integer text ("1", not "1.0"), as a CSV file would give them.
+    """
+    schema = lf.collect_schema()
+    fixes: list[pl.Expr] = []
+    for column, (name, target) in targets.items():
+        source = schema.get(column)
+        if source is None:
+            continue
+        what = f"column {column!r}" + ("" if name == column else f" (mapped to {name})")
+        if not _fits(source, target):
+            needs = "shelfcast needs" if name == column else f"{name} needs"
+            raise InputFileError(
+                path,
+                f"{what} holds {_kind(source)} ({source}), but {needs} {_wanted(target)}; "
+                "convert it in the file or map another column",
+            )
+        if isinstance(source, pl.Categorical | pl.Enum):
+            fixes.append(pl.col(column).cast(pl.String))
+        elif source.is_float() and target == pl.String():
+            c = pl.col(column)
+            fractional = lf.filter(c.is_not_null() & ((c != c.round(0)) | c.is_nan() | (c.abs() >= 2.0**53)))
+            bad = fractional.select(*([LINE] if LINE in schema else []), column).head(1).collect()
+            if bad.height:
+                where = f" at row {bad[LINE][0]}" if LINE in bad.columns else ""
+                raise InputFileError(
+                    path,
+                    f"{what} holds decimal numbers ({source}, e.g. {bad[column][0]}{where}), but {name} is an id; "
+                    "store ids as text or whole numbers",
+                )
+            fixes.append(c.cast(pl.Int64).cast(pl.String))
+    return lf.with_columns(fixes) if fixes else lf
+
+
+def canonical_targets(table: TableSchema, columns: Mapping[str, str]) -> dict[str, tuple[str, pl.DataType | None]]:
+    """What each file column becomes, for `check_types`: `columns` maps canonical names to file columns; columns the
+    table does not declare are numbers (exogenous) or any single value (attributes)."""
+    targets: dict[str, tuple[str, pl.DataType | None]] = {}
+    for name, column in columns.items():
+        if name in table.column_names:
+            targets[column] = (name, table.column(name).dtype)
+        else:
+            targets[column] = (name, pl.Float64() if table.extras == "numeric" else None)
+    return targets
 
 
 def extra_field_columns(lf: pl.LazyFrame) -> list[str]:

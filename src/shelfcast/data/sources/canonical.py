@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import ClassVar, cast
 
-from shelfcast.data.readers import EXTRA_PREFIX, LINE, scan_table
+from shelfcast.data.readers import EXTRA_PREFIX, LINE, canonical_targets, check_types, scan_table
 from shelfcast.data.sources.base import RawPart, SourceData
 from shelfcast.errors import ConfigError, InputFileError
 from shelfcast.schemas import TABLE_NAMES, ExogenousRole, get_schema
@@ -55,7 +55,8 @@ class CanonicalSource:
             columns = [
                 c for c in lf.collect_schema() if c == LINE or not c.startswith("_") or c.startswith(EXTRA_PREFIX)
             ]
-            parts.append(RawPart(table, str(file), lf.select(columns), date_format=self.date_format))
+            lf = check_types(file, lf.select(columns), canonical_targets(schema, {c: c for c in columns if c != LINE}))
+            parts.append(RawPart(table, str(file), lf, date_format=self.date_format))
         if not parts:
             raise InputFileError(
                 path, f"no canonical tables found (expected files named {', '.join(TABLE_NAMES)} .parquet/.csv)"

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import polars as pl
 
-from shelfcast.data.readers import EXTRA_PREFIX, LINE, scan_table
+from shelfcast.data.readers import EXTRA_PREFIX, LINE, check_types, scan_table
 from shelfcast.data.sources.base import RawPart, SourceData, as_text_id, find_file
 from shelfcast.errors import InputFileError
 from shelfcast.schemas import ExogenousRole
@@ -42,6 +42,17 @@ REQUIRED = (
     *ITEM_ATTRIBUTES,
     *STORE_ATTRIBUTES,
 )
+# What each column becomes, for the check of a Parquet file's types (None: any single value).
+TARGETS: dict[str, tuple[str, pl.DataType | None]] = {
+    "store_id": ("store_id", pl.String()),
+    "product_id": ("item_id", pl.String()),
+    "dt": ("date", pl.Date()),
+    "sale_amount": ("units", pl.Float64()),
+    "stock_hours": ("stockout_hours", pl.Float64()),
+    HOURLY_FLAGS: ("hourly_stockout", pl.List(pl.Int8())),
+    **{c: (c, pl.Float64()) for c in EXOGENOUS_ROLES},
+    **{c: (c, None) for c in (*ITEM_ATTRIBUTES, *STORE_ATTRIBUTES)},
+}
 # An hourly flag that cannot be read becomes this value, which the schema's
 # 0/1 rule quarantines, instead of a null that would pass unnoticed.
 _UNREADABLE_FLAG = -1
@@ -76,6 +87,23 @@ def _optional_file(folder: Path, stem: str) -> Path | None:
         return None
 
 
+def _only_daily_file(folder: Path, *, besides: Path | None) -> Path:
+    """The folder's one Parquet or CSV file when it is not named train_daily (a renamed download), else an error
+    listing what the folder holds."""
+    found = sorted(
+        f for f in folder.iterdir() if f.is_file() and f != besides and f.name.endswith((".parquet", ".csv", ".csv.gz"))
+    )
+    if len(found) == 1:
+        return found[0]
+    names = ", ".join(f.name for f in found[:10]) + (", ..." if len(found) > 10 else "")
+    held = f"it holds {len(found)} data files ({names})" if found else "it holds no .parquet or .csv file"
+    raise InputFileError(
+        folder,
+        f"FreshRetailNet daily file not found: looked for train_daily.parquet (or .csv), or a single data file, "
+        f"but {held}; pass the file itself",
+    )
+
+
 class FreshRetailNetSource:
     """train_daily.parquet (a folder or the file itself), plus eval.parquet when the folder has it."""
 
@@ -86,13 +114,14 @@ class FreshRetailNetSource:
         self.delimiter = delimiter
 
     def files(self, path: Path) -> list[Path]:
-        """The daily files to read: the one given, or the folder's train (and eval) files."""
+        """The daily files to read: the one given, or the folder's train (and eval) files; a folder holding one data
+        file under another name is read as that file."""
         if not path.is_dir():
             return [path]
         train = next((f for stem in TRAIN_STEMS if (f := _optional_file(path, stem)) is not None), None)
-        if train is None:
-            train = find_file(path, TRAIN_STEMS[0], what="FreshRetailNet daily file")
         evaluation = _optional_file(path, EVAL_STEM)
+        if train is None:
+            train = _only_daily_file(path, besides=evaluation)
         return [train] if evaluation is None else [train, evaluation]
 
     def load(self, path: Path) -> SourceData:
@@ -102,7 +131,7 @@ class FreshRetailNetSource:
         return SourceData(parts=parts, exogenous_roles=EXOGENOUS_ROLES, notes=NOTES, frequency="D")
 
     def _parts(self, file: Path) -> list[RawPart]:
-        raw = scan_table(file, required=REQUIRED, delimiter=self.delimiter)
+        raw = check_types(file, scan_table(file, required=REQUIRED, delimiter=self.delimiter), TARGETS)
         keys = (pl.col(LINE), pl.col("dt").alias("date"), as_text_id("store_id"), as_text_id("product_id", "item_id"))
         # Every part carries the overflow fields of a ragged CSV line, so such a
         # line is quarantined from each table rather than half used.

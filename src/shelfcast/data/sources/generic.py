@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from shelfcast.data.readers import EXTRA_PREFIX, LINE, scan_table
+from shelfcast.data.readers import EXTRA_PREFIX, LINE, canonical_targets, check_types, scan_table
 from shelfcast.data.sources.base import RawPart, SourceData, flag_events
 from shelfcast.errors import ConfigError, first_problem
 from shelfcast.schemas import TABLE_NAMES, ExogenousRole, TableName, get_schema
@@ -95,19 +95,37 @@ def parse_pairs(pairs: Sequence[str], *, option: str) -> dict[str, str]:
     return out
 
 
+LAYOUT = (
+    'expected: table = "sales" (optional), date_format = "%d/%m/%Y" (optional), [columns] with canonical name = '
+    'column in the file (date = "Day", store_id = "Store", item_id = "Item", units = "Sales"), and optionally '
+    "[constants], [exogenous] and [calendar]"
+)
+
+
+def _check_layout(path: Path, data: dict[str, Any]) -> None:
+    """A mapping file's unknown keys and sections, named with the layout expected (not "no column mapping")."""
+    unknown = [key for key in data if key not in ColumnMapping.model_fields]
+    if unknown:
+        shown = ", ".join(f"section [{key}]" if isinstance(data[key], dict) else f"key `{key}`" for key in unknown)
+        raise ConfigError(f"mapping file {path}: unknown {shown}; {LAYOUT}")
+
+
 def load_mapping(path: Path | None = None, **overrides: Any) -> ColumnMapping:
     """A mapping from a TOML file, updated with command-line values; errors are one line."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            data = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read mapping file {path}: {exc}") from None
+        _check_layout(path, data)
     for key, value in overrides.items():
         if value in (None, {}):
             continue
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     if not data.get("columns"):
+        if path is not None:
+            raise ConfigError(f"mapping file {path} has no [columns] section and no --map was given; {LAYOUT}")
         raise ConfigError("the generic source needs a column mapping: --map date=COLUMN ... or --mapping FILE.toml")
     try:
         return ColumnMapping.model_validate(data)
@@ -133,6 +151,10 @@ class GenericSource:
     def load(self, path: Path) -> SourceData:
         m = self.mapping
         raw = scan_table(path, required=m.source_columns(), delimiter=self.delimiter)
+        targets = canonical_targets(get_schema(m.table), m.columns)
+        targets |= {column: (column, pl.Float64()) for column in m.exogenous}
+        targets |= {flag: (flag, pl.Boolean()) for flag in m.calendar}
+        raw = check_types(path, raw, targets)
         extras = pl.selectors.starts_with(EXTRA_PREFIX)
         main = raw.select(
             pl.col(LINE),

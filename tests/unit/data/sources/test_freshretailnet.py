@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -170,5 +171,26 @@ def test_missing_column_names_the_file(tmp_path: Path) -> None:
 
 def test_missing_daily_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "frn").mkdir()
-    with pytest.raises(InputFileError, match=r"train_daily\.csv: FreshRetailNet daily file not found"):
+    (tmp_path / "frn" / "README.md").write_text("not data")
+    message = "frn: FreshRetailNet daily file not found: looked for train_daily.parquet (or .csv), or a single data "
+    with pytest.raises(InputFileError, match=re.escape(message) + "file, but it holds no .parquet or .csv file"):
+        FreshRetailNetSource().load(tmp_path / "frn")
+
+
+def test_a_folder_with_one_daily_file_under_another_name_is_read(
+    tmp_path: Path, ingest: Ingest, workspace: Path
+) -> None:
+    _write(tmp_path / "frn" / "freshretailnet-50k.parquet", _daily())
+    _write(tmp_path / "frn" / "eval.parquet", _daily().with_columns(pl.col("dt") + dt.timedelta(days=2)))
+    report = ingest(tmp_path / "frn", "freshretailnet")
+    assert {Path(p.source).name for p in report.parts} == {"freshretailnet-50k.parquet", "eval.parquet"}
+    assert Lake(workspace).read("sales").height == 16
+
+
+def test_a_folder_with_several_other_files_lists_them(tmp_path: Path) -> None:
+    _write(tmp_path / "frn" / "a.parquet", _daily())
+    _write(tmp_path / "frn" / "b.parquet", _daily())
+    with pytest.raises(
+        InputFileError, match=re.escape("but it holds 2 data files (a.parquet, b.parquet); pass the file")
+    ):
         FreshRetailNetSource().load(tmp_path / "frn")

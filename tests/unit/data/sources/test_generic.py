@@ -88,3 +88,18 @@ def test_mapped_column_missing_from_the_file(tmp_path: Path, ingest: Ingest) -> 
     mapping = load_mapping(columns={"date": "Day", "store_id": "Shop", "item_id": "Sku", "units": "Qty"})
     with pytest.raises(InputFileError, match=r"missing required column\(s\) Sku"):
         ingest(write(tmp_path / "g.csv", CSV), "generic", mapping=mapping)
+
+
+def test_a_mapping_file_with_an_unknown_section_names_it_and_the_layout(tmp_path: Path) -> None:
+    toml = write(tmp_path / "map.toml", '[sales]\ndate = "Day"\nunits = "Qty"\nstores = 3\n')
+    with pytest.raises(ConfigError) as error:
+        load_mapping(toml)
+    message = str(error.value)
+    assert message.startswith(f"mapping file {toml}: unknown section [sales]; expected: ")
+    assert '[columns] with canonical name = column in the file (date = "Day"' in message
+
+
+def test_a_mapping_file_without_columns_is_named(tmp_path: Path) -> None:
+    toml = write(tmp_path / "map.toml", 'table = "sales"\n')
+    with pytest.raises(ConfigError, match=f"^mapping file {toml} has no \\[columns\\] section and no --map was given"):
+        load_mapping(toml)
