@@ -109,6 +109,8 @@ def test_a_postgres_url_that_is_none_is_refused_by_the_settings(
     [
         ["models", "list"],
         ["models", "show", "demand"],
+        ["models", "promote", "--task", "demand", "--version", "1"],
+        ["models", "rollback", "--task", "demand"],
         ["info"],
         ["validate"],
         ["quarantine"],

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import WorkspaceOpt, parse_task, registry_settings, settings
+from shelfcast.cli.options import WorkspaceOpt, parse_task, registry_settings
 
 app = typer.Typer(help="Registered models: list, show, promote, roll back.", no_args_is_help=True)
 
@@ -54,7 +54,7 @@ def promote(
     """Make a version the champion if it passes the gates; the old champion becomes previous_champion."""
     from shelfcast.jobs.promote import promote_version
 
-    report = promote_version(settings(workspace=workspace), parse_task(task), version, force=force)
+    report = promote_version(registry_settings(workspace), parse_task(task), version, force=force)
     before = f" (previous champion: v{report.previous})" if report.previous else ""
     out.console.print(f"{task} v{version} is the champion{before}; gates: {report.gate.reason}")
 
@@ -67,6 +67,6 @@ def rollback(
     """Make the previous champion the champion again."""
     from shelfcast.jobs.promote import rollback as run_rollback
 
-    restored, demoted = run_rollback(settings(workspace=workspace), parse_task(task))
+    restored, demoted = run_rollback(registry_settings(workspace), parse_task(task))
     was = f"; v{demoted.version} no longer has an alias" if demoted else ""
     out.console.print(f"{task} v{restored.version} is the champion again{was}")
