@@ -43,6 +43,7 @@ def test_pipeline_run_goes_through_prefect_and_links_the_mlflow_runs(tmp_path: P
     assert (tmp_path / ".shelfcast" / "prefect").is_dir()
     for step in ("ingest", "train demand", "promote demand", "score"):
         assert f"prefect.task_runs: {step}" in result.stderr, step
+    assert "Successfully registered model" not in result.stderr + result.stdout  # MLflow quiet without -v
 
     from mlflow import MlflowClient
 

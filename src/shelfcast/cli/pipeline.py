@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import RenamedFlags, WorkspaceOpt, settings
+from shelfcast.cli.options import RenamedFlags, WorkspaceOpt, quiet_mlflow, settings
 from shelfcast.errors import ConfigError
 from shelfcast.settings import Settings
 from shelfcast.types import TASKS
@@ -73,6 +73,7 @@ def run(
         f"running the pipeline through Prefect ({api or 'temporary local server, ~20 s to start'}); "
         "`shelfcast demo` runs the same steps without Prefect"
     )
+    quiet_mlflow()
     from shelfcast.workflows.flows import pipeline_flow
 
     summary = pipeline_flow(
