@@ -341,13 +341,13 @@ def _log_run(settings: Settings, report: MonitorReport) -> str | None:
     try:
         import mlflow
 
-        from shelfcast.io.tracking import connect, fluent, mlflow_errors, named_experiment
+        from shelfcast.io.tracking import OWNER_TAG, connect, fluent, mlflow_errors, named_experiment, owner
 
         uri = connect(settings)
         with (
             mlflow_errors(uri),
             fluent(uri),
-            mlflow.start_run(experiment_id=named_experiment(settings, EXPERIMENT)) as run,
+            mlflow.start_run(experiment_id=named_experiment(settings, EXPERIMENT), tags={OWNER_TAG: owner()}) as run,
         ):
             mlflow.set_tags(
                 {
