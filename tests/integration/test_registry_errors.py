@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -14,11 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import NOW, TODAY
 
+from shelfcast.data.simulator import SimConfig, simulate
+from shelfcast.data.sources import get_source
 from shelfcast.errors import TrackingError
 from shelfcast.io.champion import champion_dir, load_champion
 from shelfcast.io.registry import CHAMPION, MODEL_NAMES, Registry
 from shelfcast.io.tracking import connect
+from shelfcast.jobs.ingest import run_ingest
 from shelfcast.settings import Settings
 from shelfcast.types import Task
 
@@ -118,3 +124,33 @@ def test_a_database_store_that_is_down_fails_fast_and_the_local_champion_serves(
     champion = load_champion(settings, Task.DEMAND)
     assert time.monotonic() - started < 15
     assert (champion.version, champion.from_registry) == ("3", False)
+
+
+def test_train_on_a_full_disk_is_one_line_that_says_so(tmp_path: Path) -> None:
+    """The MLflow store cannot grow (a file size limit, as a full disk or a quota refuses writes): one line that
+    names the store and the likely cause, not MLflow's tracebacks."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    sim = simulate(SimConfig(n_stores=2, n_items=4, n_days=200, seed=3))
+    for name, frame in sim.tables().items():
+        frame.write_parquet(raw / f"{name}.parquet")
+    (raw / "exogenous_roles.json").write_text(json.dumps(sim.exogenous_roles))
+    settings = Settings(workspace=tmp_path / "ws")
+    run_ingest(get_source("canonical"), raw, settings=settings, today=TODAY, now=NOW)
+    limit = 300_000  # bytes per file: the lake fits, MLflow's SQLite store does not
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    trained = subprocess.run(
+        [sys.executable, "-m", "shelfcast", "train", "--task", "demand", "--folds", "2", "--horizon", "7"],
+        cwd=tmp_path,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "SHELFCAST_"))}}
+        | {"SHELFCAST_WORKSPACE": str(settings.workspace)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        preexec_fn=small_disk,  # the limit holds in the child only
+    )
+    one_line_error(trained, "mlflow.db", "is the disk full")
