@@ -114,7 +114,8 @@ def forecast(
 @app.command()
 def score(
     horizon: Annotated[
-        int | None, typer.Option(min=1, help="Steps to score (days; weeks on weekly data) [default 14 days / 2 weeks].")
+        int | None,
+        typer.Option(min=1, help="Steps to score (days; weeks on weekly data).", show_default="14 days / 2 weeks"),
     ] = None,
     cutoff: CutoffOpt = None,
     store: Annotated[

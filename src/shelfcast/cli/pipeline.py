@@ -26,7 +26,8 @@ SourceOpt = Annotated[str, typer.Option(help="Adapter for PATH (see `shelfcast i
 TasksOpt = Annotated[str, typer.Option(help="Models to train, comma-separated: demand, stockout.")]
 FoldsOpt = Annotated[int, typer.Option(min=1, help="Backtest folds per training run.")]
 HorizonOpt = Annotated[
-    int | None, typer.Option(min=1, help="Steps scored (days; weeks on weekly data) [default 14 days / 2 weeks].")
+    int | None,
+    typer.Option(min=1, help="Steps scored (days; weeks on weekly data).", show_default="14 days / 2 weeks"),
 ]
 
 

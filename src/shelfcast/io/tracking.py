@@ -123,7 +123,7 @@ def describe_failure(uri: str, exc: BaseException) -> str:
         return f"MLflow at {where} answered with something that is not MLflow's JSON: is the URI an MLflow server?"
     if any(s in reason for s in ("disk is full", "disk I/O error", "No space left", "File too large")):
         # SQLite says "disk I/O error" when a write is refused for size (a quota, a file size limit).
-        return redact(f"MLflow at {where}: {reason}: is the disk full (or a size quota reached)? free space, then retry")
+        return redact(f"MLflow at {where}: {reason}: is the disk full (or a quota reached)? free space, then retry")
     return redact(f"MLflow at {where}: {reason}")
 
 
