@@ -220,3 +220,36 @@ except StoreError as exc:
     assert result.returncode == 0, result.stderr
     assert "no space left" in result.stdout and "scored_on=2026-11-23" in result.stdout, result.stdout
     assert not list((tmp_path / "predictions").rglob("*.tmp"))
+
+
+def test_a_scorer_killed_mid_write_leaves_nothing_the_next_write_keeps(tmp_path: Path) -> None:
+    """A writer killed (kill -9) between creating its temporary file and renaming it left the file for good; the
+    next write of the day removes it, and never a live writer's file."""
+    script = f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+from pathlib import Path
+from prediction_rows import SCORED_ON, prediction_rows
+from shelfcast.io.stores.parquet import ParquetStore
+rows = prediction_rows(series=10, horizon=60)
+
+def stall(self, tmp, **kwargs):
+    print(tmp, flush=True)
+    time.sleep(600)
+
+import polars as pl
+pl.DataFrame.write_parquet = stall  # the write hangs once its temporary file exists
+ParquetStore(Path({str(tmp_path / "predictions")!r})).write(rows, scored_on=SCORED_ON)
+"""
+    victim = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert victim.stdout is not None
+    left = Path(victim.stdout.readline().strip())
+    victim.kill()
+    victim.wait(timeout=30)
+    assert left.exists() and left.name.endswith(".tmp")
+    live = left.parent / f".part.parquet.{os.getpid()}.abc123.tmp"  # a writer still at work: this process
+    live.touch()
+    store = ParquetStore(tmp_path / "predictions")
+    store.write(prediction_rows(series=10, horizon=60), scored_on=SCORED_ON)
+    assert not left.exists() and live.exists()
+    assert store.read(scored_on=SCORED_ON).height == 10 * 60

@@ -36,7 +36,8 @@ def atomic_write(path: Path, write: Callable[[Path], object], *, error: Callable
     disk becomes `error(message)`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The writer's pid in the name: `remove_orphans` tells a dead writer's file from a live one's.
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -55,3 +56,25 @@ def remove_temporaries(folder: Path) -> int:
     for tmp in found:
         tmp.unlink(missing_ok=True)
     return len(found)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_orphans(folder: Path) -> int:
+    """Delete the temporary files in `folder` whose writer (the pid in the name `atomic_write` gives) has died;
+    safe while other writers run, as a live writer's file is kept."""
+    removed = 0
+    for tmp in folder.glob(".*.tmp") if folder.is_dir() else []:
+        pid = tmp.name.removesuffix(".tmp").rsplit(".", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed

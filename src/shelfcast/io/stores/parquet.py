@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from shelfcast.errors import StoreError
-from shelfcast.io.files import atomic_write
+from shelfcast.io.files import atomic_write, remove_orphans
 from shelfcast.io.stores.base import store_errors
 from shelfcast.io.stores.schema import PREDICTION_KEY, PREDICTION_SCHEMA, validate_predictions
 
@@ -39,6 +39,7 @@ class ParquetStore:
         frame = validate_predictions(predictions, scored_on=scored_on).sort(PREDICTION_KEY)
         target = self.partition(scored_on)
         target.parent.mkdir(parents=True, exist_ok=True)
+        remove_orphans(target.parent)  # what a scorer killed mid-write left
         rows = frame.drop("scored_on")
         # A reader sees the old file or the new one, never half of either: rename is atomic. The temporary name is
         # unique, so two scorings of one day never take each other's file (the last one renamed wins).
