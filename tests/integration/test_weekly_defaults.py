@@ -84,3 +84,9 @@ def test_a_date_finds_the_week_that_holds_it_on_week_ending_dates(walmart: Setti
             answer = client.get("/forecast", params={"store_id": "1", "item_id": "1", "date": day.isoformat()})
             assert answer.status_code == 200, answer.text
             assert [p["date"] for p in answer.json()["points"]] == [week.isoformat()], day
+        # Outside, the message gives the days the weeks cover (the first week began six days before its date).
+        before = weeks[0] - dt.timedelta(days=7)
+        answer = client.get("/forecast", params={"store_id": "1", "item_id": "1", "date": before.isoformat()})
+        assert answer.status_code == 404
+        covered = f"{weeks[0] - dt.timedelta(days=6)} to {weeks[-1]}"
+        assert answer.json()["detail"].endswith(covered), answer.json()

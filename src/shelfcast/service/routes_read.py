@@ -71,8 +71,14 @@ def forecast(
         opens = pl.col("date") - dt.timedelta(days=step - 1) if period.anchor is PeriodAnchor.END else pl.col("date")
         rows = rows.filter((opens <= date) & (opens + dt.timedelta(days=step) > date))
         if rows.is_empty():
+            # The days the scoring covers: its periods' first day to their last.
+            covered = (
+                (day.first - dt.timedelta(days=step - 1), day.last)
+                if period.anchor is PeriodAnchor.END
+                else (day.first, day.last + dt.timedelta(days=step - 1))
+            )
             raise HTTPException(
-                404, f"date {date} is outside what was scored on {day.scored_on}: {day.first} to {day.last}"
+                404, f"date {date} is outside what was scored on {day.scored_on}: {covered[0]} to {covered[1]}"
             )
     first = rows.row(0, named=True)
     return ForecastResponse(
