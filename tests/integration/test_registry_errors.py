@@ -154,3 +154,37 @@ def test_train_on_a_full_disk_is_one_line_that_says_so(tmp_path: Path) -> None:
         preexec_fn=small_disk,  # the limit holds in the child only
     )
     one_line_error(trained, "mlflow.db", "is the disk full")
+
+
+class _Failing(http.server.BaseHTTPRequestHandler):
+    """Answers the start-up check as MLflow does, then fails every call with 503 (a server going down)."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _answer(self) -> None:
+        ok = self.path.startswith("/api/2.0/mlflow/experiments/search")
+        body = b'{"experiments": []}' if ok else b'{"error_code": "TEMPORARILY_UNAVAILABLE"}'
+        self.send_response(200 if ok else 503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer  # noqa: N815  (http.server's names)
+
+
+def test_a_server_failing_after_the_check_is_one_line_soon(tmp_path: Path) -> None:
+    """MLflow alone retries a failing server seven times with growing waits (minutes); shelfcast caps the
+    retries (the user's own MLFLOW_HTTP_REQUEST_MAX_RETRIES wins) and says what failed."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+        started = time.monotonic()
+        listed = shelfcast("models", "list", cwd=tmp_path, env={"SHELFCAST_MLFLOW_TRACKING_URI": uri})
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+    one_line_error(listed, f"MLflow at {uri}")
+    assert elapsed < 60, elapsed

@@ -149,6 +149,11 @@ def connect(settings: Settings) -> str:
             os.environ["MLFLOW_TRACKING_USERNAME"] = user
         if password is not None:
             os.environ["MLFLOW_TRACKING_PASSWORD"] = password
+        # MLflow retries a failing server seven times with growing waits (about four minutes); a command then
+        # seems hung. Two quick retries ride out a blip; the user's own settings win.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         _probe_server(uri)
     elif _embedded(settings):
         (mlflow_dir(settings) / "artifacts").mkdir(parents=True, exist_ok=True)
