@@ -44,3 +44,18 @@ def run_cli(
         check=False,
         env={**base, **width, **(env or {})},
     )
+
+
+def write_chain(folder: Path, *, stores: int = 2, items: int = 4, days: int = 200, seed: int = 3) -> Path:
+    """A simulated chain's tables as canonical Parquet files (and their exogenous roles) in `folder`, for
+    `shelfcast ingest FOLDER` (the default: a tiny chain, quick to train)."""
+    import json
+
+    from shelfcast.data.simulator import SimConfig, simulate
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sim = simulate(SimConfig(n_stores=stores, n_items=items, n_days=days, seed=seed))
+    for name, frame in sim.tables().items():
+        frame.write_parquet(folder / f"{name}.parquet")
+    (folder / "exogenous_roles.json").write_text(json.dumps(sim.exogenous_roles))
+    return folder

@@ -3,7 +3,6 @@ run repairs them; a run whose process died is marked FAILED by the next command.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import NOW, TODAY
+from helpers import NOW, TODAY, write_chain
 
 from shelfcast.io.registry import CHAMPION, MODEL_NAMES, MOVE_TAG, PREVIOUS, ROLLED_BACK, Registry
 from shelfcast.io.tracking import experiment_id
@@ -172,16 +171,10 @@ def test_models_list_shows_each_versions_aliases(settings: Settings) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 def test_a_training_run_killed_mid_way_is_marked_failed(tmp_path: Path, sig: signal.Signals) -> None:
     """SIGTERM: the run ends FAILED as the process stops; kill -9: the next command finds it and marks it FAILED."""
-    from shelfcast.data.simulator import SimConfig, simulate
     from shelfcast.data.sources import get_source
     from shelfcast.jobs.ingest import run_ingest
 
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    sim = simulate(SimConfig(n_stores=2, n_items=4, n_days=200, seed=3))
-    for name, frame in sim.tables().items():
-        frame.write_parquet(raw / f"{name}.parquet")
-    (raw / "exogenous_roles.json").write_text(json.dumps(sim.exogenous_roles))
+    raw = write_chain(tmp_path / "raw")
     settings = Settings(workspace=tmp_path / "ws")
     run_ingest(get_source("canonical"), raw, settings=settings, today=TODAY, now=NOW)
     ws = str(settings.workspace)

@@ -16,9 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import NOW, TODAY
+from helpers import NOW, TODAY, write_chain
 
-from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.data.sources import get_source
 from shelfcast.errors import TrackingError
 from shelfcast.io.champion import champion_dir, load_champion
@@ -129,12 +128,7 @@ def test_a_database_store_that_is_down_fails_fast_and_the_local_champion_serves(
 def test_train_on_a_full_disk_is_one_line_that_says_so(tmp_path: Path) -> None:
     """The MLflow store cannot grow (a file size limit, as a full disk or a quota refuses writes): one line that
     names the store and the likely cause, not MLflow's tracebacks."""
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    sim = simulate(SimConfig(n_stores=2, n_items=4, n_days=200, seed=3))
-    for name, frame in sim.tables().items():
-        frame.write_parquet(raw / f"{name}.parquet")
-    (raw / "exogenous_roles.json").write_text(json.dumps(sim.exogenous_roles))
+    raw = write_chain(tmp_path / "raw")
     settings = Settings(workspace=tmp_path / "ws")
     run_ingest(get_source("canonical"), raw, settings=settings, today=TODAY, now=NOW)
     limit = 300_000  # bytes per file: the lake fits, MLflow's SQLite store does not

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import run_cli
+from helpers import run_cli, write_chain
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SECRET = "s3cretPW"
@@ -114,14 +114,8 @@ def mlflow_behind_auth(tmp_path: Path) -> Iterator[AuthProxy]:
 def test_planted_secrets_appear_in_no_output(
     tmp_path: Path, mlflow_behind_auth: AuthProxy, postgres_table: str
 ) -> None:
-    from shelfcast.data.simulator import SimConfig, simulate
 
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    sim = simulate(SimConfig(n_stores=2, n_items=4, n_days=200, seed=3))
-    for name, frame in sim.tables().items():
-        frame.write_parquet(raw / f"{name}.parquet")
-    (raw / "exogenous_roles.json").write_text(json.dumps(sim.exogenous_roles))
+    raw = write_chain(tmp_path / "raw")
     ws = str(tmp_path / "ws")
     pg = f"host=127.0.0.1 port=5432 dbname=test user=postgres password={SECRET}"
     env = {

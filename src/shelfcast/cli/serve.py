@@ -14,26 +14,17 @@ import typer
 import shelfcast.cli.output as out
 from shelfcast.cli.options import WorkspaceOpt, settings
 from shelfcast.errors import ConfigError
+from shelfcast.io.files import process_alive
 
 app = typer.Typer()
 METRICS_PREFIX = "shelfcast-metrics-"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _remove_stale_metrics_dirs(root: Path) -> None:
     """Metrics folders of servers that died without removing theirs (`shelfcast-metrics-<pid>-*`, pid gone)."""
     for folder in root.glob(f"{METRICS_PREFIX}*-*"):
         pid = folder.name.removeprefix(METRICS_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -58,7 +58,8 @@ def remove_temporaries(folder: Path) -> int:
     return len(found)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """A process with this pid runs on this machine (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -74,7 +75,7 @@ def remove_orphans(folder: Path) -> int:
     removed = 0
     for tmp in folder.glob(".*.tmp") if folder.is_dir() else []:
         pid = tmp.name.removesuffix(".tmp").rsplit(".", 2)[-2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             tmp.unlink(missing_ok=True)
             removed += 1
     return removed

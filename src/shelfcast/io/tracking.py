@@ -38,6 +38,7 @@ import polars.selectors as cs
 
 from shelfcast.errors import TrackingError
 from shelfcast.features.spec import FeatureSpec
+from shelfcast.io.files import process_alive
 from shelfcast.redact import redact, split_credentials
 from shelfcast.settings import Settings
 from shelfcast.types import Task
@@ -258,12 +259,8 @@ def _owner_alive(tag: str) -> bool:
     if host != socket.gethostname() or not pid_text.isdigit():
         return True  # another machine's run: not ours to judge
     pid = int(pid_text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not process_alive(pid):
         return False
-    except PermissionError:
-        pass
     return not started or _started(pid) in ("", started)
 
 
