@@ -215,15 +215,17 @@ def _describe_tables(
     """The manifest entry of every table written, and the series gaps of sales and inventory."""
     infos: dict[str, TableInfo] = {}
     gaps: dict[str, GapReport] = {}
+    before: dict[str, Any] = lake.manifest()["tables"]  # read once: each table's entry from the last ingest
     for table, partitions in written.items():
-        kept = (lake.table_info(table) or {}).get("origin") if table in reconciled else None
+        previous: dict[str, Any] = before.get(table) or {}
+        kept = previous.get("origin") if table in reconciled else None
         infos[table] = lake.describe(
             table,
             partitions=partitions,
             frequency=frequency if SCHEMAS[table].has_date else None,
             origin=kept or ("derived" if table in derived else "source"),
             column_roles=_exogenous_roles(lake, data) if table == "exogenous" else None,
-            period_anchor=data.period_anchor or (lake.table_info(table) or {}).get("period_anchor") or "start",
+            period_anchor=data.period_anchor or previous.get("period_anchor") or "start",
         )
         if table in ("sales", "inventory"):
             gaps[table] = series_gaps(lake.scan(table), frequency or "D")
