@@ -50,6 +50,7 @@ from pydantic_settings import (
 
 from shelfcast.errors import ConfigError
 from shelfcast.models.gates import GateFloors
+from shelfcast.models.selection import SelectionConfig
 from shelfcast.monitoring.drift import DriftThresholds
 from shelfcast.monitoring.policy import PolicyConfig
 
@@ -106,6 +107,9 @@ class ServeConfig(BaseModel):
 
 # Flat name of earlier versions -> (section, field). Later sections (stream, spark) need no entry: they have no past.
 FLAT_NAMES: dict[str, tuple[str, str]] = {
+    "selection_metric": ("selection", "metric"),
+    "selection_windows": ("selection", "windows"),
+    "selection_margin": ("selection", "margin"),
     "gate_tolerance": ("gates", "tolerance"),
     "gate_demand_max_wape": ("gates", "demand_max_wape"),
     "gate_stockout_min_f1": ("gates", "stockout_min_f1"),
@@ -172,6 +176,9 @@ class Settings(BaseSettings):
     )
     api_key: SecretStr | None = Field(
         None, description="Key for the service's `/admin` routes (header `X-API-Key`); unset: they answer 403."
+    )
+    selection: SelectionConfig = Field(
+        default_factory=SelectionConfig, description="How the forecast's model, baseline or blend is chosen."
     )
     gates: GateFloors = Field(default_factory=GateFloors, description="Promotion gates.")
     drift: DriftThresholds = Field(default_factory=DriftThresholds, description="Drift tests.")

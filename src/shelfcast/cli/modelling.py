@@ -104,6 +104,7 @@ def forecast(
         report = run_forecast(
             cfg, cutoff=cutoff, horizon=horizon or _default_horizon(cfg), out=out_path, progress=progress
         )
+    out.selection_summary(report.selection)
     out.console.print(
         f"{report.rows:,} forecasts for {report.series:,} series, {report.horizon} steps ({_freq(cfg).unit}s) "
         f"from {report.cutoff} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -351,6 +352,35 @@ def backtest_summary(result: DemandBacktest | StockoutBacktest, *, task: str) ->
             f"* selected: {result.selected}. F1, precision and recall use each window's threshold, chosen on "
             "origins before its cutoff; precision_at_k alerts the riskiest 5 %."
         )
+
+
+def selection_summary(decision: Mapping[str, Any], *, top: int = 6) -> None:
+    """The selection's per-window scores (best candidates first), the choice and its reason."""
+    metric = str(decision["metric"])
+    cutoffs = list(decision["cutoffs"])
+    overall = {m: v for m, v in decision["overall"].items() if v is not None and not math.isnan(v)}
+    ranked = sorted(overall, key=lambda m: overall[m])
+    shown = ranked[:top]
+    if decision["candidate"] not in shown:
+        shown.append(decision["candidate"])
+    table = Table(title=f"Selection by {metric} on {len(cutoffs)} window(s)", title_justify="left")
+    table.add_column("candidate", no_wrap=True)
+    for cutoff in cutoffs:
+        table.add_column(f"from {cutoff}", justify="right")
+    table.add_column("all", justify="right")
+    for model in shown:
+        per = decision["per_window"].get(model, {})
+        values = [per.get(str(i + 1)) for i in range(len(cutoffs))]
+        name = model + (" *" if model == decision["candidate"] else "")
+        table.add_row(
+            name, *("" if v is None else f"{v:.4g}" for v in values), f"{overall.get(model, float('nan')):.4g}"
+        )
+    console.print(table)
+    weight = decision.get("blend_weight")
+    blend = f"; blend weight of the GBM {weight:.2f} (fitted on the windows)" if weight is not None else ""
+    console.print(f"* chosen: {decision['candidate']}: {decision['reason']}{blend}", soft_wrap=True)
+    if decision.get("windows_note"):
+        console.print(f"windows: {decision['windows_note']}", soft_wrap=True)
 
 
 def train_summary(report: TrainReport) -> None:

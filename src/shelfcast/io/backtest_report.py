@@ -20,6 +20,9 @@ def backtest_json(result: DemandBacktest | StockoutBacktest, path: Path, *, task
         "cutoffs": [str(c) for c in result.cutoffs],
         "metrics": result.metrics.with_columns(pl.col(pl.Float64).fill_nan(None)).to_dicts(),
     }
+    selection = getattr(result, "selection", None)
+    if selection is not None:
+        payload["selection"] = selection.as_dict()
     segments = getattr(result, "segments", None)
     if segments is not None:
         payload["segments"] = segments.with_columns(pl.col(pl.Float64).fill_nan(None)).to_dicts()

@@ -25,6 +25,7 @@ from shelfcast.errors import ModelFormatError, NotFittedError
 from shelfcast.features.frames import HORIZON
 from shelfcast.features.labels import StockoutDefinition
 from shelfcast.features.spec import FeatureSpec
+from shelfcast.models.baselines import BASELINES
 from shelfcast.models.forecaster import FeatureEncoder, GBMForecaster
 from shelfcast.models.stockout import StockoutConfig, StockoutModel
 from shelfcast.models.train import ForecastConfig, TrainedForecaster
@@ -113,6 +114,8 @@ def save_forecaster(model: TrainedForecaster, folder: Path, *, quantiles: pl.Dat
         "cutoff": model.cutoff.isoformat(),
         "horizon": model.horizon,
     }
+    if model.mix is not None:
+        meta["mix"] = {"baseline": model.mix[0], "gbm_weight": model.mix[1]}
     if quantiles is not None:
         # Column-wise lists: `h` and one list per level (q0.1, q0.5, q0.9), floats repr-exact.
         meta["quantiles"] = {c: quantiles[c].to_list() for c in quantiles.columns}
@@ -138,7 +141,21 @@ def load_forecaster(folder: Path) -> TrainedForecaster:
         model=_load_booster(folder, meta["booster"]),
         cutoff=dt.date.fromisoformat(meta["cutoff"]),
         horizon=int(meta["horizon"]),
+        mix=_mix(meta.get("mix"), folder),
     )
+
+
+def _mix(entry: Any, folder: Path) -> tuple[str, float] | None:
+    """The served mix of a saved forecaster (None: the GBM alone, as every model saved before it existed)."""
+    if entry is None:
+        return None
+    try:
+        baseline, weight = str(entry["baseline"]), float(entry["gbm_weight"])
+    except (KeyError, TypeError, ValueError):
+        raise ModelFormatError(f"{folder / META}: `mix` must hold `baseline` and `gbm_weight`, got {entry!r}") from None
+    if baseline not in BASELINES or not 0.0 <= weight <= 1.0:
+        raise ModelFormatError(f"{folder / META}: `mix` {entry!r} names no baseline or a weight outside 0..1")
+    return baseline, weight
 
 
 def save_stockout(model: StockoutModel, folder: Path) -> Path:

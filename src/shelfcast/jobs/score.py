@@ -40,6 +40,7 @@ from shelfcast.models.fallback import baseline_forecast, rule_risk
 from shelfcast.models.quantile_forecast import forecast_with_quantiles
 from shelfcast.models.replenish import reorder_advice
 from shelfcast.models.risk import apply_stockout, score_stockout
+from shelfcast.models.selection import SelectionConfig
 from shelfcast.models.stockout import StockoutModel, window_steps
 from shelfcast.models.train import TrainedForecaster
 from shelfcast.settings import Settings
@@ -201,13 +202,17 @@ def _demand_forecast(
     least: int,
     checkpoints: FileCheckpoints,
     progress: Progress | None,
+    selection: SelectionConfig,
 ) -> pl.DataFrame:
-    """Forecasts with quantiles from the demand champion, or from a model fitted at the cutoff without `models`."""
+    """Forecasts with quantiles from the demand champion (what its training chose: the GBM, the blend or a
+    baseline), or without `models` from the candidate the same selection chooses at the cutoff."""
     if models is not None:
         if progress:
             progress(f"forecast ({models.demand_info.name} v{models.demand_info.version})", 0, 2)
         return champion_forecast(models, data, cutoff=cutoff, steps=steps, least=least)
-    return forecast_with_quantiles(data, cutoff=cutoff, horizon=steps, checkpoints=checkpoints, progress=progress)
+    return forecast_with_quantiles(
+        data, cutoff=cutoff, horizon=steps, selection=selection, checkpoints=checkpoints, progress=progress
+    )
 
 
 def _champion_risk(
@@ -278,7 +283,14 @@ def build_predictions(
     steps = max(horizon, least)
     checkpoints = FileCheckpoints(settings.workspace / "checkpoints")
     forecast = _demand_forecast(
-        data, models, cutoff=cutoff, steps=steps, least=least, checkpoints=checkpoints, progress=progress
+        data,
+        models,
+        cutoff=cutoff,
+        steps=steps,
+        least=least,
+        checkpoints=checkpoints,
+        progress=progress,
+        selection=settings.selection,
     )
     advice = reorder_advice(
         data.panel,

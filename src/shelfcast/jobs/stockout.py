@@ -43,7 +43,9 @@ def run_stockout(
     days = max(risk_days, settings.lead_time_days + 7)
     steps = window_steps(data.panel, days)
     checkpoints = FileCheckpoints(settings.workspace / "checkpoints")
-    forecast = forecast_with_quantiles(data, cutoff=cutoff, horizon=steps, checkpoints=checkpoints)
+    forecast = forecast_with_quantiles(
+        data, cutoff=cutoff, horizon=steps, selection=settings.selection, checkpoints=checkpoints
+    )
     scored = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast, checkpoints=checkpoints)
     advice = reorder_advice(
         data.panel,

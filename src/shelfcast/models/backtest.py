@@ -24,6 +24,14 @@ from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.baselines import BASELINES
 from shelfcast.models.checkpoint import Checkpoints
 from shelfcast.models.metrics import by_segment, forecast_metrics, velocity_segments
+from shelfcast.models.selection import (
+    Selection,
+    SelectionConfig,
+    choose,
+    fit_blend_weight,
+    metric_value,
+    resolve_metric,
+)
 from shelfcast.models.train import ForecastConfig, TrainedForecaster, fit_forecaster
 
 log = logging.getLogger(__name__)
@@ -62,6 +70,7 @@ class DemandBacktest:
     selected: str
     cutoffs: list[dt.date]
     segments: pl.DataFrame | None = None
+    selection: Selection | None = None
 
 
 def _weights(frame: pl.DataFrame, calendar: pl.DataFrame | None, weight: float) -> pl.DataFrame:
@@ -125,13 +134,16 @@ def candidates(
     calendar: pl.DataFrame | None,
     checkpoints: Checkpoints | None = None,
     only: str | None = None,
+    blend_weight: float = 0.5,
 ) -> dict[str, pl.DataFrame]:
-    """Forecasts of the model(s), every baseline and the blend, from `cutoff` for `steps` steps.
+    """Forecasts of the model(s) and every baseline from `cutoff` for `steps` steps.
 
     The direct GBM is `MODEL`, the recursive one `RECURSIVE`; `config.strategy`
-    "auto" gives both, so the backtest chooses. The blend averages the direct
-    GBM (the recursive one when it is the only GBM) with the seasonal naive.
-    With `only`, just that candidate (and what it is made of) is computed.
+    "auto" gives both, so the backtest chooses. The blend (`only=BLEND`)
+    weighs the GBM of `config.strategy` ("auto": the direct one) by
+    `blend_weight` and the seasonal naive by the rest; the backtest builds
+    its own blends from the windows' forecasts, with weights it fits. With
+    `only`, just that candidate (and what it is made of) is computed.
     """
     strategies = {"direct": [MODEL], "recursive": [RECURSIVE], "auto": [MODEL, RECURSIVE]}[config.strategy]
     gbms, baselines = strategies, list(BASELINES)
@@ -142,17 +154,73 @@ def candidates(
             raise ValueError(f"unknown candidate {only!r}")
     out: dict[str, pl.DataFrame] = {}
     for name in gbms:
-        fit_config = config.model_copy(update={"strategy": "recursive" if name == RECURSIVE else "direct"})
         model = fit_forecaster(
-            panel, spec, fit_config, cutoff=cutoff, horizon=steps, calendar=calendar, checkpoints=checkpoints
+            panel,
+            spec,
+            _strategy(config, name),
+            cutoff=cutoff,
+            horizon=steps,
+            calendar=calendar,
+            checkpoints=checkpoints,
         )
         out[name] = model.predict(panel, calendar=calendar).drop(HORIZON)
     for name in baselines:
         out[name] = BASELINES[name](panel, cutoff=cutoff, horizon=steps)
-    if only is None or only == BLEND:
-        blend = out[gbms[0]].join(out["seasonal_naive"], on=list(KEYS), suffix="_sn")
-        out[BLEND] = blend.select(*KEYS, ((pl.col("forecast") + pl.col("forecast_sn")) / 2).alias("forecast"))
+    if only == BLEND:
+        return {BLEND: blend(out[gbms[0]], out["seasonal_naive"], blend_weight)}
     return out if only is None else {only: out[only]}
+
+
+def _strategy(config: ForecastConfig, name: str) -> ForecastConfig:
+    return config.model_copy(update={"strategy": "recursive" if name == RECURSIVE else "direct"})
+
+
+def blend(gbm: pl.DataFrame, naive: pl.DataFrame, weight: float) -> pl.DataFrame:
+    """weight x the GBM's forecast + (1 - weight) x the seasonal naive's, where both forecast a row."""
+    both = gbm.select(*KEYS, "forecast").join(naive.select(*KEYS, "forecast"), on=list(KEYS), suffix="_sn")
+    return both.select(*KEYS, (pl.col("forecast") * weight + pl.col("forecast_sn") * (1 - weight)).alias("forecast"))
+
+
+def _window_forecasts(
+    panel: Panel,
+    spec: FeatureSpec,
+    config: ForecastConfig,
+    windows: list[dt.date],
+    *,
+    steps: int,
+    calendar: pl.DataFrame | None,
+    refit: bool,
+    progress: Progress | None,
+) -> list[tuple[int, dt.date, dict[str, pl.DataFrame]]]:
+    """Every candidate's forecasts from each window's cutoff (the blend apart).
+
+    With `refit` each window's GBMs are trained on what was known at its
+    cutoff. Without, each GBM is trained once, at the first cutoff, and
+    forecasts from every later cutoff with the data known there: a model
+    older than the one users get (so a fair test of it, never a flattering
+    one) for one fit instead of one per window.
+    """
+    out = []
+    fitted: dict[str, TrainedForecaster] = {}
+    for i, cutoff in enumerate(windows):
+        if progress:
+            progress(f"window {i + 1}/{len(windows)} (cutoff {cutoff})", i, len(windows))
+        log.info("backtest window %d: cutoff %s", i + 1, cutoff)
+        if refit:
+            out.append((i + 1, cutoff, candidates(panel, spec, config, cutoff=cutoff, steps=steps, calendar=calendar)))
+            continue
+        if not fitted:
+            for name in {"direct": [MODEL], "recursive": [RECURSIVE], "auto": [MODEL, RECURSIVE]}[config.strategy]:
+                fitted[name] = fit_forecaster(
+                    panel, spec, _strategy(config, name), cutoff=cutoff, horizon=steps, calendar=calendar
+                )
+        forecasts = {
+            name: model.predict(panel, calendar=calendar, origin=cutoff, horizon=steps).drop(HORIZON)
+            for name, model in fitted.items()
+        }
+        forecasts |= {name: fn(panel, cutoff=cutoff, horizon=steps) for name, fn in BASELINES.items()}
+        out.append((i + 1, cutoff, forecasts))
+    return out
 
 
 def backtest_demand(
@@ -163,9 +231,17 @@ def backtest_demand(
     *,
     calendar: pl.DataFrame | None = None,
     progress: Progress | None = None,
-    primary: str = "wape",
+    selection: SelectionConfig | None = None,
+    refit: bool = True,
+    windows_note: str | None = None,
 ) -> DemandBacktest:
-    """Score the model, the baselines and a blend on the same rolling-origin windows."""
+    """Score the model, the baselines and a blend on the same rolling-origin windows, and choose among them.
+
+    The choice follows `shelfcast.models.selection` (its metric, margin and
+    the blend's fitted weight); `refit` False trains each GBM once, at the
+    first cutoff (see `_window_forecasts`).
+    """
+    selection = selection or SelectionConfig()
     last = panel.frame["date"].max()
     windows = cutoffs(last, backtest, panel.step)  # type: ignore[arg-type]
     if windows[0] <= panel.frame["date"].min():  # type: ignore[operator]
@@ -175,22 +251,80 @@ def backtest_demand(
         )
     steps = backtest.gap + backtest.horizon
     actual = panel.frame.select(*KEYS, "y")
-    frames: list[pl.DataFrame] = []
-    for i, cutoff in enumerate(windows):
-        if progress:
-            progress(f"window {i + 1}/{len(windows)} (cutoff {cutoff})", i, len(windows))
-        log.info("backtest window %d: cutoff %s", i + 1, cutoff)
-        for name, forecast in candidates(panel, spec, config, cutoff=cutoff, steps=steps, calendar=calendar).items():
-            frames.append(_window_rows(forecast, name, i + 1, cutoff, panel=panel, backtest=backtest, actual=actual))
+    frames = [
+        _window_rows(forecast, name, i, cutoff, panel=panel, backtest=backtest, actual=actual)
+        for i, cutoff, forecasts in _window_forecasts(
+            panel, spec, config, windows, steps=steps, calendar=calendar, refit=refit, progress=progress
+        )
+        for name, forecast in forecasts.items()
+    ]
     forecasts = _weights(pl.concat(frames, how="diagonal_relaxed"), calendar, backtest.holiday_weight)
-    forecasts = _calibrate(forecasts)
+    metric = resolve_metric(selection, calendar)
+    history = panel.until(windows[0]).frame.select(*KEYS, "y")
+    blended, gbm, weight, per_window = _blend_rows(forecasts, metric, history=history, season=panel.season)
+    forecasts = _calibrate(pl.concat([forecasts, blended], how="diagonal_relaxed"))
     metrics = _score(forecasts, panel, windows)
-    overall = metrics.filter(pl.col("window") == "all").sort(primary)
-    selected = overall["model"][0]
-    segments = segment_metrics(
-        forecasts, panel, windows[0], models=sorted({MODEL, RECURSIVE, selected, "seasonal_naive"})
+    chosen, reason = choose(metrics, metric=metric, incumbents=[MODEL, RECURSIVE, BLEND], margin=selection.margin)
+    decision = Selection(
+        candidate=chosen,
+        metric=metric,
+        reason=reason,
+        scores=_window_scores(metrics, metric, windows),
+        overall={r["model"]: r[metric] for r in metrics.filter(pl.col("window") == "all").iter_rows(named=True)},
+        cutoffs=windows,
+        blend_weight=weight,
+        blend_gbm=gbm,
+        windows_note=windows_note,
+        blend_weights=per_window,
     )
-    return DemandBacktest(forecasts, metrics, selected, windows, segments)
+    log.info("selected %s by %s: %s", chosen, metric, reason)
+    segments = segment_metrics(
+        forecasts, panel, windows[0], models=sorted({MODEL, RECURSIVE, chosen, "seasonal_naive"})
+    )
+    return DemandBacktest(forecasts, metrics, chosen, windows, segments, decision)
+
+
+def _blend_rows(
+    forecasts: pl.DataFrame, metric: str, *, history: pl.DataFrame, season: int
+) -> tuple[pl.DataFrame, str | None, float | None, dict[int, float]]:
+    """The blend's rows on every window, each from a weight fitted on the other windows; and the weight on all.
+
+    The blend mixes the better GBM (by the selection metric over all windows)
+    with the seasonal naive. With one window there are no other windows: its
+    rows use the weight fitted on that window itself (said in the decision).
+    """
+    gbms = [m for m in (MODEL, RECURSIVE) if forecasts.filter(pl.col("model") == m).height]
+    naive = forecasts.filter(pl.col("model") == "seasonal_naive")
+    if not gbms or naive.is_empty():
+        return forecasts.clear(), None, None, {}
+    gbm = min(
+        gbms, key=lambda m: metric_value(forecasts.filter(pl.col("model") == m), metric, history=history, season=season)
+    )
+    pair = forecasts.filter(pl.col("model") == gbm).join(
+        naive.select(*KEYS, pl.col("forecast").alias("forecast_sn")), on=list(KEYS), how="inner"
+    )
+    windows = sorted(pair["window"].unique().to_list())
+    weight = fit_blend_weight(pair, metric, history=history, season=season)
+    per_window = {
+        w: fit_blend_weight(pair.filter(pl.col("window") != w), metric, history=history, season=season)
+        if len(windows) > 1
+        else weight
+        for w in windows
+    }
+    rows = pair.with_columns(
+        pl.col("window").replace_strict(per_window, return_dtype=pl.Float64).alias("__w"),
+        pl.lit(BLEND).alias("model"),
+    ).with_columns((pl.col("forecast") * pl.col("__w") + pl.col("forecast_sn") * (1 - pl.col("__w"))).alias("forecast"))
+    keep = [c for c in forecasts.columns if c not in ("p10", "p50", "p90")]
+    return rows.select(keep), gbm, weight, per_window
+
+
+def _window_scores(metrics: pl.DataFrame, metric: str, windows: list[dt.date]) -> pl.DataFrame:
+    per = metrics.filter(pl.col("window") != "all").select(
+        "model", pl.col("window").cast(pl.Int32), pl.col(metric).alias("value")
+    )
+    dates = pl.DataFrame({"window": list(range(1, len(windows) + 1)), "cutoff": windows}).cast({"window": pl.Int32})
+    return per.join(dates, on="window", how="left").select("model", "window", "cutoff", "value").sort("model", "window")
 
 
 def _window_rows(
@@ -279,11 +413,11 @@ def _segment_scores(frame: pl.DataFrame) -> dict[str, float]:
 
 
 def _calibrate(forecasts: pl.DataFrame) -> pl.DataFrame:
-    """Intervals for each GBM's window k from its own residuals of windows < k (none for the first)."""
+    """Intervals for each GBM's and the blend's window k from its residuals of windows < k (none for the first)."""
     out = []
     for (window,), frame in forecasts.partition_by("window", as_dict=True).items():
-        parts = [frame.filter(~pl.col("model").is_in([MODEL, RECURSIVE]))]
-        for name in (MODEL, RECURSIVE):
+        parts = [frame.filter(~pl.col("model").is_in([MODEL, RECURSIVE, BLEND]))]
+        for name in (MODEL, RECURSIVE, BLEND):
             model = frame.filter(pl.col("model") == name)
             earlier = forecasts.filter((pl.col("window") < window) & (pl.col("model") == name))
             if model.height and earlier.height:

@@ -28,6 +28,7 @@ from shelfcast.features.frames import HORIZON, TARGET, model_rows
 from shelfcast.features.origin import demand, origin_features
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
+from shelfcast.models.baselines import BASELINES
 from shelfcast.models.checkpoint import Checkpoints
 from shelfcast.models.forecaster import BoosterParams, GBMForecaster
 from shelfcast.models.recursive import recursive_forecast
@@ -106,6 +107,9 @@ class TrainedForecaster:
     model: GBMForecaster
     cutoff: dt.date
     horizon: int
+    # What the selection chose to serve, when not the GBM alone: (baseline, the GBM's weight).
+    # ("seasonal_naive", 0.6) is the blend, (b, 0.0) the baseline b alone.
+    mix: tuple[str, float] | None = None
 
     def predict(
         self,
@@ -115,15 +119,49 @@ class TrainedForecaster:
         origin: dt.date | None = None,
         horizon: int | None = None,
     ) -> pl.DataFrame:
-        """Forecasts from `origin` (default: the training cutoff) for 1..horizon steps ahead."""
+        """Forecasts from `origin` (default: the training cutoff) for 1..horizon steps ahead.
+
+        With a `mix`, what the selection chose: the GBM's forecast weighed
+        with a baseline's (the baseline alone at weight 0).
+        """
         origin = origin or self.cutoff
         steps = horizon or self.horizon
+        if self.mix is not None and self.mix[1] <= 0.0:
+            return self._baseline(panel, origin, steps)
         if self.recursive:
-            return recursive_forecast(panel, self.spec, self.score, origin=origin, horizon=steps, calendar=calendar)
-        features = self.feature_rows(panel, calendar=calendar, origin=origin, horizon=steps)
-        return features.select(*SERIES, pl.col(TARGET).alias("date"), HORIZON).with_columns(
-            pl.Series("forecast", self.score(features))
+            gbm = recursive_forecast(panel, self.spec, self.score, origin=origin, horizon=steps, calendar=calendar)
+        else:
+            features = self.feature_rows(panel, calendar=calendar, origin=origin, horizon=steps)
+            gbm = features.select(*SERIES, pl.col(TARGET).alias("date"), HORIZON).with_columns(
+                pl.Series("forecast", self.score(features))
+            )
+        if self.mix is None:
+            return gbm
+        weight = self.mix[1]
+        base = self._baseline(panel, origin, steps).select(*SERIES, "date", pl.col("forecast").alias("__base"))
+        return (
+            gbm.join(base, on=[*SERIES, "date"], how="left")
+            .with_columns(
+                (pl.col("forecast") * weight + pl.col("__base").fill_null(pl.col("forecast")) * (1 - weight)).alias(
+                    "forecast"
+                )
+            )
+            .drop("__base")
         )
+
+    def _baseline(self, panel: Panel, origin: dt.date, steps: int) -> pl.DataFrame:
+        assert self.mix is not None
+        forecast = BASELINES[self.mix[0]](panel, cutoff=origin, horizon=steps)
+        h = ((pl.col("date") - pl.lit(origin)).dt.total_days() // panel.step.days).cast(pl.Int32)
+        return forecast.select(*SERIES, "date", h.alias(HORIZON), "forecast")
+
+    @property
+    def served(self) -> str:
+        """What users get from this model: the GBM, the blend or a baseline (as the backtest names them)."""
+        gbm = "gbm_recursive" if self.recursive else "gbm"
+        if self.mix is None:
+            return gbm
+        return self.mix[0] if self.mix[1] <= 0.0 else f"blend_gbm_{self.mix[0]}"
 
     def feature_rows(
         self,

@@ -7,7 +7,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +46,11 @@ from shelfcast.jobs.train.rebacktest import (
     stockout_rerun,
 )
 from shelfcast.models.backtest import (
+    BLEND,
     MODEL,
     RECURSIVE,
     BacktestConfig,
+    DemandBacktest,
     Progress,
     backtest_demand,
     conformal_scores,
@@ -57,6 +59,7 @@ from shelfcast.models.backtest import (
 from shelfcast.models.data import ModelData
 from shelfcast.models.gates import RULES, PromotionReport
 from shelfcast.models.risk import backtest_risk
+from shelfcast.models.selection import Selection, SelectionConfig
 from shelfcast.models.stockout import StockoutConfig, fit_stockout, stockout_features, window_steps
 from shelfcast.models.train import ForecastConfig, fit_forecaster
 from shelfcast.models.window import model_window
@@ -105,13 +108,22 @@ def _demand(
     out: Path,
     progress: Progress | None,
     checkpoints: FileCheckpoints,
+    selection: SelectionConfig,
 ) -> _Fitted:
     bt = backtest_demand(
-        data.panel, data.spec, config, BacktestConfig(folds=folds, horizon=horizon), calendar=data.calendar
+        data.panel,
+        data.spec,
+        config,
+        BacktestConfig(folds=folds, horizon=horizon),
+        calendar=data.calendar,
+        selection=selection,
     )
-    overall = bt.metrics.filter((pl.col("window") == "all") & pl.col("model").is_in([MODEL, RECURSIVE]))
-    candidate = str(overall.sort("wape")["model"][0])
-    strategy = "recursive" if candidate == RECURSIVE else "direct"
+    assert bt.selection is not None
+    candidate = bt.selection.candidate
+    # The registered model is a GBM whatever was chosen; it serves the blend or a baseline through its `mix`.
+    gbm = candidate if candidate in (MODEL, RECURSIVE) else bt.selection.blend_gbm or _best_gbm(bt)
+    strategy = "recursive" if gbm == RECURSIVE else "direct"
+    mix = _mix(bt.selection)
     if progress:
         progress(f"final fit ({candidate})", 1, 2)
     final = config.model_copy(update={"strategy": strategy})
@@ -125,10 +137,11 @@ def _demand(
         calendar=data.calendar,
         checkpoints=checkpoints,
     )
+    model = replace(model, mix=mix)
     example = model.feature_rows(data.panel, calendar=data.calendar).head(EXAMPLE_ROWS)
     best_baseline = str(
         bt.metrics.filter((pl.col("window") == "all") & pl.col("model").is_in(list(RULES[Task.DEMAND].baselines))).sort(
-            "wape"
+            bt.selection.metric
         )["model"][0]
     )
     reports = [
@@ -136,9 +149,40 @@ def _demand(
         forecast_vs_actual_png(bt.forecasts, out / "forecast_vs_actual.png", models=[candidate, best_baseline]),
     ]
     model.model.feature_importance().write_csv(out / "feature_importance.csv")
-    params = {**final.model_dump(), "horizon": horizon, "windows": folds, "cutoff": data.last_date}
+    params = {
+        **final.model_dump(),
+        "horizon": horizon,
+        "windows": folds,
+        "cutoff": data.last_date,
+        **{f"selection.{k}": v for k, v in selection.model_dump().items()},
+        "selection.blend_weight": bt.selection.blend_weight,
+    }
     quantiles = quantile_table(conformal_scores(bt.forecasts.filter(pl.col("model") == candidate)))
     return _Fitted(candidate, model, bt.metrics, bt.cutoffs, params, example, reports, bt, quantiles)
+
+
+def _selection_tags(fitted: _Fitted) -> dict[str, str]:
+    """The selection's decision and reason as run tags (demand only: the classifier has no candidates to choose)."""
+    selection = getattr(fitted.backtest, "selection", None)
+    if selection is None:
+        return {}
+    return {"shelfcast.selection": selection.candidate, "shelfcast.selection.reason": selection.reason[:4000]}
+
+
+def _best_gbm(bt: DemandBacktest) -> str:
+    assert bt.selection is not None
+    overall = bt.selection.overall
+    present = [m for m in (MODEL, RECURSIVE) if overall.get(m) is not None]
+    return min(present, key=lambda m: overall[m]) if present else MODEL
+
+
+def _mix(selection: Selection) -> tuple[str, float] | None:
+    """What the registered GBM serves: None (itself), the blend with the seasonal naive, or a baseline alone."""
+    if selection.candidate in (MODEL, RECURSIVE):
+        return None
+    if selection.candidate == BLEND:
+        return "seasonal_naive", selection.blend_weight if selection.blend_weight is not None else 0.5
+    return selection.candidate, 0.0
 
 
 def _stockout(
@@ -241,6 +285,7 @@ def train_challenger(
                 out=out,
                 progress=progress,
                 checkpoints=_checkpoints(settings),
+                selection=settings.selection,
             )
         else:
             fitted = _stockout(
@@ -264,6 +309,7 @@ def train_challenger(
             risk_days=risk_days,
             min_hours=min_hours,
             progress=progress,
+            selection=settings.selection,
         )
         scores = _primary_scores(task, fitted)
         logged = _log_run(
@@ -284,6 +330,7 @@ def _champion_on_these_windows(
     risk_days: int,
     min_hours: float | None,
     progress: Progress | None,
+    selection: SelectionConfig,
 ) -> ChampionRerun | None:
     """The champion scored on the challenger's windows, when its own run shares none of them.
 
@@ -291,7 +338,7 @@ def _champion_on_these_windows(
     scored on these windows too, so the gates still compare like with like.
     """
     if task == Task.DEMAND:
-        rerun = demand_rerun(data, folds=folds, horizon=horizon)
+        rerun = demand_rerun(data, folds=folds, horizon=horizon, selection=selection)
         as_served: AsServed | None = demand_as_served(data, folds=folds, horizon=horizon)
     else:
         rerun, as_served = stockout_rerun(data, folds=folds, risk_days=risk_days, min_hours=min_hours), None
@@ -347,6 +394,6 @@ def _log_run(
             manifest=lake.manifest(),
             lake_root=lake.root.resolve(),
             artifacts=[p for p in files if p is not None],
-            tags=dict(tags or {}),
+            tags={**dict(tags or {}), **_selection_tags(fitted)},
         ),
     )

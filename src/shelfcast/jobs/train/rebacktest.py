@@ -39,10 +39,11 @@ from shelfcast.features.labels import StockoutDefinition
 from shelfcast.io.champion import NATIVE
 from shelfcast.io.model_files import load_forecaster
 from shelfcast.io.registry import CHAMPION, Registry
-from shelfcast.io.tracking import AS_SERVED, CHAMPION_MODEL, REFITTED, run_cutoffs
+from shelfcast.io.tracking import AS_SERVED, CANDIDATE_PARAM, CHAMPION_MODEL, REFITTED, run_cutoffs
 from shelfcast.models.backtest import MODEL, RECURSIVE, BacktestConfig, Progress, backtest_demand, cutoffs, score_fitted
 from shelfcast.models.data import ModelData
 from shelfcast.models.risk import backtest_risk
+from shelfcast.models.selection import SelectionConfig
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 from shelfcast.types import Task
@@ -89,8 +90,11 @@ def config_from_params(cls: type[_Config], params: Mapping[str, str], prefix: st
         raise RebacktestError(f"its params do not make a {cls.__name__} ({problems})") from None
 
 
-def demand_rerun(data: ModelData, *, folds: int, horizon: int) -> Rerun:
-    """The champion's ForecastConfig, with the strategy its backtest chose, on the challenger's data and windows."""
+def demand_rerun(data: ModelData, *, folds: int, horizon: int, selection: SelectionConfig | None = None) -> Rerun:
+    """The champion's ForecastConfig, with the strategy its backtest chose, on the challenger's data and windows.
+
+    Scored as the candidate its run served (the GBM, the blend or a baseline), where the rerun has it.
+    """
 
     def rerun(params: Mapping[str, str]) -> tuple[list[dt.date], pl.DataFrame]:
         config = config_from_params(ForecastConfig, params)
@@ -98,8 +102,11 @@ def demand_rerun(data: ModelData, *, folds: int, horizon: int) -> Rerun:
             raise RebacktestError("its run logged no chosen strategy (direct or recursive)")
         backtest = BacktestConfig(folds=folds, horizon=horizon)
         # Each window is fitted on the panel known at its cutoff, as the challenger's were: no later day leaks in.
-        result = backtest_demand(data.panel, data.spec, config, backtest, calendar=data.calendar)
+        result = backtest_demand(data.panel, data.spec, config, backtest, calendar=data.calendar, selection=selection)
         name = RECURSIVE if config.strategy == "recursive" else MODEL
+        served = params.get(CANDIDATE_PARAM)
+        if served is not None and served in set(result.metrics["model"].to_list()):
+            name = served
         return result.cutoffs, result.metrics.filter(pl.col("model") == name)
 
     return rerun
