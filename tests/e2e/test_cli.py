@@ -180,6 +180,12 @@ def test_forecast_writes_one_row_per_date_store_item(small_lake: Path) -> None:
     assert {"date", "store_id", "item_id", "forecast", "p10", "p50", "p90"} <= set(frame.columns)
     assert frame.select("date", "store_id", "item_id").is_unique().all()
     assert (frame["p10"] <= frame["p90"]).all()
+    # The decision: printed with every window's scores, and kept in the file's metadata.
+    decision = json.loads(pl.read_parquet_metadata(small_lake / "fc.parquet")["shelfcast.selection"])
+    assert frame["model"].unique().to_list() == [decision["candidate"]]
+    assert len(decision["cutoffs"]) == 3 and set(decision["per_window"]["gbm"]) == {"1", "2", "3"}
+    assert f"Selection by {decision['metric']} on 3 window(s)" in result.stdout
+    assert f"chosen: {decision['candidate']}" in result.stdout
 
 
 @pytest.mark.parametrize(

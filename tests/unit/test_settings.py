@@ -50,6 +50,9 @@ def test_bad_settings_are_rejected(tmp_path: Path, content: str) -> None:
 
 # One valid value per flat name of earlier versions, each different from its default.
 FLAT_VALUES = {
+    "selection_metric": ('"wmae"', "wmae"),
+    "selection_windows": ("4", 4),
+    "selection_margin": ("0.1", 0.1),
     "gate_tolerance": ("0.05", 0.05),
     "gate_demand_max_wape": ("0.5", 0.5),
     "gate_stockout_min_f1": ("0.7", 0.7),
@@ -116,7 +119,7 @@ def test_flat_names_are_aliases_everywhere(monkeypatch: pytest.MonkeyPatch, tmp_
     text, value = FLAT_VALUES[flat]
     assert _get(Settings(), flat) != value
     assert _get(Settings(**{flat: value}), flat) == value
-    monkeypatch.setenv(f"SHELFCAST_{flat.upper()}", text)
+    monkeypatch.setenv(f"SHELFCAST_{flat.upper()}", text.strip('"'))  # TOML quotes a string, the environment not
     assert _get(Settings(), flat) == value
     monkeypatch.delenv(f"SHELFCAST_{flat.upper()}")
     write(tmp_path / "shelfcast.toml", f"{flat} = {text}\n")

@@ -384,6 +384,8 @@ def selection_summary(decision: Mapping[str, Any], *, top: int = 6) -> None:
 
 
 def train_summary(report: TrainReport) -> None:
+    if report.selection is not None:
+        selection_summary(report.selection)
     table = Table(title=f"Trained {report.task} model ({report.candidate})", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("value", overflow="fold")

@@ -114,6 +114,8 @@ def save_forecaster(model: TrainedForecaster, folder: Path, *, quantiles: pl.Dat
         "cutoff": model.cutoff.isoformat(),
         "horizon": model.horizon,
     }
+    if model.level_window is not None:
+        meta["level_window"] = model.level_window
     if model.mix is not None:
         meta["mix"] = {"baseline": model.mix[0], "gbm_weight": model.mix[1]}
     if quantiles is not None:
@@ -142,6 +144,7 @@ def load_forecaster(folder: Path) -> TrainedForecaster:
         cutoff=dt.date.fromisoformat(meta["cutoff"]),
         horizon=int(meta["horizon"]),
         mix=_mix(meta.get("mix"), folder),
+        level_window=int(meta["level_window"]) if meta.get("level_window") is not None else None,
     )
 
 

@@ -181,48 +181,6 @@ def blend(gbm: pl.DataFrame, naive: pl.DataFrame, weight: float) -> pl.DataFrame
     return both.select(*KEYS, (pl.col("forecast") * weight + pl.col("forecast_sn") * (1 - weight)).alias("forecast"))
 
 
-def _window_forecasts(
-    panel: Panel,
-    spec: FeatureSpec,
-    config: ForecastConfig,
-    windows: list[dt.date],
-    *,
-    steps: int,
-    calendar: pl.DataFrame | None,
-    refit: bool,
-    progress: Progress | None,
-) -> list[tuple[int, dt.date, dict[str, pl.DataFrame]]]:
-    """Every candidate's forecasts from each window's cutoff (the blend apart).
-
-    With `refit` each window's GBMs are trained on what was known at its
-    cutoff. Without, each GBM is trained once, at the first cutoff, and
-    forecasts from every later cutoff with the data known there: a model
-    older than the one users get (so a fair test of it, never a flattering
-    one) for one fit instead of one per window.
-    """
-    out = []
-    fitted: dict[str, TrainedForecaster] = {}
-    for i, cutoff in enumerate(windows):
-        if progress:
-            progress(f"window {i + 1}/{len(windows)} (cutoff {cutoff})", i, len(windows))
-        log.info("backtest window %d: cutoff %s", i + 1, cutoff)
-        if refit:
-            out.append((i + 1, cutoff, candidates(panel, spec, config, cutoff=cutoff, steps=steps, calendar=calendar)))
-            continue
-        if not fitted:
-            for name in {"direct": [MODEL], "recursive": [RECURSIVE], "auto": [MODEL, RECURSIVE]}[config.strategy]:
-                fitted[name] = fit_forecaster(
-                    panel, spec, _strategy(config, name), cutoff=cutoff, horizon=steps, calendar=calendar
-                )
-        forecasts = {
-            name: model.predict(panel, calendar=calendar, origin=cutoff, horizon=steps).drop(HORIZON)
-            for name, model in fitted.items()
-        }
-        forecasts |= {name: fn(panel, cutoff=cutoff, horizon=steps) for name, fn in BASELINES.items()}
-        out.append((i + 1, cutoff, forecasts))
-    return out
-
-
 def backtest_demand(
     panel: Panel,
     spec: FeatureSpec,
@@ -232,14 +190,13 @@ def backtest_demand(
     calendar: pl.DataFrame | None = None,
     progress: Progress | None = None,
     selection: SelectionConfig | None = None,
-    refit: bool = True,
     windows_note: str | None = None,
 ) -> DemandBacktest:
     """Score the model, the baselines and a blend on the same rolling-origin windows, and choose among them.
 
-    The choice follows `shelfcast.models.selection` (its metric, margin and
-    the blend's fitted weight); `refit` False trains each GBM once, at the
-    first cutoff (see `_window_forecasts`).
+    Each window's GBMs are trained on what was known at its cutoff. The
+    choice follows `shelfcast.models.selection` (its metric, margin and the
+    blend's fitted weight).
     """
     selection = selection or SelectionConfig()
     last = panel.frame["date"].max()
@@ -251,13 +208,13 @@ def backtest_demand(
         )
     steps = backtest.gap + backtest.horizon
     actual = panel.frame.select(*KEYS, "y")
-    frames = [
-        _window_rows(forecast, name, i, cutoff, panel=panel, backtest=backtest, actual=actual)
-        for i, cutoff, forecasts in _window_forecasts(
-            panel, spec, config, windows, steps=steps, calendar=calendar, refit=refit, progress=progress
-        )
-        for name, forecast in forecasts.items()
-    ]
+    frames: list[pl.DataFrame] = []
+    for i, cutoff in enumerate(windows):
+        if progress:
+            progress(f"window {i + 1}/{len(windows)} (cutoff {cutoff})", i, len(windows))
+        log.info("backtest window %d: cutoff %s", i + 1, cutoff)
+        for name, forecast in candidates(panel, spec, config, cutoff=cutoff, steps=steps, calendar=calendar).items():
+            frames.append(_window_rows(forecast, name, i + 1, cutoff, panel=panel, backtest=backtest, actual=actual))
     forecasts = _weights(pl.concat(frames, how="diagonal_relaxed"), calendar, backtest.holiday_weight)
     metric = resolve_metric(selection, calendar)
     history = panel.until(windows[0]).frame.select(*KEYS, "y")

@@ -64,8 +64,7 @@ def chosen_forecast(
     Rolling windows ending at the cutoff (`selection.windows`, placed by
     `selection_windows`) choose the candidate (model, baseline or blend,
     see `shelfcast.models.selection`) and give the residuals that set its
-    intervals. Each GBM is fitted once for them, at the first window's
-    cutoff, then once more on everything known at the cutoff.
+    intervals. Each window's GBMs are fitted on what was known at its cutoff.
     """
     selection = selection or SelectionConfig()
     known = data.panel.as_known_at(cutoff)
@@ -83,7 +82,6 @@ def chosen_forecast(
         calendar=data.calendar,
         progress=progress,
         selection=selection,
-        refit=False,
         windows_note=windows.note,
     )
     assert check.selection is not None

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from shelfcast.errors import DataValidationError
 from shelfcast.features.build import build_features, hashed_columns, phase_features
-from shelfcast.features.frames import HORIZON, TARGET, model_rows
+from shelfcast.features.frames import HORIZON, ORIGIN, TARGET, model_rows
 from shelfcast.features.origin import demand, origin_features
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
@@ -77,21 +77,50 @@ def level_column(spec: FeatureSpec) -> str:
     return f"mean_{max(spec.windows)}"
 
 
-def _level(features: pl.DataFrame, spec: FeatureSpec) -> pl.Expr:
+def _level(features: pl.DataFrame, spec: FeatureSpec, longest: int | None = None) -> pl.Expr:
     """The series level: the longest-window mean, falling back on shorter windows, then the expanding mean.
 
     A young series has no long-window mean yet; without the fallback its level
-    would be the 0.1 floor and its ratio target sales / 0.1.
+    would be the 0.1 floor and its ratio target sales / 0.1. `longest` caps
+    the windows (see `level_window`); None: every window.
     """
-    chain = [f"mean_{w}" for w in sorted(spec.windows, reverse=True)] + ["expanding_mean"]
+    windows = [w for w in sorted(spec.windows, reverse=True) if longest is None or w <= longest]
+    chain = [f"mean_{w}" for w in windows] + ["expanding_mean"]
     return pl.coalesce([pl.col(c) for c in chain if c in features.columns]).fill_null(0.0) + 0.1
 
 
-def _scaled(features: pl.DataFrame, spec: FeatureSpec, config: ForecastConfig) -> tuple[pl.DataFrame, np.ndarray]:
+def level_window(features: pl.DataFrame, spec: FeatureSpec, panel: Panel) -> int:
+    """The longest window that is full (the series had that much history) on most training rows (0: none).
+
+    The level must mean the same in training and when forecasting. Window
+    means are taken over what history there is, so with a year of data the
+    "52-week" mean of most training rows covers a few weeks while the
+    forecast's covers the whole year, summer included: on seasonal series
+    different numbers, and ratios learnt on one applied to the other (on
+    Walmart's first year: forecasts 27 times a series' largest week). The
+    level uses the longest window most training rows had whole.
+    """
+    if features.is_empty() or ORIGIN not in features.columns:
+        return max(spec.windows)
+    starts = panel.frame.group_by(SERIES).agg(pl.col("date").min().alias("__start"))
+    steps = (
+        features.select(*SERIES, ORIGIN)
+        .join(starts, on=list(SERIES), how="left")
+        .select(((pl.col(ORIGIN) - pl.col("__start")).dt.total_days() // panel.step.days + 1).alias("steps"))["steps"]
+    )
+    for w in sorted(spec.windows, reverse=True):
+        if (steps >= w).mean() >= FULL_WINDOWS:  # type: ignore[operator]
+            return w
+    return 0
+
+
+def _scaled(
+    features: pl.DataFrame, spec: FeatureSpec, config: ForecastConfig, longest: int | None = None
+) -> tuple[pl.DataFrame, np.ndarray]:
     """Features divided by the series level (ratio target), and the level itself."""
     if config.target == "raw":
         return features, np.ones(features.height)
-    level = _level(features, spec)
+    level = _level(features, spec, longest)
     level_col = level_column(spec)
     divided = [c for c in features.columns if c.startswith(_Y_PREFIXES) and c != level_col]
     scaled = features.with_columns([(pl.col(c) / level).alias(c) for c in divided])
@@ -110,6 +139,8 @@ class TrainedForecaster:
     # What the selection chose to serve, when not the GBM alone: (baseline, the GBM's weight).
     # ("seasonal_naive", 0.6) is the blend, (b, 0.0) the baseline b alone.
     mix: tuple[str, float] | None = None
+    # The longest window behind the series level (`level_window`); None: every window (models saved before it).
+    level_window: int | None = None
 
     def predict(
         self,
@@ -184,7 +215,7 @@ class TrainedForecaster:
 
     def score(self, features: pl.DataFrame) -> np.ndarray:
         """Forecasts in units for built feature rows."""
-        scaled, level = _scaled(features, self.spec, self.config)
+        scaled, level = _scaled(features, self.spec, self.config, self.level_window)
         forecast: np.ndarray = np.clip(self.model.predict(scaled) * level, 0.0, None)
         return forecast
 
@@ -243,8 +274,32 @@ def training_frame(
     features = features.join(targets, on=[*SERIES, TARGET], how="inner").filter(pl.col("__target").is_not_null())
     target = features["__target"].to_numpy()
     features = features.drop("__target")
-    scaled, level = _scaled(features, spec, config)
+    scaled, level = _scaled(features, spec, config, level_window(features, spec, known))
     return scaled, target / level, level
+
+
+# A history feature (a lag, a window statistic, year-ago) known on fewer training rows than this is left out.
+MIN_KNOWN = 0.25
+# The level's window must be whole on at least this share of the training rows.
+FULL_WINDOWS = 0.5
+
+
+def rarely_known(features: pl.DataFrame) -> list[str]:
+    """History features null on most training rows: those that need more history than most origins had.
+
+    With a short history a long window (the 52-week mean) exists only at the
+    last origins, for their few horizons; at the forecast origin it exists on
+    every row. Trees would send every forecast to leaves fitted on that sliver
+    (on Walmart's first year: forecasts 27 times a series' largest week), so
+    such a feature is not learnt from until most training rows know it. The
+    model's encoder keeps the columns it was fitted on, so forecasts ignore it too.
+    """
+    if features.is_empty():
+        return []
+    known = features.select(
+        [pl.col(c).is_not_null().mean().alias(c) for c in features.columns if c.startswith(_Y_PREFIXES)]
+    )
+    return [c for c in known.columns if (known[c][0] or 0.0) < MIN_KNOWN]
 
 
 def fit_forecaster(
@@ -265,6 +320,10 @@ def fit_forecaster(
     if horizon < 1:
         raise ValueError(f"`horizon` must be a positive integer, got {horizon}")
     features, target, level = training_frame(panel, spec, config, cutoff=cutoff, horizon=horizon, calendar=calendar)
+    rare = rarely_known(features)
+    if rare:
+        log.info("left out of training, known on fewer than %.0f%% of its rows: %s", MIN_KNOWN * 100, ", ".join(rare))
+        features = features.drop(rare)
     log.info("training on %d rows x %d features", features.height, features.width)
     model = GBMForecaster(
         engine=config.engine,
@@ -277,4 +336,5 @@ def fit_forecaster(
         checkpoints=checkpoints,
         seed=config.seed,
     ).fit(features, target, weight=level if config.weight == "level" else None)
-    return TrainedForecaster(spec, config, model, cutoff, horizon)
+    window = level_window(features, spec, panel.until(cutoff))
+    return TrainedForecaster(spec, config, model, cutoff, horizon, level_window=window)

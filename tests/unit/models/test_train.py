@@ -181,3 +181,33 @@ def test_a_bare_forecaster_is_the_one_the_pipeline_trains() -> None:
     assert {k: getattr(bare, k) for k in BoosterParams.model_fields} == config.model_dump(
         include=set(BoosterParams.model_fields)
     )
+
+
+def _seasonal_weekly(weeks: int) -> Panel:
+    """Ten series with a strong yearly season (a summer peak four times the winter), weekly, `weeks` long."""
+    rng = np.random.default_rng(4)
+    dates = pl.date_range(dt.date(2010, 1, 1), dt.date(2010, 1, 1) + dt.timedelta(weeks=weeks - 1), "1w", eager=True)
+    week = dates.dt.week().to_numpy()
+    season = 1.0 + 3.0 * np.exp(-(((week - 28) / 6.0) ** 2))
+    frames = [
+        pl.DataFrame(
+            {
+                "date": dates,
+                "store_id": "S1",
+                "item_id": f"I{i}",
+                "units": np.round(rng.uniform(50, 500) * season * rng.uniform(0.9, 1.1, weeks)),
+            }
+        )
+        for i in range(10)
+    ]
+    return build_panel({"sales": pl.concat(frames)}, freq="W")
+
+
+def test_the_level_window_is_one_most_training_rows_had_whole() -> None:
+    # A year and a bit of weekly history: most training origins had well under 52 weeks behind them.
+    short, long = _seasonal_weekly(60), _seasonal_weekly(200)
+    spec, config = FeatureSpec.for_freq("W"), ForecastConfig.for_freq("W", n_estimators=60, strategy="direct")
+    young = fit_forecaster(short, spec, config, cutoff=short.frame["date"].max(), horizon=13)
+    assert young.level_window is not None and young.level_window < 52
+    old = fit_forecaster(long, spec, config, cutoff=long.frame["date"].max(), horizon=13)
+    assert old.level_window == 52

@@ -79,6 +79,7 @@ class TrainReport:
     scores: dict[str, float]
     promotion: PromotionReport | None  # set by `workflows.training.run_train` once the gates decided
     seconds: float
+    selection: dict[str, Any] | None = None  # demand: the candidate chosen on the backtest windows, and why
 
 
 @dataclass(frozen=True)
@@ -316,7 +317,17 @@ def train_challenger(
             settings, lake, data=data, task=task, fitted=fitted, champion=champion, scores=scores, out=out, tags=tags
         )
     version = registry.register(task, logged.model_uri, run_id=logged.run_id)
-    return TrainReport(task, logged, version.version, fitted.candidate, scores, None, time.perf_counter() - started)
+    selection = getattr(fitted.backtest, "selection", None)
+    return TrainReport(
+        task,
+        logged,
+        version.version,
+        fitted.candidate,
+        scores,
+        None,
+        time.perf_counter() - started,
+        selection.as_dict() if selection is not None else None,
+    )
 
 
 def _champion_on_these_windows(
