@@ -68,19 +68,35 @@ def _matrix(frame: pl.DataFrame, column: str, days: int, series: int) -> np.ndar
 
 
 def advice(
-    stats: pl.DataFrame, *, service_level: float, review_days: int, days: int, series: int, first_review: int = 0
+    stats: pl.DataFrame,
+    *,
+    service_level: float,
+    review_days: int,
+    days: int,
+    series: int,
+    first_review: int = 0,
+    z: np.ndarray | None = None,
 ) -> Levels:
     """Shelfcast's advice each day (`replenish.replenishment` at `service_level`) from `lead_time_stats`.
 
     On review days (every `review_days` from `first_review`) the order tops
     the position up to the order-up-to level; on the others it is placed only
-    when the position is at or below the reorder point.
+    when the position is at or below the reorder point. `z` (days, 2,
+    series; series sorted by store_id, item_id), if given, replaces the
+    normal quantile of `service_level` by calibrated ones for the sums over L
+    and L + R (`calibrated_z`): the standard deviations are scaled by
+    z / z_normal, so `replenishment` puts the levels at mean + z * std.
     """
+    normal = _NORMAL.inv_cdf(service_level)
     frames = []
     for (day,), part in stats.partition_by("day", as_dict=True, maintain_order=True).items():
-        advised = replenishment(
-            part.drop("day"), service_level=service_level, review_period_days=review_days
-        ).with_columns(pl.lit(day, pl.Int32).alias("day"))
+        demand = part.drop("day")
+        if z is not None:
+            lead, cover = np.clip(z[int(day)], 0.0, None) / normal
+            demand = demand.sort(SERIES).with_columns(pl.col("lt_std") * lead, pl.col("ltr_std") * cover)
+        advised = replenishment(demand, service_level=service_level, review_period_days=review_days).with_columns(
+            pl.lit(day, pl.Int32).alias("day")
+        )
         frames.append(advised.select(*SERIES, "day", "reorder_point", "order_up_to"))
     ordered = stats.select(*SERIES, "day").join(
         pl.concat(frames), on=[*SERIES, "day"], how="left", maintain_order="left"
@@ -135,3 +151,56 @@ def safety_factor(service_level: float) -> float:
     if not 0.0 < service_level < 1.0:
         raise ValueError(f"`service_level` must be in (0, 1), got {service_level!r}")
     return _NORMAL.inv_cdf(service_level)
+
+
+def span_sums(values: np.ndarray, lead_time: np.ndarray, extra: int = 0) -> np.ndarray:
+    """Per day d and series n, the sum of `values` over days d + 1 .. d + L_n + extra (cut at the last day)."""
+    days, series = values.shape
+    cum = np.vstack([np.zeros((1, series)), np.cumsum(values, axis=0)])
+    start = np.arange(days)[:, None] + 1
+    end = np.minimum(start + lead_time[None, :] + extra, days)
+    cols = np.arange(series)[None, :]
+    sums: np.ndarray = cum[end, cols] - cum[start, cols]
+    return sums
+
+
+def lead_time_scores(stats: pl.DataFrame, actual_lt: np.ndarray, actual_ltr: np.ndarray) -> np.ndarray:
+    """(2, days, series) standardised errors (actual - mean) / std of the lead-time sums: over L, then over L + R.
+
+    `stats` is `lead_time_stats` for the same days and series; a sum with no
+    spread scores 0 when the actual is at most its mean, else +inf.
+    """
+    days, series = actual_lt.shape
+    ordered = stats.sort(pl.col("store_id"), pl.col("item_id"), pl.col("day"), maintain_order=True)
+    out = np.empty((2, days, series))
+    for k, (mean, std, actual) in enumerate((("lt_mean", "lt_std", actual_lt), ("ltr_mean", "ltr_std", actual_ltr))):
+        mu, sd = _matrix(ordered, mean, days, series), _matrix(ordered, std, days, series)
+        gap = actual - mu
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[k] = np.where(sd > 0, gap / sd, np.where(gap <= 0, 0.0, np.inf))
+    return out
+
+
+def velocity_groups(rate: np.ndarray, groups: int) -> np.ndarray:
+    """Each series' group (0 = slowest) when series are split into `groups` of equal count by `rate`."""
+    ranks = np.argsort(np.argsort(rate, kind="stable"), kind="stable")
+    return np.minimum(ranks * groups // max(rate.size, 1), groups - 1)
+
+
+def calibrated_z(scores: np.ndarray, service_level: float, *, groups: np.ndarray | None = None) -> np.ndarray:
+    """(2, series) the `service_level` quantile of the scores over L and over L + R, within each series' group.
+
+    Quantiles are the next higher score, as in conformal prediction; groups
+    (e.g. `velocity_groups`) calibrate slow and fast movers apart, since a
+    pooled quantile is set by the many slow series.
+    """
+    if scores.shape[1] == 0:
+        raise ValueError("no lead-time scores to calibrate on")
+    series = scores.shape[2]
+    groups = np.zeros(series, dtype=np.int64) if groups is None else groups
+    z = np.empty((2, series))
+    for group in np.unique(groups):
+        members = groups == group
+        for k in range(2):
+            z[k, members] = np.quantile(scores[k][:, members].reshape(-1), service_level, method="higher")
+    return z

@@ -11,7 +11,17 @@ import pytest
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.features.panel import SERIES
 from shelfcast.models.policy_eval import Chain, Levels, cycle_service, policy_figures, replay
-from shelfcast.models.policy_levels import advice, chain_rule, lead_time_stats, moving_average, safety_factor
+from shelfcast.models.policy_levels import (
+    advice,
+    calibrated_z,
+    chain_rule,
+    lead_time_scores,
+    lead_time_stats,
+    moving_average,
+    safety_factor,
+    span_sums,
+    velocity_groups,
+)
 
 DAYS, REVIEW = 84, 7
 START = dt.date(2022, 1, 3)
@@ -163,3 +173,47 @@ def test_bad_shapes_and_values_are_refused() -> None:
         safety_factor(1.0)
     with pytest.raises(ValueError, match="`reorder_point` must have the shape"):
         replay(chain(np.zeros((3, 1)), np.array([1]), on_hand=np.zeros(1)), Levels(np.zeros((2, 1)), np.zeros((3, 1))))
+
+
+def test_calibration_scores_the_lead_time_sums() -> None:
+    values = np.arange(1.0, 7.0)[:, None]  # 1..6
+    sums = span_sums(values, np.array([2]), extra=1)
+    # Day 0: days 1..3 -> 2 + 3 + 4; the last days are cut at the end.
+    assert sums[:, 0].tolist() == [9.0, 12.0, 15.0, 11.0, 6.0, 0.0]
+    keys = pl.DataFrame({"store_id": ["S"], "item_id": ["I"]})
+    stats = pl.DataFrame(
+        {"store_id": ["S"] * 3, "item_id": ["I"] * 3, "day": [0, 1, 2]},
+        schema_overrides={"day": pl.Int32},
+    ).with_columns(
+        lead_time_days=pl.lit(3),
+        lt_mean=pl.lit(10.0),
+        lt_std=pl.Series([2.0, 2.0, 0.0]),
+        ltr_mean=pl.lit(20.0),
+        ltr_std=pl.lit(5.0),
+    )
+    scores = lead_time_scores(stats, np.array([[12.0], [8.0], [11.0]]), np.array([[20.0], [30.0], [15.0]]))
+    assert scores[0, :, 0].tolist() == [1.0, -1.0, np.inf]
+    assert scores[1, :, 0].tolist() == [0.0, 2.0, -1.0]
+    assert calibrated_z(scores, 0.5)[:, 0].tolist() == [1.0, 0.0]
+    # Calibrated z replaces the normal quantile: the reorder point is mean + z * std.
+    levels = advice(
+        keys.join(stats, on=list(SERIES)),
+        service_level=0.9,
+        review_days=7,
+        days=3,
+        series=1,
+        z=np.array([[[1.0], [2.0]]] * 3),
+        first_review=5,
+    )
+    assert levels.reorder_point[:, 0].tolist() == pytest.approx([12.0, 12.0, 10.0])
+    assert levels.order_up_to[:, 0].tolist() == pytest.approx([30.0, 30.0, 30.0])
+
+
+def test_calibration_by_velocity_group() -> None:
+    # Two slow series whose sums sit at their mean, two fast ones that run 2 sd over: each group gets its own z.
+    scores = np.zeros((2, 10, 4))
+    scores[:, :, 2:] = 2.0
+    groups = velocity_groups(np.array([1.0, 2.0, 50.0, 60.0]), 2)
+    assert groups.tolist() == [0, 0, 1, 1]
+    assert calibrated_z(scores, 0.95, groups=groups)[0].tolist() == [0.0, 0.0, 2.0, 2.0]
+    assert calibrated_z(scores, 0.95)[0].tolist() == [2.0] * 4
