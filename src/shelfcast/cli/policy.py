@@ -95,16 +95,33 @@ def policy_table(payload: dict[str, Any]) -> None:
             cells.append(f"{_pct(row['cycle_service_level'])} / {row['avg_on_hand']:,.1f}")
         curve.add_row(f"{setting:.0%}", *cells)
     out.console.print(curve)
-    saving = target["stock_saving"]
     within = "within" if target["within_2_points"] else "not within"
     out.console.print(
         f"target: shelfcast's cycle service {_pct(target['realised_cycle_service'])} at a "
-        f"{target['service_setting']:.0%} setting ({within} 2 points); "
-        f"the classic policy holds {'-' if saving is None else f'{saving:+.1%}'} more stock at that service "
-        f"({'met' if target['met'] else 'not met'}); refits {', '.join(meta['refits'])} ({', '.join(meta['models'])}); "
-        f"{meta['seconds']:.0f}s",
+        f"{target['service_setting']:.0%} setting ({within} 2 points) with {target['avg_on_hand']:,.1f} units on hand: "
+        f"{'met' if target['met'] else 'not met'}",
         highlight=False,
     )
+    best = target["classic_best"]
+    same_service = target["classic_avg_on_hand_at_same_service"]
+    reach = (
+        f"{same_service:,.1f} units for the same service"
+        if same_service is not None
+        else f"never that service (best {_pct(best['cycle_service_level'])} with {best['avg_on_hand']:,.1f} units "
+        f"at a {best['service_setting']:.2%} setting)"
+    )
+    out.console.print(
+        f"the classic policy: {reach}; {_pct(target['classic_service_at_same_stock'])} cycle service and "
+        f"{_pct(target['classic_fill_rate_at_same_stock'])} fill rate at the same stock (shelfcast's fill rate "
+        f"{_pct(target['fill_rate'])}); shelfcast ahead at the same stock on "
+        f"{target['curve_points_ahead_at_same_stock']} curve points",
+        highlight=False,
+    )
+    fits = ", ".join(f"{d} ({m})" for d, m in zip(meta["refits"], meta["models"], strict=True))
+    calibration = (
+        f"; the first ({meta['calibration_forecast']}) calibrates only" if meta["calibration_forecast"] else ""
+    )
+    out.console.print(f"forecasts issued {fits}{calibration}; {meta['seconds']:.0f}s", highlight=False)
 
 
 @app.command("evaluate-policy")
@@ -116,6 +133,9 @@ def evaluate_policy(
     replay_days: Annotated[int, typer.Option(help="Days replayed (the last of the chain, warm-up included).")] = 112,
     refit_days: Annotated[int, typer.Option(help="Days between refits of the forecaster; 0: fit once.")] = 28,
     review_days: Annotated[int, typer.Option(help="Days between the advice's regular orders.")] = 7,
+    calibrate: Annotated[
+        bool, typer.Option("--calibrate/--no-calibrate", help="Calibrate the lead-time demand on earlier sums.")
+    ] = True,
     stores: Annotated[int, typer.Option(help="Number of simulated stores.")] = 10,
     items: Annotated[int, typer.Option(help="Number of simulated items.")] = 50,
     days: Annotated[int, typer.Option(help="Number of simulated days.")] = 730,
@@ -139,6 +159,7 @@ def evaluate_policy(
             "refit-days": refit_days,
             "review-days": review_days,
             "seed": seed,
+            "calibrate": calibrate,
         },
     )
     with out.progress_bar("evaluate-policy") as progress:

@@ -76,6 +76,7 @@ def advice(
     series: int,
     first_review: int = 0,
     z: np.ndarray | None = None,
+    cover_days: int | None = None,
 ) -> Levels:
     """Shelfcast's advice each day (`replenish.replenishment` at `service_level`) from `lead_time_stats`.
 
@@ -86,15 +87,18 @@ def advice(
     normal quantile of `service_level` by calibrated ones for the sums over L
     and L + R (`calibrated_z`): the standard deviations are scaled by
     z / z_normal, so `replenishment` puts the levels at mean + z * std.
+    `cover_days` is the review period `stats` were summed over (default
+    `review_days`).
     """
     normal = _NORMAL.inv_cdf(service_level)
+    cover = review_days if cover_days is None else cover_days
     frames = []
     for (day,), part in stats.partition_by("day", as_dict=True, maintain_order=True).items():
         demand = part.drop("day")
         if z is not None:
-            lead, cover = np.clip(z[int(day)], 0.0, None) / normal
-            demand = demand.sort(SERIES).with_columns(pl.col("lt_std") * lead, pl.col("ltr_std") * cover)
-        advised = replenishment(demand, service_level=service_level, review_period_days=review_days).with_columns(
+            scale_lt, scale_ltr = np.clip(z[int(day)], 0.0, None) / normal
+            demand = demand.sort(SERIES).with_columns(pl.col("lt_std") * scale_lt, pl.col("ltr_std") * scale_ltr)
+        advised = replenishment(demand, service_level=service_level, review_period_days=cover).with_columns(
             pl.lit(day, pl.Int32).alias("day")
         )
         frames.append(advised.select(*SERIES, "day", "reorder_point", "order_up_to"))
