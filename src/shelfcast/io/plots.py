@@ -8,6 +8,7 @@ function returns None, writing nothing, when it cannot be imported.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -110,11 +111,18 @@ def _save(plt: ModuleType, fig: object, path: Path) -> Path:
     return path
 
 
-def policy_tradeoff_png(curve: list[dict[str, Any]], points: list[dict[str, Any]], path: Path) -> Path | None:
+def policy_tradeoff_png(
+    curve: list[dict[str, Any]],
+    points: list[dict[str, Any]],
+    path: Path,
+    *,
+    beyond: Sequence[dict[str, Any]] = (),
+) -> Path | None:
     """Realised cycle service level against average units on hand: one line per swept policy, one dot per fixed one.
 
     `curve` rows have policy, service_setting, cycle_service_level and
-    avg_on_hand; `points` adds the policies without a setting (the chain's rule).
+    avg_on_hand; `points` adds the policies without a setting (the chain's
+    rule); `beyond` continues a policy's line, dashed, past the sweep.
     """
     plt = _pyplot()
     if plt is None or not curve:
@@ -125,6 +133,24 @@ def policy_tradeoff_png(curve: list[dict[str, Any]], points: list[dict[str, Any]
         stock = [r["avg_on_hand"] for r in rows]
         service = [100 * r["cycle_service_level"] for r in rows]
         (line,) = ax.plot(stock, service, marker="o", label=policy)
+        more = sorted((r for r in beyond if r["policy"] == policy), key=lambda r: r["service_setting"])
+        if more:
+            ax.plot(
+                [stock[-1], *(r["avg_on_hand"] for r in more)],
+                [service[-1], *(100 * r["cycle_service_level"] for r in more)],
+                marker="x",
+                linestyle="--",
+                color=line.get_color(),
+            )
+            last = more[-1]
+            ax.annotate(
+                f"{last['service_setting']:.2%}",
+                (last["avg_on_hand"], 100 * last["cycle_service_level"]),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=7,
+                color=line.get_color(),
+            )
         for r, x, y in zip(rows, stock, service, strict=True):
             if r["service_setting"] in (rows[0]["service_setting"], 0.95, rows[-1]["service_setting"]):
                 ax.annotate(

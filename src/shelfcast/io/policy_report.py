@@ -29,5 +29,9 @@ def policy_json(payload: dict[str, Any], path: Path) -> Path:
 
 
 def policy_plot(payload: dict[str, Any], path: Path) -> Path | None:
-    """The trade-off curve: realised cycle service level against average stock, per policy (None: no matplotlib)."""
-    return policy_tradeoff_png(payload["curve"], payload["policies"], path)
+    """The trade-off curve: realised cycle service level against average stock, per policy (None: no matplotlib).
+
+    The classic policy's settings past the sweep (`meta.classic_beyond`) continue its line, dashed.
+    """
+    beyond = payload.get("meta", {}).get("classic_beyond", [])
+    return policy_tradeoff_png(payload["curve"], payload["policies"], path, beyond=beyond)
