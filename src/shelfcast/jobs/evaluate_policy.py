@@ -10,6 +10,12 @@ sales; the chain's rule is fixed at the start. Every policy starts from the
 chain's stock at the start, faces the same demand and the same supplier
 delays, and is measured after a warm-up of the longest lead time plus a
 review period.
+
+With `calibrate`, shelfcast's lead-time demand is calibrated conformally:
+one more forecast, issued a refit before the first replayed day, gives the
+first refit earlier lead-time sums to score against the recorded sales;
+each refit uses the scores of every review day whose sums its cutoff knew,
+within quartiles of sales velocity (`policy_levels.calibrated_z`).
 """
 
 from __future__ import annotations
