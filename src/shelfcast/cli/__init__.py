@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli import data, demo, modelling, models, monitor, pipeline, retrain, serve
+from shelfcast.cli import data, demo, modelling, models, monitor, pipeline, policy, retrain, serve
 from shelfcast.cli.options import VerboseOpt, run_app, set_verbose
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app = typer.Typer(
 app.add_typer(data.app)
 app.add_typer(demo.app)
 app.add_typer(modelling.app)
+app.add_typer(policy.app)
 app.add_typer(monitor.app)
 app.add_typer(retrain.app)
 app.add_typer(serve.app)

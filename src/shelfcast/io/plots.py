@@ -1,4 +1,5 @@
-"""PNG reports for a training run: feature importance, forecast vs actual, confusion matrix, calibration.
+"""PNG reports: a training run's feature importance, forecast vs actual, confusion matrix, calibration; a policy
+replay's service/stock trade-off.
 
 matplotlib is not a dependency of shelfcast (MLflow brings it today): every
 function returns None, writing nothing, when it cannot be imported.
@@ -7,8 +8,10 @@ function returns None, writing nothing, when it cannot be imported.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -106,3 +109,71 @@ def _save(plt: ModuleType, fig: object, path: Path) -> Path:
     fig.savefig(path, dpi=90)  # type: ignore[attr-defined]
     plt.close(fig)
     return path
+
+
+def policy_tradeoff_png(
+    curve: list[dict[str, Any]],
+    points: list[dict[str, Any]],
+    path: Path,
+    *,
+    beyond: Sequence[dict[str, Any]] = (),
+) -> Path | None:
+    """Realised cycle service level against average units on hand: one line per swept policy, one dot per fixed one.
+
+    `curve` rows have policy, service_setting, cycle_service_level and
+    avg_on_hand; `points` adds the policies without a setting (the chain's
+    rule); `beyond` continues a policy's line, dashed, past the sweep.
+    """
+    plt = _pyplot()
+    if plt is None or not curve:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for policy in dict.fromkeys(row["policy"] for row in curve):
+        rows = sorted((r for r in curve if r["policy"] == policy), key=lambda r: r["service_setting"])
+        stock = [r["avg_on_hand"] for r in rows]
+        service = [100 * r["cycle_service_level"] for r in rows]
+        (line,) = ax.plot(stock, service, marker="o", label=policy)
+        more = sorted((r for r in beyond if r["policy"] == policy), key=lambda r: r["service_setting"])
+        if more:
+            ax.plot(
+                [stock[-1], *(r["avg_on_hand"] for r in more)],
+                [service[-1], *(100 * r["cycle_service_level"] for r in more)],
+                marker="x",
+                linestyle="--",
+                color=line.get_color(),
+            )
+            last = more[-1]
+            ax.annotate(
+                f"{last['service_setting']:.2%}",
+                (last["avg_on_hand"], 100 * last["cycle_service_level"]),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=7,
+                color=line.get_color(),
+            )
+        for r, x, y in zip(rows, stock, service, strict=True):
+            if r["service_setting"] in (rows[0]["service_setting"], 0.95, rows[-1]["service_setting"]):
+                ax.annotate(
+                    f"{r['service_setting']:.0%}",
+                    (x, y),
+                    textcoords="offset points",
+                    xytext=(4, -10),
+                    fontsize=7,
+                    color=line.get_color(),
+                )
+    for r in points:
+        if r.get("service_setting") is None:
+            ax.scatter([r["avg_on_hand"]], [100 * r["cycle_service_level"]], marker="s", color="black", zorder=3)
+            ax.annotate(
+                r["policy"],
+                (r["avg_on_hand"], 100 * r["cycle_service_level"]),
+                textcoords="offset points",
+                xytext=(5, 3),
+                fontsize=8,
+            )
+    ax.set_xlabel("average units on hand per store-item")
+    ax.set_ylabel("realised cycle service level (%)")
+    ax.set_title("Service against stock (labels: service setting)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(plt, fig, path)
