@@ -107,3 +107,30 @@ def test_choose_threshold_methods() -> None:
         choose_threshold(probability, holdout.label, holdout.origin, method="expected_f1")
     with pytest.raises(ValueError, match="`method` must be one of"):
         choose_threshold(probability, holdout.label, holdout.origin, method="best")  # type: ignore[arg-type]
+
+
+def test_a_refit_on_a_stretched_scale_misleads_the_old_choice_not_the_new() -> None:
+    # Synthetic scores, not a chain: the held-out model scores sqrt(p); the refit model (trained on more rows)
+    # scores the cutoff's rows more confidently. The old choice applies the held-out staircase to the refit's
+    # scores as they are and alerts too many rows; matching the scales and the expected-F1 threshold do not.
+    rng = np.random.default_rng(7)
+    p_held, y_held = _calibrated(6000, 8)
+    p_now = rng.beta(0.6, 3.0, 6000)
+    y_now = (rng.uniform(size=6000) < p_now).astype(np.float64)
+    holdout = Holdout(
+        raw=p_held**0.5,
+        label=y_held,
+        origin=np.repeat(np.arange(6), 1000),
+        current_first=p_now**0.5,
+        current_final=p_now**0.3,
+    )
+    old_map = calibration_map(holdout, "isotonic")
+    old_t = choose_threshold(np.interp(holdout.raw, *old_map), holdout.label, holdout.origin, method="holdout_f1")
+    old_f1 = f1(y_now, np.interp(holdout.current_final, *old_map), threshold=old_t)
+    new_map = calibration_map(holdout, "centered")
+    current = np.interp(holdout.current_final, *new_map)
+    new_t = choose_threshold(np.array([]), holdout.label, holdout.origin, method="expected_f1", current=current)
+    new_f1 = f1(y_now, current, threshold=new_t)
+    best = max(f1(y_now, p_now, threshold=c) for c in np.quantile(p_now, np.linspace(0.5, 0.99, 60)))
+    assert new_f1 > old_f1 + 0.02
+    assert new_f1 == pytest.approx(best, abs=0.015)
