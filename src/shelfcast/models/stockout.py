@@ -228,13 +228,13 @@ def fit_stockout(
     )
     calibration_x, calibration_y = calibration_map(holdout, config.calibration)
     probs = np.interp(holdout.raw, *calibration_map(holdout, config.calibration, matched=False))
-    threshold = choose_threshold(
-        probs,
-        holdout.label,
-        holdout.origin,
-        method=config.threshold,
-        current=np.interp(holdout.current_final, calibration_x, calibration_y),
+    # No row at the cutoff itself (a cutoff past the data): the latest held-out origin stands in for it.
+    current = (
+        np.interp(holdout.current_final, calibration_x, calibration_y)
+        if holdout.current_final.size
+        else probs[holdout.origin == holdout.origin.max()]
     )
+    threshold = choose_threshold(probs, holdout.label, holdout.origin, method=config.threshold, current=current)
     model = StockoutModel(spec, config, definition, final, calibration_x, calibration_y, threshold, rate, holdout)
     log.info(
         "stockout model: %d training rows, %.1f%% positives, threshold %.3f (%s)",

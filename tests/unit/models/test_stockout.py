@@ -165,3 +165,12 @@ def test_xgboost_engine_gives_calibrated_probabilities(chain: Panel) -> None:
     y, p = scored["label"].to_numpy(), scored["risk"].to_numpy()
     assert ((p >= 0) & (p <= 1)).all()
     assert pr_auc(y, p) > y.mean() * 1.3
+
+
+def test_a_cutoff_past_the_data_still_gets_a_threshold(chain: Panel) -> None:
+    # No rows at the cutoff: the expected-F1 threshold is read from the latest held-out origin instead.
+    last = chain.frame["date"].max()
+    assert isinstance(last, dt.date)
+    model = fit_stockout(chain, FeatureSpec.for_freq("D"), FAST, DEFINITION, cutoff=last + dt.timedelta(days=3))
+    assert model.holdout is not None and model.holdout.current_final.size == 0
+    assert 0 < model.threshold < 1
