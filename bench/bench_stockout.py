@@ -3,9 +3,10 @@
 Usage: uv run python bench/bench_stockout.py [DATA_DIR] [--json bench/results/stockout.json] [--skip-frn]
 
 FreshRetailNet (DATA_DIR/freshretailnet_50k): cutoff 2024-06-18, label = a
-full-day stockout (24 of 24 hours) on any of the next 7 days. The classifier's
-threshold is chosen on origins before the cutoff; the rule is "a full-day
-stockout in the last 7 days". Also the demand WAPE over the next 7 days on
+full-day stockout (24 of 24 hours) on any of the next 7 days. The classifier is
+calibrated on origins before the cutoff and its threshold maximises the F1
+expected from the cutoff's calibrated probabilities (no label after the
+cutoff); the rule is "a full-day stockout in the last 7 days". Also the demand WAPE over the next 7 days on
 fully in-stock days (the days whose sales are not censored).
 
 Simulator: a chain with known true demand. Demand accuracy against the TRUE

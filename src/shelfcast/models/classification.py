@@ -199,3 +199,55 @@ def stockout_metrics(
     if k is not None:
         out["precision_at_k"] = precision_at_k(y, s, k=k)
     return out
+
+
+def centered_isotonic(score: npt.ArrayLike, y_true: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """A strictly increasing calibration map: isotonic regression with each block's value placed at its mean score.
+
+    Returns knots (x, y) for `np.interp`. The plain isotonic map is a staircase: every row of a block gets the
+    same probability, so scores the model ranked apart tie and the ranking metrics fall. Joining the block
+    centres keeps the model's order and the isotonic fit's probabilities (centred isotonic regression, Oron and
+    Flournoy 2017).
+    """
+    y, s = _binary(y_true, score)
+    order = np.argsort(s, kind="stable")
+    s, yf = s[order], y[order].astype(np.float64)
+    fitted = np.asarray(importlib.import_module("sklearn.isotonic").isotonic_regression(yf), dtype=np.float64)
+    starts = np.flatnonzero(np.r_[True, np.diff(fitted) != 0])
+    counts = np.diff(np.r_[starts, s.size])
+    x = np.add.reduceat(s, starts) / counts
+    return x.astype(np.float64), fitted[starts]
+
+
+def expected_f1_threshold(probability: npt.ArrayLike) -> float:
+    """The threshold that maximises the F1 expected when `probability` is calibrated (needs no labels).
+
+    Alerting on the top k rows expects sum(p of the top k) hits among k alerts, against sum(p) stockouts:
+    expected F1(k) ~ 2 * hits / (k + sum(p)). Returns the k-th highest probability.
+    """
+    p = as_vector(probability, "probability")
+    if p.min() < 0 or p.max() > 1:
+        raise ValueError(f"`probability` must lie in [0, 1], got range [{p.min()}, {p.max()}]")
+    top = np.sort(p)[::-1]
+    hits = np.cumsum(top)
+    expected = 2 * hits / (np.arange(1, p.size + 1) + hits[-1])
+    return float(top[int(np.argmax(expected))])
+
+
+def base_rate_threshold(probability: npt.ArrayLike) -> float:
+    """The threshold that alerts as many rows as the calibrated `probability` expects stockouts (sum of p)."""
+    p = as_vector(probability, "probability")
+    k = max(1, round(float(p.sum())))
+    return float(np.sort(p)[::-1][min(k, p.size) - 1])
+
+
+def half_f1_threshold(y_true: npt.ArrayLike, probability: npt.ArrayLike) -> float:
+    """Half the best F1 reached on these rows: the F1-optimal threshold for calibrated probabilities.
+
+    For calibrated probabilities the threshold that maximises F1 is F1*/2 (Lipton, Elkan and Naryanaswamy
+    2014). The best F1 is where its curve is flat, so it is estimated far more stably than where the curve
+    peaks (the argmax that `best_threshold` returns). nan without positives.
+    """
+    y, p = _binary(y_true, probability)
+    t = best_threshold(y, p)
+    return math.nan if math.isnan(t) else f1(y, p, threshold=t) / 2

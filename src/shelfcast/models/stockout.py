@@ -1,17 +1,25 @@
 """Stockout risk for the next days: a calibrated classifier, a risk from demand vs stock, and the rule.
 
 The classifier learns from (series, origin) rows whose label window closed
-before the cutoff. The most recent of those origins are held out: they
-calibrate the probabilities (isotonic) and choose the alert threshold, so
-neither ever looks at the period being predicted.
+before the cutoff. The most recent of those origins are held out: a first
+model, fitted without them, scores them out of time and a centred isotonic map
+learnt on those scores calibrates the probabilities. The final model, refitted
+on every origin, is read through the same map after its scores are matched onto
+the first model's, quantile by quantile, on the cutoff's rows (features only).
+The alert threshold is then the one that maximises the F1 expected from the
+cutoff's calibrated probabilities, so it follows the stockout rate the model
+expects now rather than where F1 happened to peak on the held-out weeks. No
+step looks at a label after the cutoff.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from statistics import NormalDist
+from typing import Literal, get_args
 
 import numpy as np
 import polars as pl
@@ -24,11 +32,19 @@ from shelfcast.features.origin import origin_features
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.checkpoint import Checkpoints
-from shelfcast.models.classification import best_threshold
+from shelfcast.models.classification import (
+    base_rate_threshold,
+    best_threshold,
+    centered_isotonic,
+    expected_f1_threshold,
+    half_f1_threshold,
+)
 from shelfcast.models.forecaster import Engine, GBMForecaster
 from shelfcast.types import Freq
 
 log = logging.getLogger(__name__)
+Calibration = Literal["isotonic", "centered"]
+ThresholdMethod = Literal["holdout_f1", "half_f1", "expected_f1", "base_rate", "origin_median"]
 ORIGIN = "origin"
 _NORMAL = NormalDist()
 
@@ -51,6 +67,14 @@ class StockoutConfig(BaseModel):
     reweight: bool = Field(True, description="Re-weight rare positives (else rely on calibration alone).")
     refit_all: bool = Field(
         True, description="After calibrating on the held-out origins, refit on every origin (the latest matter most)."
+    )
+    calibration: Calibration = Field(
+        "centered",
+        description="isotonic: the held-out staircase applied to the final model as is; centered: block centres "
+        "joined (keeps the model's order), the final model's scores first mapped onto the held-out model's.",
+    )
+    threshold: ThresholdMethod = Field(
+        "expected_f1", description="How the alert threshold is chosen (see choose_threshold)."
     )
     seed: int = 0
 
@@ -95,6 +119,22 @@ def stockout_features(
     return add_hashed(_window_features(panel, spec, rows, window), spec).sort(*SERIES, ORIGIN)
 
 
+@dataclass(frozen=True)
+class Holdout:
+    """What the calibration and the threshold are chosen from (kept on the fitted model, not saved).
+
+    `raw`/`label`/`origin`: the first model's raw scores on the held-out origins (out of time for it) and their
+    labels. `current_first`/`current_final`: both models' raw scores on the cutoff's own rows (features only,
+    no labels), which map the final model's scores onto the first model's before its calibration applies.
+    """
+
+    raw: np.ndarray
+    label: np.ndarray
+    origin: np.ndarray
+    current_first: np.ndarray
+    current_final: np.ndarray
+
+
 @dataclass
 class StockoutModel:
     """A fitted classifier, its calibration and the threshold chosen on held-out origins."""
@@ -107,6 +147,7 @@ class StockoutModel:
     calibration_y: np.ndarray
     threshold: float
     positive_rate: float
+    holdout: Holdout | None = field(default=None, repr=False, compare=False)
 
     def raw_scores(self, features: pl.DataFrame) -> np.ndarray:
         """The booster's probabilities before calibration (skewed by the class weights)."""
@@ -151,9 +192,9 @@ def fit_stockout(
     labels = stockout_labels(known, origins=origins, definition=definition).drop_nulls("label")
     if labels.is_empty():
         raise DataValidationError(f"no complete {definition.window}-day label windows before the cutoff {cutoff}")
-    features = stockout_features(known, spec, origins, window=window).join(
-        labels.select(*SERIES, ORIGIN, "label"), on=[*SERIES, ORIGIN], how="inner"
-    )
+    table = stockout_features(known, spec, [*origins, cutoff], window=window)
+    current = table.filter(pl.col(ORIGIN) == cutoff)
+    features = table.join(labels.select(*SERIES, ORIGIN, "label"), on=[*SERIES, ORIGIN], how="inner")
     holdout_from = sorted(set(origins))[-config.holdout_origins]
     train = features.filter(pl.col(ORIGIN) < holdout_from)
     hold = features.filter(pl.col(ORIGIN) >= holdout_from)
@@ -169,23 +210,103 @@ def fit_stockout(
         weight = np.where(y == 1, (1 - rate) / rate, 1.0)
     categorical = [c for c in [*spec.categorical, *hashed_columns(spec)] if c in train.columns]
     last_fit = None if config.refit_all else checkpoints
-    booster = _classifier(config, categorical, last_fit).fit(train.drop("label"), y, weight=weight)
-    model = StockoutModel(spec, config, definition, booster, np.array([0.0, 1.0]), np.array([0.0, 1.0]), 0.5, rate)
-    raw = model.raw_scores(hold.drop("label"))
-    truth = hold["label"].to_numpy().astype(np.float64)
-    model.calibration_x, model.calibration_y = _isotonic(raw, truth)
-    calibrated = model.predict_proba(hold.drop("label"))
-    threshold = best_threshold(truth, calibrated)
-    model.threshold = 0.5 if np.isnan(threshold) else float(threshold)
+    first = _classifier(config, categorical, last_fit).fit(train.drop("label"), y, weight=weight)
+    raw = first.predict(hold.drop("label"))
+    current_first = first.predict(current) if current.height else np.empty(0)
+    final = first
     if config.refit_all:
         full = features if features.height <= config.max_rows else features.sample(n=config.max_rows, seed=config.seed)
         y_all = full["label"].to_numpy().astype(np.float64)
         w_all = np.where(y_all == 1, (1 - rate) / rate, 1.0) if weight is not None else None
-        model.model = _classifier(config, categorical, checkpoints).fit(full.drop("label"), y_all, weight=w_all)
+        final = _classifier(config, categorical, checkpoints).fit(full.drop("label"), y_all, weight=w_all)
+    holdout = Holdout(
+        raw=raw,
+        label=hold["label"].to_numpy().astype(np.float64),
+        origin=hold[ORIGIN].to_physical().to_numpy(),
+        current_first=current_first,
+        current_final=final.predict(current) if final is not first and current.height else current_first,
+    )
+    calibration_x, calibration_y = calibration_map(holdout, config.calibration)
+    probs = np.interp(holdout.raw, *calibration_map(holdout, config.calibration, matched=False))
+    # No row at the cutoff itself (a cutoff past the data): the latest held-out origin stands in for it.
+    current = (
+        np.interp(holdout.current_final, calibration_x, calibration_y)
+        if holdout.current_final.size
+        else probs[holdout.origin == holdout.origin.max()]
+    )
+    threshold = choose_threshold(probs, holdout.label, holdout.origin, method=config.threshold, current=current)
+    model = StockoutModel(spec, config, definition, final, calibration_x, calibration_y, threshold, rate, holdout)
     log.info(
-        "stockout model: %d training rows, %.1f%% positives, threshold %.3f", train.height, 100 * rate, model.threshold
+        "stockout model: %d training rows, %.1f%% positives, threshold %.3f (%s)",
+        train.height,
+        100 * rate,
+        model.threshold,
+        config.threshold,
     )
     return model
+
+
+def calibration_map(holdout: Holdout, method: Calibration, *, matched: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Knots (x, y) mapping the final model's raw scores to probabilities, learnt on the held-out origins.
+
+    `matched=False` gives the map for the first model's own scores (what the threshold is chosen on).
+    """
+    if method == "isotonic":
+        return _isotonic(holdout.raw, holdout.label)
+    # The booster's scores are probabilities: anchoring the map at 0 and 1 keeps the rows beyond the end
+    # blocks' centres in their order instead of tying them at the end values.
+    x, y = _anchored(*centered_isotonic(holdout.raw, holdout.label))
+    if not matched or holdout.current_final is holdout.current_first or not holdout.current_final.size:
+        return x, y
+    # The refit saw more (and later) origins than the held-out model: match the two models' scores on the
+    # cutoff's rows quantile by quantile, so the held-out calibration reads the final scores on its own scale.
+    grid = np.linspace(0, 1, 201)
+    final_q, first_q = _anchored(
+        np.maximum.accumulate(np.quantile(holdout.current_final, grid)),
+        np.maximum.accumulate(np.quantile(holdout.current_first, grid)),
+    )
+    knots = np.unique(np.concatenate([final_q, np.interp(x, first_q, final_q)]))
+    return knots, np.interp(np.interp(knots, final_q, first_q), x, y)
+
+
+def _anchored(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Knots with (0, 0) and (1, 1) added where they extend the map (x and y in [0, 1], increasing)."""
+    if x[0] > 0 and y[0] > 0:
+        x, y = np.r_[0.0, x], np.r_[0.0, y]
+    if x[-1] < 1 and y[-1] < 1:
+        x, y = np.r_[x, 1.0], np.r_[y, 1.0]
+    return x, y
+
+
+def choose_threshold(
+    probability: np.ndarray,
+    label: np.ndarray,
+    origin: np.ndarray,
+    *,
+    method: ThresholdMethod,
+    current: np.ndarray | None = None,
+) -> float:
+    """The alert threshold from calibrated held-out probabilities, their labels and origins; 0.5 without positives.
+
+    holdout_f1: where F1 peaks on the pooled held-out rows. half_f1: half the best pooled F1 (the optimum for
+    calibrated probabilities; the peak's value is stable where its place is not). origin_median: the median of
+    each held-out origin's own peak. expected_f1 / base_rate: from `current` (the cutoff's calibrated
+    probabilities, no labels), the threshold maximising expected F1, or alerting as many rows as stockouts expected.
+    """
+    if method in ("expected_f1", "base_rate"):
+        if current is None or not current.size:
+            raise ValueError(f"threshold {method!r} needs the cutoff's probabilities (`current`)")
+        t = expected_f1_threshold(current) if method == "expected_f1" else base_rate_threshold(current)
+    elif method == "holdout_f1":
+        t = best_threshold(label, probability)
+    elif method == "half_f1":
+        t = half_f1_threshold(label, probability)
+    elif method == "origin_median":
+        each = [best_threshold(label[origin == o], probability[origin == o]) for o in np.unique(origin)]
+        t = float(np.nanmedian(each)) if not all(np.isnan(each)) else math.nan
+    else:
+        raise ValueError(f"`method` must be one of {', '.join(get_args(ThresholdMethod))}, got {method!r}")
+    return 0.5 if math.isnan(t) else float(t)
 
 
 def _classifier(config: StockoutConfig, categorical: list[str], checkpoints: Checkpoints | None) -> GBMForecaster:

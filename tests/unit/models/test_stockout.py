@@ -15,7 +15,7 @@ from shelfcast.features.labels import StockoutDefinition, rule_baseline, stockou
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.io import checkpoint as ckpt
-from shelfcast.models.classification import pr_auc
+from shelfcast.models.classification import best_threshold, pr_auc
 from shelfcast.models.stockout import StockoutConfig, fit_stockout, quantile_risk, stockout_features
 
 CUTOFF = dt.date(2022, 7, 31)
@@ -64,8 +64,38 @@ def test_the_threshold_never_sees_the_evaluated_period(chain: Panel) -> None:
     a = fit_stockout(chain, spec, FAST, DEFINITION, cutoff=CUTOFF)
     b = fit_stockout(scrambled, spec, FAST, DEFINITION, cutoff=CUTOFF)
     assert a.threshold == b.threshold
+    assert np.array_equal(a.calibration_x, b.calibration_x) and np.array_equal(a.calibration_y, b.calibration_y)
+    # The evidence the threshold is chosen from: held-out origins whose 7-day windows close by the cutoff.
+    assert a.holdout is not None
+    last_origin = (CUTOFF - dt.timedelta(days=7) - dt.date(1970, 1, 1)).days
+    assert a.holdout.origin.max() == last_origin
     features = stockout_features(chain.as_known_at(CUTOFF), spec, [CUTOFF], window=7)
     assert np.allclose(a.predict_proba(features), b.predict_proba(features))
+
+
+def test_the_fit_is_deterministic_for_a_seed(chain: Panel) -> None:
+    spec = FeatureSpec.for_freq("D")
+    a = fit_stockout(chain, spec, FAST, DEFINITION, cutoff=CUTOFF)
+    b = fit_stockout(chain, spec, FAST, DEFINITION, cutoff=CUTOFF)
+    assert a.threshold == b.threshold
+    assert np.array_equal(a.calibration_x, b.calibration_x) and np.array_equal(a.calibration_y, b.calibration_y)
+    features = stockout_features(chain.as_known_at(CUTOFF), spec, [CUTOFF], window=7)
+    assert np.array_equal(a.predict_proba(features), b.predict_proba(features))
+
+
+def test_the_old_choice_is_still_available(chain: Panel) -> None:
+    # isotonic + holdout_f1 is the choice before issue 15: the staircase map and the held-out F1 peak.
+    spec = FeatureSpec.for_freq("D")
+    old = fit_stockout(
+        chain,
+        spec,
+        FAST.model_copy(update={"calibration": "isotonic", "threshold": "holdout_f1"}),
+        DEFINITION,
+        cutoff=CUTOFF,
+    )
+    assert old.holdout is not None
+    held = old.calibrate(old.holdout.raw)  # the staircase applies to either model's scores as is
+    assert old.threshold == best_threshold(old.holdout.label, held)
 
 
 def test_rule_baseline_is_scored_beside_it(chain: Panel) -> None:
@@ -135,3 +165,12 @@ def test_xgboost_engine_gives_calibrated_probabilities(chain: Panel) -> None:
     y, p = scored["label"].to_numpy(), scored["risk"].to_numpy()
     assert ((p >= 0) & (p <= 1)).all()
     assert pr_auc(y, p) > y.mean() * 1.3
+
+
+def test_a_cutoff_past_the_data_still_gets_a_threshold(chain: Panel) -> None:
+    # No rows at the cutoff: the expected-F1 threshold is read from the latest held-out origin instead.
+    last = chain.frame["date"].max()
+    assert isinstance(last, dt.date)
+    model = fit_stockout(chain, FeatureSpec.for_freq("D"), FAST, DEFINITION, cutoff=last + dt.timedelta(days=3))
+    assert model.holdout is not None and model.holdout.current_final.size == 0
+    assert 0 < model.threshold < 1
