@@ -189,7 +189,8 @@ def load_stockout(folder: Path) -> StockoutModel:
     meta = _expect(folder, Task.STOCKOUT)
     return StockoutModel(
         spec=FeatureSpec.model_validate(meta["spec"]),
-        config=StockoutConfig.model_validate(meta["config"]),
+        # Saved before the calibration and threshold choices existed: say what chose its knots and threshold.
+        config=StockoutConfig.model_validate({"calibration": "isotonic", "threshold": "holdout_f1", **meta["config"]}),
         definition=StockoutDefinition.model_validate(meta["definition"]),
         model=_load_booster(folder, meta["booster"]),
         calibration_x=np.asarray(meta["calibration_x"], dtype=np.float64),
