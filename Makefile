@@ -39,6 +39,7 @@ bench: install
 bench-models: install
 	$(UV) run --group bench python bench/bench_demand.py $(DATA)
 	$(UV) run --group bench python bench/bench_stockout.py $(DATA)
+	$(UV) run --group bench python bench/bench_default_path.py --data $(DATA)
 
 acceptance: install
 	$(UV) run --group bench python bench/acceptance_ingest.py $(DATA)
