@@ -56,6 +56,20 @@ class ThreadPlan:
     busy: float  # CPUs other processes kept busy during the sample (auto only, else 0)
     env: dict[str, str] = field(default_factory=dict)
 
+    def describe(self) -> str:
+        """One line for the log: the count and why."""
+        why = f"{self.available} CPUs, {self.busy:.1f} busy with other work" if self.source == AUTO else self.source
+        return f"threads: {self.threads} ({why})"
+
+
+# The process's decision, for the log of a command that is verbose (the entry point decides before logging is set).
+_decided: list[ThreadPlan] = []
+
+
+def decided() -> ThreadPlan | None:
+    """The plan `configure` set in this process, if it ran."""
+    return _decided[-1] if _decided else None
+
 
 def parse_threads(value: object, *, source: str) -> int | None:
     """A positive count of threads, or None for `auto`; anything else is a one-line error naming `source`."""
@@ -181,4 +195,6 @@ def configure(environ: MutableMapping[str, str] = os.environ) -> ThreadPlan:
     threads = decide(setting, available=available, busy=busy)
     env = thread_env(threads, environ)
     environ.update(env)
-    return ThreadPlan(threads=threads, source=source, available=available, busy=busy, env=env)
+    plan = ThreadPlan(threads=threads, source=source, available=available, busy=busy, env=env)
+    _decided.append(plan)
+    return plan

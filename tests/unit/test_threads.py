@@ -18,10 +18,12 @@ from shelfcast.models.forecaster import GBMForecaster
 from shelfcast.settings import Settings
 from shelfcast.threads import (
     SPIN_COUNT,
+    ThreadPlan,
     available_cpus,
     busy_cpus,
     configure,
     decide,
+    decided,
     parse_threads,
     thread_env,
     user_setting,
@@ -133,6 +135,8 @@ def test_configure_sets_the_variables_of_the_users_count() -> None:
     environ = {"SHELFCAST_THREADS": "1", "POLARS_MAX_THREADS": "2"}
     plan = configure(environ)
     assert (plan.threads, plan.source, plan.busy) == (1, "SHELFCAST_THREADS", 0.0)
+    assert decided() == plan and plan.describe() == "threads: 1 (SHELFCAST_THREADS)"  # what `-v` logs
+    assert ThreadPlan(2, "auto", 4, 1.6).describe() == "threads: 2 (4 CPUs, 1.6 busy with other work)"
     assert environ == {
         "SHELFCAST_THREADS": "1",
         "POLARS_MAX_THREADS": "2",
