@@ -1,5 +1,5 @@
 """`python -m shelfcast` runs the CLI."""
 
-from shelfcast.cli import main
+from shelfcast.launch import main
 
 main()

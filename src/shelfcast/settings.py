@@ -53,12 +53,11 @@ from shelfcast.models.gates import GateFloors
 from shelfcast.models.selection import SelectionConfig
 from shelfcast.monitoring.drift import DriftThresholds
 from shelfcast.monitoring.policy import PolicyConfig
+from shelfcast.threads import AUTO, CONFIG_ENV, DEFAULT_CONFIG_FILE, EXPECTED, parse_threads
 
 DuplicatePolicy = Literal["sum", "reject"]
 PredictionStoreKind = Literal["parquet", "postgres", "delta"]
 ENV_PREFIX = "SHELFCAST_"
-CONFIG_ENV = "SHELFCAST_CONFIG"
-DEFAULT_CONFIG_FILE = "shelfcast.toml"
 
 
 # The monitor and serve sections configure a job and the service, not a function of the core, so they live here.
@@ -177,6 +176,11 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="Key for the service's `/admin` routes (header `X-API-Key`); unset: they answer 403."
     )
+    threads: int | Literal["auto"] = Field(
+        AUTO,
+        description="Threads for LightGBM, XGBoost and Polars: a number, or `auto` (the CPUs other processes leave "
+        "free when a command starts); read as the command starts, see Threads and shared machines.",
+    )
     selection: SelectionConfig = Field(
         default_factory=SelectionConfig, description="How the forecast's model, baseline or blend is chosen."
     )
@@ -204,6 +208,16 @@ class Settings(BaseSettings):
                 "or `host=HOST port=PORT dbname=DB`"
             )
         return value
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _check_threads(cls, value: object) -> int | str:
+        # The entry point read the same value before the settings (`shelfcast.threads`); same rules, same words.
+        try:
+            count = parse_threads(value, source="threads")
+        except ConfigError:
+            raise ValueError(f"{EXPECTED}, got {value!r}") from None
+        return AUTO if count is None else count
 
     @model_validator(mode="after")
     def _check_dates(self) -> Settings:

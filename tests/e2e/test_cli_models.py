@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return run_cli(*args, cwd=cwd, drop=("MLFLOW_TRACKING_URI",), columns=200, timeout=600)
+    return run_cli(*args, cwd=cwd, drop=("MLFLOW_TRACKING_URI",), columns=200, timeout=900)
 
 
 def test_train_then_list_show_and_registry_errors(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return run_cli(*args, cwd=cwd, env=env, drop=("PREFECT_", "MLFLOW_"), columns=250, timeout=600)
+    return run_cli(*args, cwd=cwd, env=env, drop=("PREFECT_", "MLFLOW_"), columns=250, timeout=900)
 
 
 def test_pipeline_run_goes_through_prefect_and_links_the_mlflow_runs(tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
 The backtests are those `shelfcast backtest` runs, with its default models. A
 change to the simulator, the panel, the features, the models or the metrics
 that was not meant to move them shows up here. The numbers are deterministic:
-fixed seeds, LightGBM with `deterministic` and a fixed thread count
-(`GBMForecaster.n_jobs`), the same in three runs in separate processes.
+fixed seeds, LightGBM with `deterministic` and row-wise histograms, the same
+in three runs in separate processes and with any thread count
+(`shelfcast.threads` picks it from the free CPUs).
 
 When a change moves them on purpose (a new feature, another default): check
 that they moved the way the change meant (the failure lists every number that

@@ -368,7 +368,7 @@ def test_walmart_through_the_cli(chains: dict[str, SimResult], tmp_path: Path) -
 
     def shelfcast(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "shelfcast", *args, "--workspace", "ws"]
-        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900, check=False)
 
     ingest = shelfcast("ingest", "walmart", "--source", "walmart")
     assert ingest.returncode == 0, ingest.stderr

@@ -126,7 +126,7 @@ def test_a_rollback_killed_mid_way_is_undone_or_finished_by_the_next_command(set
         [sys.executable, "-m", "shelfcast", "models", "rollback", "--task", "demand", "-w", ws],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
         check=False,
     )
     assert again.returncode == 0, again.stderr
@@ -158,7 +158,7 @@ def test_models_list_shows_each_versions_aliases(settings: Settings) -> None:
         [sys.executable, "-m", "shelfcast", "models", "list", "-w", str(settings.workspace)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
         check=False,
         env={**os.environ, "COLUMNS": "200"},
     )
@@ -188,7 +188,7 @@ def test_a_training_run_killed_mid_way_is_marked_failed(tmp_path: Path, sig: sig
         [sys.executable, "-m", "shelfcast", "models", "list", "-w", ws],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
         check=False,
     )
     assert listed.returncode == 0, listed.stderr

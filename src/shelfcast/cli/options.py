@@ -22,6 +22,7 @@ import shelfcast.cli.output as out
 from shelfcast.errors import ConfigError, ShelfcastError, WorkspaceError, first_problem
 from shelfcast.redact import RedactingFilter, redact
 from shelfcast.settings import Settings
+from shelfcast.threads import decided
 from shelfcast.types import Task
 
 M = TypeVar("M", bound=BaseModel)
@@ -169,6 +170,9 @@ def set_verbose(verbose: bool) -> None:
     for handler in logging.getLogger().handlers:  # no password in any log line, whoever wrote it
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+    plan = decided()
+    if plan is not None:
+        logging.getLogger("shelfcast.threads").info("%s", plan.describe())
     if not verbose:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

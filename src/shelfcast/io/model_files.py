@@ -53,7 +53,6 @@ def _booster_params(model: GBMForecaster) -> dict[str, Any]:
         "categorical": list(model.categorical),
         "monotone": model.monotone,
         "seed": model.seed,
-        "n_jobs": model.n_jobs,
     }
 
 
@@ -67,6 +66,8 @@ def _save_booster(model: GBMForecaster, folder: Path) -> dict[str, Any]:
 
 def _load_booster(folder: Path, entry: dict[str, Any]) -> GBMForecaster:
     params = dict(entry["params"])
+    # Models saved before `shelfcast.threads` recorded `n_jobs` (2); the count is the machine's, not the model's.
+    params.pop("n_jobs", None)
     path = folder / entry["file"]
     if not path.exists():
         raise ModelFormatError(f"{folder}: booster file {entry['file']} is missing")

@@ -135,10 +135,12 @@ class GBMForecaster:
         monotone: Mapping[str, int] | None = None,
         checkpoints: Checkpoints | None = None,
         seed: int = _BOOSTER.seed,
-        n_jobs: int = 2,
+        n_jobs: int | None = None,
     ) -> None:
         if n_estimators < 1:
             raise ValueError(f"`n_estimators` must be a positive integer, got {n_estimators}")
+        if n_jobs is not None and n_jobs < 1:
+            raise ValueError(f"`n_jobs` must be a positive integer or None, got {n_jobs}")
         if objective == "quantile" and not (alpha is not None and 0 < alpha < 1):
             raise ValueError(f"`alpha` must be in (0, 1) for a quantile objective, got {alpha}")
         self.engine = engine
@@ -154,6 +156,8 @@ class GBMForecaster:
         self.monotone = dict(monotone or {})
         self.checkpoints = checkpoints
         self.seed = seed
+        # None: the engines' OpenMP default, which the entry point sets for the process (`shelfcast.threads`); the
+        # trees do not depend on it (row-wise, deterministic histograms), so a model is the same with any count.
         self.n_jobs = n_jobs
 
     def fit(
@@ -190,7 +194,7 @@ class GBMForecaster:
             "bagging_freq": 1,
             "feature_fraction": self.colsample,
             "seed": self.seed,
-            "num_threads": self.n_jobs,
+            "num_threads": self.n_jobs or 0,  # 0: OpenMP's default
             "verbosity": -1,
             "max_cat_to_onehot": 8,
             "cat_smooth": 10.0,
@@ -235,7 +239,7 @@ class GBMForecaster:
             "subsample": self.subsample,
             "colsample_bytree": self.colsample,
             "seed": self.seed,
-            "nthread": self.n_jobs,
+            "nthread": self.n_jobs or 0,  # 0: OpenMP's default
             "max_cat_to_onehot": 8,
             "monotone_constraints": "(" + ",".join(str(v) for v in self._monotone_vector()) + ")",
         }

@@ -81,6 +81,22 @@ def test_no_pickle_and_readable_json(chain: tuple[Panel, pl.DataFrame], tmp_path
     assert not list(folder.glob("*.pkl")) and not list(folder.glob("*.pickle"))
 
 
+def test_a_model_saved_with_its_thread_count_still_loads(chain: tuple[Panel, pl.DataFrame], tmp_path: Path) -> None:
+    # Models saved before `shelfcast.threads` recorded `n_jobs: 2`; the count is now the machine's, not the model's.
+    panel, calendar = chain
+    config = ForecastConfig(n_origins=10, n_estimators=10, strategy="direct")
+    model = fit_forecaster(panel, FeatureSpec.for_freq("D"), config, cutoff=CUTOFF, horizon=3, calendar=calendar)
+    folder = save_forecaster(model, tmp_path / "m")
+    meta = json.loads((folder / "model.json").read_text())
+    assert "n_jobs" not in meta["booster"]["params"]
+    meta["booster"]["params"]["n_jobs"] = 2
+    (folder / "model.json").write_text(json.dumps(meta))
+    loaded = load_forecaster(folder)
+    assert loaded.model.n_jobs is None
+    before, after = model.predict(panel, calendar=calendar), loaded.predict(panel, calendar=calendar)
+    assert np.array_equal(before["forecast"].to_numpy(), after["forecast"].to_numpy())
+
+
 def test_errors_name_the_problem(chain: tuple[Panel, pl.DataFrame], tmp_path: Path) -> None:
     with pytest.raises(ModelFormatError, match=r"holds no model\.json"):
         load_forecaster(tmp_path)
