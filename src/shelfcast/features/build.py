@@ -101,8 +101,8 @@ def build_features(
     out = _sorted_rows(rows)
     # Tables for every date of the history are cut to the dates some row looks up before joining: the join
     # keeps nothing else, and hashing the whole table cost more than the rest of the build.
-    origins = _on_dates(origin_table, out[ORIGIN]).rename({"date": ORIGIN})
-    out = out.join(origins, on=[*SERIES, ORIGIN], how="left", maintain_order="left")
+    known_at = _on_dates(origin_table, out[ORIGIN]).rename({"date": ORIGIN})
+    out = out.join(known_at, on=[*SERIES, ORIGIN], how="left", maintain_order="left")
     # The latest date at or before the origin in the target's phase: its
     # seasonal profile is the last one known when the forecast is made.
     back = ((pl.col(HORIZON) + spec.season - 1) // spec.season) * spec.season
