@@ -97,26 +97,42 @@ def build_features(
     origin_table = origin_features(panel, spec) if origin_table is None else origin_table
     phase_table = phase_features(panel, spec) if phase_table is None else phase_table
     step_days = Freq(spec.freq).days
-    out = rows.join(origin_table.rename({"date": ORIGIN}), on=[*SERIES, ORIGIN], how="left")
+    # The rows sorted once, by the order the output has; every join below keeps the left rows' order.
+    out = _sorted_rows(rows)
+    # Tables for every date of the history are cut to the dates some row looks up before joining: the join
+    # keeps nothing else, and hashing the whole table cost more than the rest of the build.
+    known_at = _on_dates(origin_table, out[ORIGIN]).rename({"date": ORIGIN})
+    out = out.join(known_at, on=[*SERIES, ORIGIN], how="left", maintain_order="left")
     # The latest date at or before the origin in the target's phase: its
     # seasonal profile is the last one known when the forecast is made.
     back = ((pl.col(HORIZON) + spec.season - 1) // spec.season) * spec.season
     out = out.with_columns((pl.col(TARGET) - pl.duration(days=back * step_days)).alias("__anchor"))
-    out = out.join(phase_table.rename({"date": "__anchor"}), on=[*SERIES, "__anchor"], how="left")
+    phases = _on_dates(phase_table, out["__anchor"]).rename({"date": "__anchor"})
+    out = out.join(phases, on=[*SERIES, "__anchor"], how="left", maintain_order="left")
     # The same period a year before the target, when it is not after the origin.
     out = out.with_columns((pl.col(TARGET) - pl.duration(days=spec.year * step_days)).alias("__year"))
-    # Only the dates some row looks up: a join keeps nothing else, and scoring looks up a few of the history's.
     wanted = _on_dates(panel.frame, out["__year"])
     past_y = wanted.select(*SERIES, pl.col("date").alias("__year"), demand(panel, spec).alias("year_ago"))
-    out = out.join(past_y, on=[*SERIES, "__year"], how="left").with_columns(
+    out = out.join(past_y, on=[*SERIES, "__year"], how="left", maintain_order="left").with_columns(
         pl.when(pl.col("__year") <= pl.col(ORIGIN)).then(pl.col("year_ago")).alias("year_ago")
     )
     out = out.drop("__anchor", "__year")
     if _attribute_columns(panel, spec):  # else the join adds nothing, after a group-by over the whole panel
-        out = out.join(attribute_features(panel, spec), on=list(SERIES), how="left")
+        out = out.join(attribute_features(panel, spec), on=list(SERIES), how="left", maintain_order="left")
     out = add_hashed(_target_features(out, panel, spec, calendar), spec)
-    # Joins need not keep row order: sort, so the same inputs give the same rows.
-    return out.with_columns(pl.col(HORIZON).cast(pl.Float64).alias("horizon")).sort(*SERIES, ORIGIN, HORIZON)
+    return out.with_columns(pl.col(HORIZON).cast(pl.Float64).alias("horizon"))
+
+
+def _sorted_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """`rows` sorted by series, origin and h, so the same inputs give the same rows in the same order.
+
+    Sorting on the two string ids encodes every row's strings; ranking the
+    few distinct series once and sorting on the rank gives the same order
+    (nulls first, as the sort puts them) several times faster.
+    """
+    ranks = rows.select(SERIES).unique().sort(SERIES).with_row_index("__series_rank")
+    ranked = rows.join(ranks, on=list(SERIES), how="left", nulls_equal=True, maintain_order="left")
+    return ranked.sort("__series_rank", ORIGIN, HORIZON).drop("__series_rank")
 
 
 def _on_dates(frame: pl.DataFrame, dates: pl.Series) -> pl.DataFrame:
@@ -147,7 +163,7 @@ def _target_features(out: pl.DataFrame, panel: Panel, spec: FeatureSpec, calenda
         future = _on_dates(panel.frame, out[TARGET]).select(
             *SERIES, pl.col("date").alias(TARGET), *[pl.col(c).alias(f"t_{c}") for c in [*planned, *known]]
         )
-        out = out.join(future, on=[*SERIES, TARGET], how="left")
+        out = out.join(future, on=[*SERIES, TARGET], how="left", maintain_order="left")
         if "price" in planned and "price_mean_28" in out.columns:
             out = out.with_columns((pl.col("t_price") / pl.col("price_mean_28")).alias("t_relative_price"))
     return out
@@ -191,4 +207,4 @@ def _event_features(out: pl.DataFrame, calendar: pl.DataFrame) -> pl.DataFrame:
         (nxt["__event"] - nxt[TARGET]).dt.total_days().alias("t_days_to_event"),
         (prv[TARGET] - prv["__event"]).dt.total_days().alias("t_days_since_event"),
     ).with_columns((pl.col("t_days_to_event") == 0).alias("t_event"))
-    return out.join(table, on=TARGET, how="left")
+    return out.join(table, on=TARGET, how="left", maintain_order="left")

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
-from scipy import stats
-from scipy.spatial.distance import jensenshannon
+
+# scipy is imported where a test needs it: settings import this module (through the drift thresholds), and
+# every command but `monitor` would otherwise pay scipy.stats' import (about 0.5 s of CPU) at start-up.
 
 FLOOR = 1e-4
 MAX_CATEGORIES = 50  # chi-square cells: the most frequent reference categories, the rest pooled
@@ -61,6 +62,8 @@ def ks_test(
     b = current[~np.isnan(current)]
     if a.size == 0 or b.size == 0:
         return math.nan, 1.0
+    from scipy import stats
+
     d = float(stats.ks_2samp(a, b, method="asymp").statistic)
     n = a.size if n_reference is None else min(a.size, n_reference)
     m = b.size if n_current is None else min(b.size, n_current)
@@ -76,6 +79,8 @@ def chi2_pvalue(counts_a: np.ndarray, counts_b: np.ndarray, *, scale_a: float, s
         return 1.0
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
     statistic = float(np.sum((table - expected) ** 2 / np.where(expected > 0, expected, 1.0)))
+    from scipy import stats
+
     return float(stats.chi2.sf(statistic, table.shape[1] - 1))
 
 
@@ -84,6 +89,8 @@ def js_distance(reference: Sequence[object], current: Sequence[object]) -> float
     ref, cur, _ = category_counts(reference, current, max_categories=None)
     if ref.sum() == 0 or cur.sum() == 0:
         return 0.0 if ref.sum() == cur.sum() else 1.0
+    from scipy.spatial.distance import jensenshannon
+
     return float(jensenshannon(ref / ref.sum(), cur / cur.sum(), base=2))
 
 
@@ -144,6 +151,8 @@ def effective_size(codes: np.ndarray, groups: np.ndarray | None, *, max_lag: int
 
 
 def ranks(values: np.ndarray) -> np.ndarray:
+    from scipy import stats
+
     out = np.zeros(values.size)
     ok = ~np.isnan(values)
     out[ok] = stats.rankdata(values[ok])
