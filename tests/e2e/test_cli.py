@@ -31,6 +31,7 @@ COMMANDS = [
     "monitor",
     "retrain",
     "events",
+    "evaluate-policy",
 ]
 
 
