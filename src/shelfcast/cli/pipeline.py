@@ -39,6 +39,9 @@ def _tasks(value: str) -> list[str]:
     return chosen
 
 
+EPHEMERAL_STARTUP_SECONDS = 180
+
+
 def _prefect_env(cfg: Settings, *, server: bool) -> str | None:
     """Point Prefect at the settings' server, or keep its temporary server's files in the workspace.
 
@@ -52,6 +55,9 @@ def _prefect_env(cfg: Settings, *, server: bool) -> str | None:
         home = (cfg.workspace / "prefect").resolve()
         home.mkdir(parents=True, exist_ok=True)  # Prefect creates only the last level
         os.environ["PREFECT_HOME"] = str(home)
+    if api is None:
+        # Prefect gives its temporary server 20 s to answer; on a machine busy with other jobs it needs longer.
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_SECONDS))
     return api
 
 
