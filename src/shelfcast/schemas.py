@@ -265,6 +265,15 @@ def canonical_order(schema: TableSchema, columns: list[str]) -> list[str]:
     return [c for c in schema.column_names if c in columns] + extra_columns(schema, columns)
 
 
+def replace_rows(schema: TableSchema, existing: pl.DataFrame | None, rows: pl.DataFrame) -> pl.DataFrame:
+    """`existing` with `rows` in it: a row replaces the one with the same key; canonical columns, sorted by key."""
+    keys = list(schema.keys)
+    if existing is not None:
+        kept = existing.join(rows.select(keys), on=keys, how="anti", nulls_equal=True)
+        rows = pl.concat([kept, rows], how="diagonal_relaxed")
+    return rows.select(canonical_order(schema, rows.columns)).sort(keys, nulls_last=False)
+
+
 def structural_problems(schema: TableSchema, frame_schema: Mapping[str, pl.DataType]) -> list[str]:
     """Whole-table problems (missing or mistyped columns): empty when the frame conforms."""
     problems: list[str] = []

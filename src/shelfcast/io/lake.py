@@ -34,7 +34,7 @@ import polars as pl
 
 from shelfcast.errors import LakeError, WorkspaceError
 from shelfcast.io.files import atomic_write
-from shelfcast.schemas import QUARANTINE_SCHEMA, SCHEMAS, TableName, canonical_order
+from shelfcast.schemas import QUARANTINE_SCHEMA, SCHEMAS, TableName, canonical_order, replace_rows
 
 MANIFEST = "manifest.json"
 IN_PROGRESS = ".ingest-in-progress.json"
@@ -204,11 +204,7 @@ class Lake:
             yield (file.stem, pl.read_parquet(file))
 
     def _merge_into(self, table: TableName, existing: pl.DataFrame | None, rows: pl.DataFrame) -> pl.DataFrame:
-        keys = list(SCHEMAS[table].keys)
-        if existing is not None:
-            kept = existing.join(rows.select(keys), on=keys, how="anti", nulls_equal=True)
-            rows = pl.concat([kept, rows], how="diagonal_relaxed")
-        return rows.select(canonical_order(SCHEMAS[table], rows.columns)).sort(keys, nulls_last=False)
+        return replace_rows(SCHEMAS[table], existing, rows)
 
     def upsert_month(self, table: TableName, month: str, rows: pl.DataFrame) -> dict[str, Any]:
         """Replace rows of one month whose key is in `rows`, keep the others; returns the partition's entry."""

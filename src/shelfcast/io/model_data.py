@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import polars as pl
+
 from shelfcast.errors import LakeError, WorkspaceError
 from shelfcast.io.lake import Lake
 from shelfcast.io.lake_check import verify
 from shelfcast.io.workspace_lock import holder
-from shelfcast.models.data import FREQUENCIES, ModelData, model_data
+from shelfcast.models.data import FREQUENCIES, ModelData, model_data, with_rows
 from shelfcast.schemas import TableName
 
 TABLES: tuple[TableName, ...] = ("sales", "inventory", "exogenous", "items", "stores", "calendar")
 
 
-def load_model_data(lake: Lake) -> ModelData:
+def load_model_data(lake: Lake, *, extra: dict[TableName, pl.DataFrame] | None = None) -> ModelData:
     """The panel built from every table in the lake, with defaults for its frequency.
+
+    `extra` rows (the online store's live days) replace the lake's rows with the same key (`with_rows`).
 
     A lake whose files disagree with its manifest (an interrupted ingest, a file changed or lost) is refused.
     """
@@ -29,7 +33,9 @@ def load_model_data(lake: Lake) -> ModelData:
             f"no model uses the lake in {lake.root}, its files do not match its manifest: {problems[0]}{more}; "
             "re-run `shelfcast ingest`"
         )
-    tables = {t: lake.read(t) for t in TABLES if lake.has(t)}
+    tables: dict[TableName, pl.DataFrame] = {t: lake.read(t) for t in TABLES if lake.has(t)}
+    if extra:
+        tables = with_rows(tables, extra)
     info = lake.table_info("sales") or {}
     freq = info.get("frequency") or "D"
     if freq not in FREQUENCIES:

@@ -11,7 +11,7 @@ from shelfcast.errors import ConfigError
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.train import ForecastConfig
-from shelfcast.schemas import TableName
+from shelfcast.schemas import SCHEMAS, TableName, replace_rows
 from shelfcast.types import PeriodAnchor
 
 FREQUENCIES = ("D", "W")
@@ -50,6 +50,22 @@ def model_data(
     )
     anchor = PeriodAnchor(period_anchor or PeriodAnchor.START)
     return ModelData(panel, tables.get("calendar"), spec, ForecastConfig.for_freq(freq), anchor)
+
+
+def with_rows(
+    tables: dict[TableName, pl.DataFrame], rows: dict[TableName, pl.DataFrame]
+) -> dict[TableName, pl.DataFrame]:
+    """The tables with `rows` in them: a row replaces the table's row with the same key, as a lake upsert does.
+
+    How live days (the online store's, `shelfcast stream`) join the lake's
+    tables before the panel is built, so online features come from the same
+    `model_data` and feature code as batch ones.
+    """
+    out = dict(tables)
+    for table, extra in rows.items():
+        if not extra.is_empty():
+            out[table] = replace_rows(SCHEMAS[table], out.get(table), extra)
+    return out
 
 
 MAX_CATEGORIES = 1000
