@@ -3,14 +3,14 @@
 Layout (prefix `P` = the `live.prefix` setting; `SID` = `len(store_id):store_id:item_id`, unambiguous whatever
 the ids hold):
 
-- `P:s:SID` (hash), per day `D` (ISO date) of the series:
-  `n:D` sale events, `u:D` units sold, `rv:D` revenue of priced sales (units x price), `pu:D` units of priced
-  sales, `ps:D` / `pn:D` sum and count of prices, `pm:D` promo max, `oh:D` / `ss:D` on hand and safety stock of
-  the day's latest count, `ot:D` that count's order key (time as sent, then event id), `q:D` units received;
-  and for the series: `loh` / `lss` / `lt` the latest count of all, `upd` the last update (ms since epoch,
-  Redis clock).
+- `P:s:SID` (hash): per day `D` (ISO date) of the series, a field `d:D` packing the day's figures as text,
+  `n,u,rv,pu,ps,pn,pm,oh,ss,q,ot` (empty = none; see `DAY_PARTS`): sale events, units sold, revenue of priced
+  sales (units x price), units of priced sales, sum and count of prices, promo max, on hand and safety stock of
+  the day's latest count, units received, and that count's order key (`order_key`: time as sent, then event id);
+  and for the series: `loh` / `lss` / `lt` the latest count of all (on hand, safety stock, order key), `upd` the
+  last update (ms since epoch, Redis clock). One field per day keeps an event's update to one read and one write.
 - `P:d:SID` (sorted set): the series' days, scored by their ordinal; days more than `history_days` before the
-  series' latest day are trimmed (the hash fields with them).
+  series' latest day are trimmed (their `d:D` fields with them).
 - `P:seen:D` (set): event ids applied for day `D`; it expires `dedup_days` after the last id was added.
 - `P:stores`, `P:items`, `P:series` (sets): the known ids, and SIDs.
 - `P:stats` (hash): `read`, `applied`, `duplicates`, `dead` (read = applied + duplicates + dead), `first_ms`,
@@ -39,7 +39,8 @@ import redis
 from shelfcast.events import EventModel, SaleEvent, StockCountEvent
 
 LAYOUT_VERSION = "1"
-DAY_FIELDS = ("n", "u", "rv", "pu", "ps", "pn", "pm", "oh", "ot", "ss", "q")
+DAY_PARTS = ("n", "u", "rv", "pu", "ps", "pn", "pm", "oh", "ss", "q", "ot")
+"""The parts of a day's packed value, in order."""
 _EVENT_ARGS = 12
 _DEAD_ARGS = 5
 SEED_ORDER = "~seed"  # sorts after any time: a seeded day's count is its end-of-day count
@@ -70,7 +71,6 @@ local consumer = ARGV[7]
 local dead_maxlen = ARGV[8]
 local stream = prefix .. ':events'
 local stats = prefix .. ':stats'
-local day_fields = {'n', 'u', 'rv', 'pu', 'ps', 'pn', 'pm', 'oh', 'ot', 'ss', 'q'}
 local now = redis.call('TIME')
 local now_ms = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
 
@@ -93,8 +93,34 @@ local function mine(entry)
   return #p > 0
 end
 
+-- A day's value: n,u,rv,pu,ps,pn,pm,oh,ss,q,ot (ot last: it holds the event id, which may hold commas).
+local function unpack_day(text)
+  local r = {}
+  if not text then return r end
+  local pos = 1
+  for i = 1, 10 do
+    local comma = string.find(text, ',', pos, true)
+    local part = string.sub(text, pos, comma - 1)
+    if part ~= '' then r[i] = tonumber(part) end
+    pos = comma + 1
+  end
+  local ot = string.sub(text, pos)
+  if ot ~= '' then r[11] = ot end
+  return r
+end
+local function num(x)
+  if x == nil then return '' end
+  return string.format('%.17g', x)
+end
+local function pack_day(r)
+  local parts = {}
+  for i = 1, 10 do parts[i] = num(r[i]) end
+  parts[11] = r[11] or ''
+  return table.concat(parts, ',')
+end
+
 local applied, duplicates, poison, n_dead = 0, 0, {}, 0
-local touched, seen_keys, acks = {}, {}, {}
+local touched, seen_keys, acks, days, order = {}, {}, {}, {}, {}
 local base = 8
 for i = 0, n_events - 1 do
   local o = base + i * 12
@@ -111,60 +137,67 @@ for i = 0, n_events - 1 do
     if entry ~= '' then poison[#poison + 1] = entry end
   else
     if entry ~= '' then acks[#acks + 1] = entry end
-    if redis.call('SISMEMBER', seen, id) == 1 then
+    if redis.call('SADD', seen, id) == 0 then
       duplicates = duplicates + 1
     else
-      if kind == 'sale' then
-        redis.call('HINCRBY', hkey, 'n:' .. day, 1)
-        redis.call('HINCRBYFLOAT', hkey, 'u:' .. day, a)
-        if b ~= '' then
-          redis.call('HINCRBYFLOAT', hkey, 'rv:' .. day, d)
-          redis.call('HINCRBYFLOAT', hkey, 'pu:' .. day, a)
-          redis.call('HINCRBYFLOAT', hkey, 'ps:' .. day, b)
-          redis.call('HINCRBY', hkey, 'pn:' .. day, 1)
-        end
-        if c ~= '' then
-          local cur = redis.call('HGET', hkey, 'pm:' .. day)
-          if (not cur) or tonumber(c) > tonumber(cur) then redis.call('HSET', hkey, 'pm:' .. day, c) end
-        end
-      elseif kind == 'stock' then
-        local cur = redis.call('HGET', hkey, 'ot:' .. day)
-        if (not cur) or tkey > cur then
-          redis.call('HSET', hkey, 'ot:' .. day, tkey, 'oh:' .. day, a)
-          if b ~= '' then redis.call('HSET', hkey, 'ss:' .. day, b) else redis.call('HDEL', hkey, 'ss:' .. day) end
-        end
-        local last = redis.call('HGET', hkey, 'lt')
-        if (not last) or tkey > last then
-          redis.call('HSET', hkey, 'lt', tkey, 'loh', a)
-          if b ~= '' then redis.call('HSET', hkey, 'lss', b) else redis.call('HDEL', hkey, 'lss') end
-        end
-      else
-        redis.call('HINCRBYFLOAT', hkey, 'q:' .. day, a)
-      end
-      redis.call('SADD', seen, id)
       seen_keys[seen] = true
       applied = applied + 1
-      redis.call('ZADD', zkey, dayno, day)
-      if touched[sid] == nil then touched[sid] = {store, item} end
+      local dkey = hkey .. '\0' .. day
+      local r = days[dkey]
+      if r == nil then
+        r = unpack_day(redis.call('HGET', hkey, 'd:' .. day))
+        days[dkey] = r
+        order[#order + 1] = {hkey, zkey, day, dayno, dkey}
+      end
+      if kind == 'sale' then
+        local units = tonumber(a)
+        r[1] = (r[1] or 0) + 1
+        r[2] = (r[2] or 0) + units
+        if b ~= '' then
+          r[3] = (r[3] or 0) + tonumber(d)
+          r[4] = (r[4] or 0) + units
+          r[5] = (r[5] or 0) + tonumber(b)
+          r[6] = (r[6] or 0) + 1
+        end
+        if c ~= '' and (r[7] == nil or tonumber(c) > r[7]) then r[7] = tonumber(c) end
+      elseif kind == 'stock' then
+        if r[11] == nil or tkey > r[11] then
+          r[11] = tkey
+          r[8] = tonumber(a)
+          if b ~= '' then r[9] = tonumber(b) else r[9] = nil end
+        end
+        local t = touched[sid]
+        if t == nil then t = {store, item, hkey, zkey}; touched[sid] = t end
+        if t[5] == nil then t[5] = redis.call('HGET', hkey, 'lt') or '' end
+        if tkey > t[5] then t[5] = tkey; t[6] = a; t[7] = b end
+      else
+        r[10] = (r[10] or 0) + tonumber(a)
+      end
+      if touched[sid] == nil then touched[sid] = {store, item, hkey, zkey} end
     end
   end
 end
 
+for _, w in ipairs(order) do
+  redis.call('HSET', w[1], 'd:' .. w[3], pack_day(days[w[5]]))
+  redis.call('ZADD', w[2], w[4], w[3])
+end
 for seen, _ in pairs(seen_keys) do redis.call('EXPIRE', seen, ttl) end
-for sid, ids in pairs(touched) do
-  local hkey = prefix .. ':s:' .. sid
-  local zkey = prefix .. ':d:' .. sid
+for sid, t in pairs(touched) do
+  local hkey, zkey = t[3], t[4]
+  if t[6] ~= nil then
+    redis.call('HSET', hkey, 'lt', t[5], 'loh', t[6])
+    if t[7] ~= '' then redis.call('HSET', hkey, 'lss', t[7]) else redis.call('HDEL', hkey, 'lss') end
+  end
   redis.call('HSET', hkey, 'upd', now_ms)
   redis.call('SADD', prefix .. ':series', sid)
-  redis.call('SADD', prefix .. ':stores', ids[1])
-  redis.call('SADD', prefix .. ':items', ids[2])
+  redis.call('SADD', prefix .. ':stores', t[1])
+  redis.call('SADD', prefix .. ':items', t[2])
   local top = redis.call('ZREVRANGE', zkey, 0, 0, 'WITHSCORES')
   if top[2] then
     local cutoff = tonumber(top[2]) - history
     local old = redis.call('ZRANGEBYSCORE', zkey, '-inf', cutoff)
-    for _, day in ipairs(old) do
-      for _, f in ipairs(day_fields) do redis.call('HDEL', hkey, f .. ':' .. day) end
-    end
+    for _, day in ipairs(old) do redis.call('HDEL', hkey, 'd:' .. day) end
     if #old > 0 then redis.call('ZREMRANGEBYSCORE', zkey, '-inf', cutoff) end
   end
 end
@@ -383,61 +416,65 @@ class OnlineStore:
         afterwards would count twice (they carry no seen id): stream from the next day on. The number of series.
         """
         first = through - dt.timedelta(days=self.history_days - 1)
-        per: dict[tuple[str, str], dict[str, str]] = {pair: {} for pair in series}
+        per: dict[tuple[str, str], dict[str, dict[str, Any]]] = {pair: {} for pair in series}
+        last: dict[tuple[str, str], tuple[str, float, float | None]] = {}
 
         def window(frame: pl.DataFrame | None) -> pl.DataFrame | None:
             if frame is None or frame.is_empty():
                 return None
             return frame.filter(pl.col("date").is_between(first, through))
 
+        def day_of(pair: tuple[str, str], day: dt.date) -> dict[str, Any]:
+            return per.setdefault(pair, {}).setdefault(day.isoformat(), {})
+
         if (s := window(sales)) is not None:
             cols = s.columns
             for row in s.iter_rows(named=True):
-                d, fields = row["date"].isoformat(), per.setdefault((row["store_id"], row["item_id"]), {})
+                r = day_of((row["store_id"], row["item_id"]), row["date"])
                 units = float(row["units"])
-                fields[f"n:{d}"] = str(int(fields.get(f"n:{d}", "0")) + 1)
-                fields[f"u:{d}"] = repr(float(fields.get(f"u:{d}", "0")) + units)
-                price = row.get("price") if "price" in cols else None
+                r["n"] = r.get("n", 0) + 1
+                r["u"] = r.get("u", 0.0) + units
+                price = row["price"] if "price" in cols else None
                 if price is not None:
-                    revenue = row.get("revenue") if "revenue" in cols else None
-                    revenue = units * price if revenue is None else revenue
-                    fields[f"rv:{d}"] = repr(float(fields.get(f"rv:{d}", "0")) + float(revenue))
-                    fields[f"pu:{d}"] = repr(float(fields.get(f"pu:{d}", "0")) + units)
-                    fields[f"ps:{d}"] = repr(float(fields.get(f"ps:{d}", "0")) + float(price))
-                    fields[f"pn:{d}"] = str(int(fields.get(f"pn:{d}", "0")) + 1)
-                promo = row.get("promo") if "promo" in cols else None
+                    revenue = row["revenue"] if "revenue" in cols else None
+                    r["rv"] = r.get("rv", 0.0) + float(units * price if revenue is None else revenue)
+                    r["pu"] = r.get("pu", 0.0) + units
+                    r["ps"] = r.get("ps", 0.0) + float(price)
+                    r["pn"] = r.get("pn", 0) + 1
+                promo = row["promo"] if "promo" in cols else None
                 if promo is not None:
-                    fields[f"pm:{d}"] = str(max(int(promo), int(fields.get(f"pm:{d}", "0"))))
+                    r["pm"] = max(int(promo), r.get("pm", 0))
         if (inv := window(inventory)) is not None and "on_hand" in inv.columns:
             has_ss = "safety_stock" in inv.columns
             for row in inv.filter(pl.col("on_hand").is_not_null()).sort("date").iter_rows(named=True):
-                d, fields = row["date"].isoformat(), per.setdefault((row["store_id"], row["item_id"]), {})
-                fields[f"oh:{d}"] = fields["loh"] = repr(float(row["on_hand"]))
-                fields[f"ot:{d}"] = SEED_ORDER
-                fields["lt"] = f"{d}T{SEED_ORDER}"
+                pair = (row["store_id"], row["item_id"])
+                r = day_of(pair, row["date"])
                 ss = row["safety_stock"] if has_ss else None
-                if ss is not None:
-                    fields[f"ss:{d}"] = fields["lss"] = repr(float(ss))
-                else:
-                    fields.pop("lss", None)
+                r["oh"], r["ss"], r["ot"] = float(row["on_hand"]), ss, SEED_ORDER
+                last[pair] = (f"{row['date'].isoformat()}T{SEED_ORDER}", float(row["on_hand"]), ss)
         if (mov := window(movements)) is not None:
             receipts = mov.filter((pl.col("kind") == "receipt") & pl.col("to_store_id").is_not_null())
             for row in receipts.iter_rows(named=True):
-                d, fields = row["date"].isoformat(), per.setdefault((row["to_store_id"], row["item_id"]), {})
-                fields[f"q:{d}"] = repr(float(fields.get(f"q:{d}", "0")) + float(row["quantity"]))
+                r = day_of((row["to_store_id"], row["item_id"]), row["date"])
+                r["q"] = r.get("q", 0.0) + float(row["quantity"])
         stamp = now or dt.datetime.now(dt.UTC)
         pairs = list(per.items())
         for start in range(0, len(pairs), 200):
             pipe = self.client.pipeline(transaction=True)
-            for (store, item), fields in pairs[start : start + 200]:
+            for (store, item), day_map in pairs[start : start + 200]:
                 sid = series_id(store, item)
                 hkey, zkey = self._key("s", sid), self._key("d", sid)
                 pipe.delete(hkey, zkey)
-                days = {f.split(":", 1)[1] for f in fields if ":" in f}
-                if fields:
-                    pipe.hset(hkey, mapping={**fields, "upd": str(int(stamp.timestamp() * 1000))})
-                if days:
-                    pipe.zadd(zkey, {d: dt.date.fromisoformat(d).toordinal() for d in days})
+                fields = {f"d:{d}": pack_day(r) for d, r in day_map.items()}
+                fields["upd"] = str(int(stamp.timestamp() * 1000))
+                if (store, item) in last:
+                    order, on_hand, safety = last[(store, item)]
+                    fields.update({"lt": order, "loh": repr(on_hand)})
+                    if safety is not None:
+                        fields["lss"] = repr(float(safety))
+                pipe.hset(hkey, mapping=fields)
+                if day_map:
+                    pipe.zadd(zkey, {d: dt.date.fromisoformat(d).toordinal() for d in day_map})
                 pipe.sadd(self._key("series"), sid)
                 pipe.sadd(self._key("stores"), store)
                 pipe.sadd(self._key("items"), item)
@@ -482,9 +519,9 @@ class OnlineStore:
             units = revenue = 0.0
             day = first
             while day <= today:
-                d = day.isoformat()
-                units += float(fields.get(f"u:{d}", 0.0))
-                revenue += float(fields.get(f"rv:{d}", 0.0))
+                r = unpack_day(fields.get(f"d:{day.isoformat()}"))
+                units += r.get("u") or 0.0
+                revenue += r.get("rv") or 0.0
                 day += dt.timedelta(days=1)
             return Totals(units, revenue)
 
@@ -584,36 +621,58 @@ def _glob(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
+def pack_day(parts: Mapping[str, Any]) -> str:
+    """A day's figures (`DAY_PARTS` -> value, None or absent = none) as the packed text the store holds."""
+    out = []
+    for name in DAY_PARTS:
+        value = parts.get(name)
+        if value is None:
+            out.append("")
+        elif name == "ot":
+            out.append(str(value))
+        elif name in ("n", "pn", "pm"):
+            out.append(str(int(value)))
+        else:
+            out.append(repr(float(value)))
+    return ",".join(out)
+
+
+def unpack_day(text: str | None) -> dict[str, Any]:
+    """A packed day as `DAY_PARTS` -> float (`ot`: text), absent parts left out."""
+    if not text:
+        return {}
+    values = text.split(",", len(DAY_PARTS) - 1)
+    out: dict[str, Any] = {}
+    for name, value in zip(DAY_PARTS, values, strict=True):
+        if value:
+            out[name] = value if name == "ot" else float(value)
+    return out
+
+
 def _history_frame(rows: Iterable[tuple[str, str, Mapping[bytes, bytes]]]) -> pl.DataFrame:
     out: dict[str, list[Any]] = {name: [] for name in HISTORY_SCHEMA}
     for store, item, raw in rows:
-        days: dict[str, dict[str, str]] = {}
-        for key, value in raw.items():
-            name, sep, day = _s(key).partition(":")
-            if sep:
-                days.setdefault(day, {})[name] = _s(value)
-        for day in sorted(days):
-            f = days[day]
-            sold = "n" in f or "u" in f
-            pn = int(f.get("pn", "0"))
-            pu = float(f.get("pu", "0"))
+        days = sorted((_s(k)[2:], _s(v)) for k, v in raw.items() if _s(k).startswith("d:"))
+        for day, text in days:
+            f = unpack_day(text)
+            sold = "n" in f
+            pn = int(f.get("pn", 0))
             if not sold or pn == 0:
                 price = None
             elif pn == 1:
-                price = float(f["ps"])
-            elif pu > 0:
-                price = float(f["rv"]) / pu
+                price = f["ps"]
+            elif f.get("pu", 0.0) > 0:
+                price = f["rv"] / f["pu"]
             else:
-                price = float(f["ps"]) / pn
+                price = f["ps"] / pn
             out["date"].append(dt.date.fromisoformat(day))
             out["store_id"].append(store)
             out["item_id"].append(item)
-            out["units"].append(float(f.get("u", "0")) if sold else None)
+            out["units"].append(f.get("u", 0.0) if sold else None)
             out["price"].append(price)
             out["promo"].append(int(f["pm"]) if sold and "pm" in f else None)
-            out["revenue"].append(float(f["rv"]) if sold and "rv" in f else None)
-            out["on_hand"].append(_float(f.get("oh")))
-            out["safety_stock"].append(_float(f.get("ss")) if "oh" in f else None)
-            out["quantity"].append(_float(f.get("q")))
+            out["revenue"].append(f.get("rv") if sold else None)
+            out["on_hand"].append(f.get("oh"))
+            out["safety_stock"].append(f.get("ss") if "oh" in f else None)
+            out["quantity"].append(f.get("q"))
     return pl.DataFrame(out, schema=HISTORY_SCHEMA)
-
