@@ -74,23 +74,30 @@ local stats = prefix .. ':stats'
 local now = redis.call('TIME')
 local now_ms = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
 
-local type_ok = {}
+local type_ok, is_new = {}, {}
 local function fits(key, want)
   local ok = type_ok[key]
   if ok == nil then
     local t = redis.call('TYPE', key)['ok']
     ok = (t == 'none' or t == want)
     type_ok[key] = ok
+    is_new[key] = (t == 'none')
   end
   return ok
 end
 
 -- Only entries still pending under this consumer are handled, so calling the script again with the same batch
 -- (after a lost reply) or with entries another worker claimed meanwhile changes nothing and counts nothing.
+-- One XPENDING per batch, over the range of its entry ids (given first to last by the caller, ARGV[9], ARGV[10]).
+local pending = nil
 local function mine(entry)
   if entry == '' or group == '' then return true end
-  local p = redis.call('XPENDING', stream, group, entry, entry, 1, consumer)
-  return #p > 0
+  if pending == nil then
+    pending = {}
+    local rows = redis.call('XPENDING', stream, group, ARGV[9], ARGV[10], tonumber(ARGV[11]), consumer)
+    for _, row in ipairs(rows) do pending[row[1]] = true end
+  end
+  return pending[entry] == true
 end
 
 -- A day's value: n,u,rv,pu,ps,pn,pm,oh,ss,q,ot (ot last: it holds the event id, which may hold commas).
@@ -121,7 +128,7 @@ end
 
 local applied, duplicates, poison, n_dead = 0, 0, {}, 0
 local touched, seen_keys, acks, days, order = {}, {}, {}, {}, {}
-local base = 8
+local base = 11
 for i = 0, n_events - 1 do
   local o = base + i * 12
   local entry, kind, id, day, dayno = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], ARGV[o + 5]
@@ -133,7 +140,7 @@ for i = 0, n_events - 1 do
   local seen = prefix .. ':seen:' .. day
   if not mine(entry) then
     -- handled already (a retried call whose reply was lost) or claimed by another worker: theirs to count
-  elseif not (fits(hkey, 'hash') and fits(zkey, 'zset') and fits(seen, 'set')) then
+  elseif not (fits(hkey, 'hash') and fits(seen, 'set')) then
     if entry ~= '' then poison[#poison + 1] = entry end
   else
     if entry ~= '' then acks[#acks + 1] = entry end
@@ -173,7 +180,10 @@ for i = 0, n_events - 1 do
       else
         r[10] = (r[10] or 0) + tonumber(a)
       end
-      if touched[sid] == nil then touched[sid] = {store, item, hkey, zkey} end
+      local t = touched[sid]
+      if t == nil then t = {store, item, hkey, zkey}; touched[sid] = t end
+      local no = tonumber(dayno)
+      if t[8] == nil or no > t[8] then t[8] = no end
     end
   end
 end
@@ -186,19 +196,23 @@ for seen, _ in pairs(seen_keys) do redis.call('EXPIRE', seen, ttl) end
 for sid, t in pairs(touched) do
   local hkey, zkey = t[3], t[4]
   if t[6] ~= nil then
-    redis.call('HSET', hkey, 'lt', t[5], 'loh', t[6])
+    redis.call('HSET', hkey, 'upd', now_ms, 'lt', t[5], 'loh', t[6])
     if t[7] ~= '' then redis.call('HSET', hkey, 'lss', t[7]) else redis.call('HDEL', hkey, 'lss') end
+  else
+    redis.call('HSET', hkey, 'upd', now_ms)
   end
-  redis.call('HSET', hkey, 'upd', now_ms)
-  redis.call('SADD', prefix .. ':series', sid)
-  redis.call('SADD', prefix .. ':stores', t[1])
-  redis.call('SADD', prefix .. ':items', t[2])
-  local top = redis.call('ZREVRANGE', zkey, 0, 0, 'WITHSCORES')
-  if top[2] then
-    local cutoff = tonumber(top[2]) - history
+  if is_new[hkey] then
+    redis.call('SADD', prefix .. ':series', sid)
+    redis.call('SADD', prefix .. ':stores', t[1])
+    redis.call('SADD', prefix .. ':items', t[2])
+  end
+  -- Days up to (the batch's latest day of the series - history) go; never more than the series' own window.
+  local cutoff = t[8] - history
+  local oldest = redis.call('ZRANGE', zkey, 0, 0, 'WITHSCORES')
+  if oldest[2] and tonumber(oldest[2]) <= cutoff then
     local old = redis.call('ZRANGEBYSCORE', zkey, '-inf', cutoff)
     for _, day in ipairs(old) do redis.call('HDEL', hkey, 'd:' .. day) end
-    if #old > 0 then redis.call('ZREMRANGEBYSCORE', zkey, '-inf', cutoff) end
+    redis.call('ZREMRANGEBYSCORE', zkey, '-inf', cutoff)
   end
 end
 
@@ -377,6 +391,7 @@ class OnlineStore:
             group,
             consumer,
             str(self.dead_max_len),
+            *_id_range([e[0] for e in events if isinstance(e, tuple)] + [d.entry_id for d in dead]),
         ]
         for item in events:
             entry, event = item if isinstance(item, tuple) else ("", item)
@@ -619,6 +634,20 @@ def _float(value: str | None) -> float | None:
 
 def _glob(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+def _id_range(ids: Sequence[bytes | str]) -> list[str]:
+    """First id, last id and count of a batch's stream entries (for one XPENDING over them)."""
+    keys = []
+    for entry in ids:
+        text = entry.decode() if isinstance(entry, bytes) else entry
+        if text:
+            ms, _, seq = text.partition("-")
+            keys.append((int(ms), int(seq or 0), text))
+    if not keys:
+        return ["-", "+", "0"]
+    keys.sort()
+    return [keys[0][2], keys[-1][2], str(2 * len(keys) + 100)]
 
 
 def pack_day(parts: Mapping[str, Any]) -> str:

@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -345,6 +346,18 @@ def consume(
         return rules
 
     started = time.monotonic()
+    applier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shelfcast-apply")
+    inflight: Future[None] | None = None
+    taken = 0
+
+    def settle() -> None:
+        nonlocal inflight
+        if inflight is not None:
+            done, inflight = inflight, None
+            done.result()
+            if on_batch is not None:
+                on_batch(report)
+
     try:
         call(live.stream.ensure_group, "creating the consumer group")
         if call(live.store.meta, "reading the store's version").layout is None:
@@ -353,13 +366,14 @@ def consume(
         last_claim = 0.0
         claim_every = max(0.05, min(cfg.claim_idle_ms / 2000, 5.0))
         while not stop_event.is_set():
-            if max_events is not None and report.read >= max_events:
+            if max_events is not None and taken >= max_events:
                 report.stopped = "max_events"
                 break
-            count = cfg.batch_size if max_events is None else max(1, min(cfg.batch_size, max_events - report.read))
+            count = cfg.batch_size if max_events is None else max(1, min(cfg.batch_size, max_events - taken))
             fresh = False
             if own_pending:
-                batch = call(lambda: live.stream.read(name, count, pending=True), "re-reading pending entries")
+                settle()  # the pending list must not hold a batch being applied
+                batch = call(lambda n=count: live.stream.read(name, n, pending=True), "re-reading pending entries")
                 report.reread += len(batch)
                 own_pending = bool(batch)
             else:
@@ -367,15 +381,17 @@ def consume(
                 if time.monotonic() - last_claim >= claim_every:
                     last_claim = time.monotonic()
                     batch, gone = call(
-                        lambda: live.stream.claim_stale(name, cfg.claim_idle_ms, count), "claiming stale entries"
+                        lambda n=count: live.stream.claim_stale(name, cfg.claim_idle_ms, n), "claiming stale entries"
                     )
                     report.claimed += len(batch)
                     if gone:
+                        settle()
                         _dead_trimmed(live, gone, name, report, call)
                 if not batch:
-                    batch = call(lambda: live.stream.read(name, count, block_ms=cfg.block_ms), "reading entries")
+                    batch = call(lambda n=count: live.stream.read(name, n, block_ms=cfg.block_ms), "reading entries")
                     fresh = True
             if not batch:
+                settle()
                 if own_pending:
                     continue
                 if until_idle:
@@ -384,9 +400,11 @@ def consume(
                         report.stopped = "idle"
                         break
                 continue
-            _handle(live, batch, name, fresh=fresh, rules=current_rules(), report=report, call=call)
-            if on_batch is not None:
-                on_batch(report)
+            taken += len(batch)
+            commit = _prepare(live, batch, name, fresh=fresh, rules=current_rules(), report=report, call=call)
+            settle()
+            inflight = applier.submit(commit)
+        settle()
         if not report.stopped:
             report.stopped = "signal"
     except StreamError:
@@ -394,13 +412,14 @@ def consume(
             raise
         report.stopped = "signal"
     finally:
+        applier.shutdown(wait=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         report.seconds = time.monotonic() - started
     return report
 
 
-def _handle(
+def _prepare(
     live: Live,
     batch: list[tuple[bytes, dict[bytes, bytes] | None]],
     consumer: str,
@@ -409,7 +428,9 @@ def _handle(
     rules: EventRules,
     report: ConsumeReport,
     call: Callable[[Callable[[], Any], str], Any],
-) -> None:
+) -> Callable[[], None]:
+    """Validate a batch (in the caller's thread) and return the step that applies it atomically and counts it
+    (run in the applying thread, so the next batch is read and validated while Redis applies this one)."""
     limit = live.max_deliveries
     counts: dict[bytes, int] = {} if fresh else call(lambda: live.stream.deliveries(i for i, _ in batch), "counting")
     events: list[tuple[bytes, EventModel]] = []
@@ -430,17 +451,21 @@ def _handle(
         else:
             events.append((entry_id, parsed))
     group = live.stream.group
-    result = call(lambda: live.store.apply(events, dead, group=group, consumer=consumer), "applying a batch")
-    report.batches += 1
-    report.read += result.applied + result.duplicates + result.dead
-    report.applied += result.applied
-    report.duplicates += result.duplicates
-    report.dead += result.dead
-    report.poison += len(result.poison)
-    for letter in dead:
-        report.dead_rules[letter.rule] = report.dead_rules.get(letter.rule, 0) + 1
-    if result.poison:
-        log.warning("%d entries could not be applied (left pending): %s", len(result.poison), result.poison[:5])
+
+    def commit() -> None:
+        result = call(lambda: live.store.apply(events, dead, group=group, consumer=consumer), "applying a batch")
+        report.batches += 1
+        report.read += result.applied + result.duplicates + result.dead
+        report.applied += result.applied
+        report.duplicates += result.duplicates
+        report.dead += result.dead
+        report.poison += len(result.poison)
+        for letter in dead:
+            report.dead_rules[letter.rule] = report.dead_rules.get(letter.rule, 0) + 1
+        if result.poison:
+            log.warning("%d entries could not be applied (left pending): %s", len(result.poison), result.poison[:5])
+
+    return commit
 
 
 def _dead_trimmed(
