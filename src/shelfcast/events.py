@@ -37,7 +37,7 @@ NewSeriesPolicy = Literal["accept", "reject"]
 class _EventBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    v: Literal[1] = EVENT_VERSION
+    v: Literal[1] = 1
     event_id: str = Field(min_length=1, description="Unique id of the event; a re-sent event keeps its id.")
     time: dt.datetime = Field(description="When it happened, store-local; its calendar date is the event's day.")
     store_id: str = Field(min_length=1)
@@ -84,6 +84,9 @@ FIELDS: Mapping[str, tuple[str, ...]] = {
 }
 """The wire fields of each event type (all text)."""
 ALL_FIELDS: tuple[str, ...] = tuple(dict.fromkeys(f for fields in FIELDS.values() for f in fields))
+
+
+_PROMO: Mapping[str, Literal[0, 1]] = {"0": 0, "1": 1, "0.0": 0, "1.0": 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +145,7 @@ def _decoded(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> dict[str, str | 
     return out
 
 
-def _number(text: str | None, name: str, *, required: bool, positive: bool = False) -> float | None | Rejection:
+def _number(text: str | None, name: str, *, required: bool, positive: bool = False) -> float | Rejection | None:
     if text is None:
         return Rejection(f"missing_{name}", name, f"{name} is empty") if required else None
     try:
@@ -197,7 +200,7 @@ def parse_entry(raw: Mapping[bytes, bytes] | Mapping[str, str], rules: EventRule
             return Rejection("unknown_store", "store_id", f"store {store!r} is not known")
         if rules.items is not None and item not in rules.items:
             return Rejection("unknown_item", "item_id", f"item {item!r} is not known")
-    base = {"event_id": common["event_id"], "time": time, "store_id": store, "item_id": item}
+    event_id = common["event_id"]
     if kind == "sale":
         units = _number(get("units"), "units", required=True)
         if isinstance(units, Rejection):
@@ -206,12 +209,14 @@ def parse_entry(raw: Mapping[bytes, bytes] | Mapping[str, str], rules: EventRule
         if isinstance(price, Rejection):
             return price
         promo_text = get("promo")
-        promo: int | None = None
+        promo: Literal[0, 1] | None = None
         if promo_text is not None:
-            if promo_text not in ("0", "1", "0.0", "1.0"):
+            if promo_text not in _PROMO:
                 return Rejection("invalid_promo", "promo", f"promo must be 0 or 1 (got {promo_text!r})")
-            promo = int(float(promo_text))
-        return SaleEvent.model_construct(**base, units=units, price=price, promo=promo)
+            promo = _PROMO[promo_text]
+        return SaleEvent.model_construct(
+            event_id=event_id, time=time, store_id=store, item_id=item, units=units or 0.0, price=price, promo=promo
+        )
     if kind == "stock":
         on_hand = _number(get("on_hand"), "on_hand", required=True)
         if isinstance(on_hand, Rejection):
@@ -219,8 +224,12 @@ def parse_entry(raw: Mapping[bytes, bytes] | Mapping[str, str], rules: EventRule
         safety = _number(get("safety_stock"), "safety_stock", required=False)
         if isinstance(safety, Rejection):
             return safety
-        return StockCountEvent.model_construct(**base, on_hand=on_hand, safety_stock=safety)
+        return StockCountEvent.model_construct(
+            event_id=event_id, time=time, store_id=store, item_id=item, on_hand=on_hand or 0.0, safety_stock=safety
+        )
     quantity = _number(get("quantity"), "quantity", required=True, positive=True)
     if isinstance(quantity, Rejection):
         return quantity
-    return ReceiptEvent.model_construct(**base, quantity=quantity)
+    return ReceiptEvent.model_construct(
+        event_id=event_id, time=time, store_id=store, item_id=item, quantity=quantity or 0.0
+    )

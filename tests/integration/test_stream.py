@@ -75,7 +75,9 @@ def chain_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "ws"
 
 
-def sale(event_id: str, day: dt.date, units: float, *, store: str = "S1", item: str = "I1", **more: Any) -> dict[str, str]:
+def sale(
+    event_id: str, day: dt.date, units: float, *, store: str = "S1", item: str = "I1", **more: Any
+) -> dict[str, str]:
     time_ = dt.datetime.combine(day, dt.time(10))
     return encode(SaleEvent(event_id=event_id, time=time_, store_id=store, item_id=item, units=units, **more))
 
@@ -295,7 +297,7 @@ def test_redis_stopped_and_restarted_mid_stream_loses_nothing(
         stop = threading.Event()
 
         # Paced over about 4 s, so the producer is mid-stream when Redis stops.
-        span = (dt.datetime.fromisoformat(events["time"].max()) - dt.datetime.fromisoformat(events["time"].min()))
+        span = dt.datetime.fromisoformat(events["time"].max()) - dt.datetime.fromisoformat(events["time"].min())
         speed = span.total_seconds() / 4
 
         def producer() -> None:
@@ -333,9 +335,7 @@ def test_redis_stopped_and_restarted_mid_stream_loses_nothing(
         proc.wait(30)
 
 
-def test_two_consumers_share_the_work_and_apply_each_event_once(
-    tmp_path: Path, prefix: str, chain_lake: Path
-) -> None:
+def test_two_consumers_share_the_work_and_apply_each_event_once(tmp_path: Path, prefix: str, chain_lake: Path) -> None:
     cfg = live_settings(chain_lake, prefix, batch_size=50)
     events = js.lake_events(Lake(chain_lake), end=dt.date(2022, 2, 15))
     js.produce(cfg, js.entries(events))
@@ -373,7 +373,12 @@ def test_seeded_from_the_lake_then_streamed_equals_the_lake(tmp_path: Path, pref
     assert_equals_lake(store, lake)
     # A history bound to fewer days keeps only the latest ones.
     short = js.open_live(live_settings(chain_lake, prefix, history_days=10)).store
-    short.apply([SaleEvent(event_id="x", time=dt.datetime.combine(last, dt.time(20)), store_id="S001",
-                           item_id="I0001", units=1)])
+    short.apply(
+        [
+            SaleEvent(
+                event_id="x", time=dt.datetime.combine(last, dt.time(20)), store_id="S001", item_id="I0001", units=1
+            )
+        ]
+    )
     days = short.series_history("S001", "I0001")["date"]
     assert days.min() == last - dt.timedelta(days=9) and days.len() == 10

@@ -14,7 +14,9 @@ from shelfcast.cli.options import WorkspaceOpt, existing_workspace, settings
 from shelfcast.errors import ConfigError
 from shelfcast.settings import Settings
 
-app = typer.Typer(help="Live sales: publish events, consume them into the online store, status, seed.", no_args_is_help=True)
+app = typer.Typer(
+    help="Live sales: publish events, consume them into the online store, status, seed.", no_args_is_help=True
+)
 
 RedisOpt = Annotated[str | None, typer.Option("--redis-url", help="Redis; else the `redis_url` setting.")]
 PrefixOpt = Annotated[str | None, typer.Option("--prefix", help="Key prefix; else the `live.prefix` setting.")]
@@ -41,7 +43,9 @@ def produce(
     file: Annotated[
         Path | None, typer.Argument(help="Parquet or CSV of events (wire fields as columns); omit with --from-lake.")
     ] = None,
-    from_lake: Annotated[bool, typer.Option("--from-lake", help="Replay the lake's sales, counts and receipts.")] = False,
+    from_lake: Annotated[
+        bool, typer.Option("--from-lake", help="Replay the lake's sales, counts and receipts.")
+    ] = False,
     start: Annotated[str | None, typer.Option(help="First day replayed, YYYY-MM-DD.")] = None,
     end: Annotated[str | None, typer.Option(help="Last day replayed, YYYY-MM-DD.")] = None,
     retime: Annotated[bool, typer.Option(help="Shift the replayed days so the last one is today.")] = False,
@@ -152,7 +156,9 @@ def status(
 
 @app.command()
 def seed(
-    through: Annotated[str | None, typer.Option(help="Last day seeded, YYYY-MM-DD.", show_default="the lake's last")] = None,
+    through: Annotated[
+        str | None, typer.Option(help="Last day seeded, YYYY-MM-DD.", show_default="the lake's last")
+    ] = None,
     workspace: WorkspaceOpt = None,
     redis_url: RedisOpt = None,
     prefix: PrefixOpt = None,

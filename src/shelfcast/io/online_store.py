@@ -356,7 +356,13 @@ class OnlineStore:
     """The online store under one prefix; see the module's doc for the layout and guarantees."""
 
     def __init__(
-        self, client: redis.Redis, prefix: str, *, history_days: int = 366, dedup_days: int = 7, dead_max_len: int = 1_000_000
+        self,
+        client: redis.Redis,
+        prefix: str,
+        *,
+        history_days: int = 366,
+        dedup_days: int = 7,
+        dead_max_len: int = 1_000_000,
     ) -> None:
         self.client = client
         self.prefix = prefix
@@ -480,7 +486,7 @@ class OnlineStore:
                 sid = series_id(store, item)
                 hkey, zkey = self._key("s", sid), self._key("d", sid)
                 pipe.delete(hkey, zkey)
-                fields = {f"d:{d}": pack_day(r) for d, r in day_map.items()}
+                fields: dict[Any, Any] = {f"d:{d}": pack_day(r) for d, r in day_map.items()}
                 fields["upd"] = str(int(stamp.timestamp() * 1000))
                 if (store, item) in last:
                     order, on_hand, safety = last[(store, item)]
@@ -678,7 +684,7 @@ def unpack_day(text: str | None) -> dict[str, Any]:
     return out
 
 
-def _history_frame(rows: Iterable[tuple[str, str, Mapping[bytes, bytes]]]) -> pl.DataFrame:
+def _history_frame(rows: Iterable[tuple[str, str, Mapping[Any, Any]]]) -> pl.DataFrame:
     out: dict[str, list[Any]] = {name: [] for name in HISTORY_SCHEMA}
     for store, item, raw in rows:
         days = sorted((_s(k)[2:], _s(v)) for k, v in raw.items() if _s(k).startswith("d:"))

@@ -172,7 +172,7 @@ class EventStream:
         deleted: list[bytes] = []
         start: bytes | str = "0-0"
         while len(claimed) < count:
-            reply = self.client.xautoclaim(
+            reply: Any = self.client.xautoclaim(
                 self.key, self.group, consumer, min_idle_time=min_idle_ms, start_id=start, count=count
             )
             start, entries = reply[0], reply[1]
@@ -188,7 +188,9 @@ class EventStream:
         wanted = sorted(set(ids), key=_id_key)
         if not wanted:
             return {}
-        rows = self.client.xpending_range(self.key, self.group, min=wanted[0], max=wanted[-1], count=len(wanted) * 4)
+        rows: Any = self.client.xpending_range(
+            self.key, self.group, min=wanted[0], max=wanted[-1], count=len(wanted) * 4
+        )
         want = set(wanted)
         out: dict[bytes, int] = {}
         for row in rows:
@@ -241,7 +243,8 @@ class EventStream:
     def dead_letters(self, count: int = 100) -> list[dict[str, Any]]:
         """The oldest `count` dead letters: rule, field, detail, entry_id, consumer and `raw` (the fields)."""
         out = []
-        for _, fields in self.client.xrange(self.dead, count=count):
+        rows: Any = self.client.xrange(self.dead, count=count)
+        for _, fields in rows:
             row = {_text(k): _text(v) for k, v in fields.items()}
             row["raw"] = json.loads(row.get("raw") or "{}")
             out.append(row)

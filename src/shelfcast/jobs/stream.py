@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -316,7 +317,7 @@ def consume(
     live = open_live(settings)
     stop_event = stop or threading.Event()
     report = ConsumeReport(consumer=name)
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if handle_signals and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, lambda *_: stop_event.set())
@@ -373,7 +374,7 @@ def consume(
             fresh = False
             if own_pending:
                 settle()  # the pending list must not hold a batch being applied
-                batch = call(lambda n=count: live.stream.read(name, n, pending=True), "re-reading pending entries")
+                batch = call(partial(live.stream.read, name, count, pending=True), "re-reading pending entries")
                 report.reread += len(batch)
                 own_pending = bool(batch)
             else:
@@ -381,14 +382,14 @@ def consume(
                 if time.monotonic() - last_claim >= claim_every:
                     last_claim = time.monotonic()
                     batch, gone = call(
-                        lambda n=count: live.stream.claim_stale(name, cfg.claim_idle_ms, n), "claiming stale entries"
+                        partial(live.stream.claim_stale, name, cfg.claim_idle_ms, count), "claiming stale entries"
                     )
                     report.claimed += len(batch)
                     if gone:
                         settle()
                         _dead_trimmed(live, gone, name, report, call)
                 if not batch:
-                    batch = call(lambda n=count: live.stream.read(name, n, block_ms=cfg.block_ms), "reading entries")
+                    batch = call(partial(live.stream.read, name, count, block_ms=cfg.block_ms), "reading entries")
                     fresh = True
             if not batch:
                 settle()
@@ -504,7 +505,7 @@ class StatusReport:
 def status(settings: Settings, *, dead_shown: int = 5) -> StatusReport:
     live = open_live(settings)
     dead = live.stream.dead_count()
-    latest = live.client.xrevrange(live.stream.dead, count=dead_shown)
+    latest: Any = live.client.xrevrange(live.stream.dead, count=dead_shown)
     shown = []
     for entry_id, fields in latest:
         row = {k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}
