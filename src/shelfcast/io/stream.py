@@ -183,13 +183,14 @@ class EventStream:
                 break
         return claimed, deleted
 
-    def deliveries(self, ids: Iterable[bytes]) -> dict[bytes, int]:
-        """How many times each pending entry was delivered (entries not pending are absent)."""
+    def deliveries(self, ids: Iterable[bytes], consumer: str | None = None) -> dict[bytes, int]:
+        """How many times each pending entry (of `consumer`, or of anyone) was delivered; entries not pending are
+        absent."""
         wanted = sorted(set(ids), key=_id_key)
         if not wanted:
             return {}
         rows: Any = self.client.xpending_range(
-            self.key, self.group, min=wanted[0], max=wanted[-1], count=len(wanted) * 4
+            self.key, self.group, min=wanted[0], max=wanted[-1], count=2 * len(wanted) + 100, consumername=consumer
         )
         want = set(wanted)
         out: dict[bytes, int] = {}

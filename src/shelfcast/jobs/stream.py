@@ -433,7 +433,9 @@ def _prepare(
     """Validate a batch (in the caller's thread) and return the step that applies it atomically and counts it
     (run in the applying thread, so the next batch is read and validated while Redis applies this one)."""
     limit = live.max_deliveries
-    counts: dict[bytes, int] = {} if fresh else call(lambda: live.stream.deliveries(i for i, _ in batch), "counting")
+    counts: dict[bytes, int] = (
+        {} if fresh else call(lambda: live.stream.deliveries([i for i, _ in batch], consumer), "counting deliveries")
+    )
     events: list[tuple[bytes, EventModel]] = []
     dead: list[DeadLetter] = []
     for entry_id, fields in batch:
