@@ -132,7 +132,7 @@ class LiveConfig(BaseModel):
         description="Back-pressure: a producer waits while the consumer group has more unread entries than this.",
     )
     group: str = Field("shelfcast-online", min_length=1, description="Consumer group applying events to the store.")
-    batch_size: int = Field(500, gt=0, le=100_000, description="Entries a consumer reads and applies in one step.")
+    batch_size: int = Field(1000, gt=0, le=100_000, description="Entries a consumer reads and applies in one step.")
     block_ms: int = Field(1000, ge=1, description="How long a consumer's read waits for new entries.")
     claim_idle_ms: int = Field(
         60_000, ge=1, description="Pending entries idle this long (a dead worker's) are claimed by another worker."
