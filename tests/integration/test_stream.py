@@ -382,3 +382,19 @@ def test_seeded_from_the_lake_then_streamed_equals_the_lake(tmp_path: Path, pref
     )
     days = short.series_history("S001", "I0001")["date"]
     assert days.min() == last - dt.timedelta(days=9) and days.len() == 10
+
+
+def test_a_retimed_replay_continues_a_store_seeded_with_the_same_shift(
+    tmp_path: Path, prefix: str, chain_lake: Path
+) -> None:
+    lake = Lake(chain_lake)
+    last = lake.read("sales")["date"].max()
+    assert isinstance(last, dt.date)
+    cut, shift = last - dt.timedelta(days=10), 1000
+    cfg = live_settings(chain_lake, prefix)
+    assert js.seed(cfg, through=cut, shift_days=shift).through == cut + dt.timedelta(days=shift)
+    js.produce(cfg, js.entries(js.lake_events(lake, start=cut + dt.timedelta(days=1), shift_days=shift)))
+    js.consume(cfg, consumer="w", until_idle=True)
+    days = js.open_live(cfg).store.series_history("S001", "I0001")["date"]
+    lake_days = lake.read("sales").filter(pl.col("store_id") == "S001", pl.col("item_id") == "I0001")["date"]
+    assert days.to_list() == (lake_days.sort() + dt.timedelta(days=shift)).to_list()

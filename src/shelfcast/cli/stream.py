@@ -38,6 +38,16 @@ def _date(value: str | None, flag: str) -> dt.date | None:
         raise ConfigError(f"`{flag}` must be a date YYYY-MM-DD, got {value!r}") from None
 
 
+def _shift_to_today(cfg: Settings, last: dt.date | None) -> int:
+    """Days from `last` (default: the lake's last sales day) to today: how far `--retime` moves a replay."""
+    from shelfcast.io.lake import Lake
+
+    lake = Lake(cfg.workspace)
+    if last is None and lake.has("sales"):
+        last = lake.scan("sales").select("date").max().collect().item()
+    return (dt.date.today() - last).days if isinstance(last, dt.date) else 0
+
+
 @app.command()
 def produce(
     file: Annotated[
@@ -71,13 +81,8 @@ def produce(
     else:
         existing_workspace(cfg)
         first, last = _date(start, "--start"), _date(end, "--end")
-        lake = Lake(cfg.workspace)
-        shift = 0
-        if retime:
-            if last is None:
-                last = lake.scan("sales").select("date").max().collect().item()
-            shift = (dt.date.today() - last).days if last is not None else 0
-        frame = lake_events(lake, first, last, shift_days=shift)
+        shift = _shift_to_today(cfg, last) if retime else 0
+        frame = lake_events(Lake(cfg.workspace), first, last, shift_days=shift)
     report = run_produce(cfg, entries(frame), speed=speed)
     waited = f", waited {report.waited:.1f}s for the consumers" if report.waited >= 0.1 else ""
     out.console.print(
@@ -159,6 +164,9 @@ def seed(
     through: Annotated[
         str | None, typer.Option(help="Last day seeded, YYYY-MM-DD.", show_default="the lake's last")
     ] = None,
+    retime: Annotated[
+        bool, typer.Option(help="Shift the days as `produce --from-lake --retime` does: the lake's last day is today.")
+    ] = False,
     workspace: WorkspaceOpt = None,
     redis_url: RedisOpt = None,
     prefix: PrefixOpt = None,
@@ -167,7 +175,8 @@ def seed(
     from shelfcast.jobs.stream import seed as run_seed
 
     cfg = existing_workspace(_settings(workspace, redis_url, prefix))
-    report = run_seed(cfg, through=_date(through, "--through"))
+    shift = _shift_to_today(cfg, None) if retime else 0
+    report = run_seed(cfg, through=_date(through, "--through"), shift_days=shift)
     out.console.print(
         f"seeded {report.series:,} series with {report.first}..{report.through} in {report.seconds:.1f}s",
         highlight=False,

@@ -537,20 +537,26 @@ class SeedReport:
     seconds: float
 
 
-def seed(settings: Settings, *, through: dt.date | None = None) -> SeedReport:
+def seed(settings: Settings, *, through: dt.date | None = None, shift_days: int = 0) -> SeedReport:
     """Fill the online store from the workspace's lake (sales, inventory, receipts) for the `live.history_days`
-    days up to `through` (default: the lake's last sales day); every series of the sales table is known after."""
+    days up to `through` (default: the lake's last sales day); every series of the sales table is known after.
+    `shift_days` moves every day as `lake_events(..., shift_days=)` does, so a re-timed replay continues a seeded
+    store (`through` is a lake day; the report's days are shifted)."""
     lake = Lake(settings.workspace)
     if not lake.has("sales"):
         raise WorkspaceError(f"no sales table in {settings.workspace}; ingest data first (`shelfcast ingest`)")
     started = time.monotonic()
-    sales = lake.read("sales")
-    last = through or sales["date"].max()
+    moved = pl.col("date") + pl.duration(days=shift_days)
+
+    def read(table: str) -> pl.DataFrame | None:
+        return lake.read(table).with_columns(moved) if lake.has(table) else None
+
+    sales = read("sales")
+    assert sales is not None
+    last = (through + dt.timedelta(days=shift_days)) if through is not None else sales["date"].max()
     assert isinstance(last, dt.date)
     first = last - dt.timedelta(days=settings.live.history_days - 1)
-    inventory = lake.read("inventory") if lake.has("inventory") else None
-    movements = lake.read("movements") if lake.has("movements") else None
     series = sales.filter(pl.col("date") <= last).select("store_id", "item_id").unique().iter_rows()
     live = open_live(settings)
-    count = live.store.seed(sales, inventory, movements, through=last, series=list(series))
+    count = live.store.seed(sales, read("inventory"), read("movements"), through=last, series=list(series))
     return SeedReport(series=count, through=last, first=first, seconds=time.monotonic() - started)
