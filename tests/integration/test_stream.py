@@ -226,7 +226,6 @@ def _consumer_process(cfg: Settings, name: str, *, until_idle: bool, cwd: Path) 
     )
 
 
-@pytest.mark.slow
 def test_kill_9_mid_batch_then_restart_and_claim_apply_each_event_once(
     tmp_path: Path, prefix: str, chain_lake: Path
 ) -> None:
@@ -261,7 +260,6 @@ def test_kill_9_mid_batch_then_restart_and_claim_apply_each_event_once(
     js.open_live(reference).store.drop()
 
 
-@pytest.mark.slow
 def test_redis_stopped_and_restarted_mid_stream_loses_nothing(
     tmp_path: Path, prefix: str, chain_lake: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
