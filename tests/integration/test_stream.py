@@ -245,6 +245,9 @@ def test_kill_9_mid_batch_then_restart_and_claim_apply_each_event_once(
     victim.wait(30)
     killed_at = store.stats().read
     assert 0 < killed_at < len(events)
+    left = js.open_live(cfg).stream.group_info()
+    assert left is not None
+    assert left.consumers["victim"] > 0  # killed holding a batch read but not applied
     # Another worker claims what the victim left pending, and the victim, restarted, re-reads its own.
     helper = _consumer_process(cfg, "helper", until_idle=True, cwd=tmp_path)
     restarted = _consumer_process(cfg, "victim", until_idle=True, cwd=tmp_path)
