@@ -37,6 +37,8 @@ import polars as pl
 import redis
 
 from shelfcast.events import EventModel, SaleEvent, StockCountEvent
+from shelfcast.io.stream import connect
+from shelfcast.settings import Settings
 
 LAYOUT_VERSION = "1"
 DAY_PARTS = ("n", "u", "rv", "pu", "ps", "pn", "pm", "oh", "ss", "q", "ot")
@@ -370,6 +372,18 @@ class OnlineStore:
         self.dedup_days = dedup_days
         self.dead_max_len = dead_max_len
         self._apply = client.register_script(_APPLY)  # sent once; re-sent by redis-py after a restart (NOSCRIPT)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, client: redis.Redis | None = None) -> OnlineStore:
+        """The store of `settings.live` on `settings.redis_url` (or `client`); nothing is sent until first used."""
+        cfg = settings.live
+        return cls(
+            client if client is not None else connect(settings.redis_url),
+            cfg.prefix,
+            history_days=cfg.history_days,
+            dedup_days=cfg.dedup_days,
+            dead_max_len=cfg.max_len,
+        )
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))

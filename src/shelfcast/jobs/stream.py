@@ -62,9 +62,7 @@ def open_live(settings: Settings, *, check: bool = True) -> Live:
     if check:
         check_reachable(client, settings.redis_url)
     stream = EventStream(client, cfg.prefix, cfg.group, max_len=cfg.max_len)
-    store = OnlineStore(
-        client, cfg.prefix, history_days=cfg.history_days, dedup_days=cfg.dedup_days, dead_max_len=cfg.max_len
-    )
+    store = OnlineStore.from_settings(settings, client)
     return Live(settings.redis_url, client, stream, store, cfg.max_deliveries)
 
 
