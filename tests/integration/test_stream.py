@@ -61,7 +61,7 @@ def prefix() -> Iterator[str]:
     name = f"shelfcast-test-{uuid.uuid4().hex[:10]}"
     yield name
     client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{name}:*", count=1000))
+    keys = list(client.scan_iter(match=f"{name}*", count=1000))
     if keys:
         client.delete(*keys)
 
