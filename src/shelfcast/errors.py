@@ -53,6 +53,10 @@ class StoreError(ShelfcastError, RuntimeError):
     """A prediction store that cannot be reached or written (the message names where)."""
 
 
+class StreamError(ShelfcastError, RuntimeError):
+    """The live path's Redis cannot be reached or used (the message names the URL)."""
+
+
 class ModelNotFoundError(ShelfcastError, LookupError):
     """No such registered model, version or alias."""
 

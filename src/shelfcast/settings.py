@@ -49,6 +49,8 @@ from pydantic_settings import (
 )
 
 from shelfcast.errors import ConfigError
+from shelfcast.events import NewSeriesPolicy
+from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.gates import GateFloors
 from shelfcast.models.selection import SelectionConfig
 from shelfcast.monitoring.drift import DriftThresholds
@@ -104,7 +106,58 @@ class ServeConfig(BaseModel):
     )
 
 
-# Flat name of earlier versions -> (section, field). Later sections (stream, spark) need no entry: they have no past.
+def history_days_for(spec: FeatureSpec) -> int:
+    """Days of daily history per series the online store must keep for a feature spec: the widest look-back
+    (`spec.history_needed`, in the spec's steps, weeks counting 7 days) plus the origin day itself."""
+    step = 7 if spec.freq == "W" else 1
+    return spec.history_needed * step + 1
+
+
+class LiveConfig(BaseModel):
+    """Live sales through Redis Streams into the online store (`shelfcast stream ...`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prefix: str = Field(
+        "shelfcast",
+        min_length=1,
+        description="Prefix of every Redis key of the live path (`{prefix}:events`, `{prefix}:dead`, ...).",
+    )
+    max_len: int = Field(
+        1_000_000, gt=0, description="Approximate longest length of the events stream (`XADD MAXLEN ~`)."
+    )
+    max_lag: int = Field(
+        200_000,
+        gt=0,
+        description="Back-pressure: a producer waits while the consumer group has more unread entries than this.",
+    )
+    group: str = Field("shelfcast-online", min_length=1, description="Consumer group applying events to the store.")
+    batch_size: int = Field(1000, gt=0, le=100_000, description="Entries a consumer reads and applies in one step.")
+    block_ms: int = Field(1000, ge=1, description="How long a consumer's read waits for new entries.")
+    claim_idle_ms: int = Field(
+        60_000, ge=1, description="Pending entries idle this long (a dead worker's) are claimed by another worker."
+    )
+    max_deliveries: int = Field(
+        5, gt=0, description="An entry delivered more times than this goes to the dead-letter stream."
+    )
+    dedup_days: int = Field(
+        7, gt=0, description="Days an applied `event_id` is remembered (after the last event of its day arrived)."
+    )
+    history_days: int = Field(
+        default_factory=lambda: history_days_for(FeatureSpec()),
+        gt=0,
+        description="Days of daily history kept per series: the default feature spec's longest lag or window "
+        "plus the origin day.",
+    )
+    new_series: NewSeriesPolicy = Field(
+        "accept",
+        description="Events of a store or item the store does not know: `accept` (and remember it) or `reject` "
+        "to the dead-letter stream.",
+    )
+
+
+# Flat name of earlier versions -> (section, field). `live` has flat names too (`live_prefix`), as issue 16 asked;
+# other later sections (spark) need none: they have no past.
 FLAT_NAMES: dict[str, tuple[str, str]] = {
     "selection_metric": ("selection", "metric"),
     "selection_windows": ("selection", "windows"),
@@ -126,6 +179,17 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "serve_max_batch": ("serve", "max_batch"),
     "serve_max_body_bytes": ("serve", "max_body_bytes"),
     "serve_refresh_seconds": ("serve", "refresh_seconds"),
+    "live_prefix": ("live", "prefix"),
+    "live_max_len": ("live", "max_len"),
+    "live_max_lag": ("live", "max_lag"),
+    "live_group": ("live", "group"),
+    "live_batch_size": ("live", "batch_size"),
+    "live_block_ms": ("live", "block_ms"),
+    "live_claim_idle_ms": ("live", "claim_idle_ms"),
+    "live_max_deliveries": ("live", "max_deliveries"),
+    "live_dedup_days": ("live", "dedup_days"),
+    "live_history_days": ("live", "history_days"),
+    "live_new_series": ("live", "new_series"),
 }
 
 
@@ -189,6 +253,7 @@ class Settings(BaseSettings):
     monitor: MonitorConfig = Field(default_factory=MonitorConfig, description="Monitoring.")
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Retrain, roll back or fall back.")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="The prediction service.")
+    live: LiveConfig = Field(default_factory=LiveConfig, description="Live sales (Redis Streams) and the online store.")
 
     @field_validator("postgres_url")
     @classmethod

@@ -32,6 +32,7 @@ COMMANDS = [
     "retrain",
     "events",
     "evaluate-policy",
+    "stream",
 ]
 
 

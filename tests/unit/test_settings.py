@@ -70,6 +70,17 @@ FLAT_VALUES = {
     "serve_max_batch": ("50", 50),
     "serve_max_body_bytes": ("2048", 2048),
     "serve_refresh_seconds": ("5", 5.0),
+    "live_prefix": ('"shop"', "shop"),
+    "live_max_len": ("5000", 5000),
+    "live_max_lag": ("100", 100),
+    "live_group": ('"workers"', "workers"),
+    "live_batch_size": ("50", 50),
+    "live_block_ms": ("10", 10),
+    "live_claim_idle_ms": ("500", 500),
+    "live_max_deliveries": ("3", 3),
+    "live_dedup_days": ("2", 2),
+    "live_history_days": ("30", 30),
+    "live_new_series": ('"reject"', "reject"),
 }
 
 
@@ -213,3 +224,12 @@ def test_the_readme_table_is_the_models() -> None:
 )
 def test_postgres_url_takes_the_url_and_key_value_forms(value: str) -> None:
     assert Settings(postgres_url=value).postgres_url == value
+
+
+def test_live_history_covers_the_feature_spec() -> None:
+    from shelfcast.features.spec import FeatureSpec
+    from shelfcast.settings import history_days_for
+
+    spec = FeatureSpec()
+    assert Settings().live.history_days == history_days_for(spec) == spec.history_needed + 1
+    assert history_days_for(FeatureSpec.for_freq("W")) == FeatureSpec.for_freq("W").history_needed * 7 + 1

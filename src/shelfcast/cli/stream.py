@@ -1,0 +1,183 @@
+"""`shelfcast stream produce | consume | status | seed`: live sales through Redis Streams into the online store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+import shelfcast.cli.output as out
+from shelfcast.cli.options import WorkspaceOpt, existing_workspace, settings
+from shelfcast.errors import ConfigError
+from shelfcast.settings import Settings
+
+app = typer.Typer(
+    help="Live sales: publish events, consume them into the online store, status, seed.", no_args_is_help=True
+)
+
+RedisOpt = Annotated[str | None, typer.Option("--redis-url", help="Redis; else the `redis_url` setting.")]
+PrefixOpt = Annotated[str | None, typer.Option("--prefix", help="Key prefix; else the `live.prefix` setting.")]
+
+
+def _settings(workspace: Path | None, redis_url: str | None, prefix: str | None) -> Settings:
+    cfg = settings(workspace=workspace, redis_url=redis_url)
+    if prefix is not None:
+        cfg = cfg.model_copy(update={"live": cfg.live.model_copy(update={"prefix": prefix})})
+    return cfg
+
+
+def _date(value: str | None, flag: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"`{flag}` must be a date YYYY-MM-DD, got {value!r}") from None
+
+
+def _shift_to_today(cfg: Settings, last: dt.date | None) -> int:
+    """Days from `last` (default: the lake's last sales day) to today: how far `--retime` moves a replay."""
+    from shelfcast.io.lake import Lake
+
+    lake = Lake(cfg.workspace)
+    if last is None and lake.has("sales"):
+        last = lake.scan("sales").select("date").max().collect().item()
+    return (dt.date.today() - last).days if isinstance(last, dt.date) else 0
+
+
+@app.command()
+def produce(
+    file: Annotated[
+        Path | None, typer.Argument(help="Parquet or CSV of events (wire fields as columns); omit with --from-lake.")
+    ] = None,
+    from_lake: Annotated[
+        bool, typer.Option("--from-lake", help="Replay the lake's sales, counts and receipts.")
+    ] = False,
+    start: Annotated[str | None, typer.Option(help="First day replayed, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day replayed, YYYY-MM-DD.")] = None,
+    retime: Annotated[bool, typer.Option(help="Shift the replayed days so the last one is today.")] = False,
+    speed: Annotated[
+        float | None, typer.Option(help="Pace by event time: seconds of event time per second (86400 = a day/s).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    redis_url: RedisOpt = None,
+    prefix: PrefixOpt = None,
+) -> None:
+    """Publish events into the stream (bounded with MAXLEN ~, waiting while the consumers lag)."""
+    from shelfcast.io.lake import Lake
+    from shelfcast.jobs.stream import entries, file_events, lake_events
+    from shelfcast.jobs.stream import produce as run_produce
+
+    if (file is None) == (not from_lake):
+        raise ConfigError("give a FILE of events or --from-lake (one of them)")
+    if speed is not None and speed <= 0:
+        raise ConfigError(f"`--speed` must be > 0, got {speed}")
+    cfg = _settings(workspace, redis_url, prefix)
+    if file is not None:
+        frame = file_events(file)
+    else:
+        existing_workspace(cfg)
+        first, last = _date(start, "--start"), _date(end, "--end")
+        shift = _shift_to_today(cfg, last) if retime else 0
+        frame = lake_events(Lake(cfg.workspace), first, last, shift_days=shift)
+    report = run_produce(cfg, entries(frame), speed=speed)
+    waited = f", waited {report.waited:.1f}s for the consumers" if report.waited >= 0.1 else ""
+    out.console.print(
+        f"published {report.published:,} events to {cfg.live.prefix}:events in {report.seconds:.1f}s "
+        f"({report.events_per_second:,.0f}/s{waited})",
+        highlight=False,
+    )
+
+
+@app.command()
+def consume(
+    name: Annotated[
+        str | None, typer.Option(help="Consumer name; reuse it after a crash to re-read its pending entries first.")
+    ] = None,
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Stop once nothing is left to read and nothing is pending.")
+    ] = False,
+    max_events: Annotated[int | None, typer.Option(min=1, help="Stop after this many entries.")] = None,
+    batch: Annotated[int | None, typer.Option(min=1, help="Entries per atomic batch; else `live.batch_size`.")] = None,
+    workspace: WorkspaceOpt = None,
+    redis_url: RedisOpt = None,
+    prefix: PrefixOpt = None,
+) -> None:
+    """Apply events to the online store as one worker of the consumer group (run several for more throughput)."""
+    from shelfcast.jobs.stream import consume as run_consume
+
+    cfg = _settings(workspace, redis_url, prefix)
+    if batch is not None:
+        cfg = cfg.model_copy(update={"live": cfg.live.model_copy(update={"batch_size": batch})})
+    report = run_consume(cfg, consumer=name, until_idle=until_idle, max_events=max_events)
+    rules = ", ".join(f"{rule} {n}" for rule, n in sorted(report.dead_rules.items()))
+    out.console.print(
+        f"{report.consumer}: read {report.read:,} = applied {report.applied:,} + duplicates {report.duplicates:,} "
+        f"+ dead {report.dead:,}{f' ({rules})' if rules else ''}; re-read {report.reread:,}, claimed "
+        f"{report.claimed:,}; {report.events_per_second:,.0f} events/s; stopped: {report.stopped}",
+        highlight=False,
+    )
+
+
+@app.command()
+def status(
+    workspace: WorkspaceOpt = None,
+    redis_url: RedisOpt = None,
+    prefix: PrefixOpt = None,
+) -> None:
+    """Lag and pending per group, dead letters, the store's counts and throughput."""
+    from shelfcast.jobs.stream import status as run_status
+
+    cfg = _settings(workspace, redis_url, prefix)
+    report = run_status(cfg)
+    out.console.print(
+        f"{report.url} prefix {report.prefix}: {report.length:,} entries in the stream, {report.series:,} series",
+        highlight=False,
+    )
+    table = Table(title="Consumer groups", title_justify="left")
+    for column in ("group", "lag", "pending", "consumers (pending)"):
+        table.add_column(column, justify="left" if column in ("group", "consumers (pending)") else "right")
+    for group in report.groups:
+        consumers = ", ".join(f"{c} ({n})" for c, n in sorted(group.consumers.items())) or "-"
+        table.add_row(group.name, "?" if group.lag is None else f"{group.lag:,}", f"{group.pending:,}", consumers)
+    out.console.print(table)
+    s = report.stats
+    rate = f"{s.events_per_second:,.0f} events/s" if s.events_per_second else "-"
+    out.console.print(
+        f"read {s.read:,} = applied {s.applied:,} + duplicates {s.duplicates:,} + dead {s.dead:,}; "
+        f"throughput {rate}; dead letters in the stream {report.dead_letters:,}",
+        highlight=False,
+    )
+    m = report.meta
+    seeded = f"seeded {m.seeded_at:%Y-%m-%d %H:%M} through {m.seeded_through}" if m.seeded_at else "never seeded"
+    last = f"last applied {m.last_applied_at:%Y-%m-%d %H:%M:%S} UTC" if m.last_applied_at else "nothing applied yet"
+    out.console.print(f"store layout {m.layout or '-'}, {seeded}, {last}", highlight=False)
+    for row in report.latest_dead:
+        out.console.print(f"  dead {row.get('entry_id')}: {row.get('rule')} ({row.get('detail')})", highlight=False)
+
+
+@app.command()
+def seed(
+    through: Annotated[
+        str | None, typer.Option(help="Last day seeded, YYYY-MM-DD.", show_default="the lake's last")
+    ] = None,
+    retime: Annotated[
+        bool, typer.Option(help="Shift the days as `produce --from-lake --retime` does: the lake's last day is today.")
+    ] = False,
+    workspace: WorkspaceOpt = None,
+    redis_url: RedisOpt = None,
+    prefix: PrefixOpt = None,
+) -> None:
+    """Fill the online store from the lake (a new Redis, or after data loss); stream from the next day on."""
+    from shelfcast.jobs.stream import seed as run_seed
+
+    cfg = existing_workspace(_settings(workspace, redis_url, prefix))
+    shift = _shift_to_today(cfg, None) if retime else 0
+    report = run_seed(cfg, through=_date(through, "--through"), shift_days=shift)
+    out.console.print(
+        f"seeded {report.series:,} series with {report.first}..{report.through} in {report.seconds:.1f}s",
+        highlight=False,
+    )

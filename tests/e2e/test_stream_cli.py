@@ -1,0 +1,118 @@
+"""`shelfcast stream ...` as a user runs it: a file of events produced, consumed and reported; SIGTERM stops a
+worker cleanly; mistakes and an unreachable Redis are one line naming the problem."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from helpers import run_cli, write
+
+from shelfcast.cli import main
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+REDIS_URL = os.environ.get("SHELFCAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+EVENTS = """type,event_id,time,store_id,item_id,units,price,promo,on_hand,quantity
+sale,s1,2026-11-20T10:00:00,S1,I1,2,1.5,0,,
+sale,s2,2026-11-20T11:00:00,S1,I1,1,1.5,1,,
+sale,s1,2026-11-20T10:00:00,S1,I1,2,1.5,0,,
+stock,c1,2026-11-20T20:00:00,S1,I1,,,,7,
+receipt,r1,2026-11-20T08:00:00,S1,I1,,,,,5
+sale,bad,2026-11-20T12:00:00,S1,I1,-3,,,,
+"""
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.exceptions.ConnectionError as exc:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"Redis at {REDIS_URL} is unreachable: {exc}")
+    name = f"shelfcast-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{name}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+def test_produce_a_file_consume_and_status(tmp_path: Path, prefix: str) -> None:
+    events = write(tmp_path / "events.csv", EVENTS)
+    env = {"SHELFCAST_REDIS_URL": REDIS_URL, "SHELFCAST_LIVE__PREFIX": prefix}
+    produced = run_cli("stream", "produce", str(events), cwd=tmp_path, env=env, columns=200)
+    assert produced.returncode == 0, produced.stderr
+    assert f"published 6 events to {prefix}:events" in produced.stdout
+    consumed = run_cli("stream", "consume", "--until-idle", "--name", "w1", cwd=tmp_path, env=env, columns=200)
+    assert consumed.returncode == 0, consumed.stderr
+    assert "w1: read 6 = applied 4 + duplicates 1 + dead 1 (negative_units 1)" in consumed.stdout
+    assert "stopped: idle" in consumed.stdout
+    status = run_cli("stream", "status", cwd=tmp_path, env=env, columns=200)
+    assert status.returncode == 0, status.stderr
+    text = " ".join(status.stdout.split())
+    assert "read 6 = applied 4 + duplicates 1 + dead 1" in text
+    assert "dead letters in the stream 1" in text
+    assert "negative_units (units < 0 (got -3))" in text
+
+
+def test_sigterm_stops_a_worker_cleanly(tmp_path: Path, prefix: str) -> None:
+    events = write(tmp_path / "events.csv", EVENTS)
+    env = {**os.environ, "SHELFCAST_REDIS_URL": REDIS_URL, "SHELFCAST_LIVE__PREFIX": prefix, "COLUMNS": "200"}
+    assert run_cli("stream", "produce", str(events), cwd=tmp_path, env=env).returncode == 0
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "shelfcast", "stream", "consume", "--name", "w"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    client = redis.Redis.from_url(REDIS_URL)
+    deadline = time.monotonic() + 60
+    while int(client.hget(f"{prefix}:stats", "read") or 0) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGTERM)
+    out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert "read 6 = applied 4" in " ".join(out.split()) and "stopped: signal" in out
+    assert client.xpending(f"{prefix}:events", "shelfcast-online")["pending"] == 0
+
+
+def one_line_error(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(sys, "argv", ["shelfcast", "stream", *args])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["status", "--redis-url", "redis://127.0.0.1:1/0"], "Redis at redis://127.0.0.1:1/0 is unreachable"),
+        (["consume", "--redis-url", "redis://127.0.0.1:1/0"], "Redis at redis://127.0.0.1:1/0 is unreachable"),
+        (["status", "--redis-url", "http://x"], "cannot use the Redis URL http://x"),
+        (["produce"], "give a FILE of events or --from-lake (one of them)"),
+        (["produce", "missing.csv"], "missing.csv: no such file"),
+        (["produce", "--from-lake", "--speed", "0"], "`--speed` must be > 0, got 0.0"),
+        (["seed", "--through", "soon"], "no workspace at"),
+    ],
+)
+def test_mistakes_are_one_line(
+    args: list[str], expected: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert expected in one_line_error(args, capsys, monkeypatch)
