@@ -154,9 +154,26 @@ class LiveConfig(BaseModel):
         description="Events of a store or item the store does not know: `accept` (and remember it) or `reject` "
         "to the dead-letter stream.",
     )
+    serve: bool = Field(
+        False,
+        description="`shelfcast serve` answers `/predict` with the online store's features (the lake's days, the "
+        "store's later days, today's latest stock count); off: the lake's alone.",
+    )
+    stale_seconds: float = Field(
+        21_600,
+        gt=0,
+        description="The service treats the online store as stale (and answers from the lake, `stale: true`) when "
+        "nothing was applied or seeded for this long.",
+    )
+    refresh_seconds: float = Field(
+        5.0, gt=0, description="How often the service looks for new events in the online store to rebuild its table."
+    )
+    timeout_seconds: float = Field(
+        0.25, gt=0, description="The service's Redis timeout: a slower answer falls back to the lake's features."
+    )
 
 
-# Flat name of earlier versions -> (section, field). `live` has flat names too (`live_prefix`), as issue 16 asked;
+# Flat name of earlier versions -> (section, field). `live` has flat names too (`live_prefix`), like its neighbours;
 # other later sections (spark) need none: they have no past.
 FLAT_NAMES: dict[str, tuple[str, str]] = {
     "selection_metric": ("selection", "metric"),
@@ -190,6 +207,10 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "live_dedup_days": ("live", "dedup_days"),
     "live_history_days": ("live", "history_days"),
     "live_new_series": ("live", "new_series"),
+    "live_serve": ("live", "serve"),
+    "live_stale_seconds": ("live", "stale_seconds"),
+    "live_refresh_seconds": ("live", "refresh_seconds"),
+    "live_timeout_seconds": ("live", "timeout_seconds"),
 }
 
 

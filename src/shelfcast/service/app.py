@@ -140,11 +140,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not app.state.load_in_background:
         await loading
     refresher = asyncio.create_task(_refresh(state))
+    if state.live is not None:
+        state.live.start(lambda: state.snapshot)
     try:
         yield
     finally:
         refresher.cancel()
         loading.cancel()
+        if state.live is not None:
+            state.live.stop()
 
 
 async def _refresh(state: ServiceState) -> None:

@@ -168,6 +168,13 @@ class ServiceMetrics:
             multiprocess_mode="livemax",
         )
         self.reloads = Counter("shelfcast_model_reloads", "Model reloads, by outcome.", ["outcome"], registry=r)
+        self.live_fallbacks = Counter(
+            "shelfcast_live_fallbacks",
+            "Predictions answered from the lake's features while live features were configured, by reason "
+            "(building, unreachable, stale, unusable).",
+            ["reason"],
+            registry=r,
+        )
 
     def serving(self, models: dict[str, tuple[str, str]], *, fallback: bool) -> None:
         """Record what is served now: {task: (name, version)}."""

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from shelfcast.errors import DataValidationError, UnknownFeatureError, UnknownSeriesError
-from shelfcast.features.labels import RULE_THRESHOLD, StockoutDefinition, rule_baseline
+from shelfcast.features.labels import RULE_THRESHOLD, StockoutDefinition, definition_for, rule_baseline
 from shelfcast.features.origin import ON_HAND_FEATURES, on_hand_features, origin_features_at, stock_inputs
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.models.stockout import StockoutModel, stockout_features, window_steps
@@ -38,6 +38,12 @@ ALIASES: Mapping[str, str] = {
 }
 STOCK_COUNT = "on_hand_now"
 RECENT_MEAN = "mean_7"  # without ids, what a sent stock count's days of cover divide by
+
+
+def default_definition(panel: Panel) -> StockoutDefinition:
+    """The stockout definition the rule baseline answers with when no model is served (DataValidationError on
+    sales-only data)."""
+    return definition_for(panel, risk_days=7, min_hours=None)
 
 
 @dataclass(frozen=True)

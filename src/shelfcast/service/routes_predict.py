@@ -12,10 +12,13 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from shelfcast.service.deps import SnapshotDep, StateDep
+from shelfcast.service.live import LiveRows
 from shelfcast.service.metrics import ServiceMetrics
 from shelfcast.service.online import OnlineScorer, Scored
 from shelfcast.service.schemas import (
     RENAMED,
+    LiveSeries,
+    LiveTotals,
     PredictBatchRequest,
     PredictBatchResponse,
     Prediction,
@@ -55,6 +58,42 @@ async def predict_batch(
         raise HTTPException(413, f"{len(body.rows)} rows is over the batch limit of {limit} (setting serve_max_batch)")
     _flag_old_names(response, body.rows)
     return PredictBatchResponse(predictions=await _predict(snapshot, body.rows, state, request))
+
+
+@router.get(
+    "/live/{store_id}/{item_id}",
+    response_model=LiveSeries,
+    responses={
+        404: problem("Unknown store_id/item_id."),
+        409: problem("Live features are off (setting `live.serve`)."),
+        503: problem("Live features cannot be used now (Redis unreachable, the store stale or not built yet)."),
+    },
+)
+def live_series(store_id: str, item_id: str, snapshot: SnapshotDep, state: StateDep) -> LiveSeries:
+    """A series' running totals (today, this week, this month), latest stock count and live features."""
+    if state.live is None:
+        raise HTTPException(409, "live features are off: set `live.serve = true` (SHELFCAST_LIVE__SERVE=true)")
+    found = state.live.rows([(store_id, item_id)])
+    if found is None:
+        raise HTTPException(503, f"live features cannot be used now: {state.live.problem}")
+    scorer = found.table.scorer
+    row = scorer.rows([(store_id, item_id)])  # UnknownSeriesError: a 404
+    counts = found.counts[:1] if not np.isnan(found.counts[0]) else None
+    values = scorer.matrix(row, count=1, on_hand=counts)[0] if scorer.columns else np.empty(0)
+    buckets = state.live.store.buckets(store_id, item_id, found.table.origin + dt.timedelta(days=1))
+    return LiveSeries(
+        store_id=store_id,
+        item_id=item_id,
+        cutoff=found.table.origin,
+        features_as_of=found.as_of[0],
+        today=LiveTotals(units=buckets.today.units, revenue=buckets.today.revenue),
+        week=LiveTotals(units=buckets.week.units, revenue=buckets.week.revenue),
+        month=LiveTotals(units=buckets.month.units, revenue=buckets.month.revenue),
+        last_on_hand=buckets.last_on_hand,
+        last_count=buckets.last_count,
+        updated_at=buckets.updated_at,
+        features={c: None if np.isnan(v) else float(v) for c, v in zip(scorer.columns, values, strict=True)},
+    )
 
 
 def _flag_old_names(response: Response, requests: list[PredictRequest]) -> None:
@@ -98,6 +137,31 @@ async def _predict(
             "(setting serve.max_origins): split the batch by cutoff",
         )
     out: list[Prediction | None] = [None] * len(requests)
+    stale: frozenset[int] = frozenset()
+    if state.live is not None:
+        # Requests for the latest day by ids are answered from live features when they can be; else from the lake's.
+        live = [n for n in groups.get(snapshot.last_date, []) if requests[n].cutoff is None and requests[n].store_id]
+        found = (
+            state.live.rows([(requests[n].store_id or "", requests[n].item_id or "") for n in live]) if live else None
+        )
+        if found is not None:
+            rest = [n for n in groups[snapshot.last_date] if n not in set(live)]
+            if rest:
+                groups[snapshot.last_date] = rest
+            else:
+                del groups[snapshot.last_date]
+            _score_group(
+                snapshot,
+                found.table.scorer,
+                requests=requests,
+                positions=live,
+                out=out,
+                metrics=state.metrics,
+                live=found,
+            )
+        elif live:
+            state.metrics.live_fallbacks.labels(reason=state.live.reason).inc(len(live))
+            stale = frozenset(live)
     for done, (origin, positions) in enumerate(groups.items()):
         if origin == snapshot.last_date:
             scorer = snapshot.scorer_at(origin)
@@ -108,7 +172,9 @@ async def _predict(
                 )
                 raise HTTPException(499, "the client closed the request")
             scorer = await _scorer(snapshot, origin)
-        _score_group(snapshot, scorer, requests=requests, positions=positions, out=out, metrics=state.metrics)
+        _score_group(
+            snapshot, scorer, requests=requests, positions=positions, out=out, metrics=state.metrics, stale=stale
+        )
     return [p for p in out if p is not None]
 
 
@@ -125,7 +191,10 @@ def _score_group(
     positions: list[int],
     out: list[Prediction | None],
     metrics: ServiceMetrics,
+    live: LiveRows | None = None,
+    stale: frozenset[int] = frozenset(),
 ) -> None:
+    """Score the requests at `positions` on `scorer`'s table; with `live`, every one has ids and is in its order."""
     with_ids = [n for n in positions if requests[n].store_id is not None]
     explicit = [n for n in positions if requests[n].store_id is None]
     keys = [(requests[n].store_id or "", requests[n].item_id or "") for n in with_ids]
@@ -144,6 +213,8 @@ def _score_group(
         features = [r.features for r in batch]
         # A stock count comes as `on_hand` or as the feature `inventory`: both move the same inputs.
         counts = scorer.stock_counts([r.on_hand for r in batch], features)
+        if live is not None:  # today's stock count from the online store, unless the request sent one
+            counts = np.where(np.isnan(counts), live.counts, counts)
         on_hand = counts if rows is not None and not np.isnan(counts).all() else None
         # UnknownFeatureError and DataValidationError (the rule cannot tell) are 422s (see `app._domain`).
         if fallback:
@@ -166,6 +237,9 @@ def _score_group(
                 model_name=snapshot.stockout_name,
                 model_version=snapshot.stockout_version,
                 fallback=fallback,
+                source="live" if live is not None else "lake",
+                features_as_of=live.as_of[k] if live is not None else None,
+                stale=n in stale,
             )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AliasChoices,
@@ -156,6 +156,42 @@ class Prediction(BaseModel):
     model_name: str
     model_version: str = Field(description="Registry version, or `rule-baseline` when no model is available.")
     fallback: bool = Field(description="True when the rule baseline answered instead of a model.")
+    source: Literal["live", "lake"] = Field(
+        "lake",
+        description="Where the features came from: `live` (the online store's days and today's stock count, "
+        "setting `live.serve`) or `lake` (the workspace's ingested data).",
+    )
+    features_as_of: dt.datetime | None = Field(
+        None, description="Live features: the last update of the online store (or of this series) they include."
+    )
+    stale: bool = Field(
+        False,
+        description="True when live features are configured but could not be used (Redis unreachable, the store "
+        "stale or not built yet): the lake's features answered.",
+    )
+
+
+class LiveTotals(BaseModel):
+    units: float
+    revenue: float
+
+
+class LiveSeries(BaseModel):
+    """One series as the online store holds it now, with the live features `/predict` scores it on."""
+
+    store_id: str
+    item_id: str
+    cutoff: dt.date = Field(description="The live origin: the last closed day the features are computed at.")
+    features_as_of: dt.datetime = Field(description="The last update of the online store the features include.")
+    today: LiveTotals = Field(description="Units and revenue of the store's latest day so far.")
+    week: LiveTotals = Field(description="From the Monday of that day's week.")
+    month: LiveTotals = Field(description="From the 1st of that day's month.")
+    last_on_hand: float | None = Field(description="The latest stock count.")
+    last_count: str | None = Field(description="When it was taken (as sent) and its event id, `<time>|<id>`.")
+    updated_at: dt.datetime | None = Field(description="The series' last update in the online store.")
+    features: dict[str, float | None] = Field(
+        description="The model's inputs for this series (today's count applied); null where unknown."
+    )
 
 
 class PredictBatchResponse(BaseModel):

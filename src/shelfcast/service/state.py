@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from shelfcast.errors import DataValidationError, ModelNotFoundError, ShelfcastError
-from shelfcast.features.labels import RULE_BASELINE, StockoutDefinition, definition_for
+from shelfcast.features.labels import RULE_BASELINE, StockoutDefinition
 from shelfcast.io.champion import Champion, load_champion
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data
@@ -23,8 +23,9 @@ from shelfcast.io.model_files import load_stockout
 from shelfcast.io.policy_log import in_fallback
 from shelfcast.models.data import ModelData
 from shelfcast.models.stockout import StockoutModel
+from shelfcast.service.live import LiveFeatures
 from shelfcast.service.metrics import ServiceMetrics
-from shelfcast.service.online import OnlineScorer, build_table
+from shelfcast.service.online import OnlineScorer, build_table, default_definition
 from shelfcast.service.predictions import PredictionView
 from shelfcast.settings import Settings
 from shelfcast.types import Task
@@ -93,8 +94,7 @@ class Snapshot:
 
 
 def _definition(data: ModelData) -> StockoutDefinition:
-    """The default stockout definition for the data (DataValidationError on sales-only data)."""
-    return definition_for(data.panel, risk_days=7, min_hours=None)
+    return default_definition(data.panel)
 
 
 def load_snapshot(settings: Settings) -> Snapshot:
@@ -170,6 +170,7 @@ class ServiceState:
         self.snapshot: Snapshot | None = None
         self.problem: str | None = "not loaded yet"
         self.predictions = PredictionView(settings)
+        self.live = LiveFeatures(settings) if settings.live.serve else None
         self._reload_lock = threading.Lock()
 
     def reload(self) -> Snapshot:
