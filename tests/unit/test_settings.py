@@ -81,6 +81,10 @@ FLAT_VALUES = {
     "live_dedup_days": ("2", 2),
     "live_history_days": ("30", 30),
     "live_new_series": ('"reject"', "reject"),
+    "live_serve": ("true", True),
+    "live_stale_seconds": ("60.0", 60.0),
+    "live_refresh_seconds": ("2.0", 2.0),
+    "live_timeout_seconds": ("0.5", 0.5),
 }
 
 
