@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import polars as pl
@@ -88,6 +89,47 @@ def test_demo_runs_the_whole_loop_and_can_be_rerun(tmp_path: Path) -> None:
         check_every_endpoint(next(server), version="2")
     finally:
         server.close()
+    _live_commands_of_the_summary(result.stdout, tmp_path)
+
+
+def _live_commands_of_the_summary(stdout: str, cwd: Path) -> None:
+    """The summary's live-sales commands, run as printed (under a key prefix of their own), then served live."""
+    import uuid
+
+    import redis
+    from serving import call
+
+    lines = [" ".join(line.split()) for line in stdout.splitlines()]
+    commands = [
+        line.removeprefix("uv run shelfcast ").split() for line in lines if line.startswith("uv run shelfcast stream")
+    ]
+    assert [c[1] for c in commands] == ["seed", "produce", "consume", "status"], commands
+    prefix = f"shelfcast-e2e-{uuid.uuid4().hex[:8]}"
+    env = {"SHELFCAST_LIVE__PREFIX": prefix}
+    try:
+        for args in commands:
+            done = run_cli(*args, cwd=cwd, env=env)
+            assert done.returncode == 0, (args, done.stdout, done.stderr)
+        assert "applied" in done.stdout
+        assert any(line.startswith("SHELFCAST_LIVE__SERVE=true shelfcast serve") for line in lines)
+        server = serve_process(cwd / ".shelfcast", env=env | {"SHELFCAST_LIVE__SERVE": "true"})
+        try:
+            base = next(server)
+            deadline = time.monotonic() + 120
+            while True:
+                status, body = call(f"{base}/predict", {"store_id": "S001", "item_id": "I0001"})
+                assert status == 200, body
+                if body["source"] == "live" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert body["source"] == "live" and not body["stale"], body
+        finally:
+            server.close()
+    finally:
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
 
 
 def test_demo_without_models_only_ingests(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from serving import SERVE_FAST, SERVE_FAST_STOCKOUT, make_champion
 
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.data.sources import get_source
+from shelfcast.events import ReceiptEvent, SaleEvent, StockCountEvent
 from shelfcast.io.champion import load_champion
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data
@@ -224,3 +225,51 @@ def test_an_unreachable_or_stale_store_answers_from_the_lake_never_a_5xx(
         answer = client.post("/predict", json={"store_id": keys[0][0], "item_id": keys[0][1]})
         assert answer.json()["source"] == "lake" and answer.json()["stale"] is False
         assert client.get(f"/live/{keys[0][0]}/{keys[0][1]}").status_code == 409
+
+
+def test_stock_now_is_the_latest_count_less_later_sales_plus_later_receipts_in_any_order(
+    lakes: tuple[Settings, Settings, dt.date], prefix: str, tmp_path: Path
+) -> None:
+    early, full, cut = lakes
+    settings = _live(early, prefix, tmp_path)
+    _stream(settings, full, cut)
+    last = cut + dt.timedelta(days=STREAMED)
+    today = last + dt.timedelta(days=1)
+    store = js.open_live(settings).store
+    key = ("S001", "I0001")
+
+    def at(hour: int) -> dt.datetime:
+        return dt.datetime.combine(today, dt.time(hour))
+
+    # Two batches, out of order: a sale after the count arrives before it, a sale before it arrives after it.
+    store.apply(
+        [
+            SaleEvent(event_id="s10", time=at(10), store_id=key[0], item_id=key[1], units=5),
+            StockCountEvent(event_id="c08", time=at(8), store_id=key[0], item_id=key[1], on_hand=20),
+        ]
+    )
+    store.apply(
+        [
+            SaleEvent(event_id="s07", time=at(7), store_id=key[0], item_id=key[1], units=3),
+            ReceiptEvent(event_id="r11", time=at(11), store_id=key[0], item_id=key[1], quantity=4),
+            SaleEvent(event_id="s10", time=at(10), store_id=key[0], item_id=key[1], units=5),  # a duplicate
+        ]
+    )
+    (now,) = store.stock_now([key])
+    assert now.on_hand == 20 and now.now == 20 - 5 + 4 and now.after == 2
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        body = _wait_for_table(client, key)
+        assert body["cutoff"] == last.isoformat()  # today's events made day L the last closed day
+        assert body["on_hand_now"] == 19 and body["events_after_count"] == 2
+        assert body["today"]["units"] == 8  # both of today's sales, once
+        got = client.post("/predict", json={"store_id": key[0], "item_id": key[1]}).json()
+        state = client.app.state.shelfcast  # type: ignore[attr-defined]
+        batch = _batch(settings, full, last)
+        rows = batch.rows([key])
+        expected = batch.score(batch.matrix(rows, count=1, on_hand=np.array([19.0])))
+        assert got["source"] == "live" and got["risk"] == pytest.approx(float(expected.risk[0]), rel=1e-6)
+        # A request's own count wins over the store's.
+        sent = client.post("/predict", json={"store_id": key[0], "item_id": key[1], "on_hand": 0}).json()
+        zero = batch.score(batch.matrix(rows, count=1, on_hand=np.array([0.0])))
+        assert sent["risk"] == pytest.approx(float(zero.risk[0]), rel=1e-6)
+        assert state.live.table.origin == last

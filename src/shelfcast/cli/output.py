@@ -252,6 +252,17 @@ def demo_summary(report: DemoReport) -> None:
     console.print(f"finished in {report.seconds:.1f}s. Look further with:")
     for cmd in commands:
         command(f"uv run {cmd}")
+    if report.pipeline is not None and report.last_date is not None:
+        week = report.last_date - dt.timedelta(days=7)
+        console.print("live sales (Redis at the `redis_url` setting): the last week replayed as events, then served:")
+        for cmd in (
+            f"shelfcast stream seed -w {ws} --through {week}",
+            f"shelfcast stream produce -w {ws} --from-lake --start {week + dt.timedelta(days=1)}",
+            f"shelfcast stream consume -w {ws} --until-idle",
+            f"shelfcast stream status -w {ws}",
+            f"SHELFCAST_LIVE__SERVE=true shelfcast serve -w {ws}   (then POST /predict: `source: live`)",
+        ):
+            command(cmd if cmd.startswith("SHELFCAST_") else f"uv run {cmd}")
 
 
 def _pipeline_part(report: DemoReport) -> None:

@@ -9,6 +9,10 @@ the ids hold):
   the day's latest count, units received, and that count's order key (`order_key`: time as sent, then event id);
   and for the series: `loh` / `lss` / `lt` the latest count of all (on hand, safety stock, order key), `upd` the
   last update (ms since epoch, Redis clock). One field per day keeps an event's update to one read and one write.
+- `P:a:SID` (sorted set, by text): the sales and receipts after the series' latest count (by `order_key`), as
+  `<order key><0x1f><-units or +quantity>`; a newer count removes those before it. `stock_now` reads it: the count
+  minus the units sold after it plus the units received after it, whatever order the events arrived in. A series
+  never counted has none.
 - `P:d:SID` (sorted set): the series' days, scored by their ordinal; days more than `history_days` before the
   series' latest day are trimmed (their `d:D` fields with them).
 - `P:seen:D` (set): event ids applied for day `D`; it expires `dedup_days` after the last id was added.
@@ -158,6 +162,17 @@ for i = 0, n_events - 1 do
         days[dkey] = r
         order[#order + 1] = {hkey, zkey, day, dayno, dkey}
       end
+      if kind ~= 'stock' then
+        -- A sale or receipt after the series' latest count so far moves its stock now (`P:a:SID`, see the doc).
+        local t = touched[sid]
+        if t == nil then t = {store, item, hkey, zkey}; touched[sid] = t end
+        if t[5] == nil then t[5] = redis.call('HGET', hkey, 'lt') or '' end
+        local akey = prefix .. ':a:' .. sid
+        if t[5] ~= '' and tkey > t[5] and fits(akey, 'zset') then
+          local sign = (kind == 'sale') and '-' or '+'
+          redis.call('ZADD', akey, 0, tkey .. '\31' .. sign .. a)
+        end
+      end
       if kind == 'sale' then
         local units = tonumber(a)
         r[1] = (r[1] or 0) + 1
@@ -199,6 +214,8 @@ for sid, t in pairs(touched) do
   local hkey, zkey = t[3], t[4]
   if t[6] ~= nil then
     redis.call('HSET', hkey, 'upd', now_ms, 'lt', t[5], 'loh', t[6])
+    -- What the new latest count already holds no longer moves the stock after it.
+    redis.call('ZREMRANGEBYLEX', prefix .. ':a:' .. sid, '-', '(' .. t[5])
     if t[7] ~= '' then redis.call('HSET', hkey, 'lss', t[7]) else redis.call('HDEL', hkey, 'lss') end
   else
     redis.call('HSET', hkey, 'upd', now_ms)
@@ -334,6 +351,20 @@ class Buckets:
     updated_at: dt.datetime | None
 
 
+@dataclass(frozen=True)
+class StockNow:
+    """A series' latest count (`on_hand`, its `order_key`), its stock now after the sales and receipts that came
+    after it (`after` of them, the latest at `last_event_key`), and its last update (ms, Redis clock). None where
+    the series was never counted."""
+
+    on_hand: float | None
+    count_key: str | None
+    now: float | None
+    after: int
+    last_event_key: str | None
+    updated_ms: int | None
+
+
 def series_id(store_id: str, item_id: str) -> str:
     """The store's name of a series (`len(store_id):store_id:item_id`)."""
     return f"{len(store_id)}:{store_id}:{item_id}"
@@ -421,14 +452,11 @@ class OnlineStore:
                 revenue = None if event.price is None else event.units * event.price
                 promo = "" if event.promo is None else str(event.promo)
                 payload = [_num(event.units), _num(event.price), promo, _num(revenue)]
-                tkey = ""
             elif isinstance(event, StockCountEvent):
                 payload = [_num(event.on_hand), _num(event.safety_stock), "", ""]
-                tkey = order_key(event)
             else:
                 payload = [_num(event.quantity), "", "", ""]
-                tkey = ""
-            args += [*common, tkey, event.store_id, event.item_id, *payload]
+            args += [*common, order_key(event), event.store_id, event.item_id, *payload]
         for letter in dead:
             args += [letter.entry_id, letter.rule, letter.field, letter.detail, letter.raw]
         args += list(ack)
@@ -499,7 +527,7 @@ class OnlineStore:
             for (store, item), day_map in pairs[start : start + 200]:
                 sid = series_id(store, item)
                 hkey, zkey = self._key("s", sid), self._key("d", sid)
-                pipe.delete(hkey, zkey)
+                pipe.delete(hkey, zkey, self._key("a", sid))
                 fields: dict[Any, Any] = {f"d:{d}": pack_day(r) for d, r in day_map.items()}
                 fields["upd"] = str(int(stamp.timestamp() * 1000))
                 if (store, item) in last:
@@ -572,6 +600,36 @@ class OnlineStore:
             last_count=fields.get("lt"),
             updated_at=None if upd is None else dt.datetime.fromtimestamp(int(upd) / 1000, dt.UTC),
         )
+
+    def stock_now(self, series: Sequence[tuple[str, str]]) -> list[StockNow]:
+        """Each series' latest count and its stock now (the count, minus the units sold after it, plus the units
+        received after it), in one pipelined round trip; the redis-py error when Redis fails."""
+        pipe = self.client.pipeline(transaction=False)
+        for store, item in series:
+            sid = series_id(store, item)
+            pipe.hmget(self._key("s", sid), "loh", "lt", "upd")
+            pipe.zrange(self._key("a", sid), 0, -1)
+        replies = pipe.execute() if series else []
+        out: list[StockNow] = []
+        for n in range(len(series)):
+            (on_hand, order, updated), after = replies[2 * n], replies[2 * n + 1]
+            moved, latest = 0.0, None
+            for member in after:
+                key, _, amount = _s(member).rpartition("\x1f")
+                moved += float(amount)
+                latest = key if latest is None or key > latest else latest
+            count = None if on_hand is None else float(on_hand)
+            out.append(
+                StockNow(
+                    on_hand=count,
+                    count_key=None if order is None else _s(order),
+                    now=None if count is None else max(count + moved, 0.0),
+                    after=len(after),
+                    last_event_key=latest,
+                    updated_ms=None if updated is None else int(updated),
+                )
+            )
+        return out
 
     def known_series(self) -> list[tuple[str, str]]:
         """Every series the store holds (seeded or seen), sorted."""

@@ -31,7 +31,7 @@ import redis
 from shelfcast.errors import ShelfcastError
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data
-from shelfcast.io.online_store import OnlineStore, as_tables, series_id
+from shelfcast.io.online_store import OnlineStore, StockNow, as_tables
 from shelfcast.redact import redact
 from shelfcast.schemas import TableName
 from shelfcast.service.online import OnlineScorer, build_table, default_definition
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0  # after Redis failed, requests do not try it again for this long (they answer from the lake)
-COUNT_FIELDS = ("loh", "lt", "upd")  # a series' latest count (on hand, order key `<time>|<event id>`), last update
 
 
 @dataclass(frozen=True)
@@ -57,12 +56,13 @@ class LiveTable:
 
 @dataclass(frozen=True)
 class LiveRows:
-    """A request's live inputs: the table to read, each series' count taken after the origin (NaN: none), and
-    when each series' data was last updated."""
+    """A request's live inputs: the table to read, each series' stock now where it moved after the origin (NaN:
+    the table's own), when each series' data was last updated, and what the store says of its stock."""
 
     table: LiveTable
     counts: np.ndarray
     as_of: list[dt.datetime]
+    stock: list[StockNow]
 
 
 class LiveFeatures:
@@ -181,24 +181,22 @@ class LiveFeatures:
         if table is None or time.monotonic() < self._down_until:
             return None
         try:
-            pipe = self.store.client.pipeline(transaction=False)
-            for store, item in keys:
-                pipe.hmget(self.store._key("s", series_id(store, item)), *COUNT_FIELDS)
-            replies = pipe.execute()
+            stock = self.store.stock_now(keys)
         except redis.RedisError as exc:
             self._failed(f"Redis at {self.url} is unreachable: {exc}")
             return None
         counts = np.full(len(keys), np.nan)
         as_of: list[dt.datetime] = []
-        for n, (on_hand, order, updated) in enumerate(replies):
-            day = _count_day(order)
-            if on_hand is not None and day is not None and day > table.origin:
-                counts[n] = float(on_hand)
+        for n, now in enumerate(stock):
+            # The table holds the origin's end-of-day count; a count or a sale or receipt after that day moves it.
+            days = [_key_day(now.count_key), _key_day(now.last_event_key) if now.after else None]
+            if now.now is not None and any(d is not None and d > table.origin for d in days):
+                counts[n] = now.now
             stamp = table.as_of
-            if updated is not None:
-                stamp = max(stamp, dt.datetime.fromtimestamp(int(updated) / 1000, dt.UTC))
+            if now.updated_ms is not None:
+                stamp = max(stamp, dt.datetime.fromtimestamp(now.updated_ms / 1000, dt.UTC))
             as_of.append(stamp)
-        return LiveRows(table, counts, as_of)
+        return LiveRows(table, counts, as_of, stock)
 
 
 class _NotUsableError(Exception):
@@ -222,12 +220,11 @@ def live_rows(history: pl.DataFrame, *, after: dt.date | None, origin: dt.date) 
     return {"sales": tables["sales"], "inventory": tables["inventory"]}
 
 
-def _count_day(order: bytes | str | None) -> dt.date | None:
-    """The day of a count's order key (`<time as sent>|<event id>`; a seeded count sorts last and has no time)."""
+def _key_day(order: str | None) -> dt.date | None:
+    """The day of an order key (`<time as sent>|<event id>`, or `<day>T~seed` for a seeded count)."""
     if order is None:
         return None
-    text = order.decode() if isinstance(order, bytes) else order
     try:
-        return dt.date.fromisoformat(text[:10])
+        return dt.date.fromisoformat(order[:10])
     except ValueError:
         return None

@@ -8,6 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
+import redis
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -80,7 +81,10 @@ def live_series(store_id: str, item_id: str, snapshot: SnapshotDep, state: State
     row = scorer.rows([(store_id, item_id)])  # UnknownSeriesError: a 404
     counts = found.counts[:1] if not np.isnan(found.counts[0]) else None
     values = scorer.matrix(row, count=1, on_hand=counts)[0] if scorer.columns else np.empty(0)
-    buckets = state.live.store.buckets(store_id, item_id, found.table.origin + dt.timedelta(days=1))
+    try:
+        buckets = state.live.store.buckets(store_id, item_id, found.table.origin + dt.timedelta(days=1))
+    except redis.RedisError as exc:
+        raise HTTPException(503, f"live features cannot be used now: Redis failed ({exc})") from None
     return LiveSeries(
         store_id=store_id,
         item_id=item_id,
@@ -91,6 +95,8 @@ def live_series(store_id: str, item_id: str, snapshot: SnapshotDep, state: State
         month=LiveTotals(units=buckets.month.units, revenue=buckets.month.revenue),
         last_on_hand=buckets.last_on_hand,
         last_count=buckets.last_count,
+        on_hand_now=found.stock[0].now,
+        events_after_count=found.stock[0].after,
         updated_at=buckets.updated_at,
         features={c: None if np.isnan(v) else float(v) for c, v in zip(scorer.columns, values, strict=True)},
     )

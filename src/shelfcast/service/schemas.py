@@ -188,6 +188,10 @@ class LiveSeries(BaseModel):
     month: LiveTotals = Field(description="From the 1st of that day's month.")
     last_on_hand: float | None = Field(description="The latest stock count.")
     last_count: str | None = Field(description="When it was taken (as sent) and its event id, `<time>|<id>`.")
+    on_hand_now: float | None = Field(
+        description="The latest count, less the units sold after it, plus the units received after it."
+    )
+    events_after_count: int = Field(description="Sales and receipts after the latest count.")
     updated_at: dt.datetime | None = Field(description="The series' last update in the online store.")
     features: dict[str, float | None] = Field(
         description="The model's inputs for this series (today's count applied); null where unknown."

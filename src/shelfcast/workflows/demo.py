@@ -56,6 +56,7 @@ class DemoReport:
     top_alerts: pl.DataFrame | None = None  # the riskiest series of the scoring day, riskiest first
     tracking_uri: str | None = None
     planted: int = len(PLANTED)
+    last_date: dt.date | None = None  # the lake's last sales day
 
 
 def plant_bad_rows(canonical: Path) -> None:
@@ -122,7 +123,13 @@ def run_demo(
         pipeline,
         top,
         redact(tracking_uri(settings)),
+        last_date=_last_sales_day(settings),
     )
+
+
+def _last_sales_day(settings: Settings) -> dt.date | None:
+    value = (Lake(settings.workspace).table_info("sales") or {}).get("date_max")
+    return dt.date.fromisoformat(str(value)[:10]) if value else None
 
 
 def top_alerts(predictions: pl.DataFrame, n: int = 5) -> pl.DataFrame:
