@@ -273,3 +273,56 @@ def test_stock_now_is_the_latest_count_less_later_sales_plus_later_receipts_in_a
         zero = batch.score(batch.matrix(rows, count=1, on_hand=np.array([0.0])))
         assert sent["risk"] == pytest.approx(float(zero.risk[0]), rel=1e-6)
         assert state.live.table.origin == last
+
+
+def test_the_table_is_rebuilt_when_a_closed_day_changes_not_for_todays_events(
+    lakes: tuple[Settings, Settings, dt.date], prefix: str, tmp_path: Path
+) -> None:
+    early, full, cut = lakes
+    settings = _live(early, prefix, tmp_path, refresh_seconds=3600)  # refreshed by hand below
+    _stream(settings, full, cut)
+    last = cut + dt.timedelta(days=STREAMED)
+    store = js.open_live(settings).store
+    key = ("S001", "I0001")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        state = client.app.state.shelfcast  # type: ignore[attr-defined]
+        built = state.live.refresh(state.snapshot)
+        assert built is not None and built.origin == last - dt.timedelta(days=1)
+        # A sale today (day L, still open): the same table.
+        store.apply(
+            [
+                SaleEvent(
+                    event_id="t1", time=dt.datetime.combine(last, dt.time(9)), store_id=key[0], item_id=key[1], units=50
+                )
+            ]
+        )
+        assert state.live.refresh(state.snapshot) is built
+        # A late sale for a closed day: rebuilt, and the series' recent sales moved.
+        late = last - dt.timedelta(days=2)
+        store.apply(
+            [
+                SaleEvent(
+                    event_id="l1", time=dt.datetime.combine(late, dt.time(9)), store_id=key[0], item_id=key[1], units=50
+                )
+            ]
+        )
+        rebuilt = state.live.refresh(state.snapshot)
+        assert rebuilt is not None and rebuilt is not built and rebuilt.origin == built.origin
+        column = rebuilt.scorer.position["mean_7"]
+        before = built.scorer.table.matrix[built.scorer.rows([key])[0], column]
+        after = rebuilt.scorer.table.matrix[rebuilt.scorer.rows([key])[0], column]
+        assert after == pytest.approx(before + 50 / 7, rel=1e-5)
+        # A new day starts: rebuilt at the new origin.
+        store.apply(
+            [
+                SaleEvent(
+                    event_id="n1",
+                    time=dt.datetime.combine(last + dt.timedelta(days=1), dt.time(9)),
+                    store_id=key[0],
+                    item_id=key[1],
+                    units=1,
+                )
+            ]
+        )
+        newer = state.live.refresh(state.snapshot)
+        assert newer is not None and newer.origin == last

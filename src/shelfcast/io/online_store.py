@@ -18,7 +18,9 @@ the ids hold):
 - `P:seen:D` (set): event ids applied for day `D`; it expires `dedup_days` after the last id was added.
 - `P:stores`, `P:items`, `P:series` (sets): the known ids, and SIDs.
 - `P:stats` (hash): `read`, `applied`, `duplicates`, `dead` (read = applied + duplicates + dead), `first_ms`,
-  `last_ms` (first and last apply, Redis clock).
+  `last_ms` (first and last apply, Redis clock), `maxday` (the latest day any event fell on, its ordinal) and
+  `closed_changes` (applied events on an earlier day than the latest seen then): a reader of closed days knows
+  from these two whether they changed.
 - `P:meta` (hash): `layout` (`LAYOUT_VERSION`), `history_days`, `seeded_at` (ISO UTC), `seeded_through` (day).
 
 Writes happen in one place, `OnlineStore.apply`: a Lua script (registered once) applying a whole batch of events,
@@ -133,6 +135,9 @@ local function pack_day(r)
 end
 
 local applied, duplicates, poison, n_dead = 0, 0, {}, 0
+-- The latest day any event fell on, and how many applied events fell on an earlier day (a closed day changed).
+local maxday = tonumber(redis.call('HGET', stats, 'maxday') or '0')
+local old_maxday, closed = maxday, 0
 local touched, seen_keys, acks, days, order = {}, {}, {}, {}, {}
 local base = 11
 for i = 0, n_events - 1 do
@@ -155,6 +160,8 @@ for i = 0, n_events - 1 do
     else
       seen_keys[seen] = true
       applied = applied + 1
+      local no = tonumber(dayno)
+      if no > maxday then maxday = no elseif no < maxday then closed = closed + 1 end
       local dkey = hkey .. '\0' .. day
       local r = days[dkey]
       if r == nil then
@@ -253,6 +260,8 @@ if group ~= '' then
   end
 end
 local read = applied + duplicates + n_dead
+if maxday > old_maxday then redis.call('HSET', stats, 'maxday', maxday) end
+if closed > 0 then redis.call('HINCRBY', stats, 'closed_changes', closed) end
 if read > 0 then
   redis.call('HINCRBY', stats, 'read', read)
   redis.call('HINCRBY', stats, 'applied', applied)
@@ -298,6 +307,8 @@ class Stats:
     dead: int = 0
     first_ms: int | None = None
     last_ms: int | None = None
+    latest_day: dt.date | None = None  # the latest day any applied event fell on
+    closed_changes: int = 0  # applied events that fell on a day before the latest day seen then (late events)
 
     @property
     def events_per_second(self) -> float | None:
@@ -656,6 +667,8 @@ class OnlineStore:
             dead=num("dead") or 0,
             first_ms=num("first_ms"),
             last_ms=num("last_ms"),
+            latest_day=None if not num("maxday") else dt.date.fromordinal(num("maxday") or 1),
+            closed_changes=num("closed_changes") or 0,
         )
 
     def meta(self) -> StoreMeta:

@@ -5,7 +5,8 @@ The live table is built by the same code as the lake's (`load_model_data` then `
 lake's tables with the online store's days after its seed put in (`models.data.with_rows`), at the live origin:
 the last closed day, the day before the store's latest day with events. Days the store holds for a series with no
 sale event are days with no sale (0 units), as on the panel's grid. The table is rebuilt in a background thread
-when the store's counters move (checked every `live.refresh_seconds`) and swapped whole; a request reads the
+when its days change (a new day started, a late event came, the store was seeded; checked every
+`live.refresh_seconds`) and swapped whole; a request reads the
 table it found. A series counted after the origin (today's stock count) has that count put through the on-hand
 features, as a request's own `on_hand` is.
 
@@ -146,7 +147,9 @@ class LiveFeatures:
         if not meta.fresh(now, max_age):
             raise _NotUsableError("stale", f"the online store is stale: nothing applied or seeded for over {max_age}")
         updated = max(t for t in (meta.seeded_at, meta.last_applied_at) if t is not None)
-        signature = (id(snapshot), meta.seeded_at, meta.last_applied_at, self.store.stats().read)
+        # Closed days change when a new day starts or a late event comes; today's events only move stock now.
+        stats = self.store.stats()
+        signature = (id(snapshot), meta.seeded_at, meta.seeded_through, stats.latest_day, stats.closed_changes)
         current = self.table
         if current is not None and current.signature == signature:
             return current
