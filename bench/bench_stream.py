@@ -135,13 +135,25 @@ def synthetic_events(total: int, *, stores: int, items: int, last_day: dt.date) 
             base = dict(store_id=store, item_id=item)
             units = float((k + d) % 5)
             events: list[SaleEvent | StockCountEvent | ReceiptEvent] = [
-                SaleEvent(event_id=f"e{n}", time=dt.datetime.combine(day, dt.time(10)), units=units, price=2.5,
-                          promo=d % 2, **base),
-                SaleEvent(event_id=f"e{n + 1}", time=dt.datetime.combine(day, dt.time(15)), units=1.0, price=2.0,
-                          **base),
-                StockCountEvent(event_id=f"e{n + 2}", time=dt.datetime.combine(day, dt.time(21)),
-                                on_hand=float(20 + k % 7), safety_stock=4.0, **base),
-            ]  # fmt: skip
+                SaleEvent(
+                    event_id=f"e{n}",
+                    time=dt.datetime.combine(day, dt.time(10)),
+                    units=units,
+                    price=2.5,
+                    promo=d % 2,
+                    **base,
+                ),
+                SaleEvent(
+                    event_id=f"e{n + 1}", time=dt.datetime.combine(day, dt.time(15)), units=1.0, price=2.0, **base
+                ),
+                StockCountEvent(
+                    event_id=f"e{n + 2}",
+                    time=dt.datetime.combine(day, dt.time(21)),
+                    on_hand=float(20 + k % 7),
+                    safety_stock=4.0,
+                    **base,
+                ),
+            ]
             if (d + k) % 7 == 0:
                 events.append(
                     ReceiptEvent(event_id=f"e{n + 3}", time=dt.datetime.combine(day, dt.time(8)), quantity=12.0, **base)
@@ -151,8 +163,20 @@ def synthetic_events(total: int, *, stores: int, items: int, last_day: dt.date) 
                 if isinstance(event, SaleEvent):
                     units_sold += event.units
             n += 4
-    columns = ("v", "type", "event_id", "time", "store_id", "item_id", "units", "price", "promo", "on_hand",
-               "safety_stock", "quantity")  # fmt: skip
+    columns = (
+        "v",
+        "type",
+        "event_id",
+        "time",
+        "store_id",
+        "item_id",
+        "units",
+        "price",
+        "promo",
+        "on_hand",
+        "safety_stock",
+        "quantity",
+    )
     frame = pl.DataFrame({c: [r.get(c) for r in rows] for c in columns}, schema=dict.fromkeys(columns, pl.String)).drop(
         "v"
     )
@@ -185,7 +209,7 @@ def run_throughput(
             env=_env(),
             stdout=(logs / f"consumer-{k}.log").open("wb"),
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
         for k in range(consumers)
     ]
     producer: subprocess.Popen[bytes] | None = None
@@ -198,8 +222,10 @@ def run_throughput(
             time.sleep(0.1)
         producer = subprocess.Popen(
             _cli("produce", str(events_file), redis_url=redis_url, prefix=prefix, workspace=workspace),
-            env=_env(), stdout=(logs / "producer.log").open("wb"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=_env(),
+            stdout=(logs / "producer.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + timeout
         while (stats := store.stats()).read < events:
             if time.monotonic() > deadline:
@@ -283,12 +309,19 @@ def paced_producer(redis_url: str, prefix: str, *, rate: float, seconds: float, 
         for _ in range(min(max(1, round(per_tick)), total - sent)):
             if sent % probe_every == 0:
                 probe_at[len(batch)] = probes
-                event = SaleEvent(event_id=f"p{probes}", time=at, store_id=PROBE_STORE, item_id=probe_item(probes),
-                                  units=1.0)  # fmt: skip
+                event = SaleEvent(
+                    event_id=f"p{probes}", time=at, store_id=PROBE_STORE, item_id=probe_item(probes), units=1.0
+                )
                 probes += 1
             else:
-                event = SaleEvent(event_id=f"f{sent}", time=at, store_id=f"S{sent % 50:03d}",
-                                  item_id=f"I{sent % 997:04d}", units=1.0, price=2.0)  # fmt: skip
+                event = SaleEvent(
+                    event_id=f"f{sent}",
+                    time=at,
+                    store_id=f"S{sent % 50:03d}",
+                    item_id=f"I{sent % 997:04d}",
+                    units=1.0,
+                    price=2.0,
+                )
             batch.append(encode(event))
             sent += 1
         ids = stream.add(batch)
@@ -319,8 +352,10 @@ def run_freshness(
     logs.mkdir(parents=True, exist_ok=True)
     worker = subprocess.Popen(
         _cli("consume", "--name", "bench-fresh", redis_url=redis_url, prefix=prefix, workspace=workspace),
-        env=_env(), stdout=(logs / "consumer.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        env=_env(),
+        stdout=(logs / "consumer.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     producer: subprocess.Popen[bytes] | None = None
     seen_ms: dict[int, int] = {}
     load = os.getloadavg()[0]
@@ -330,11 +365,27 @@ def run_freshness(
             if time.monotonic() > deadline or worker.poll() is not None:
                 raise RuntimeError(f"the consumer did not start; see {logs}")
             time.sleep(0.1)
-        command = [sys.executable, __file__, "--role", "paced-producer", "--redis-url", redis_url, "--prefix",
-                   prefix, "--rate", str(rate), "--seconds", str(seconds), "--probe-every", str(probe_every),
-                   "--day", day.isoformat()]  # fmt: skip
-        producer = subprocess.Popen(command, env=_env(), stdout=(logs / "producer.log").open("wb"),
-                                    stderr=subprocess.STDOUT)  # fmt: skip
+        command = [
+            sys.executable,
+            __file__,
+            "--role",
+            "paced-producer",
+            "--redis-url",
+            redis_url,
+            "--prefix",
+            prefix,
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(seconds),
+            "--probe-every",
+            str(probe_every),
+            "--day",
+            day.isoformat(),
+        ]
+        producer = subprocess.Popen(
+            command, env=_env(), stdout=(logs / "producer.log").open("wb"), stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + seconds + 120
         nxt = 0
         while nxt < expected and time.monotonic() < deadline:
@@ -542,8 +593,13 @@ def render(result: dict[str, Any]) -> Table:
     if p.get("measured"):
         ok = p["p99_ms"] <= TARGET_PREDICT_P99_MS and p["errors"] == 0
         figure = f"p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms, {p['errors']} errors"
-        table.add_row(f"/predict live at {p['rate_rps']:.0f} req/s", figure, "-", "-",
-                      f"p99 <= {TARGET_PREDICT_P99_MS} ms: {_verdict(ok)}")  # fmt: skip
+        table.add_row(
+            f"/predict live at {p['rate_rps']:.0f} req/s",
+            figure,
+            "-",
+            "-",
+            f"p99 <= {TARGET_PREDICT_P99_MS} ms: {_verdict(ok)}",
+        )
     else:
         table.add_row("/predict live", p["reason"], "-", "-", "-")
     return table
@@ -571,8 +627,14 @@ def main() -> None:
     parser.add_argument("--day", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "paced-producer":
-        sent = paced_producer(args.redis_url, args.prefix, rate=args.rate, seconds=args.seconds,
-                              probe_every=args.probe_every, day=dt.date.fromisoformat(args.day))  # fmt: skip
+        sent = paced_producer(
+            args.redis_url,
+            args.prefix,
+            rate=args.rate,
+            seconds=args.seconds,
+            probe_every=args.probe_every,
+            day=dt.date.fromisoformat(args.day),
+        )
         print(f"sent {sent}")
         return
 
@@ -595,7 +657,7 @@ def main() -> None:
             "events_per_second": TARGET_EPS,
             "freshness_p99_ms": TARGET_FRESH_P99_MS,
             "predict_p99_ms": TARGET_PREDICT_P99_MS,
-        },  # fmt: skip
+        },
         "throughput": [],
         "freshness": None,
         "reads": None,
@@ -604,8 +666,9 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="shelfcast-bench-stream-") as tmp:
             folder = Path(tmp)
-            frame, units = synthetic_events(args.events, stores=args.stores, items=args.items,
-                                            last_day=dt.date.today() - dt.timedelta(days=1))  # fmt: skip
+            frame, units = synthetic_events(
+                args.events, stores=args.stores, items=args.items, last_day=dt.date.today() - dt.timedelta(days=1)
+            )
             events_file = folder / "events.parquet"
             frame.write_parquet(events_file)
             for n in counts:
@@ -618,21 +681,34 @@ def main() -> None:
                         units=units,
                         consumers=n,
                         workspace=folder,
-                    )  # fmt: skip
+                    )
                 )
                 cleanup(args.redis_url, f"{top}-c{n}")
-            result["freshness"] = run_freshness(args.redis_url, f"{top}-fresh", rate=args.rate, seconds=args.seconds,
-                                                probe_every=args.probe_every, workspace=folder)  # fmt: skip
+            result["freshness"] = run_freshness(
+                args.redis_url,
+                f"{top}-fresh",
+                rate=args.rate,
+                seconds=args.seconds,
+                probe_every=args.probe_every,
+                workspace=folder,
+            )
             result["reads"] = run_reads(args.redis_url, f"{top}-read", series=args.read_series, reads=args.reads)
     finally:
         cleanup(args.redis_url, top)
     result["feast"] = feast_peer()
-    result["predict"] = run_predict(args.predict_url, args.redis_url, prefix=args.predict_prefix,
-                                    rate=args.predict_rate, seconds=args.predict_seconds)  # fmt: skip
+    result["predict"] = run_predict(
+        args.predict_url,
+        args.redis_url,
+        prefix=args.predict_prefix,
+        rate=args.predict_rate,
+        seconds=args.predict_seconds,
+    )
     result["machine"]["load_1min_after"] = round(os.getloadavg()[0], 2)
     Console(width=200).print(render(result))
-    print(f"load average (1 min): {result['machine']['load_1min_before']} before, "
-          f"{result['machine']['load_1min_after']} after; Feast: {FEAST}")  # fmt: skip
+    print(
+        f"load average (1 min): {result['machine']['load_1min_before']} before, "
+        f"{result['machine']['load_1min_after']} after; Feast: {FEAST}"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")
