@@ -43,6 +43,8 @@ import json
 import math
 import os
 import platform
+import re
+import resource
 import signal
 import subprocess
 import sys
@@ -183,6 +185,26 @@ def synthetic_events(total: int, *, stores: int, items: int, last_day: dt.date) 
     return frame, units_sold
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc; NaN elsewhere or once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def _published_rate(log_file: Path) -> float | None:
+    """The producer's own events/s, from the line `shelfcast stream produce` prints."""
+    match = re.search(r"\(([\d,]+)/s", log_file.read_text(errors="replace")) if log_file.exists() else None
+    return float(match.group(1).replace(",", "")) if match else None
+
+
 def run_throughput(
     redis_url: str,
     prefix: str,
@@ -192,54 +214,76 @@ def run_throughput(
     units: float,
     consumers: int,
     workspace: Path,
+    backlog: bool = False,
     timeout: float = 600.0,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """One producer process and `consumers` consumer processes over `events_file`; the Redis-clock rates and
-    the no-loss, no-duplicate checks (see the module's doc)."""
+    """One producer process and `consumers` consumer processes over `events_file`: consumers waiting while the
+    producer publishes, or with `backlog` started once the producer is done (their drain rate alone); the
+    Redis-clock rates, CPU seconds of each process and of Redis, and the no-loss, no-duplicate checks (see the
+    module's doc)."""
     client = connect(redis_url)
     store = OnlineStore(client, prefix)
     stream = EventStream(client, prefix, GROUP)
     stream.ensure_group()  # the consumers wait on it before the producer starts
     logs = workspace / f"logs-{prefix}"
     logs.mkdir(parents=True, exist_ok=True)
-    workers = [
-        subprocess.Popen(
-            _cli("consume", "--name", f"bench-{k}", redis_url=redis_url, prefix=prefix, workspace=workspace),
-            env=_env(),
-            stdout=(logs / f"consumer-{k}.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        for k in range(consumers)
-    ]
+    env = {**_env(), "SHELFCAST_LIVE__MAX_LAG": str(events + 1)} if backlog else _env()
     producer: subprocess.Popen[bytes] | None = None
-    load = os.getloadavg()[0]
-    try:
-        deadline = time.monotonic() + 120
-        while _readers(stream) < consumers:  # every worker is reading
-            if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
-                raise RuntimeError(f"consumers did not start; see {logs}")
-            time.sleep(0.1)
-        producer = subprocess.Popen(
+    workers: list[subprocess.Popen[bytes]] = []
+    cpu: dict[str, float] = {}
+
+    def start_producer() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             _cli("produce", str(events_file), redis_url=redis_url, prefix=prefix, workspace=workspace),
-            env=_env(),
+            env=env,
             stdout=(logs / "producer.log").open("wb"),
             stderr=subprocess.STDOUT,
         )
+
+    load = os.getloadavg()[0]
+    redis_before, children_before = _redis_cpu(client), _children_cpu()
+    try:
+        if backlog:
+            producer = start_producer()
+            if producer.wait(timeout=timeout) != 0:
+                raise RuntimeError(f"the producer failed; see {logs}")
+            cpu["producer"] = _children_cpu() - children_before
+        workers = [
+            subprocess.Popen(
+                _cli("consume", "--name", f"bench-{k}", redis_url=redis_url, prefix=prefix, workspace=workspace),
+                env=env,
+                stdout=(logs / f"consumer-{k}.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+            for k in range(consumers)
+        ]
+        deadline = time.monotonic() + 120
+        while not backlog and _readers(stream) < consumers:  # every worker is reading
+            if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+                raise RuntimeError(f"consumers did not start; see {logs}")
+            time.sleep(0.1)
+        if producer is None:
+            producer = start_producer()
         deadline = time.monotonic() + timeout
         while (stats := store.stats()).read < events:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{stats.read:,} of {events:,} events read after {timeout:.0f} s; see {logs}")
-            if producer.poll() not in (None, 0):
-                raise RuntimeError(f"the producer failed; see {logs}")
+            if producer.poll() not in (None, 0) or any(w.poll() is not None for w in workers):
+                raise RuntimeError(f"a producer or consumer failed; see {logs}")
             time.sleep(0.05)
-        producer.wait(timeout=60)
+        for k, w in enumerate(workers):
+            cpu[f"consumer-{k}"] = _cpu_seconds(w.pid)
+        if not backlog:
+            producer.wait(timeout=60)
+            cpu["producer"] = _children_cpu() - children_before
     finally:
         if producer is not None and producer.poll() is None:
             producer.kill()
             producer.wait()
         for w in workers:
             _stop(w)
+    redis_cpu = _redis_cpu(client) - redis_before
     stats = store.stats()
     info = stream.group_info()
     first_add = client.xrange(stream.key, count=1)
@@ -256,6 +300,7 @@ def run_throughput(
         and abs(online_units - units) < 1e-6
     )
     result = {
+        "mode": "backlog" if backlog else "live",
         "consumers": consumers,
         "events": events,
         "read": stats.read,
@@ -270,10 +315,18 @@ def run_throughput(
         "sustained_eps": round(sustained),
         "end_to_end_seconds": None if first_add_ms is None else round((stats.last_ms - first_add_ms) / 1000, 3),
         "end_to_end_eps": None if end_to_end is None else round(end_to_end),
+        "producer_eps": _published_rate(logs / "producer.log"),
+        "cpu_seconds": {**{k: round(v, 2) for k, v in cpu.items()}, "redis": round(redis_cpu, 2)},
         "load_1min_before": round(load, 2),
     }
     log(json.dumps(result))
     return result
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's children waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _readers(stream: EventStream) -> int:
@@ -557,15 +610,19 @@ def render(result: dict[str, Any]) -> Table:
     for column in ("measure", "figure", "peer in the same run", "ratio", "target"):
         table.add_column(column, justify="left" if column in ("measure", "peer in the same run") else "right")
     runs = result["throughput"]
-    one = runs[0]["sustained_eps"] if runs else None
+    one = {r["mode"]: r["sustained_eps"] for r in runs if r["consumers"] == 1}
     for run in runs:
         ok = run["sustained_eps"] >= TARGET_EPS and run["lossless"]
+        base = one.get(run["mode"])
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in run["cpu_seconds"].items())
+        when = "consuming while it publishes" if run["mode"] == "live" else "draining a published backlog"
         table.add_row(
-            f"throughput, 1 producer + {run['consumers']} consumer(s)",
-            f"{run['sustained_eps']:,} ev/s sustained ({run['end_to_end_eps']:,} end to end); "
-            f"applied {run['applied']:,} = events, dup {run['duplicates']}, dead {run['dead']}",
-            "1 consumer" if run["consumers"] != 1 else "-",
-            f"{run['sustained_eps'] / one:.2f}x" if one and run["consumers"] != 1 else "-",
+            f"throughput, 1 producer + {run['consumers']} consumer(s), {when}",
+            f"{run['sustained_eps']:,} ev/s sustained ({run['end_to_end_eps']:,} end to end, producer "
+            f"{run['producer_eps'] or 0:,.0f}/s); applied {run['applied']:,} = events, dup {run['duplicates']}, "
+            f"dead {run['dead']}; CPU s: {cpu}",
+            "1 consumer, same mode" if run["consumers"] != 1 else "-",
+            f"{run['sustained_eps'] / base:.2f}x" if base and run["consumers"] != 1 else "-",
             f">= {TARGET_EPS:,.0f}, no loss: {_verdict(ok)}",
         )
     f = result["freshness"]
@@ -671,19 +728,22 @@ def main() -> None:
             )
             events_file = folder / "events.parquet"
             frame.write_parquet(events_file)
-            for n in counts:
-                result["throughput"].append(
-                    run_throughput(
-                        args.redis_url,
-                        f"{top}-c{n}",
-                        events_file,
-                        events=frame.height,
-                        units=units,
-                        consumers=n,
-                        workspace=folder,
+            for backlog in (False, True):
+                for n in counts:
+                    sub = f"{top}-{'b' if backlog else 'c'}{n}"
+                    result["throughput"].append(
+                        run_throughput(
+                            args.redis_url,
+                            sub,
+                            events_file,
+                            events=frame.height,
+                            units=units,
+                            consumers=n,
+                            workspace=folder,
+                            backlog=backlog,
+                        )
                     )
-                )
-                cleanup(args.redis_url, f"{top}-c{n}")
+                    cleanup(args.redis_url, sub)
             result["freshness"] = run_freshness(
                 args.redis_url,
                 f"{top}-fresh",
