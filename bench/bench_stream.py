@@ -7,7 +7,9 @@ to the run (`shelfcast-bench-<hex>`, one sub-prefix per part), deleted at the en
    count, a receipt every 7th day, over `--stores` x `--items` series and as many recent days as needed) are
    written to a Parquet file outside the clock; then 1 and then 2 consumer processes (`python -m shelfcast
    stream consume`) wait on the stream and one producer process (`python -m shelfcast stream produce FILE`)
-   publishes the file. Times are on the Redis clock: an entry id is the Redis time of its XADD, and the store
+   publishes the file (`live`); then the same with the consumers started once the producer is done
+   (`backlog`: their drain rate alone). CPU seconds of each process and of Redis (INFO cpu) are recorded.
+   Times are on the Redis clock: an entry id is the Redis time of its XADD, and the store
    stamps `first_ms` / `last_ms` at each apply. "Sustained" is the entries read over first to last apply;
    "end to end" is the events over the first XADD to the last apply (what a producer sees). No loss, no
    duplicates: at the end applied = events, duplicates = dead = pending = 0, and the units summed over every
