@@ -520,6 +520,7 @@ def run_reads(
     ops: dict[str, Callable[[int], Any]] = {
         "hgetall": lambda k: client.hgetall(hkeys[k]),
         "hmget_latest": lambda k: client.hmget(hkeys[k], latest),
+        "stock_now": lambda k: store.stock_now([pairs[k]]),
         "series_history": lambda k: store.series_history(*pairs[k]),
         "ping": lambda k: client.ping(),
     }
@@ -543,7 +544,7 @@ def run_reads(
     for name, values in timings.items():
         result[name] = {"p50_ms": round(_ms(values, 50), 4), "p99_ms": round(_ms(values, 99), 4)}
     floor = result["hgetall"]
-    for name in ("hmget_latest", "series_history", "ping"):
+    for name in ("hmget_latest", "stock_now", "series_history", "ping"):
         result[name]["p50_vs_hgetall"] = round(result[name]["p50_ms"] / floor["p50_ms"], 2)
         result[name]["p99_vs_hgetall"] = round(result[name]["p99_ms"] / floor["p99_ms"], 2)
     log(json.dumps(result))
@@ -563,11 +564,110 @@ def service_live_mode() -> bool:
     return importlib.util.find_spec("shelfcast.service.live") is not None
 
 
-def run_predict(
-    url: str | None, redis_url: str, *, prefix: str, rate: float, seconds: float, series: int = 500
+def build_live_workspace(folder: Path, redis_url: str, prefix: str, *, log: Callable[[str], None] = print) -> Path:
+    """A demo workspace (10 stores x 50 items x 400 days, models trained) whose last week is streamed into the
+    online store under `prefix` by the CLI, as the demo's summary says: seed, produce --from-lake, consume."""
+    from shelfcast.io.lake import Lake
+
+    workspace = folder / "ws"
+    log("building a demo workspace for /predict (a few minutes) ...")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHELFCAST_", "MLFLOW_"))}
+    env |= {"SHELFCAST_REDIS_URL": redis_url, "SHELFCAST_LIVE__PREFIX": prefix}
+    shelfcast = [sys.executable, "-m", "shelfcast"]
+    demo = [*shelfcast, "demo", "-w", str(workspace), "--stores", "10", "--items", "50", "--days", "400"]
+    subprocess.run(demo, check=True, stdout=subprocess.DEVNULL, env=env, cwd=folder)
+    last = Lake(workspace).table_info("sales")["date_max"]  # type: ignore[index]
+    week = dt.date.fromisoformat(str(last)[:10]) - dt.timedelta(days=7)
+    for args in (
+        ["seed", "--through", str(week)],
+        ["produce", "--from-lake", "--start", str(week + dt.timedelta(days=1))],
+        ["consume", "--until-idle"],
+    ):
+        subprocess.run(
+            [*shelfcast, "stream", *args, "-w", str(workspace)], check=True, stdout=subprocess.DEVNULL, env=env
+        )
+    return workspace
+
+
+def serve_and_measure(
+    workspace: Path, redis_url: str, prefix: str, *, live: bool, rate: float, seconds: float
 ) -> dict[str, Any]:
-    """`POST /predict` by ids at `rate` per second (open loop) against a running service in live mode, for up to
-    `series` series of the online store under `prefix`; or why it was not measured."""
+    """`shelfcast serve` on `workspace` (live features on or off), `/predict` by ids at `rate` per second."""
+    import asyncio
+    import socket
+    import urllib.request
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from loadgen import open_loop, post
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHELFCAST_", "MLFLOW_", "PROMETHEUS_"))}
+    env |= {"SHELFCAST_REDIS_URL": redis_url, "SHELFCAST_LIVE__PREFIX": prefix}
+    env |= {"SHELFCAST_LIVE__SERVE": "true" if live else "false", "SHELFCAST_LIVE__REFRESH_SECONDS": "1"}
+    log_file = (workspace.parent / f"serve-{'live' if live else 'lake'}.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shelfcast", "serve", "-w", str(workspace), "--port", str(port)],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    pairs = OnlineStore(connect(redis_url), prefix).known_series()[:500]
+    bodies = [post("/predict", json.dumps({"store_id": s, "item_id": i}).encode()) for s, i in pairs]
+    first = json.dumps({"store_id": pairs[0][0], "item_id": pairs[0][1]}).encode()
+    try:
+        deadline = time.monotonic() + 300
+        source = None
+        while time.monotonic() < deadline:
+            try:
+                request = urllib.request.Request(
+                    base + "/predict", data=first, headers={"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    source = json.loads(answer.read()).get("source")
+                if source == ("live" if live else "lake"):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        if source != ("live" if live else "lake"):
+            return {"measured": False, "reason": f"the service never answered source={'live' if live else 'lake'}"}
+        asyncio.run(open_loop("127.0.0.1", port, bodies, rate=rate, seconds=2.0))  # warm-up
+        result = asyncio.run(open_loop("127.0.0.1", port, bodies, rate=rate, seconds=seconds))
+        return {"measured": True, "source": source, "rate_rps": rate, "series": len(pairs), **result.summary()}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log_file.close()
+
+
+def run_predict(
+    url: str | None,
+    redis_url: str,
+    *,
+    prefix: str,
+    rate: float,
+    seconds: float,
+    series: int = 500,
+    build_in: Path | None = None,
+) -> dict[str, Any]:
+    """`POST /predict` by ids at `rate` per second (open loop): against `url` (a running service in live mode,
+    series of the online store under `prefix`), or, with `build_in`, a demo workspace streamed into the store
+    and served twice in the same run, live features on and off (the lake's path, the peer)."""
+    if url is None and build_in is not None:
+        workspace = build_live_workspace(build_in, redis_url, prefix)
+        lake = serve_and_measure(workspace, redis_url, prefix, live=False, rate=rate, seconds=seconds)
+        live = serve_and_measure(workspace, redis_url, prefix, live=True, rate=rate, seconds=seconds)
+        if live.get("measured") and lake.get("measured"):
+            live["lake"] = lake
+            live["p99_vs_lake"] = round(live["p99_ms"] / max(lake["p99_ms"], 1e-9), 2)
+            return live
+        return live if not live.get("measured") else {"measured": False, "reason": str(lake.get("reason"))}
     if url is None:
         why = "service live mode not present" if not service_live_mode() else "no --predict-url given"
         return {"measured": False, "reason": f"not measured: {why}"}
@@ -639,7 +739,11 @@ def render(result: dict[str, Any]) -> Table:
     r = result["reads"]
     if r:
         floor = r["hgetall"]
-        for name, label in (("hmget_latest", "HMGET loh lss lt upd"), ("series_history", "series_history")):
+        for name, label in (
+            ("hmget_latest", "HMGET loh lss lt upd"),
+            ("stock_now", "stock_now (the service's read per request)"),
+            ("series_history", "series_history"),
+        ):
             table.add_row(
                 f"read: {label} ({r['days_per_series']} days)",
                 f"p50 {r[name]['p50_ms']:.3f} ms, p99 {r[name]['p99_ms']:.3f} ms",
@@ -652,11 +756,12 @@ def render(result: dict[str, Any]) -> Table:
     if p.get("measured"):
         ok = p["p99_ms"] <= TARGET_PREDICT_P99_MS and p["errors"] == 0
         figure = f"p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms, {p['errors']} errors"
+        lake = p.get("lake")
         table.add_row(
-            f"/predict live at {p['rate_rps']:.0f} req/s",
+            f"/predict live at {p['rate_rps']:.0f} req/s ({p['series']} series)",
             figure,
-            "-",
-            "-",
+            f"lake features: p50 {lake['p50_ms']} ms, p99 {lake['p99_ms']} ms" if lake else "-",
+            f"{p['p99_vs_lake']:.2f}x p99" if lake else "-",
             f"p99 <= {TARGET_PREDICT_P99_MS} ms: {_verdict(ok)}",
         )
     else:
@@ -678,6 +783,9 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=5000, help="Timed reads of each kind.")
     parser.add_argument("--predict-url", help="A running `shelfcast serve` in live mode (else not measured).")
     parser.add_argument("--predict-prefix", default="shelfcast", help="The service's `live.prefix`.")
+    parser.add_argument(
+        "--no-predict", action="store_true", help="Skip /predict (else a demo workspace is built and served)."
+    )
     parser.add_argument("--predict-rate", type=float, default=300.0)
     parser.add_argument("--predict-seconds", type=float, default=20.0)
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
@@ -758,13 +866,29 @@ def main() -> None:
     finally:
         cleanup(args.redis_url, top)
     result["feast"] = feast_peer()
-    result["predict"] = run_predict(
-        args.predict_url,
-        args.redis_url,
-        prefix=args.predict_prefix,
-        rate=args.predict_rate,
-        seconds=args.predict_seconds,
-    )
+    if args.predict_url is None and not args.no_predict:
+        with tempfile.TemporaryDirectory() as where:
+            try:
+                result["predict"] = run_predict(
+                    None,
+                    args.redis_url,
+                    prefix=f"{top}-predict",
+                    rate=args.predict_rate,
+                    seconds=args.predict_seconds,
+                    build_in=Path(where),
+                )
+            finally:
+                cleanup(args.redis_url, f"{top}-predict")
+    else:
+        result["predict"] = run_predict(
+            args.predict_url,
+            args.redis_url,
+            prefix=args.predict_prefix,
+            rate=args.predict_rate,
+            seconds=args.predict_seconds,
+        )
+        if args.no_predict:
+            result["predict"] = {"measured": False, "reason": "not measured: --no-predict"}
     result["machine"]["load_1min_after"] = round(os.getloadavg()[0], 2)
     Console(width=200).print(render(result))
     print(
