@@ -91,7 +91,7 @@ def test_the_benchmark_parts_run_on_a_tiny_input(bench: ModuleType, prefix: str,
         "reads": reads,
         "predict": predict,
     }
-    assert bench.render(result).row_count == 7
+    assert bench.render(result).row_count == 8  # two throughput rows, freshness, three reads, Feast, /predict
     client = redis.Redis.from_url(REDIS_URL)
     assert bench.cleanup(REDIS_URL, prefix) > 0
     assert not list(client.scan_iter(match=f"{prefix}*", count=1000))
