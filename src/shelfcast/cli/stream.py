@@ -215,6 +215,14 @@ def compact(
         str | None,
         typer.Option(help="Last day written, YYYY-MM-DD.", show_default="the day before the store's latest day"),
     ] = None,
+    every_day: Annotated[
+        bool,
+        typer.Option(
+            "--every-day",
+            help="Write every closed day again, changed or not (a restored lake; rows quarantined under other "
+            "settings).",
+        ),
+    ] = False,
     workspace: WorkspaceOpt = None,
     redis_url: RedisOpt = None,
     prefix: PrefixOpt = None,
@@ -225,6 +233,6 @@ def compact(
     from shelfcast.workflows.live import describe
 
     cfg = _settings(workspace, redis_url, prefix)
-    report = run_compact(cfg, through=_date(through, "--through"), notice=out.console.print)
+    report = run_compact(cfg, through=_date(through, "--through"), every_day=every_day, notice=out.console.print)
     span = f"closed days {report.first}..{report.through}" if report.first and report.through else "no closed day"
     out.console.print(f"{span}: {describe(report)} ({report.seconds:.1f}s)", highlight=False)

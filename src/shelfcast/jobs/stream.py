@@ -663,14 +663,16 @@ def _day_digest(frames: Mapping[str, pl.DataFrame]) -> str:
     return digest.hexdigest()
 
 
-def plan_compaction(settings: Settings, *, through: dt.date | None = None) -> CompactPlan:
+def plan_compaction(settings: Settings, *, through: dt.date | None = None, every_day: bool = False) -> CompactPlan:
     """Stage the store's closed days whose rows changed since they were last compacted, as canonical Parquet.
 
     Closed days: those before the store's latest day with events (or up to `through`), after the day the store
     was seeded through (those came from the lake). A day's rows are what `as_tables` makes of the store's
     history: a sales row per series with at least one sale event that day (a day with none has no row, as in a
     lake of positive sales: the panel counts it 0), an inventory row per day with a stock count (the day's
-    latest), a receipt row (movement_id null) per day with receipts. Call under `compaction_lock`."""
+    latest), a receipt row (movement_id null) per day with receipts. `every_day` stages every closed day, changed
+    or not (after the lake was restored, or to retry rows quarantined under other settings). Call under
+    `compaction_lock`."""
     staging = compact_staging(settings)
     shutil.rmtree(staging, ignore_errors=True)  # what a crashed compaction staged is staged again from the store
     live = open_live(settings)
@@ -695,7 +697,7 @@ def plan_compaction(settings: Settings, *, through: dt.date | None = None) -> Co
     for day in sorted(set(window["date"].to_list())):
         frames = {t: tables[t].filter(pl.col("date") == day) for t in COMPACT_TABLES}
         digest = _day_digest(frames)
-        if recorded.get(day.isoformat()) == digest:
+        if not every_day and recorded.get(day.isoformat()) == digest:
             continue
         folder = staging / day.isoformat()
         folder.mkdir(parents=True, exist_ok=True)

@@ -74,15 +74,17 @@ def compact(
     settings: Settings,
     *,
     through: dt.date | None = None,
+    every_day: bool = False,
     today: dt.date | None = None,
     now: dt.datetime | None = None,
     notice: Callable[[str], None] | None = None,
 ) -> CompactReport:
-    """Write the online store's closed days (up to `through`, default the day before its latest) into the lake."""
+    """Write the online store's closed days (up to `through`, default the day before its latest) that changed
+    since they were last compacted (every one with `every_day`) into the lake."""
     started = time.perf_counter()
     now = now or dt.datetime.now(dt.UTC)
     with js.compaction_lock(settings):
-        plan = js.plan_compaction(settings, through=through)
+        plan = js.plan_compaction(settings, through=through, every_day=every_day)
         report = None
         if plan.days:
             report = run_ingest(
