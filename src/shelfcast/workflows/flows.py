@@ -33,6 +33,7 @@ from shelfcast.workflows.retrain import RetrainReport, act_on_monitoring
 T = TypeVar("T")
 FLOW_NAME = "shelfcast-pipeline"
 MONITOR_FLOW_NAME = "shelfcast-monitor"
+COMPACT_FLOW_NAME = "shelfcast-compact-live"
 IO_RETRIES = 2
 RETRY_DELAY_SECONDS = 5
 
@@ -120,3 +121,11 @@ def monitor_flow(workspace: str, act: bool = True) -> dict[str, Any]:
     }
     get_run_logger().info("monitoring done: %s", summary)
     return summary
+
+
+@flow(name=COMPACT_FLOW_NAME, log_prints=True, persist_result=False)
+def compact_flow(workspace: str) -> str:
+    """The live store's closed days into the lake (the pipeline's first step alone, to run more often)."""
+    settings = Settings(workspace=Path(workspace))
+    now = dt.datetime.now(dt.UTC)
+    return prefect_runner("compact live", lambda: compact_if_bound(settings, today=now.date(), now=now), io=True)

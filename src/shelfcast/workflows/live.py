@@ -130,8 +130,9 @@ def describe(report: CompactReport) -> str:
     tables = ", ".join(f"{t} {report.rows[t]:,} rows / {report.table_days[t]} days" for t in js.COMPACT_TABLES)
     rules = ", ".join(f"{r} {n}" for r, n in report.quarantine_by_rule.items())
     quarantine = f"; quarantined {report.quarantined:,}" + (f" ({rules})" if rules else "")
+    n = len(report.days)
     return (
-        f"{len(report.days)} days written ({report.days[0]}..{report.days[-1]}): {tables}{quarantine}; "
+        f"{n} day{'' if n == 1 else 's'} written ({report.days[0]}..{report.days[-1]}): {tables}{quarantine}; "
         f"compacted through {report.compacted_through}"
     )
 
