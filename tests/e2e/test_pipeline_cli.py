@@ -65,6 +65,7 @@ def test_pipeline_run_goes_through_prefect_and_links_the_mlflow_runs(tmp_path: P
         (["pipeline", "run", "--tasks", "demand,price"], {}, "`--tasks` takes demand and/or stockout"),
         (["pipeline", "schedule", "--cron", "61 * * * *"], {}, "`--cron` '61 * * * *' is not a valid cron"),
         (["pipeline", "schedule", "--cron", "0 3 * * *"], {}, "a schedule needs a Prefect server: start one with"),
+        (["pipeline", "schedule", "--cron", "0 3 * * *", "--monitor", "--compact"], {}, "give one of them"),
     ],
 )
 def test_pipeline_mistakes_are_one_line_errors(

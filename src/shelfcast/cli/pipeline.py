@@ -127,6 +127,8 @@ def schedule(
     schedule against a Prefect server."""
     cfg = settings(workspace=workspace)
     chosen = _tasks(tasks)
+    if monitor and compact:
+        raise ConfigError("`--monitor` and `--compact` each schedule a flow of their own: give one of them")
     api = _prefect_env(cfg, server=True)  # before anything imports Prefect: it reads its settings once
     from prefect.client.schemas.schedules import CronSchedule
     from pydantic import ValidationError
@@ -140,8 +142,6 @@ def schedule(
             "a schedule needs a Prefect server: start one with `uv run prefect server start`, then set "
             "SHELFCAST_PREFECT_API_URL=http://127.0.0.1:4200/api (or PREFECT_API_URL) and run this again"
         )
-    if monitor and compact:
-        raise ConfigError("`--monitor` and `--compact` each schedule a flow of their own: give one of them")
     from shelfcast.workflows.flows import compact_flow, monitor_flow, pipeline_flow
 
     out.console.print(f"serving {name} on {cron!r} against {api}; Ctrl-C stops it")

@@ -12,7 +12,8 @@
 - compaction's stream half: `plan_compaction` stages the store's closed days that changed since they were last
   compacted as canonical Parquet (one folder per day), `finish_compaction` records their digests and the
   watermark once the lake holds them; `shelfcast.workflows.live.compact` ingests in between (a job never imports
-  another job).
+  another job). Keys beside the store's layout: `P:compacted` (hash: day -> digest of the rows written) and, in
+  `P:meta`, `compacted_through`, `compacted_at`, `compacted_into` (the workspace), `seeded_into` (set by `seed`).
 """
 
 from __future__ import annotations
