@@ -695,8 +695,9 @@ def plan_compaction(settings: Settings, *, through: dt.date | None = None, every
     days: list[dt.date] = []
     rows: dict[str, int] = dict.fromkeys(COMPACT_TABLES, 0)
     digests: dict[str, str] = {}
+    by_day = {t: tables[t].partition_by("date", as_dict=True) for t in COMPACT_TABLES}
     for day in sorted(set(window["date"].to_list())):
-        frames = {t: tables[t].filter(pl.col("date") == day) for t in COMPACT_TABLES}
+        frames = {t: by_day[t].get((day,), tables[t].clear()) for t in COMPACT_TABLES}
         digest = _day_digest(frames)
         if not every_day and recorded.get(day.isoformat()) == digest:
             continue
