@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -320,3 +321,35 @@ def test_the_consumer_compacts_between_batches_and_the_pipeline_step_only_into_i
     assert "never seeded" in wl.compact_if_bound(live_settings(tmp_path / "elsewhere", f"{prefix}-none"))
     gone = live_settings(ws, prefix, url="redis://127.0.0.1:1/0")
     assert wl.compact_if_bound(gone).startswith("skipped: the live store is unreachable")
+
+
+def test_a_compaction_failing_between_batches_does_not_stop_the_worker(
+    tmp_path: Path, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = live_settings(tmp_path / "ws", prefix, batch_size=2).model_copy(update={"lock_timeout": 0})
+    d1 = dt.date(2025, 3, 3)
+    js.produce(cfg, [sale(f"e{n}", d1 + dt.timedelta(days=n // 2), 1) for n in range(6)])
+    caplog.set_level("WARNING", logger="shelfcast.workflows.live")
+    stop = threading.Event()
+    out: dict[str, Any] = {}
+
+    def work() -> None:
+        out["result"] = wl.consume_and_compact(cfg, every=0.0, consumer="w", stop=stop, handle_signals=False)
+
+    with js.compaction_lock(cfg):  # another compaction holds the workspace: every one of the worker's fails
+        worker = threading.Thread(target=work)
+        worker.start()
+        store = js.open_live(cfg).store
+        deadline = time.monotonic() + 60
+        while store.stats().read < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    stop.set()
+    worker.join(60)
+    consumed, compactions = out["result"]
+    assert consumed.applied == 6 and consumed.batches == 3
+    failed = sum("compaction failed" in r.getMessage() for r in caplog.records)
+    assert (
+        failed >= 2 and failed + len(compactions) == 4
+    )  # after each batch (the last may see the lock free), at the end
+    assert sorted(d for c in compactions for d in c.days) == [d1, d1 + dt.timedelta(days=1)]
+    assert Lake(cfg.workspace).read("sales")["units"].to_list() == [2.0, 2.0]

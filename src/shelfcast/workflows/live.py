@@ -30,7 +30,7 @@ from typing import ClassVar
 
 from shelfcast.data.sources.base import SourceData
 from shelfcast.data.sources.canonical import CanonicalSource
-from shelfcast.errors import StreamError
+from shelfcast.errors import ShelfcastError, StreamError
 from shelfcast.jobs import stream as js
 from shelfcast.jobs.ingest import IngestReport, run_ingest
 from shelfcast.settings import Settings
@@ -168,14 +168,19 @@ def consume_and_compact(
     today: dt.date | None = None,
 ) -> tuple[js.ConsumeReport, list[CompactReport]]:
     """The consumer, compacting the closed days when `every` seconds passed since the last compaction (checked
-    after each batch applied, so between batches), and once more when it stops."""
+    after each batch applied, so between batches), and once more when it stops. A compaction failing between
+    batches (the lake locked too long, a full disk) is logged and tried again `every` seconds later, the worker
+    going on; the last one raises."""
     compactions: list[CompactReport] = []
     last = time.monotonic()
 
     def after_batch(_: js.ConsumeReport) -> None:
         nonlocal last
         if time.monotonic() - last >= every:
-            compactions.append(compact(settings, today=today))
+            try:
+                compactions.append(compact(settings, today=today))
+            except ShelfcastError as exc:  # the lake busy or failing: keep applying events, try again next time
+                log.warning("compaction failed, retried in %g s: %s", every, exc)
             last = time.monotonic()
 
     consumed = js.consume(
