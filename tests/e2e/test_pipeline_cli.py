@@ -36,6 +36,7 @@ def test_pipeline_run_goes_through_prefect_and_links_the_mlflow_runs(tmp_path: P
     for step in ("ingest", "validate", "features", "train demand", "train stockout", "score"):
         assert re.search(rf"│ {step}\s+│", result.stdout), step
     assert "280 rows" in result.stdout  # 40 series x 7 days
+    assert re.search(r"│ compact live\s+│ skipped: ", result.stdout)  # no live store bound to this workspace
     found = re.search(r"Prefect flow run\s+│ ([0-9a-f-]{36})", result.stdout)
     assert found, result.stdout
     flow_run_id = found.group(1)
@@ -64,6 +65,7 @@ def test_pipeline_run_goes_through_prefect_and_links_the_mlflow_runs(tmp_path: P
         (["pipeline", "run", "--tasks", "demand,price"], {}, "`--tasks` takes demand and/or stockout"),
         (["pipeline", "schedule", "--cron", "61 * * * *"], {}, "`--cron` '61 * * * *' is not a valid cron"),
         (["pipeline", "schedule", "--cron", "0 3 * * *"], {}, "a schedule needs a Prefect server: start one with"),
+        (["pipeline", "schedule", "--cron", "0 3 * * *", "--monitor", "--compact"], {}, "give one of them"),
     ],
 )
 def test_pipeline_mistakes_are_one_line_errors(

@@ -116,3 +116,21 @@ def test_mistakes_are_one_line(
     args: list[str], expected: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert expected in one_line_error(args, capsys, monkeypatch)
+
+
+def test_consume_with_compaction_then_compact_and_status(tmp_path: Path, prefix: str) -> None:
+    events = write(tmp_path / "events.csv", EVENTS + "sale,next,2026-11-21T09:00:00,S1,I1,1,,,,\n")
+    env = {"SHELFCAST_REDIS_URL": REDIS_URL, "SHELFCAST_LIVE__PREFIX": prefix}
+    assert run_cli("stream", "produce", str(events), cwd=tmp_path, env=env).returncode == 0
+    consumed = run_cli("stream", "consume", "--until-idle", "--compact-every", "0", cwd=tmp_path, env=env, columns=250)
+    assert consumed.returncode == 0, consumed.stderr
+    text = " ".join(consumed.stdout.split())
+    assert "compaction: 1 day written (2026-11-20..2026-11-20): sales 1 rows / 1 days" in text
+    assert "inventory 1 rows / 1 days, movements 1 rows / 1 days; quarantined 0" in text
+    again = run_cli("stream", "compact", cwd=tmp_path, env=env, columns=250)
+    assert again.returncode == 0, again.stderr
+    assert "nothing written: every closed day 2026-11-20..2026-11-20 is in the lake already" in again.stdout
+    status = run_cli("stream", "status", cwd=tmp_path, env=env, columns=250)
+    assert "compacted through 2026-11-20" in status.stdout
+    info = run_cli("info", cwd=tmp_path, env=env, columns=250)
+    assert info.returncode == 0, info.stderr

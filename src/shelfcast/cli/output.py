@@ -429,6 +429,8 @@ def pipeline_summary(summary: dict[str, Any]) -> None:
     table = Table(title="Pipeline run", title_justify="left", show_header=False)
     table.add_column("step")
     table.add_column("result", overflow="fold")
+    if summary.get("live_compaction"):
+        table.add_row("compact live", str(summary["live_compaction"]))
     if summary.get("ingested_rows") is not None:
         table.add_row("ingest", f"{summary['ingested_rows']:,} rows kept")
     table.add_row("validate", "ok" if summary.get("validation_ok") else "problems")

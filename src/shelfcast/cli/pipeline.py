@@ -15,7 +15,8 @@ from shelfcast.settings import Settings
 from shelfcast.types import TASKS
 
 app = typer.Typer(
-    help="The pipeline (ingest, validate, features, train, promote, score) as a Prefect flow.", no_args_is_help=True
+    help="The pipeline (compact live, ingest, validate, features, train, promote, score) as a Prefect flow.",
+    no_args_is_help=True,
 )
 
 PathArg = Annotated[
@@ -111,11 +112,23 @@ def schedule(
             "policy decides); PATH, --tasks, --folds and --horizon do not apply.",
         ),
     ] = False,
+    compact: Annotated[
+        bool,
+        typer.Option(
+            "--compact",
+            help="Schedule the live compaction alone instead (the online store's closed days into the lake, as "
+            "`shelfcast stream compact`; the pipeline runs it first anyway); PATH, --tasks, --folds and --horizon "
+            "do not apply.",
+        ),
+    ] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Serve the pipeline (or, with --monitor, the monitoring flow) on a cron schedule against a Prefect server."""
+    """Serve the pipeline (or, with --monitor, the monitoring flow; with --compact, the live compaction) on a cron
+    schedule against a Prefect server."""
     cfg = settings(workspace=workspace)
     chosen = _tasks(tasks)
+    if monitor and compact:
+        raise ConfigError("`--monitor` and `--compact` each schedule a flow of their own: give one of them")
     api = _prefect_env(cfg, server=True)  # before anything imports Prefect: it reads its settings once
     from prefect.client.schemas.schedules import CronSchedule
     from pydantic import ValidationError
@@ -129,9 +142,12 @@ def schedule(
             "a schedule needs a Prefect server: start one with `uv run prefect server start`, then set "
             "SHELFCAST_PREFECT_API_URL=http://127.0.0.1:4200/api (or PREFECT_API_URL) and run this again"
         )
-    from shelfcast.workflows.flows import monitor_flow, pipeline_flow
+    from shelfcast.workflows.flows import compact_flow, monitor_flow, pipeline_flow
 
     out.console.print(f"serving {name} on {cron!r} against {api}; Ctrl-C stops it")
+    if compact:
+        compact_flow.serve(name=name, cron=cron, parameters={"workspace": str(cfg.workspace.resolve())})
+        return
     if monitor:
         monitor_flow.serve(name=name, cron=cron, parameters={"workspace": str(cfg.workspace.resolve()), "act": True})
         return

@@ -1,4 +1,5 @@
-"""`shelfcast stream produce | consume | status | seed`: live sales through Redis Streams into the online store."""
+"""`shelfcast stream produce | consume | status | seed | compact`: live sales through Redis Streams into the online
+store, and its closed days into the lake."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from shelfcast.errors import ConfigError
 from shelfcast.settings import Settings
 
 app = typer.Typer(
-    help="Live sales: publish events, consume them into the online store, status, seed.", no_args_is_help=True
+    help="Live sales: publish events, consume them into the online store, status, seed, compact into the lake.",
+    no_args_is_help=True,
 )
 
 RedisOpt = Annotated[str | None, typer.Option("--redis-url", help="Redis; else the `redis_url` setting.")]
@@ -102,6 +104,14 @@ def consume(
     ] = False,
     max_events: Annotated[int | None, typer.Option(min=1, help="Stop after this many entries.")] = None,
     batch: Annotated[int | None, typer.Option(min=1, help="Entries per atomic batch; else `live.batch_size`.")] = None,
+    compact_every: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Also write the closed days into the workspace's lake (as `stream compact`) when this many seconds "
+            "passed since the last time, between batches, and once when stopping.",
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
     redis_url: RedisOpt = None,
     prefix: PrefixOpt = None,
@@ -112,7 +122,17 @@ def consume(
     cfg = _settings(workspace, redis_url, prefix)
     if batch is not None:
         cfg = cfg.model_copy(update={"live": cfg.live.model_copy(update={"batch_size": batch})})
-    report = run_consume(cfg, consumer=name, until_idle=until_idle, max_events=max_events)
+    if compact_every is not None:
+        from shelfcast.workflows.live import consume_and_compact, describe
+
+        report, compactions = consume_and_compact(
+            cfg, every=compact_every, consumer=name, until_idle=until_idle, max_events=max_events
+        )
+        for done in compactions:
+            if not done.skipped:
+                out.console.print(f"compaction: {describe(done)}", highlight=False)
+    else:
+        report = run_consume(cfg, consumer=name, until_idle=until_idle, max_events=max_events)
     rules = ", ".join(f"{rule} {n}" for rule, n in sorted(report.dead_rules.items()))
     out.console.print(
         f"{report.consumer}: read {report.read:,} = applied {report.applied:,} + duplicates {report.duplicates:,} "
@@ -155,6 +175,12 @@ def status(
     seeded = f"seeded {m.seeded_at:%Y-%m-%d %H:%M} through {m.seeded_through}" if m.seeded_at else "never seeded"
     last = f"last applied {m.last_applied_at:%Y-%m-%d %H:%M:%S} UTC" if m.last_applied_at else "nothing applied yet"
     out.console.print(f"store layout {m.layout or '-'}, {seeded}, {last}", highlight=False)
+    c = report.compaction
+    if c.compacted_through is not None:
+        at = f" at {c.compacted_at:%Y-%m-%d %H:%M} UTC" if c.compacted_at else ""
+        out.console.print(f"compacted through {c.compacted_through}{at} into {c.workspace}", highlight=False)
+    else:
+        out.console.print("never compacted into a lake (`shelfcast stream compact`)", highlight=False)
     for row in report.latest_dead:
         out.console.print(f"  dead {row.get('entry_id')}: {row.get('rule')} ({row.get('detail')})", highlight=False)
 
@@ -181,3 +207,32 @@ def seed(
         f"seeded {report.series:,} series with {report.first}..{report.through} in {report.seconds:.1f}s",
         highlight=False,
     )
+
+
+@app.command()
+def compact(
+    through: Annotated[
+        str | None,
+        typer.Option(help="Last day written, YYYY-MM-DD.", show_default="the day before the store's latest day"),
+    ] = None,
+    every_day: Annotated[
+        bool,
+        typer.Option(
+            "--every-day",
+            help="Write every closed day again, changed or not (a restored lake; rows quarantined under other "
+            "settings).",
+        ),
+    ] = False,
+    workspace: WorkspaceOpt = None,
+    redis_url: RedisOpt = None,
+    prefix: PrefixOpt = None,
+) -> None:
+    """Write the online store's closed days into the lake, through the ingest's validation, quarantine and
+    manifest; idempotent (a day is written again only when late events changed it)."""
+    from shelfcast.workflows.live import compact as run_compact
+    from shelfcast.workflows.live import describe
+
+    cfg = _settings(workspace, redis_url, prefix)
+    report = run_compact(cfg, through=_date(through, "--through"), every_day=every_day, notice=out.console.print)
+    span = f"closed days {report.first}..{report.through}" if report.first and report.through else "no closed day"
+    out.console.print(f"{span}: {describe(report)} ({report.seconds:.1f}s)", highlight=False)

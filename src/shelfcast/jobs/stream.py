@@ -9,19 +9,28 @@
   to the dead-letter stream (acknowledged). SIGTERM (or SIGINT) lets the current batch finish, then stops.
 - `status`: lag and pending per group, dead letters, the store's counters and throughput, its seed stamp.
 - `seed`: the online store from the lake, for days up to a date.
+- compaction's stream half: `plan_compaction` stages the store's closed days that changed since they were last
+  compacted as canonical Parquet (one folder per day), `finish_compaction` records their digests and the
+  watermark once the lake holds them; `shelfcast.workflows.live.compact` ingests in between (a job never imports
+  another job). Keys beside the store's layout: `P:compacted` (hash: day -> digest of the rows written) and, in
+  `P:meta`, `compacted_through`, `compacted_at`, `compacted_into` (the workspace), `seeded_into` (set by `seed`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import hashlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -30,10 +39,10 @@ from typing import Any
 import polars as pl
 import redis
 
-from shelfcast.errors import InputFileError, StreamError, WorkspaceError
+from shelfcast.errors import InputFileError, LakeError, StreamError, WorkspaceError
 from shelfcast.events import ALL_FIELDS, EVENT_VERSION, EventModel, EventRules, Rejection, parse_entry
 from shelfcast.io.lake import Lake
-from shelfcast.io.online_store import DeadLetter, OnlineStore, Stats, StoreMeta
+from shelfcast.io.online_store import DeadLetter, OnlineStore, Stats, StoreMeta, as_tables
 from shelfcast.io.stream import Backoff, EventStream, GroupInfo, check_reachable, connect, raw_json, retrying
 from shelfcast.redact import redact
 from shelfcast.settings import Settings
@@ -487,6 +496,15 @@ def _dead_trimmed(
 
 
 @dataclass(frozen=True)
+class CompactState:
+    """The store's compaction watermark: the last closed day compacted, when, and into which workspace."""
+
+    compacted_through: dt.date | None = None
+    compacted_at: dt.datetime | None = None
+    workspace: str | None = None
+
+
+@dataclass(frozen=True)
 class StatusReport:
     """The stream (length), its groups (lag, pending per consumer), the dead letters (count and the latest few),
     the store's counters and its meta (layout, seed stamp, last update)."""
@@ -500,6 +518,7 @@ class StatusReport:
     stats: Stats
     meta: StoreMeta
     series: int
+    compaction: CompactState = field(default_factory=CompactState)
 
 
 def status(settings: Settings, *, dead_shown: int = 5) -> StatusReport:
@@ -521,6 +540,7 @@ def status(settings: Settings, *, dead_shown: int = 5) -> StatusReport:
         stats=live.store.stats(),
         meta=live.store.meta(),
         series=int(live.client.scard(f"{settings.live.prefix}:series")),
+        compaction=compact_state(settings, live),
     )
 
 
@@ -557,4 +577,167 @@ def seed(settings: Settings, *, through: dt.date | None = None, shift_days: int 
     series = sales.filter(pl.col("date") <= last).select("store_id", "item_id").unique().iter_rows()
     live = open_live(settings)
     count = live.store.seed(sales, read("inventory"), read("movements"), through=last, series=list(series))
+    # The workspace the store came from: the pipeline's compaction step writes only into it.
+    live.client.hset(f"{settings.live.prefix}:meta", "seeded_into", _workspace_id(settings))
     return SeedReport(series=count, through=last, first=first, seconds=time.monotonic() - started)
+
+
+# -- compaction (the stream's half; `shelfcast.workflows.live` ingests what this stages) -------------------------
+
+COMPACT_DIR = "live-compact"
+"""Under the workspace's `tmp`: one folder per day staged (`<day>/<table>.parquet`), and the compaction lock."""
+COMPACTED_KEY = "compacted"
+"""`P:compacted` (hash): per day compacted, the digest of the rows written (a changed day is written again)."""
+COMPACT_TABLES = ("sales", "inventory", "movements")
+
+
+@dataclass(frozen=True)
+class CompactPlan:
+    """What a compaction stages: the closed days considered (`first..through`), the days whose rows changed since
+    they were last compacted (staged, one folder each under `staging`), the rows staged per table, the digests to
+    record once the lake holds them, and why nothing is staged (`skipped`)."""
+
+    staging: Path
+    first: dt.date | None = None
+    through: dt.date | None = None
+    days: tuple[dt.date, ...] = ()
+    rows: dict[str, int] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
+    skipped: str | None = None
+
+
+def compact_staging(settings: Settings) -> Path:
+    """The folder a compaction stages its days in (absolute: its files' paths name the quarantine's rows)."""
+    return (settings.workspace / "tmp" / COMPACT_DIR).resolve()
+
+
+def _workspace_id(settings: Settings) -> str:
+    return str(settings.workspace.resolve())
+
+
+@contextmanager
+def compaction_lock(settings: Settings) -> Iterator[None]:
+    """One compaction per workspace at a time (the ingest's own lock is taken inside it, for the lake's write)."""
+    path = settings.workspace / "tmp" / f"{COMPACT_DIR}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        deadline = time.monotonic() + settings.lock_timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LakeError(
+                        f"another compaction holds {path}; gave up after {settings.lock_timeout:g} s"
+                    ) from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def compact_state(settings: Settings, live: Live | None = None) -> CompactState:
+    """The watermark recorded in the store's meta (`compacted_through`, `compacted_at`, `compacted_into`)."""
+    live = live or open_live(settings)
+    raw = {_text(k): _text(v) for k, v in live.client.hgetall(f"{settings.live.prefix}:meta").items()}
+    through, at = raw.get("compacted_through"), raw.get("compacted_at")
+    return CompactState(
+        compacted_through=dt.date.fromisoformat(through) if through else None,
+        compacted_at=dt.datetime.fromisoformat(at) if at else None,
+        workspace=raw.get("compacted_into") or raw.get("seeded_into"),
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _day_digest(frames: Mapping[str, pl.DataFrame]) -> str:
+    digest = hashlib.sha256()
+    for table in COMPACT_TABLES:
+        frame = frames[table]
+        digest.update(f"{table}:{frame.height}\n".encode())
+        if frame.height:
+            digest.update(frame.sort(frame.columns, nulls_last=True).write_csv().encode())
+    return digest.hexdigest()
+
+
+def plan_compaction(settings: Settings, *, through: dt.date | None = None, every_day: bool = False) -> CompactPlan:
+    """Stage the store's closed days whose rows changed since they were last compacted, as canonical Parquet.
+
+    Closed days: those before the store's latest day with events (or up to `through`), after the day the store
+    was seeded through (those came from the lake). A day's rows are what `as_tables` makes of the store's
+    history: a sales row per series with at least one sale event that day (a day with none has no row, as in a
+    lake of positive sales: the panel counts it 0), an inventory row per day with a stock count (the day's
+    latest), a receipt row (movement_id null) per day with receipts. `every_day` stages every closed day, changed
+    or not (after the lake was restored, or to retry rows quarantined under other settings). Call under
+    `compaction_lock`."""
+    staging = compact_staging(settings)
+    shutil.rmtree(staging, ignore_errors=True)  # what a crashed compaction staged is staged again from the store
+    live = open_live(settings)
+    history = live.store.histories()
+    if history.is_empty():
+        return CompactPlan(staging, skipped="the online store holds no days")
+    latest = history["date"].max()
+    assert isinstance(latest, dt.date)
+    last = through if through is not None else latest - dt.timedelta(days=1)
+    seeded = live.store.meta().seeded_through
+    first = seeded + dt.timedelta(days=1) if seeded is not None else history["date"].min()
+    assert isinstance(first, dt.date)
+    if last < first:
+        why = f"no closed day after {seeded} (seeded through)" if seeded else f"no closed day before {latest}"
+        return CompactPlan(staging, first=first, through=last, skipped=why)
+    window = history.filter(pl.col("date").is_between(first, last))
+    tables = as_tables(window)
+    recorded = {_text(k): _text(v) for k, v in live.client.hgetall(f"{settings.live.prefix}:{COMPACTED_KEY}").items()}
+    days: list[dt.date] = []
+    rows: dict[str, int] = dict.fromkeys(COMPACT_TABLES, 0)
+    digests: dict[str, str] = {}
+    by_day = {t: tables[t].partition_by("date", as_dict=True) for t in COMPACT_TABLES}
+    for day in sorted(set(window["date"].to_list())):
+        frames = {t: by_day[t].get((day,), tables[t].clear()) for t in COMPACT_TABLES}
+        digest = _day_digest(frames)
+        if not every_day and recorded.get(day.isoformat()) == digest:
+            continue
+        folder = staging / day.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        for table, frame in frames.items():
+            if frame.height:
+                frame.write_parquet(folder / f"{table}.parquet")
+                rows[table] += frame.height
+        days.append(day)
+        digests[day.isoformat()] = digest
+    skipped = None if days else f"every closed day {first}..{last} is in the lake already"
+    return CompactPlan(staging, first, last, tuple(days), rows, digests, skipped)
+
+
+def finish_compaction(settings: Settings, plan: CompactPlan, *, now: dt.datetime | None = None) -> CompactState:
+    """After the lake holds the staged days: record their digests and the watermark, remove the staging folder.
+    Until this runs (a crash before), the same days are staged and written again: the lake ends the same."""
+    live = open_live(settings)
+    prefix = settings.live.prefix
+    stamp = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
+    pipe = live.client.pipeline(transaction=True)
+    if plan.digests:
+        pipe.hset(f"{prefix}:{COMPACTED_KEY}", mapping=dict[Any, Any](plan.digests))
+    if plan.through is not None:
+        state = compact_state(settings, live)
+        mark = plan.through if state.compacted_through is None else max(plan.through, state.compacted_through)
+        pipe.hset(
+            f"{prefix}:meta",
+            mapping={
+                "compacted_through": mark.isoformat(),
+                "compacted_at": stamp,
+                "compacted_into": _workspace_id(settings),
+            },
+        )
+    pipe.execute()
+    shutil.rmtree(plan.staging, ignore_errors=True)
+    return compact_state(settings, live)
+
+
+def bound_workspace(settings: Settings) -> str | None:
+    """The workspace the live store was seeded from or compacted into (None: neither yet)."""
+    return compact_state(settings).workspace

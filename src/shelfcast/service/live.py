@@ -3,8 +3,8 @@ latest stock counts.
 
 The live table is built by the same code as the lake's (`load_model_data` then `online.build_table`), on the
 lake's tables with the online store's days after its seed put in (`models.data.with_rows`), at the live origin:
-the last closed day, the day before the store's latest day with events. Days the store holds for a series with no
-sale event are days with no sale (0 units), as on the panel's grid. The table is rebuilt in a background thread
+the last closed day, the day before the store's latest day with events. A day with no sale event is a day with no
+sales row, as compaction writes it (0 units on the panel's grid). The table is rebuilt in a background thread
 when its days change (a new day started, a late event came, the store was seeded; checked every
 `live.refresh_seconds`) and swapped whole; a request reads the
 table it found. A series counted after the origin (today's stock count) has that count put through the on-hand
@@ -213,12 +213,12 @@ class _NotUsableError(Exception):
 def live_rows(history: pl.DataFrame, *, after: dt.date | None, origin: dt.date) -> dict[TableName, pl.DataFrame]:
     """The online store's days after `after` (its seed) up to `origin`, as the lake's sales and inventory rows.
 
-    A day the store holds for a series with no sale event is a day with no sale: 0 units, as on the panel's grid.
+    A day with no sale event has no sales row, as `shelfcast stream compact` writes it: the panel's grid makes it
+    a day with 0 units sold.
     """
     days = history.filter(pl.col("date") <= origin)
     if after is not None:
         days = days.filter(pl.col("date") > after)
-    days = days.with_columns(pl.col("units").fill_null(0.0))
     tables = as_tables(days)
     return {"sales": tables["sales"], "inventory": tables["inventory"]}
 

@@ -26,12 +26,14 @@ from prefect.runtime import flow_run
 from shelfcast.jobs.train import TrainReport
 from shelfcast.settings import Settings
 from shelfcast.types import TASKS, Task
+from shelfcast.workflows.live import compact_if_bound
 from shelfcast.workflows.pipeline import PipelineRequest, run_pipeline
 from shelfcast.workflows.retrain import RetrainReport, act_on_monitoring
 
 T = TypeVar("T")
 FLOW_NAME = "shelfcast-pipeline"
 MONITOR_FLOW_NAME = "shelfcast-monitor"
+COMPACT_FLOW_NAME = "shelfcast-compact-live"
 IO_RETRIES = 2
 RETRY_DELAY_SECONDS = 5
 
@@ -45,6 +47,8 @@ def _describe(name: str, result: Any) -> str:
         return f"{name}: version {result.version} {verdict} ({result.gate.reason})"
     if isinstance(result, RetrainReport):
         return f"{name}: " + "; ".join(f"{o.decision.task} {o.decision.action}: {o.outcome}" for o in result.outcomes)
+    if isinstance(result, str):
+        return f"{name}: {result}"
     rows = getattr(result, "rows", None)
     return f"{name}: done" + (f", {rows:,} rows" if isinstance(rows, int) else "")
 
@@ -77,7 +81,7 @@ def pipeline_flow(  # noqa: PLR0917 (a flow run passes its parameters by name; P
     folds: int = 3,
     horizon: int | None = None,
 ) -> dict[str, Any]:
-    """ingest -> validate -> features -> train -> register/promote -> score; returns a summary of the run."""
+    """compact live -> ingest -> validate -> features -> train -> register/promote -> score; returns a summary."""
     settings = Settings(workspace=Path(workspace))
     run_id = str(flow_run.id) if flow_run.id else ""
     chosen = tuple(tasks or TASKS)
@@ -93,8 +97,11 @@ def pipeline_flow(  # noqa: PLR0917 (a flow run passes its parameters by name; P
         tags={"prefect.flow_run_id": run_id, "prefect.flow_name": FLOW_NAME},
     )
     now = dt.datetime.now(dt.UTC)
+    # First the live store's closed days into the lake, so training and monitoring see them (skipped, with the
+    # reason in the log, without a reachable store bound to this workspace).
+    compaction = prefect_runner("compact live", lambda: compact_if_bound(settings, today=now.date(), now=now), io=True)
     report = run_pipeline(settings, request, today=now.date(), now=now, runner=prefect_runner)
-    summary = report.summary() | {"prefect_flow_run_id": run_id}
+    summary = report.summary() | {"prefect_flow_run_id": run_id, "live_compaction": compaction}
     get_run_logger().info("pipeline done: %s", summary)
     return summary
 
@@ -114,3 +121,11 @@ def monitor_flow(workspace: str, act: bool = True) -> dict[str, Any]:
     }
     get_run_logger().info("monitoring done: %s", summary)
     return summary
+
+
+@flow(name=COMPACT_FLOW_NAME, log_prints=True, persist_result=False)
+def compact_flow(workspace: str) -> str:
+    """The live store's closed days into the lake (the pipeline's first step alone, to run more often)."""
+    settings = Settings(workspace=Path(workspace))
+    now = dt.datetime.now(dt.UTC)
+    return prefect_runner("compact live", lambda: compact_if_bound(settings, today=now.date(), now=now), io=True)
