@@ -21,7 +21,9 @@ the ids hold):
   `last_ms` (first and last apply, Redis clock), `maxday` (the latest day any event fell on, its ordinal) and
   `closed_changes` (applied events on an earlier day than the latest seen then): a reader of closed days knows
   from these two whether they changed.
-- `P:meta` (hash): `layout` (`LAYOUT_VERSION`), `history_days`, `seeded_at` (ISO UTC), `seeded_through` (day).
+- `P:meta` (hash): `layout` (`LAYOUT_VERSION`), `history_days`, `seeded_at` (ISO UTC), `seeded_through` (day);
+  compaction (`jobs.stream`) adds `seeded_into`, `compacted_through`, `compacted_at`, `compacted_into`, and keeps
+  `P:compacted` (hash: day -> digest of the rows written into the lake).
 
 Writes happen in one place, `OnlineStore.apply`: a Lua script (registered once) applying a whole batch of events,
 writing the batch's dead letters, updating the stats and acknowledging the batch's stream entries, all atomically.
