@@ -607,12 +607,16 @@ def serve_and_measure(
     env |= {"SHELFCAST_REDIS_URL": redis_url, "SHELFCAST_LIVE__PREFIX": prefix}
     env |= {"SHELFCAST_LIVE__SERVE": "true" if live else "false", "SHELFCAST_LIVE__REFRESH_SECONDS": "1"}
     log_file = (workspace.parent / f"serve-{'live' if live else 'lake'}.log").open("wb")
+    # As bench_serve.py does: the server on one core, this load generator on the other.
+    pin = hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2
     process = subprocess.Popen(
         [sys.executable, "-m", "shelfcast", "serve", "-w", str(workspace), "--port", str(port)],
         env=env,
         stdout=log_file,
         stderr=subprocess.STDOUT,
+        preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if pin else None,  # noqa: PLW1509
     )
+    mine = os.sched_getaffinity(0) if pin else None
     base = f"http://127.0.0.1:{port}"
     pairs = OnlineStore(connect(redis_url), prefix).known_series()[:500]
     bodies = [post("/predict", json.dumps({"store_id": s, "item_id": i}).encode()) for s, i in pairs]
@@ -634,10 +638,14 @@ def serve_and_measure(
             time.sleep(0.5)
         if source != ("live" if live else "lake"):
             return {"measured": False, "reason": f"the service never answered source={'live' if live else 'lake'}"}
+        if mine is not None:
+            os.sched_setaffinity(0, {1})
         asyncio.run(open_loop("127.0.0.1", port, bodies, rate=rate, seconds=2.0))  # warm-up
         result = asyncio.run(open_loop("127.0.0.1", port, bodies, rate=rate, seconds=seconds))
         return {"measured": True, "source": source, "rate_rps": rate, "series": len(pairs), **result.summary()}
     finally:
+        if mine is not None:
+            os.sched_setaffinity(0, mine)
         process.terminate()
         try:
             process.wait(timeout=30)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from shelfcast.service.state import Snapshot
 
 log = logging.getLogger(__name__)
+STARTING_SECONDS = 0.5  # how often the background thread looks while no table is built yet
 RETRY_SECONDS = 1.0  # after Redis failed, requests do not try it again for this long (they answer from the lake)
 
 
@@ -104,7 +105,9 @@ class LiveFeatures:
             snapshot = snapshot_of()
             if snapshot is not None:
                 self.refresh(snapshot)
-            self._stop.wait(self.settings.live.refresh_seconds)
+            # Until the data is loaded and a table built, look again soon rather than a whole interval later.
+            pause = self.settings.live.refresh_seconds if self.table is not None else STARTING_SECONDS
+            self._stop.wait(min(pause, self.settings.live.refresh_seconds))
 
     def refresh(self, snapshot: Snapshot) -> LiveTable | None:
         """Rebuild the table if the store or the snapshot changed since it was built; the problem when it cannot."""
