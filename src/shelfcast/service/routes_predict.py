@@ -147,9 +147,9 @@ async def _predict(
     if state.live is not None:
         # Requests for the latest day by ids are answered from live features when they can be; else from the lake's.
         live = [n for n in groups.get(snapshot.last_date, []) if requests[n].cutoff is None and requests[n].store_id]
-        found = (
-            state.live.rows([(requests[n].store_id or "", requests[n].item_id or "") for n in live]) if live else None
-        )
+        keys = [(requests[n].store_id or "", requests[n].item_id or "") for n in live]
+        # Redis is read off the event loop: a slow answer (up to `live.timeout_seconds`) holds this request only.
+        found = await run_in_threadpool(state.live.rows, keys) if live else None
         if found is not None:
             rest = [n for n in groups[snapshot.last_date] if n not in set(live)]
             if rest:
