@@ -6,11 +6,43 @@ import datetime as dt
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 TODAY = dt.date(2026, 11, 23)
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+REDIS_URL = os.environ.get("SHELFCAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def require_redis(url: str = REDIS_URL) -> None:
+    """Skip when Redis does not answer, with the reason, except on CI (`CI=true`), where it must."""
+    import pytest
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except redis.exceptions.ConnectionError as exc:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"Redis at {url} is unreachable: {exc}")
+
+
+def redis_prefix(tag: str = "test", url: str = REDIS_URL) -> Iterator[str]:
+    """For a fixture: a key prefix unique to the test on the shared Redis; every key starting with it (its
+    `-ref` and other derived prefixes too) is deleted afterwards, failure or not."""
+    import uuid
+
+    import redis
+
+    require_redis(url)
+    name = f"shelfcast-{tag}-{uuid.uuid4().hex[:10]}"
+    try:
+        yield name
+    finally:
+        client = redis.Redis.from_url(url)
+        keys = list(client.scan_iter(match=f"{name}*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
 
 
 def write(path: Path, text: str | bytes) -> Path:

@@ -8,19 +8,17 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from helpers import run_cli, write
+from helpers import REDIS_URL, redis_prefix, run_cli, write
 
 from shelfcast.cli import main
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-REDIS_URL = os.environ.get("SHELFCAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 EVENTS = """type,event_id,time,store_id,item_id,units,price,promo,on_hand,quantity
 sale,s1,2026-11-20T10:00:00,S1,I1,2,1.5,0,,
 sale,s2,2026-11-20T11:00:00,S1,I1,1,1.5,1,,
@@ -33,18 +31,8 @@ sale,bad,2026-11-20T12:00:00,S1,I1,-3,,,,
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
-    except redis.exceptions.ConnectionError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"Redis at {REDIS_URL} is unreachable: {exc}")
-    name = f"shelfcast-test-{uuid.uuid4().hex[:10]}"
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{name}:*", count=1000))
-    if keys:
-        client.delete(*keys)
+    """A unique key prefix on the shared Redis; its keys are deleted afterwards."""
+    yield from redis_prefix()
 
 
 def test_produce_a_file_consume_and_status(tmp_path: Path, prefix: str) -> None:

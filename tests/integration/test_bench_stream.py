@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -13,10 +12,10 @@ from types import ModuleType
 
 import pytest
 import redis
+from helpers import REDIS_URL, require_redis
 
 pytestmark = pytest.mark.integration
 
-REDIS_URL = os.environ.get("SHELFCAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_stream.py"
 
 
@@ -33,12 +32,7 @@ def bench() -> ModuleType:
 @pytest.fixture
 def prefix(bench: ModuleType) -> Iterator[str]:
     """A unique prefix on the shared Redis; every key under it is deleted afterwards, and none may be left."""
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
-    except redis.exceptions.ConnectionError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"Redis at {REDIS_URL} is unreachable: {exc}")
+    require_redis(REDIS_URL)
     name = f"shelfcast-test-bench-{uuid.uuid4().hex[:10]}"
     yield name
     bench.cleanup(REDIS_URL, name)

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import polars as pl
 import pytest
 import redis
-from helpers import NOW, TODAY, write_chain
+from helpers import NOW, REDIS_URL, TODAY, redis_prefix, write_chain
 
 from shelfcast.data.sources import get_source
 from shelfcast.events import SaleEvent, encode
@@ -34,7 +33,6 @@ from shelfcast.workflows import live as wl
 pytestmark = pytest.mark.integration
 
 KEYS = ["date", "store_id", "item_id"]
-REDIS_URL = os.environ.get("SHELFCAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def live_settings(workspace: Path, prefix: str, url: str = REDIS_URL, **live: Any) -> Settings:
@@ -48,18 +46,7 @@ def live_settings(workspace: Path, prefix: str, url: str = REDIS_URL, **live: An
 @pytest.fixture
 def prefix() -> Iterator[str]:
     """A unique key prefix on the shared Redis; its keys are deleted afterwards."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"Redis at {REDIS_URL} is unreachable: {exc}")
-    name = f"shelfcast-test-{uuid.uuid4().hex[:10]}"
-    yield name
-    keys = list(client.scan_iter(match=f"{name}*", count=1000))
-    if keys:
-        client.delete(*keys)
+    yield from redis_prefix()
 
 
 def sale(

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +21,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-import redis
 from fastapi.testclient import TestClient
-from helpers import NOW, TODAY
+from helpers import NOW, TODAY, redis_prefix
 from serving import SERVE_FAST, SERVE_FAST_STOCKOUT, make_champion
 
 from shelfcast.data.simulator import SimConfig, simulate
@@ -44,7 +41,6 @@ from shelfcast.types import Task
 from shelfcast.workflows.training import run_train
 
 pytestmark = pytest.mark.integration
-REDIS_URL = os.environ.get("SHELFCAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CHAIN = SimConfig(n_stores=3, n_items=4, n_days=300, seed=8, min_base_demand=1.0, max_base_demand=30.0)
 STREAMED = 10  # days T+1..L streamed as events
 FACTS = ("sales", "inventory", "movements")
@@ -83,18 +79,8 @@ def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Settings,
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
-    except redis.exceptions.ConnectionError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"Redis at {REDIS_URL} is unreachable: {exc}")
-    name = f"shelfcast-test-{uuid.uuid4().hex[:10]}"
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{name}*", count=1000))
-    if keys:
-        client.delete(*keys)
+    """A unique key prefix on the shared Redis; its keys are deleted afterwards."""
+    yield from redis_prefix()
 
 
 def _live(base: Settings, prefix: str, tmp_path: Path, **live: Any) -> Settings:

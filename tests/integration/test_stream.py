@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import polars as pl
 import pytest
 import redis
-from helpers import NOW, TODAY, write_chain
+from helpers import NOW, REDIS_URL, TODAY, redis_prefix, write_chain
 
 from shelfcast.data.sources import get_source
 from shelfcast.events import SaleEvent, StockCountEvent, encode
@@ -33,17 +32,7 @@ from shelfcast.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-REDIS_URL = os.environ.get("SHELFCAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DAY = dt.date(2026, 11, 20)
-
-
-def _reachable(url: str) -> None:
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
-    except redis.exceptions.ConnectionError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"Redis at {url} is unreachable: {exc}")
 
 
 def live_settings(workspace: Path, prefix: str, url: str = REDIS_URL, **live: Any) -> Settings:
@@ -57,13 +46,7 @@ def live_settings(workspace: Path, prefix: str, url: str = REDIS_URL, **live: An
 @pytest.fixture
 def prefix() -> Iterator[str]:
     """A unique key prefix on the shared Redis; its keys are deleted afterwards."""
-    _reachable(REDIS_URL)
-    name = f"shelfcast-test-{uuid.uuid4().hex[:10]}"
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{name}*", count=1000))
-    if keys:
-        client.delete(*keys)
+    yield from redis_prefix()
 
 
 @pytest.fixture(scope="module")
