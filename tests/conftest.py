@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import NOW, TODAY
+from helpers import NOW, TODAY, redis_prefix
 
 from shelfcast.data.sources import get_source
 from shelfcast.jobs.ingest import IngestReport, run_ingest
@@ -70,3 +70,9 @@ def serving_workspace(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     train_both(settings)
     run_score(settings, horizon=SERVE_HORIZON, now=NOW)
     return settings
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A unique key prefix on the shared Redis; its keys are deleted afterwards."""
+    yield from redis_prefix()

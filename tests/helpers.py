@@ -8,6 +8,10 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shelfcast.settings import Settings
 
 TODAY = dt.date(2026, 11, 23)
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
@@ -94,3 +98,14 @@ def write_chain(folder: Path, *, stores: int = 2, items: int = 4, days: int = 20
         frame.write_parquet(folder / f"{name}.parquet")
     (folder / "exogenous_roles.json").write_text(json.dumps(sim.exogenous_roles))
     return folder
+
+
+def live_settings(workspace: Path, prefix: str, url: str = REDIS_URL, **live: Any) -> Settings:
+    """Settings for the live path under `prefix`, with short waits so tests run quickly."""
+    from shelfcast.settings import Settings
+
+    return Settings(
+        workspace=workspace,
+        redis_url=url,
+        live={"prefix": prefix, "block_ms": 50, "claim_idle_ms": 300, "batch_size": 100, **live},
+    )

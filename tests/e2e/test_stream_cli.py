@@ -8,12 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from helpers import REDIS_URL, redis_prefix, run_cli, write
+from helpers import REDIS_URL, run_cli, write
 
 from shelfcast.cli import main
 
@@ -27,12 +26,6 @@ stock,c1,2026-11-20T20:00:00,S1,I1,,,,7,
 receipt,r1,2026-11-20T08:00:00,S1,I1,,,,,5
 sale,bad,2026-11-20T12:00:00,S1,I1,-3,,,,
 """
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    """A unique key prefix on the shared Redis; its keys are deleted afterwards."""
-    yield from redis_prefix()
 
 
 def test_produce_a_file_consume_and_status(tmp_path: Path, prefix: str) -> None:

@@ -14,7 +14,6 @@ import json
 import shutil
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
-from helpers import NOW, TODAY, redis_prefix
+from helpers import NOW, TODAY
 from serving import SERVE_FAST, SERVE_FAST_STOCKOUT, make_champion
 
 from shelfcast.data.simulator import SimConfig, simulate
@@ -75,12 +74,6 @@ def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Settings,
         run_train(early, task="stockout", folds=1, stockout_config=SERVE_FAST_STOCKOUT, forecast_config=SERVE_FAST),
     )
     return early, full, cut
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    """A unique key prefix on the shared Redis; its keys are deleted afterwards."""
-    yield from redis_prefix()
 
 
 def _live(base: Settings, prefix: str, tmp_path: Path, **live: Any) -> Settings:

@@ -12,14 +12,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 import redis
-from helpers import NOW, REDIS_URL, TODAY, redis_prefix, write_chain
+from helpers import NOW, REDIS_URL, TODAY, live_settings, write_chain
 
 from shelfcast.data.sources import get_source
 from shelfcast.events import SaleEvent, StockCountEvent, encode
@@ -33,20 +32,6 @@ from shelfcast.settings import Settings
 pytestmark = pytest.mark.integration
 
 DAY = dt.date(2026, 11, 20)
-
-
-def live_settings(workspace: Path, prefix: str, url: str = REDIS_URL, **live: Any) -> Settings:
-    return Settings(
-        workspace=workspace,
-        redis_url=url,
-        live={"prefix": prefix, "block_ms": 50, "claim_idle_ms": 300, "batch_size": 100, **live},
-    )
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    """A unique key prefix on the shared Redis; its keys are deleted afterwards."""
-    yield from redis_prefix()
 
 
 @pytest.fixture(scope="module")
