@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli import data, demo, modelling, models, monitor, pipeline, policy, retrain, serve, stream
+from shelfcast.cli import dashboard, data, demo, modelling, models, monitor, pipeline, policy, retrain, serve, stream
 from shelfcast.cli.options import VerboseOpt, run_app, set_verbose
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.add_typer(policy.app)
 app.add_typer(monitor.app)
 app.add_typer(retrain.app)
 app.add_typer(serve.app)
+app.add_typer(dashboard.app)
 app.add_typer(models.app, name="models")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(stream.app, name="stream")
