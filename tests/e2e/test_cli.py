@@ -29,6 +29,7 @@ COMMANDS = [
     "models",
     "pipeline",
     "serve",
+    "dashboard",
     "monitor",
     "retrain",
     "events",
@@ -77,6 +78,7 @@ def test_demo_runs_the_whole_loop_and_can_be_rerun(tmp_path: Path) -> None:
         assert re.search(r"scored 40 series x 14 days from \S+ with shelfcast-demand " + version, text), text
         assert "stockout alerts; predictions in .shelfcast/predictions" in text
         assert "mlflow ui --backend-store-uri sqlite:///" in text
+        assert "shelfcast dashboard -w" in text and "http://127.0.0.1:8501" in text
     assert (tmp_path / ".shelfcast" / "lake" / "manifest.json").exists()
     info = run("info", cwd=tmp_path)
     assert info.returncode == 0 and "sales" in info.stdout

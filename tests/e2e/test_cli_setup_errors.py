@@ -38,6 +38,7 @@ EVERY_COMMAND = [
     ["monitor"],
     ["retrain"],
     ["events"],
+    ["dashboard"],
 ]
 
 

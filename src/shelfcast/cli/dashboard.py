@@ -35,6 +35,8 @@ def streamlit_command(*, host: str, port: int) -> list[str]:
         "false",
         "--global.developmentMode",
         "false",
+        "--client.toolbarMode",
+        "minimal",
         "--theme.base",
         "light",
     ]

@@ -243,6 +243,7 @@ def demo_summary(report: DemoReport) -> None:
             f"mlflow ui --backend-store-uri {report.tracking_uri}",
             f"shelfcast models list -w {ws}",
             f"shelfcast score -w {ws}",
+            f"shelfcast dashboard -w {ws}   (then open http://127.0.0.1:8501)",
             f"shelfcast serve -w {ws}   (then http://127.0.0.1:8000/docs)",
             f"shelfcast monitor -w {ws}",
             f"shelfcast retrain -w {ws} --dry-run",

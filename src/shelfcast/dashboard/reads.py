@@ -11,6 +11,7 @@ by `cache_resource` (shared, not copied: Polars frames are immutable).
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -19,8 +20,10 @@ import streamlit as st
 from shelfcast.errors import LakeError, StoreError, WorkspaceError
 from shelfcast.features.panel import SERIES
 from shelfcast.io.lake import Lake
+from shelfcast.io.online_store import Buckets, OnlineStore, StockNow
 from shelfcast.io.stores import open_store
 from shelfcast.io.stores.day import ScoringDay, day_stamp
+from shelfcast.redact import redact
 from shelfcast.settings import Settings
 
 SPINNER = False  # the pages say what they wait for themselves
@@ -53,9 +56,10 @@ def _scoring(_settings: Settings, _key: tuple[str, ...], day: dt.date, _stamp: A
 
 
 def lake_stamp(settings: Settings, *tables: str) -> str:
-    """The content hashes of `tables` in the lake's manifest (changes with every ingest that changes them)."""
+    """The workspace and the content hashes of `tables` in its manifest (a new ingest of them changes it)."""
     info = Lake(settings.workspace).manifest()["tables"]
-    return "|".join(f"{t}:{(info.get(t) or {}).get('content_hash')}" for t in tables)
+    hashes = "|".join(f"{t}:{(info.get(t) or {}).get('content_hash')}" for t in tables)
+    return f"{settings.workspace.resolve()}|{hashes}"
 
 
 def stock_on_hand(settings: Settings) -> pl.DataFrame | None:
@@ -124,3 +128,44 @@ def calendar_events(settings: Settings, store_id: str, first: dt.date, last: dt.
 
 
 READ_ERRORS = (StoreError, LakeError, WorkspaceError, OSError)
+
+
+def data_frequency(settings: Settings) -> str:
+    """'D' or 'W': the sales table's period as ingest recorded it."""
+    info = Lake(settings.workspace).table_info("sales") or {}
+    return str(info.get("frequency") or "D")
+
+
+@dataclass(frozen=True)
+class LiveView:
+    """What the online store knows of one series now: the running totals, the latest count, the stock now."""
+
+    day: dt.date
+    buckets: Buckets
+    stock: StockNow
+
+
+def live_view(settings: Settings, store_id: str, item_id: str) -> LiveView | str:
+    """The series in the online store, or why there is nothing to show (not seeded, Redis unreachable).
+
+    Never cached: it is the part of the page that moves. Redis gets `live.timeout_seconds` to answer, so a slow
+    or absent server costs the page that long at most.
+    """
+    import redis
+
+    timeout = settings.live.timeout_seconds
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        store = OnlineStore.from_settings(settings, client)
+        meta = store.meta()
+        if meta.layout is None:
+            return (
+                f"The live store (`{settings.live.prefix}` on {redact(settings.redis_url)}) is empty: "
+                "`shelfcast stream seed`, then `shelfcast stream consume`"
+            )
+        day = store.stats().latest_day or meta.seeded_through or dt.date.today()
+        return LiveView(day, store.buckets(store_id, item_id, day), store.stock_now([(store_id, item_id)])[0])
+    except redis.RedisError as exc:
+        return f"The live store on {redact(settings.redis_url)} does not answer: {redact(str(exc))}"
+    finally:
+        client.close()

@@ -27,6 +27,7 @@ def store_items(
         *(["category"] if "category" in rows.columns else []),
         "stockout_risk",
         "stockout_label",
+        "threshold",
         "forecast_7",
         "on_hand",
         "counted_on",

@@ -30,11 +30,11 @@ items = store_items(day, store_id, on_hand=on_hand, attributes=attributes)
 has_risk = items["stockout_risk"].is_not_null().any()
 has_orders = items["order_quantity"].is_not_null().any()
 
-left, middle, right, last = st.columns(4)
+st.caption(f"Scoring of {day.scored_on} (run {day.scored_at:%Y-%m-%d %H:%M} UTC), forecasts {day.first} to {day.last}")
+left, middle, right = st.columns(3)
 left.metric("Items scored", f"{items.height:,}")
 middle.metric("Flagged at risk", f"{items['stockout_label'].fill_null(False).sum():,}" if has_risk else "n/a")
 right.metric("To order now", f"{(items['order_quantity'].fill_null(0) > 0).sum():,}" if has_orders else "n/a")
-last.metric("Scored on", str(day.scored_on), help=f"at {day.scored_at:%Y-%m-%d %H:%M} UTC")
 
 with st.container(horizontal=True):
     categories = items["category"].drop_nulls().unique().sort().to_list() if "category" in items.columns else []
@@ -65,6 +65,7 @@ st.dataframe(
             "Stockout risk", format="percent", min_value=0.0, max_value=1.0, help="Probability of a stockout"
         ),
         "stockout_label": st.column_config.CheckboxColumn("Alert", help="risk at or above the model's threshold"),
+        "threshold": st.column_config.NumberColumn("Threshold", format="percent", help="the model's alert threshold"),
         "forecast_7": st.column_config.NumberColumn("Demand next 7 periods", format="%.1f units"),
         "on_hand": st.column_config.NumberColumn("On hand", format="%.0f units"),
         "counted_on": st.column_config.DateColumn("Counted on"),
