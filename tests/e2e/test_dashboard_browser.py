@@ -53,7 +53,8 @@ README_SHOT_MAX_BYTES = 300_000
 
 # Streamlit's own end-to-end tests wait on these attributes of the app's root: `notRunning` is set only once a run
 # has finished (`initial` before the first one), so it cannot be mistaken for "not started yet". Elements still
-# loading (a dataframe's grid) show as skeletons; the status widget shows while a run is in progress.
+# loading (a dataframe's grid) show as skeletons; the status widget shows while a run is in progress; a chart is
+# drawn once Vega has put its canvas (or SVG) in it.
 IDLE = """title => {
     const app = document.querySelector('[data-testid="stApp"]');
     return app !== null
@@ -61,7 +62,8 @@ IDLE = """title => {
         && app.dataset.testScriptState === 'notRunning'
         && document.querySelector('[data-testid="stStatusWidget"]') === null
         && document.querySelector('[data-testid="stSkeleton"]') === null
-        && [...document.querySelectorAll('[data-testid="stMain"] h1')].some(h => h.textContent.trim() === title);
+        && [...document.querySelectorAll('[data-testid="stMain"] h1')].some(h => h.textContent.trim() === title)
+        && [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')].every(c => c.querySelector('canvas, svg'));
 }"""
 
 
@@ -176,7 +178,7 @@ def open_page(page: Page, url: str, title: str) -> None:
 def errors_shown(page: Page) -> list[str]:
     """Streamlit's traceback elements and error boxes on the page, as text."""
     shown = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
-    return [text.strip() for text in shown.all_inner_texts()]
+    return list(dict.fromkeys(text.strip() for text in shown.all_inner_texts()))  # a traceback is in an error box
 
 
 def full_page_screenshot(page: Page, path: Path) -> None:
