@@ -160,6 +160,22 @@ def browser(dashboard: Dashboard) -> Iterator[Browser]:
             launched.close()
 
 
+@pytest.fixture(scope="module")
+def urls(browser: Browser, dashboard: Dashboard) -> dict[str, str]:
+    """Each page's address as the app's own navigation links to it (the default page is at the root), by title."""
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        tab = context.new_page()
+        open_page(tab, dashboard.url, PAGES["store"])
+        links = tab.get_by_test_id("stSidebarNavLink")
+        return {
+            link.get_by_test_id("stMarkdownContainer").inner_text().strip(): str(link.get_attribute("href"))
+            for link in links.all()
+        }
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
@@ -176,8 +192,8 @@ def open_page(page: Page, url: str, title: str) -> None:
 
 
 def errors_shown(page: Page) -> list[str]:
-    """Streamlit's traceback elements and error boxes on the page, as text."""
-    shown = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
+    """Streamlit's tracebacks, error boxes and dialogs ("Page not found") on the page, as text."""
+    shown = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"], [role="dialog"]')
     return list(dict.fromkeys(text.strip() for text in shown.all_inner_texts()))  # a traceback is in an error box
 
 
@@ -214,14 +230,22 @@ def ranked(dashboard: Dashboard, store: str) -> list[str]:
     return rows.sort(["stockout_risk", "item_id"], descending=[True, False])["item_id"].to_list()
 
 
+def test_the_navigation_lists_the_five_pages(urls: dict[str, str], dashboard: Dashboard) -> None:
+    # st.navigation's titles (a `pages/` folder beside app.py would list its files instead), each on its own address.
+    assert list(urls) == list(PAGES.values())
+    assert len(set(urls.values())) == len(PAGES)
+    assert all(url.startswith(dashboard.url) for url in urls.values())
+
+
 @pytest.mark.parametrize("path", list(PAGES))
-def test_every_page_loads_with_no_error(path: str, dashboard: Dashboard, page: Page, tmp_path: Path) -> None:
+def test_every_page_loads_with_no_error(
+    path: str, dashboard: Dashboard, urls: dict[str, str], page: Page, tmp_path: Path
+) -> None:
     store = str(dashboard.predictions["store_id"].min())
     query = f"?store={store}&item={ranked(dashboard, store)[0]}" if path == "item" else ""
-    open_page(page, f"{dashboard.url}/{path}{query}", PAGES[path])
+    open_page(page, urls[PAGES[path]] + query, PAGES[path])
     assert errors_shown(page) == []
-    # The app's own navigation (st.navigation's titles), and the sidebar that the entry script draws on every page.
-    assert page.get_by_test_id("stSidebarNavLink").all_inner_texts() == list(PAGES.values())
+    # The sidebar that the entry script draws on every page.
     assert str(dashboard.workspace) in page.get_by_test_id("stSidebarUserContent").inner_text()
     shot = tmp_path / f"{path}.png"
     full_page_screenshot(page, shot)
@@ -231,10 +255,17 @@ def test_every_page_loads_with_no_error(path: str, dashboard: Dashboard, page: P
         readme_screenshot(page, Path(folder) / README_SHOTS[path])
 
 
-def test_choosing_a_store_shows_its_items(dashboard: Dashboard, page: Page) -> None:
+@pytest.mark.parametrize("path", list(PAGES))
+def test_each_page_opens_at_its_own_path(path: str, dashboard: Dashboard, page: Page) -> None:
+    # Links name pages by their path (`/store?store=S001`, `/item?store=S001&item=I0001`): no "Page not found".
+    open_page(page, f"{dashboard.url}/{path}", PAGES[path])
+    assert errors_shown(page) == []
+
+
+def test_choosing_a_store_shows_its_items(dashboard: Dashboard, urls: dict[str, str], page: Page) -> None:
     stores = dashboard.predictions["store_id"].unique().sort().to_list()
     first, other = stores[0], stores[-1]
-    open_page(page, f"{dashboard.url}/store", "Store")
+    open_page(page, urls["Store"], "Store")
     assert page.url.endswith(f"?store={first}")  # the default choice is written to the link
     before = table_items(page)
     assert before == ranked(dashboard, first)  # every item, riskiest first
@@ -243,7 +274,7 @@ def test_choosing_a_store_shows_its_items(dashboard: Dashboard, page: Page) -> N
     picker.click()
     picker.fill(other)
     page.get_by_role("option", name=other, exact=True).click()
-    page.wait_for_url(f"**/store?store={other}", timeout=LOAD_MS)
+    page.wait_for_url(lambda url: url.endswith(f"?store={other}"), timeout=LOAD_MS)
     page.wait_for_function(IDLE, arg="Store", timeout=LOAD_MS)
     wanted = ranked(dashboard, other)
     assert wanted != before
@@ -255,9 +286,9 @@ def test_choosing_a_store_shows_its_items(dashboard: Dashboard, page: Page) -> N
     assert errors_shown(page) == []
 
 
-def test_the_order_list_downloads_as_csv(dashboard: Dashboard, page: Page) -> None:
+def test_the_order_list_downloads_as_csv(dashboard: Dashboard, urls: dict[str, str], page: Page) -> None:
     store = str(dashboard.predictions["store_id"].max())
-    open_page(page, f"{dashboard.url}/store?store={store}", "Store")
+    open_page(page, f"{urls['Store']}?store={store}", "Store")
     with page.expect_download(timeout=LOAD_MS) as download:
         page.get_by_test_id("stDownloadButton").get_by_role("button").click()
     assert download.value.suggested_filename.startswith(f"order-list-{store}-")
@@ -283,8 +314,8 @@ def test_the_order_list_downloads_as_csv(dashboard: Dashboard, page: Page) -> No
     assert quantities == sorted(quantities, reverse=True)  # largest order first
 
 
-def test_an_unknown_store_in_the_link_gets_a_clear_warning(dashboard: Dashboard, page: Page) -> None:
-    open_page(page, f"{dashboard.url}/store?store=NOPE", "Store")
+def test_an_unknown_store_in_the_link_gets_a_clear_warning(urls: dict[str, str], page: Page) -> None:
+    open_page(page, f"{urls['Store']}?store=NOPE", "Store")
     warning = page.get_by_test_id("stAlertContentWarning")
     assert warning.count() == 1
     assert "Unknown store NOPE in the link: it is not in the latest scoring" in warning.inner_text()
