@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 import pytest
+from browser import CHROMIUM_ARGS, chromium
 from helpers import run_cli
 from serving import free_port
 
@@ -33,17 +33,6 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-# No sandbox (the tests may run as root, in a container), no GPU, and nothing the browser would fetch for itself.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 PAGES = {"store": "Store", "item": "Item", "models": "Models", "monitoring": "Monitoring", "data": "Data"}
 VIEWPORT = {"width": 1280, "height": 800}
 # Generous: the first run of a page imports the models and reads the lake, on a loaded 2-core machine.
@@ -65,17 +54,6 @@ IDLE = """title => {
         && [...document.querySelectorAll('[data-testid="stMain"] h1')].some(h => h.textContent.trim() === title)
         && [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')].every(c => c.querySelector('canvas, svg'));
 }"""
-
-
-def chromium() -> str:
-    """The system Chromium's path; skips (fails on CI) with the way to install it when there is none."""
-    found = str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
-    if found is None:
-        reason = "Chromium is not installed: `apt-get install chromium` (make test does it where it can)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; on CI the browser tests must run")
-        pytest.skip(reason)
-    return found
 
 
 @dataclass(frozen=True)
