@@ -1,9 +1,10 @@
 """The reads of the pages for the people who run the models (Models, Monitoring, Data), cached, and their frames.
 
-As in `reads.py`: each cached function takes the settings as `_settings`
-(not hashed) and a stamp that changes with what it reads: the MLflow store's
-file (embedded) or a 30-second clock (a server, which has no cheap stamp),
-the monitoring folder's report names, the lake manifest's `updated_at`, the
+Each cached function takes the settings as `_settings` (not hashed: Streamlit
+leaves out of the key every argument named with a leading underscore), where
+it reads (the workspace or the tracking URI) and a stamp that changes with
+what it reads: the MLflow store's file (embedded) or a 30-second clock (a
+server, which has no cheap stamp), the monitoring folder's report names, the
 quarantine file and the events file. Frames are shaped here (selects, joins,
 sorts and labels), never modelled: the figures are the adapters' own.
 """
@@ -186,11 +187,11 @@ def _instant(text: str | None) -> dt.datetime | None:
 def policy_events(settings: Settings) -> pl.DataFrame:
     """The policy's decisions with what came of them (`event`: promotion, refusal, rollback, fallback, ok)."""
     path = monitoring_dir(settings) / "events.parquet"
-    return _policy_events(settings, file_stamp(path) if path.exists() else "")
+    return _policy_events(settings, str(path.resolve()), file_stamp(path) if path.exists() else "")
 
 
 @st.cache_data(max_entries=4, show_spinner=SPINNER)
-def _policy_events(_settings: Settings, _stamp: str) -> pl.DataFrame:
+def _policy_events(_settings: Settings, path: str, stamp: str) -> pl.DataFrame:
     return events_frame(read_events(_settings))
 
 
@@ -225,10 +226,15 @@ def report_names(settings: Settings) -> tuple[str, ...]:
     )
 
 
-@st.cache_data(max_entries=4, show_spinner=SPINNER)
-def summaries(_settings: Settings, names: tuple[str, ...]) -> list[dict[str, Any]]:
+def summaries(settings: Settings) -> list[dict[str, Any]]:
     """Every report's `drift_summary.json` (keys in `monitoring.summary`), oldest first, with its `folder`."""
-    root = monitoring_dir(_settings)
+    return _summaries(str(monitoring_dir(settings).resolve()), report_names(settings))
+
+
+@st.cache_data(max_entries=4, show_spinner=SPINNER)
+def _summaries(folder: str, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    # A report folder is written once (its summary last): the names are the stamp.
+    root = Path(folder)
     out = []
     for name in names:
         try:
@@ -409,11 +415,12 @@ def quarantine(settings: Settings) -> pl.DataFrame | None:
     lake = Lake(settings.workspace)
     if not lake.has(QUARANTINE):
         return None
-    return _quarantine(settings, file_stamp(lake.path(QUARANTINE)))
+    path = lake.path(QUARANTINE)
+    return _quarantine(settings, str(path.resolve()), file_stamp(path))
 
 
 @st.cache_resource(max_entries=4, show_spinner=SPINNER)
-def _quarantine(_settings: Settings, _stamp: str) -> pl.DataFrame:
+def _quarantine(_settings: Settings, path: str, stamp: str) -> pl.DataFrame:
     return Lake(_settings.workspace).read(QUARANTINE)
 
 

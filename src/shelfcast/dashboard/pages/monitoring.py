@@ -18,7 +18,7 @@ CHART_FEATURES = 25  # features in the drift chart unless all are asked for (the
 settings = ui.settings_or_stop()
 st.title("Monitoring")
 try:
-    reports = ops.summaries(settings, ops.report_names(settings))
+    reports = ops.summaries(settings)
 except OSError as exc:
     ui.problem(f"Cannot read the monitoring reports: {exc}")
     st.stop()
