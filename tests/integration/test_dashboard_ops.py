@@ -186,6 +186,14 @@ def test_data_page_shows_the_stream_when_live(
     assert any(f"{now.series:,} series" in c.value and prefix in c.value for c in at.caption)
 
 
+def test_an_unreachable_redis_is_a_problem_on_the_data_page(
+    ops_workspace: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _page(monkeypatch, ops_workspace.workspace, "data", SHELFCAST_REDIS_URL="redis://127.0.0.1:9/0")
+    assert next(e.value for e in at.error if "live stream" in e.value).startswith("Cannot read the live stream")
+    assert _frame(at, "rule", "rows", "tables").shape[0] > 0  # the rest of the page is still there
+
+
 @pytest.mark.xfail(
     PAGE_DIR.name == "pages",
     reason="Streamlit also registers a `pages/` folder beside the main script as pages of their own (its legacy "

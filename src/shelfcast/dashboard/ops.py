@@ -55,6 +55,10 @@ METRICS: dict[str, str] = {
     "alert_rate": "alert rate (share of series)",
 }
 
+# The metric of a report's `accuracy_over_time` per task (monitoring.accuracy: a day's WAPE; a day's F1 of the
+# alerts, as a day has too few rows for a PR-AUC), and the backtest figure to draw beside it (None: not the same).
+OVER_TIME_METRIC: dict[str, str] = {"demand": "wape", "stockout": "f1"}
+
 
 # -- registry ----------------------------------------------------------------------------------------------------
 

@@ -140,7 +140,14 @@ def accuracy(task: str, m: dict[str, Any]) -> None:
             "score, ingest the actuals that follow, then monitor."
         )
     else:
-        st.altair_chart(charts.accuracy_lines(over_time, label=label, backtest=backtest), width="stretch")
+        daily = ops.OVER_TIME_METRIC.get(task, metric)
+        same = daily == metric  # the backtest figure is drawn only when it is the same metric
+        if not same:
+            st.caption(f"Per day the {daily.upper()} is shown: a day has too few rows for the {metric.upper()}.")
+        chart = charts.accuracy_lines(
+            over_time, label=f"{ops.METRICS.get(daily, daily)} per day", backtest=backtest if same else None
+        )
+        st.altair_chart(chart, width="stretch")
     ratios = alarms.filter(pl.col("task") == task)
     if ratios["live_relative"].is_not_null().any() or ratios["backtest_relative"].is_not_null().any():
         st.caption(
