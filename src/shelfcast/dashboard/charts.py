@@ -24,7 +24,9 @@ def _sized(chart: Drawing, height: int | alt.Step) -> Drawing:
     return sized
 
 
-def backtest_bars(scores: pl.DataFrame, *, metric: str, label: str, higher_is_better: bool) -> Drawing:
+def backtest_bars(
+    scores: pl.DataFrame, *, metric: str, label: str, higher_is_better: bool, direction: str = ""
+) -> Drawing:
     """One metric of a run's backtest, the served model against every baseline (bars labelled with their role
     and value, so colour is not needed)."""
     frame = scores.filter(pl.col("metric") == metric).with_columns(
@@ -33,7 +35,7 @@ def backtest_bars(scores: pl.DataFrame, *, metric: str, label: str, higher_is_be
     order = frame.sort("value", descending=higher_is_better)["name"].to_list()
     base = alt.Chart(frame.to_pandas()).encode(
         y=alt.Y("name:N", sort=order, title=None, axis=alt.Axis(labelLimit=320)),
-        x=alt.X("value:Q", title=f"{label}, {'higher' if higher_is_better else 'lower'} is better"),
+        x=alt.X("value:Q", title=f"{label}, {direction}" if direction else label),
     )
     bars = base.mark_bar().encode(
         color=alt.Color("role:N", scale=alt.Scale(domain=list(ROLES)), legend=alt.Legend(title="model")),

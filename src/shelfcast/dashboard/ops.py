@@ -47,13 +47,24 @@ METRICS: dict[str, str] = {
     "mase": "MASE (ratio to the in-sample naive)",
     "coverage_80": "p10-p90 coverage (share of days)",
     "pinball": "pinball loss (units)",
-    "pr_auc": "PR-AUC (0-1, higher is better)",
-    "f1": "F1 (0-1, higher is better)",
+    "pr_auc": "PR-AUC (0-1)",
+    "f1": "F1 (0-1)",
     "precision": "precision (share of alerts right)",
     "recall": "recall (share of stockouts caught)",
-    "brier": "Brier score (0-1, lower is better)",
+    "brier": "Brier score (0-1)",
     "alert_rate": "alert rate (share of series)",
 }
+HIGHER_IS_BETTER = frozenset({"pr_auc", "f1", "precision", "recall"})
+# What "better" means where it is neither lower nor higher.
+BEST: dict[str, str] = {"bias": "nearest 0 is best", "coverage_80": "nearest 0.80 is best", "alert_rate": ""}
+
+
+def direction(metric: str) -> str:
+    """How to read a metric's value: higher or lower is better, or where it is best."""
+    if metric in BEST:
+        return BEST[metric]
+    return "higher is better" if metric in HIGHER_IS_BETTER else "lower is better"
+
 
 # The metric of a report's `accuracy_over_time` per task (monitoring.accuracy: a day's WAPE; a day's F1 of the
 # alerts, as a day has too few rows for a PR-AUC), and the backtest figure to draw beside it (None: not the same).

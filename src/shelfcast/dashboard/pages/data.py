@@ -89,8 +89,9 @@ else:
 st.header("Live stream")
 if not ops.live_configured(settings):
     st.caption(
-        "The live path is off. Turn it on with `live.serve = true` in shelfcast.toml (or SHELFCAST_LIVE__SERVE=true) "
-        "and Redis at `redis_url`, then `shelfcast stream seed` and `shelfcast stream consume`."
+        "The live path is off. Turn it on with `serve = true` under `[live]` in shelfcast.toml (or "
+        "SHELFCAST_LIVE__SERVE=true) and Redis at `redis_url`, then `shelfcast stream seed` and "
+        "`shelfcast stream consume`."
     )
 else:
     try:

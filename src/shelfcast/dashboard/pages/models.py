@@ -71,8 +71,13 @@ def backtest(task: Task, versions: list[VersionInfo], champion: VersionInfo | No
         key=f"bt_metric_{task}",
     )
     assert metric is not None
-    higher = metric in ("pr_auc", "f1", "precision", "recall") or (metric == "coverage_80")
-    chart = charts.backtest_bars(scores, metric=metric, label=ops.METRICS[metric], higher_is_better=higher)
+    chart = charts.backtest_bars(
+        scores,
+        metric=metric,
+        label=ops.METRICS[metric],
+        higher_is_better=metric in ops.HIGHER_IS_BETTER,
+        direction=ops.direction(metric),
+    )
     st.altair_chart(chart, width="stretch")
     st.dataframe(
         scores.filter(pl.col("metric") == metric).select("model", "role", "value"),
