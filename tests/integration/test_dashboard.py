@@ -178,3 +178,21 @@ def test_item_page_shows_the_live_day(
     assert values["Last stock count"] == f"{last['on_hand']:,.0f} units"
     sold = lake.scan("sales").filter(one).collect().sort("date").row(-1, named=True)
     assert values[f"Sold on {sold['date']}"] == f"{sold['units']:,.0f} units"
+
+
+def test_a_new_scoring_is_shown_on_the_next_load(
+    serving_workspace: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "ws"
+    shutil.copytree(serving_workspace.workspace, workspace)
+    settings = Settings(workspace=workspace)
+    frame = predictions(settings)
+    store_id = sorted(frame["store_id"].unique())[0]
+    at = run_page(app(workspace, monkeypatch, store=store_id), "store")
+    before = pl.from_pandas(at.dataframe[0].value)
+    # The same day scored again with other order quantities: the page must not keep the cached rows.
+    store = open_store(settings)
+    store.write(frame.with_columns(pl.col("order_quantity") + 1000.0), scored_on=frame["scored_on"][0])
+    at = run_page(app(workspace, monkeypatch, store=store_id), "store")
+    after = pl.from_pandas(at.dataframe[0].value).join(before, on="item_id", suffix="_before")
+    assert ((after["order_quantity"] - after["order_quantity_before"]) - 1000.0).abs().max() < 1e-9

@@ -194,13 +194,6 @@ def test_an_unreachable_redis_is_a_problem_on_the_data_page(
     assert _frame(at, "rule", "rows", "tables").shape[0] > 0  # the rest of the page is still there
 
 
-@pytest.mark.xfail(
-    PAGE_DIR.name == "pages",
-    reason="Streamlit also registers a `pages/` folder beside the main script as pages of their own (its legacy "
-    "multipage app), and AppTest.switch_page (like a browser opening /models directly) runs that page without "
-    "app.py: no fallback banner. Renaming the folder (e.g. `views/`) fixes it.",
-    strict=True,
-)
 def test_the_fallback_banner_is_on_every_page(ops_workspace: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     state = PolicyState(fallback={"stockout": Fallback("stockout", "degraded twice", NOW.isoformat(), "1")})
     write_state(ops_workspace, state)

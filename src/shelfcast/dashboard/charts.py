@@ -18,7 +18,7 @@ EVENT_COLOURS = ("#1a9850", "#d73027", "#7b3294", "#f46d43", "#878787")
 ROLES = ("served", "baseline", "other candidate")
 
 
-def _sized(chart: Drawing, height: int | alt.Step) -> Drawing:
+def sized(chart: Drawing, height: int | alt.Step) -> Drawing:
     # Discrete axes get a step per row (Streamlit fits a fixed height to the whole chart, axes included).
     sized: Drawing = chart.properties(height=height)  # altair's `properties` is untyped
     return sized
@@ -42,7 +42,7 @@ def backtest_bars(
         tooltip=["model:N", "role:N", alt.Tooltip("value:Q", format=".4g", title=label)],
     )
     text = base.mark_text(align="left", dx=3).encode(text=alt.Text("value:Q", format=".3g"))
-    return _sized(bars + text, alt.Step(ROW_PX))
+    return sized(bars + text, alt.Step(ROW_PX))
 
 
 def events_timeline(events: pl.DataFrame) -> Drawing:
@@ -66,7 +66,7 @@ def events_timeline(events: pl.DataFrame) -> Drawing:
             ],
         )
     )
-    return _sized(chart, alt.Step(48))
+    return sized(chart, alt.Step(48))
 
 
 def drift_bars(drift: pl.DataFrame) -> Drawing:
@@ -96,7 +96,7 @@ def drift_bars(drift: pl.DataFrame) -> Drawing:
         .mark_text(align="left", dx=4, fontWeight="bold")
         .encode(x="effect:Q", text="verdict:N")
     )
-    return _sized(bars + limit + flag, alt.Step(ROW_PX))
+    return sized(bars + limit + flag, alt.Step(ROW_PX))
 
 
 def drift_trend(trend: pl.DataFrame) -> Drawing:
@@ -114,7 +114,7 @@ def drift_trend(trend: pl.DataFrame) -> Drawing:
         shape=alt.Shape("verdict:N", scale=alt.Scale(domain=["ok", "drifted"], range=["circle", "diamond"])),
         tooltip=[alt.Tooltip("report:T", format="%Y-%m-%d %H:%M"), "feature:N", alt.Tooltip("effect:Q", format=".4f")],
     )
-    return _sized(lines + points, 260)
+    return sized(lines + points, 260)
 
 
 def alarms_chart(alarms: pl.DataFrame) -> Drawing:
@@ -138,7 +138,7 @@ def alarms_chart(alarms: pl.DataFrame) -> Drawing:
         shape=alt.Shape("state:N", scale=alt.Scale(domain=states, range=["circle", "triangle-up", "cross"])),
         tooltip=[alt.Tooltip("report:T", format="%Y-%m-%d %H:%M"), "task:N", "state:N", "drifted_features:Q"],
     )
-    return _sized(lines + points, 260)
+    return sized(lines + points, 260)
 
 
 def accuracy_lines(accuracy: pl.DataFrame, *, label: str, backtest: float | None) -> Drawing:
@@ -158,8 +158,8 @@ def accuracy_lines(accuracy: pl.DataFrame, *, label: str, backtest: float | None
         ],
     )
     if backtest is None:
-        return _sized(lines, 240)
-    return _sized(lines + _rule(backtest, "backtest"), 240)
+        return sized(lines, 240)
+    return sized(lines + _rule(backtest, "backtest"), 240)
 
 
 def relative_trend(alarms: pl.DataFrame) -> Drawing:
@@ -180,7 +180,7 @@ def relative_trend(alarms: pl.DataFrame) -> Drawing:
         strokeDash=alt.StrokeDash("figure:N", title="figure"),
         tooltip=[alt.Tooltip("report:T", format="%Y-%m-%d %H:%M"), "figure:N", alt.Tooltip("ratio:Q", format=".3f")],
     )
-    return _sized(lines + _rule(1.0, "seasonal naive", field="ratio"), 240)
+    return sized(lines + _rule(1.0, "seasonal naive", field="ratio"), 240)
 
 
 def _rule(value: float, text: str, *, field: str = "value") -> Drawing:
@@ -200,4 +200,4 @@ def quarantine_bars(counts: pl.DataFrame) -> Drawing:
     )
     bars = base.mark_bar(color="#d73027").encode(tooltip=["rule:N", "rows:Q", "tables:N"])
     text = base.mark_text(align="left", dx=3).encode(text="rows:Q")
-    return _sized(bars + text, alt.Step(ROW_PX))
+    return sized(bars + text, alt.Step(ROW_PX))
