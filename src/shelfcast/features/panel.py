@@ -117,7 +117,11 @@ def _grid(
 
 
 def _joined(
-    sales: pl.DataFrame, inventory: pl.DataFrame | None, stock: list[str], step: str, end: dt.date | None
+    sales: pl.DataFrame,
+    inventory: pl.DataFrame | None,
+    stock: list[str],
+    step: str,
+    end: dt.date | None = None,
 ) -> pl.DataFrame:
     """The grid with the sales and stock columns joined on, sorted by series and date."""
     frame = _grid(sales, step, inventory, end).join(
@@ -137,7 +141,11 @@ class _Placed:
 
 
 def _placed(
-    sales: pl.DataFrame, inventory: pl.DataFrame | None, stock: list[str], step_days: int, end: dt.date | None
+    sales: pl.DataFrame,
+    inventory: pl.DataFrame | None,
+    stock: list[str],
+    step_days: int,
+    end: dt.date | None = None,
 ) -> _Placed | None:
     """What `_joined` gives, placing each row by arithmetic instead of joins; None when that is not plain.
 
@@ -243,7 +251,7 @@ class _Spans:
         return None if np.count_nonzero(index >= 0) < rows.size else index
 
 
-def _series_spans(coded: list[pl.DataFrame], space: int, step_days: int, end: dt.date | None) -> _Spans:
+def _series_spans(coded: list[pl.DataFrame], space: int, step_days: int, end: dt.date | None = None) -> _Spans:
     """The spans of `_spans` (sales first, stock second) for coded tables, as arrays."""
     dated = [t.filter(pl.col("code") >= 0).select("code", pl.col("day").cast(pl.Date).alias("date")) for t in coded]
     spans = _spans(dated[0], dated[1] if len(dated) > 1 else None, ["code"], end).sort("code")
