@@ -20,7 +20,7 @@ from serving import SERVE_CHAIN, ingest_chain
 
 from shelfcast.data.simulator import simulate
 from shelfcast.data.sources import get_source
-from shelfcast.errors import DataValidationError, ModelNotFoundError, UnknownSeriesError
+from shelfcast.errors import DataValidationError, LakeError, ModelNotFoundError, UnknownSeriesError
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data
 from shelfcast.io.policy_log import Fallback, PolicyState, write_state
@@ -92,6 +92,13 @@ def test_no_model_to_explain_in_fallback_or_without_a_champion(copy: Settings, t
     untrained = ingest_chain(tmp_path / "untrained")
     with pytest.raises(ModelNotFoundError, match="no stockout champion"):
         explain_series(untrained, "S001", "I0001")
+
+
+def test_a_lake_that_does_not_match_its_manifest_is_refused(copy: Settings) -> None:
+    months = sorted((copy.workspace / "lake" / "sales").glob("*.parquet"))
+    months[0].unlink()
+    with pytest.raises(LakeError, match=r"files do not match its manifest: .*in the manifest but missing"):
+        explain_series(copy, "S001", "I0001")
 
 
 def test_sales_only_data_has_no_risk_to_explain(tmp_path: Path) -> None:

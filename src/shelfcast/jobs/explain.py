@@ -26,9 +26,9 @@ from shelfcast.features.labels import HOURS_SIGNALS
 from shelfcast.features.panel import Panel, build_panel
 from shelfcast.io.champion import load_champion
 from shelfcast.io.lake import Lake
+from shelfcast.io.lake_check import verify
 from shelfcast.io.model_files import load_stockout
 from shelfcast.io.policy_log import in_fallback
-from shelfcast.io.workspace_lock import holder
 from shelfcast.models.explain import Reason, explain
 from shelfcast.models.stockout import StockoutModel, stockout_features_at, window_steps
 from shelfcast.schemas import TableName
@@ -109,12 +109,17 @@ def explain_series(settings: Settings, store_id: str, item_id: str, *, top: int 
 
 
 def _check_stock(lake: Lake) -> None:
-    """DataValidationError on sales-only data, before any model is looked for (as the service does)."""
+    """A lake models can read (LakeError), with stock: DataValidationError on sales-only data, before any model is
+    looked for (as the service does)."""
     if not lake.has("sales"):
         raise WorkspaceError(f"no sales in {lake.root}; run `shelfcast ingest` (or `shelfcast demo`) first")
-    busy = holder(lake.workspace)
-    if busy is not None:
-        raise LakeError(f"{busy.line('an ingest')} (writing {lake.root}); run this again when it has finished")
+    # As every model's read of the lake (`io.model_data`): a half-written or changed lake is refused.
+    problems = verify(lake)
+    if problems:
+        more = f" (and {len(problems) - 1} more: `shelfcast validate` lists them)" if len(problems) > 1 else ""
+        raise LakeError(
+            f"no model uses the lake in {lake.root}, its files do not match its manifest: {problems[0]}{more}"
+        )
     columns = lake.scan("inventory").collect_schema().names() if lake.has("inventory") else []
     if "on_hand" not in columns and not any(c in columns for c in HOURS_SIGNALS):
         raise DataValidationError(

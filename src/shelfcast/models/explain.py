@@ -167,8 +167,8 @@ class Phrases:
 
     def _rules(self) -> list[tuple[str, Callable[[str, float | None], str | None]]]:
         return [
-            ("store_id", lambda f, v: "this store's own history"),
-            ("item_id", lambda f, v: "this item's own history"),
+            ("store_id", lambda f, v: self._own(v, "store")),
+            ("item_id", lambda f, v: self._own(v, "item")),
             ("hash_store_id", lambda f, v: "this store's own history"),
             ("hash_item_id", lambda f, v: "this item's own history"),
             (
@@ -212,7 +212,8 @@ class Phrases:
             ("o_weekday", self._weekday),
             ("o_month", lambda f, v: None if v is None or not 1 <= v <= 12 else f"the season ({_MONTHS[int(v) - 1]})"),
             ("w_mean_promo", lambda f, v: None if v is None else f"promotion planned on {v:.0%} of the coming days"),
-            ("w_max_", lambda f, v: None),
+            ("w_max_promo", self._planned_promo),
+            ("w_max_", lambda f, v: None if v is None else f"{f[6:].replace('_', ' ')} up to {_num(v)} planned ahead"),
             ("w_mean_", lambda f, v: None if v is None else f"{f[7:].replace('_', ' ')} {_num(v)} planned ahead"),
             *[(c, self._category) for c in self.labels],
         ]
@@ -224,6 +225,17 @@ class Phrases:
         if days % 7 == 0 and days >= 14:
             return f"{days // 7} weeks"
         return _plural(steps, self.unit)
+
+    @staticmethod
+    def _own(value: float | None, what: str) -> str:
+        # A null code: an id the model never saw in training, so it has no history of its own there.
+        article = "an" if what[0] in "aeiou" else "a"
+        return f"this {what}'s own history" if value is not None else f"{article} {what} new to the model"
+
+    def _planned_promo(self, feature: str, value: float | None) -> str | None:
+        if value is None:
+            return None
+        return "a promotion planned in the coming days" if value > 0 else "no promotion planned in the coming days"
 
     def _length(self, steps: int) -> str:
         """A span as an adjective: "4-week", "1-year"."""
@@ -257,6 +269,8 @@ class Phrases:
             return said
         steps_long, usual = longer[0]
         assert usual is not None
+        if value == 0:
+            return f"no sales over the last {self._span(steps)} ({self._length(steps_long)} average {_num(usual)})"
         change = value / usual - 1
         if abs(change) < 0.05:
             return f"{said}, in line with its {self._length(steps_long)} average"
