@@ -110,7 +110,7 @@ def test_sales_only_data_has_no_risk_to_explain(tmp_path: Path) -> None:
         assert answer.status_code == 409 and "sales only" in answer.json()["detail"]
 
 
-def test_explain_route_gives_predicts_risk(client: TestClient, snapshot: Snapshot) -> None:
+def test_explain_route_gives_predicts_risk(client: TestClient, snapshot: Snapshot, serving_workspace: Settings) -> None:
     assert snapshot.scorer is not None
     for store, item in list(snapshot.scorer.table.index)[:6]:
         risk = client.post("/predict", json={"store_id": store, "item_id": item}).json()
@@ -128,13 +128,8 @@ def test_explain_route_gives_predicts_risk(client: TestClient, snapshot: Snapsho
         assert pushes == sorted(pushes, reverse=True)
         assert all(r["direction"] == ("up" if r["contribution"] > 0 else "down") for r in body["reasons"])
         # The same explanation as the job's (same row, same model).
-        job = explain_series(Settings(workspace=snapshot_workspace(client)), store, item, top=3)
+        job = explain_series(serving_workspace, store, item, top=3)
         assert [r.text for r in job.reasons] == [r["text"] for r in body["reasons"]]
-
-
-def snapshot_workspace(client: TestClient) -> Path:
-    workspace: Path = client.app.state.shelfcast.settings.workspace  # type: ignore[attr-defined]
-    return workspace
 
 
 @pytest.mark.parametrize(
