@@ -32,9 +32,8 @@ def app(workspace: Path, monkeypatch: pytest.MonkeyPatch, **params: str):  # typ
 
 
 def run_page(at, page: str):  # type: ignore[no-untyped-def]
-    at.run()
-    if page != "store":
-        at.switch_page(f"views/{page}.py").run()
+    # The page opened directly, as by its link (`/item?store=...`): one run of app.py on that page.
+    at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -135,8 +134,15 @@ def test_item_page_shows_the_series(serving_workspace: Settings, monkeypatch: py
     outs = stock.filter(pl.col("on_hand") <= 0).height
     caption = next(c.value for c in at.caption if "with a stockout" in c.value)
     assert f"91 days shown, {outs} with a stockout" in caption
-    forecast = at.get("expandable")[0].dataframe[0].value
+    forecast = at.expander[0].dataframe[0].value
     assert len(forecast) == frame.filter(one).height
+    # Why: the model's own explanation of this series, the same as the explain job's.
+    from shelfcast.jobs.explain import explain_series
+
+    explained = explain_series(serving_workspace, store_id, item_id)
+    shown = [m.value for m in at.markdown if m.value[:1] in "▲▼"]
+    assert shown == [f"{'▲' if r.direction == 'up' else '▼'} {r.text}" for r in explained.reasons]
+    assert abs(explained.risk - row["stockout_risk"]) < 1e-9
 
 
 def test_a_task_in_fallback_shows_a_banner_on_every_page(
@@ -178,3 +184,21 @@ def test_item_page_shows_the_live_day(
     assert values["Last stock count"] == f"{last['on_hand']:,.0f} units"
     sold = lake.scan("sales").filter(one).collect().sort("date").row(-1, named=True)
     assert values[f"Sold on {sold['date']}"] == f"{sold['units']:,.0f} units"
+
+
+def test_a_new_scoring_is_shown_on_the_next_load(
+    serving_workspace: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "ws"
+    shutil.copytree(serving_workspace.workspace, workspace)
+    settings = Settings(workspace=workspace)
+    frame = predictions(settings)
+    store_id = sorted(frame["store_id"].unique())[0]
+    at = run_page(app(workspace, monkeypatch, store=store_id), "store")
+    before = pl.from_pandas(at.dataframe[0].value)
+    # The same day scored again with other order quantities: the page must not keep the cached rows.
+    store = open_store(settings)
+    store.write(frame.with_columns(pl.col("order_quantity") + 1000.0), scored_on=frame["scored_on"][0])
+    at = run_page(app(workspace, monkeypatch, store=store_id), "store")
+    after = pl.from_pandas(at.dataframe[0].value).join(before, on="item_id", suffix="_before")
+    assert ((after["order_quantity"] - after["order_quantity_before"]) - 1000.0).abs().max() < 1e-9

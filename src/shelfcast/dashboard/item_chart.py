@@ -12,7 +12,13 @@ import datetime as dt
 import altair as alt
 import polars as pl
 
+from shelfcast.dashboard.charts import Drawing, sized
+
 SOLD, FORECAST, STOCKOUT = "units sold", "forecast (median)", "stockout day"
+
+
+def _top_legend() -> alt.Legend:
+    return alt.Legend(title=None, orient="top")
 
 
 def stockout_days(history: pl.DataFrame) -> pl.Expr:
@@ -27,7 +33,7 @@ def item_chart(
     *,
     unit: str = "day",
     cutoff: dt.date | None = None,
-) -> alt.LayerChart:
+) -> Drawing:
     """`history`: date, units, promo, on_hand, stockout_hours; `forecast`: date, p10, p50, p90 (or None)."""
     x = alt.X("date:T", title="Date", axis=alt.Axis(format="%d %b %Y", labelAngle=-30))
     y_title = f"Units per {unit}"
@@ -38,7 +44,6 @@ def item_chart(
         lines = pl.concat(
             [lines, forecast.select("date", pl.col("p50").alias("units"), pl.lit(FORECAST).alias("what"))]
         )
-    legend = {"title": None, "orient": "top"}
     sold = (
         alt.Chart(lines)
         .mark_line(point=alt.OverlayMarkDef(size=18))
@@ -48,10 +53,10 @@ def item_chart(
             alt.Color(
                 "what:N",
                 scale=alt.Scale(domain=[SOLD, FORECAST], range=["#1f4e79", "#d9822b"]),
-                legend=alt.Legend(**legend),
+                legend=_top_legend(),
             ),
             alt.StrokeDash(
-                "what:N", scale=alt.Scale(domain=[SOLD, FORECAST], range=[[1, 0], [6, 3]]), legend=alt.Legend(**legend)
+                "what:N", scale=alt.Scale(domain=[SOLD, FORECAST], range=[[1, 0], [6, 3]]), legend=_top_legend()
             ),
             tooltip=[
                 alt.Tooltip("date:T", title="Date"),
@@ -74,7 +79,7 @@ def item_chart(
         .encode(
             x,
             alt.Y("units:Q"),
-            alt.Shape("mark:N", scale=alt.Scale(domain=[STOCKOUT], range=["cross"]), legend=alt.Legend(**legend)),
+            alt.Shape("mark:N", scale=alt.Scale(domain=[STOCKOUT], range=["cross"]), legend=_top_legend()),
             tooltip=[
                 alt.Tooltip("date:T", title="Stockout day"),
                 alt.Tooltip("units:Q", title="Units sold", format=".1f"),
@@ -119,12 +124,12 @@ def item_chart(
         layers.append(
             alt.Chart(today).mark_rule(color="black").encode(x, tooltip=[alt.Tooltip("date:T", title="Cutoff")])
         )
-    return alt.layer(*layers).properties(height=340)
+    return sized(alt.LayerChart(layer=layers), 340)
 
 
-def contribution_chart(reasons: pl.DataFrame) -> alt.Chart:
+def contribution_chart(reasons: pl.DataFrame) -> Drawing:
     """`reasons`: text, contribution (log-odds), direction: a diverging bar per reason, arrows in the labels."""
-    return (
+    bars = (
         alt.Chart(reasons)
         .mark_bar()
         .encode(
@@ -138,5 +143,5 @@ def contribution_chart(reasons: pl.DataFrame) -> alt.Chart:
             ),
             tooltip=["text:N", alt.Tooltip("contribution:Q", format="+.3f")],
         )
-        .properties(height=alt.Step(26))
     )
+    return sized(bars, alt.Step(26))

@@ -1,7 +1,8 @@
 """The reads every page shares, cached: a read is repeated only when what it reads has changed.
 
-Each cached function takes the settings as `_settings` (not hashed) and a
-stamp that changes with the data: the prediction store's latest scoring day
+Each cached function takes the settings as `_settings` (Streamlit leaves an
+argument named with a leading underscore out of the key) and a key and stamp
+(in the key) that change with the data: the prediction store's latest scoring day
 and its version (the Parquet file's time, the Delta table's version), the
 lake manifest's content hashes. A new scoring or ingest is therefore seen on
 the next page load, and an unchanged workspace is read once. Frames are held
@@ -50,7 +51,7 @@ def scoring(settings: Settings) -> ScoringDay | None:
 
 
 @st.cache_resource(max_entries=4, show_spinner=SPINNER)
-def _scoring(_settings: Settings, _key: tuple[str, ...], day: dt.date, _stamp: Any) -> ScoringDay | None:
+def _scoring(_settings: Settings, key: tuple[str, ...], day: dt.date, stamp: Any) -> ScoringDay | None:
     frame = open_store(_settings).read(scored_on=day)
     return None if frame.is_empty() else ScoringDay.of(frame, day)
 
@@ -71,7 +72,7 @@ def stock_on_hand(settings: Settings) -> pl.DataFrame | None:
 
 
 @st.cache_resource(max_entries=4, show_spinner=SPINNER)
-def _stock_on_hand(_settings: Settings, _stamp: str) -> pl.DataFrame:
+def _stock_on_hand(_settings: Settings, stamp: str) -> pl.DataFrame:
     counted = Lake(_settings.workspace).scan("inventory").filter(pl.col("on_hand").is_not_null())
     return (
         counted.group_by(SERIES)
@@ -89,7 +90,7 @@ def item_attributes(settings: Settings) -> pl.DataFrame | None:
 
 
 @st.cache_resource(max_entries=4, show_spinner=SPINNER)
-def _items(_settings: Settings, _stamp: str) -> pl.DataFrame:
+def _items(_settings: Settings, stamp: str) -> pl.DataFrame:
     return Lake(_settings.workspace).read("items")
 
 
@@ -99,7 +100,7 @@ def series_history(settings: Settings, store_id: str, item_id: str) -> pl.DataFr
 
 
 @st.cache_data(max_entries=64, show_spinner=SPINNER)
-def _series_history(_settings: Settings, _stamp: str, store_id: str, item_id: str) -> pl.DataFrame:
+def _series_history(_settings: Settings, stamp: str, store_id: str, item_id: str) -> pl.DataFrame:
     lake = Lake(_settings.workspace)
     one = (pl.col("store_id") == store_id) & (pl.col("item_id") == item_id)
     sales = lake.scan("sales").filter(one).collect()

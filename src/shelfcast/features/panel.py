@@ -89,31 +89,42 @@ def _known_at(panel: Panel, cutoff: dt.date) -> pl.DataFrame:
     return panel.frame.with_columns([pl.when(later).then(None).otherwise(pl.col(c)).alias(c) for c in hidden])
 
 
-def _spans(sales: pl.DataFrame, inventory: pl.DataFrame | None, keys: list[str]) -> pl.DataFrame:
-    """First and last period of each series (by `keys`), run on to the end of the sales while stock is recorded."""
+def _spans(
+    sales: pl.DataFrame, inventory: pl.DataFrame | None, keys: list[str], end: dt.date | None = None
+) -> pl.DataFrame:
+    """First and last period of each series (by `keys`), run on to the end of the sales (`end`, else the sales'
+    last date) while stock is recorded."""
     spans = sales.group_by(keys).agg(pl.col("date").min().alias("first"), pl.col("date").max().alias("last"))
     if inventory is not None:
         # Sources that only record positive sales (invoice lines) leave a slow
         # series' last sale days before the end; its stock rows show it is
         # still listed, so it runs on (with zero sales) to the end of the sales.
         stocked = inventory.group_by(keys).agg(pl.col("date").max().alias("stocked"))
-        end = pl.min_horizontal(pl.col("stocked"), pl.lit(sales["date"].max()))
-        spans = spans.join(stocked, on=keys, how="left").with_columns(pl.max_horizontal("last", end).alias("last"))
+        until = pl.min_horizontal(pl.col("stocked"), pl.lit(end or sales["date"].max()))
+        spans = spans.join(stocked, on=keys, how="left").with_columns(pl.max_horizontal("last", until).alias("last"))
     return spans.select(*keys, "first", "last")
 
 
-def _grid(sales: pl.DataFrame, step: str, inventory: pl.DataFrame | None = None) -> pl.DataFrame:
+def _grid(
+    sales: pl.DataFrame, step: str, inventory: pl.DataFrame | None = None, end: dt.date | None = None
+) -> pl.DataFrame:
     return (
-        _spans(sales, inventory, list(SERIES))
+        _spans(sales, inventory, list(SERIES), end)
         .with_columns(pl.date_ranges("first", "last", interval=step).alias("date"))
         .explode("date")
         .select(*SERIES, "date")
     )
 
 
-def _joined(sales: pl.DataFrame, inventory: pl.DataFrame | None, stock: list[str], step: str) -> pl.DataFrame:
+def _joined(
+    sales: pl.DataFrame,
+    inventory: pl.DataFrame | None,
+    stock: list[str],
+    step: str,
+    end: dt.date | None = None,
+) -> pl.DataFrame:
     """The grid with the sales and stock columns joined on, sorted by series and date."""
-    frame = _grid(sales, step, inventory).join(
+    frame = _grid(sales, step, inventory, end).join(
         sales.rename({"units": "y"}).with_columns(pl.lit(True).alias("observed")), on=list(KEYS), how="left"
     )
     if inventory is not None:
@@ -129,7 +140,13 @@ class _Placed:
     ranks: dict[str, tuple[pl.Series, np.ndarray]]
 
 
-def _placed(sales: pl.DataFrame, inventory: pl.DataFrame | None, stock: list[str], step_days: int) -> _Placed | None:
+def _placed(
+    sales: pl.DataFrame,
+    inventory: pl.DataFrame | None,
+    stock: list[str],
+    step_days: int,
+    end: dt.date | None = None,
+) -> _Placed | None:
     """What `_joined` gives, placing each row by arithmetic instead of joins; None when that is not plain.
 
     Joining millions of rows on two string ids and a date, then sorting them,
@@ -160,7 +177,7 @@ def _placed(sales: pl.DataFrame, inventory: pl.DataFrame | None, stock: list[str
         items, np.arange(items.len()), default=None, return_dtype=pl.Int64
     )
     coded = [t.select(code.fill_null(-1).alias("code"), pl.col("date").cast(pl.Int32).alias("day")) for t in tables]
-    spans = _series_spans(coded, stores.len() * items.len(), step_days)
+    spans = _series_spans(coded, stores.len() * items.len(), step_days, end)
     grid_series = np.repeat(np.arange(spans.codes.size), spans.counts)
     grid_days = spans.first[grid_series] + step_days * (
         np.arange(spans.rows, dtype=np.int32) - spans.starts[grid_series]
@@ -234,10 +251,10 @@ class _Spans:
         return None if np.count_nonzero(index >= 0) < rows.size else index
 
 
-def _series_spans(coded: list[pl.DataFrame], space: int, step_days: int) -> _Spans:
+def _series_spans(coded: list[pl.DataFrame], space: int, step_days: int, end: dt.date | None = None) -> _Spans:
     """The spans of `_spans` (sales first, stock second) for coded tables, as arrays."""
     dated = [t.filter(pl.col("code") >= 0).select("code", pl.col("day").cast(pl.Date).alias("date")) for t in coded]
-    spans = _spans(dated[0], dated[1] if len(dated) > 1 else None, ["code"]).sort("code")
+    spans = _spans(dated[0], dated[1] if len(dated) > 1 else None, ["code"], end).sort("code")
     first = spans["first"].cast(pl.Int32).to_numpy()
     counts = (spans["last"].cast(pl.Int32).to_numpy() - first) // step_days + 1
     return _Spans(space, spans["code"].to_numpy(), first, counts, np.concatenate([[0], np.cumsum(counts)]))
@@ -248,8 +265,13 @@ def build_panel(
     *,
     freq: str = "D",
     exogenous_roles: Mapping[str, str] | None = None,
+    end: dt.date | None = None,
 ) -> Panel:
-    """Join the canonical tables onto one complete grid per series."""
+    """Join the canonical tables onto one complete grid per series.
+
+    `end`: the last date of the whole sales table when `tables` hold only some series' rows (a series still
+    stocked runs on to it), so those series' rows are the ones the whole tables give them.
+    """
     sales = tables["sales"]
     if sales.is_empty():
         raise ValueError("the sales table is empty: nothing to model")
@@ -258,8 +280,8 @@ def build_panel(
     if inventory is not None and inventory.is_empty():
         inventory = None
     stock = [c for c in INVENTORY_COLUMNS if c in inventory.columns] if inventory is not None else []
-    placed = _placed(sales, inventory, stock, Freq(freq).days)
-    frame = _joined(sales, inventory, stock, step) if placed is None else placed.frame
+    placed = _placed(sales, inventory, stock, Freq(freq).days, end)
+    frame = _joined(sales, inventory, stock, step, end) if placed is None else placed.frame
     ranks = {} if placed is None else placed.ranks
     frame = frame.with_columns(pl.col("y").fill_null(0.0), pl.col("observed").fill_null(False))
     known = [c for c in PLANNED_SALES_COLUMNS if c in frame.columns]

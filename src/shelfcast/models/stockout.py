@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shelfcast.errors import DataValidationError
 from shelfcast.features.build import add_hashed, attribute_features, hashed_columns
 from shelfcast.features.labels import StockoutDefinition, stockout_labels
-from shelfcast.features.origin import origin_features
+from shelfcast.features.origin import origin_features, origin_features_at
 from shelfcast.features.panel import SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.checkpoint import Checkpoints
@@ -117,6 +117,13 @@ def stockout_features(
     rows = rows.with_columns(pl.col(ORIGIN).dt.weekday().alias("o_weekday"), pl.col(ORIGIN).dt.month().alias("o_month"))
     rows = rows.join(attribute_features(panel, spec), on=list(SERIES), how="left")
     return add_hashed(_window_features(panel, spec, rows, window), spec).sort(*SERIES, ORIGIN)
+
+
+def stockout_features_at(panel: Panel, spec: FeatureSpec, origin: dt.date, *, window: int) -> pl.DataFrame:
+    """Every series' features at one origin from the panel as known then: the rows the service scores and explains."""
+    known = panel.as_known_at(origin)
+    table = origin_features_at(known, spec, origin)
+    return stockout_features(known, spec, [origin], window=window, table=table)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from starlette.routing import BaseRoute, Match
 from shelfcast.errors import ShelfcastError
 from shelfcast.io.policy_log import monitoring_dir
 from shelfcast.io.tracking import crash_point
-from shelfcast.service import routes_ops, routes_predict, routes_read
+from shelfcast.service import routes_explain, routes_ops, routes_predict, routes_read
 from shelfcast.service.metrics import ServiceMetrics
 from shelfcast.service.schemas import ERRORS
 from shelfcast.service.state import ServiceState
@@ -79,12 +79,18 @@ def create_app(settings: Settings | None = None, *, load_in_background: bool = F
     app.include_router(routes_ops.router)
     app.include_router(routes_predict.router)
     app.include_router(routes_read.router)
+    app.include_router(routes_explain.router)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(ShelfcastError, _domain)
     app.add_exception_handler(Exception, _crash)
     # The routes by their templates, for the metrics' labels (FastAPI keeps included routers as one entry each).
     routes = [r for r in app.router.routes if hasattr(r, "path")]
-    routes += [*routes_ops.router.routes, *routes_predict.router.routes, *routes_read.router.routes]
+    routes += [
+        *routes_ops.router.routes,
+        *routes_predict.router.routes,
+        *routes_read.router.routes,
+        *routes_explain.router.routes,
+    ]
     app.add_middleware(Observe, metrics=metrics, max_body=settings.serve.max_body_bytes, routes=routes)
     return app
 

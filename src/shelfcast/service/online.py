@@ -22,9 +22,9 @@ import polars as pl
 
 from shelfcast.errors import DataValidationError, UnknownFeatureError, UnknownSeriesError
 from shelfcast.features.labels import RULE_THRESHOLD, StockoutDefinition, definition_for, rule_baseline
-from shelfcast.features.origin import ON_HAND_FEATURES, on_hand_features, origin_features_at, stock_inputs
+from shelfcast.features.origin import ON_HAND_FEATURES, on_hand_features, stock_inputs
 from shelfcast.features.panel import SERIES, Panel
-from shelfcast.models.stockout import StockoutModel, stockout_features, window_steps
+from shelfcast.models.stockout import StockoutModel, stockout_features_at, window_steps
 
 # Names the reference systems used for an explicit feature payload, and the model's feature each one is. A stock
 # count (`inventory`, or `on_hand_now` by name) moves every on-hand feature, exactly as a request's `on_hand` does.
@@ -66,8 +66,7 @@ def build_table(
     known = panel.as_known_at(origin)
     if model is not None:
         window = window_steps(panel, definition.window)
-        table = origin_features_at(known, model.spec, origin)
-        features = stockout_features(known, model.spec, [origin], window=window, table=table)
+        features = stockout_features_at(panel, model.spec, origin, window=window)
         keys = features.select(SERIES)
         matrix = model.model.encoder_.transform(features)
     else:

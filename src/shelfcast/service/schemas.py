@@ -171,6 +171,34 @@ class Prediction(BaseModel):
     )
 
 
+class ExplainReason(BaseModel):
+    """One feature's push on the risk."""
+
+    feature: str = Field(description="The model's feature name (GET /models lists them).")
+    value: float | None = Field(description="Its value in the series' row; null where missing.")
+    contribution: float = Field(description="Its push on the model's score, in log-odds (TreeSHAP).")
+    direction: Literal["up", "down"]
+    text: str = Field(
+        description="The push in words, from the row's values.", examples=["2 stockouts in the last 7 days"]
+    )
+
+
+class ExplainResponse(BaseModel):
+    """Why a series is at risk: the served model's risk and the features that pushed it up and down most."""
+
+    store_id: str
+    item_id: str
+    cutoff: dt.date = Field(description="Forecast origin: the latest date of the data.")
+    risk_days: int
+    risk: float = Field(description="The calibrated risk, as POST /predict gives it for the series (lake features).")
+    label: bool
+    threshold: float
+    base_value: float = Field(description="The model's score before any feature pushes it, in log-odds.")
+    model_name: str
+    model_version: str
+    reasons: list[ExplainReason] = Field(description="Strongest push first, whichever its direction.")
+
+
 class LiveTotals(BaseModel):
     units: float
     revenue: float

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+import pytest
 
+from shelfcast.features import panel as panel_module
 from shelfcast.features.labels import StockoutDefinition, stockout_labels
 from shelfcast.features.panel import SERIES, build_panel
 from shelfcast.models.baselines import naive
@@ -52,3 +54,17 @@ def test_a_stocked_series_runs_to_the_end_of_the_sales_with_zero_sales() -> None
     assert set(labels["item_id"]) == {"A", "B"}
     forecast = naive(panel, cutoff=cutoff, horizon=2).filter(pl.col("item_id") == "B")
     assert forecast["forecast"].to_list() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("placed", [True, False])
+def test_one_series_rows_with_the_sales_end_give_its_rows_of_the_whole_panel(
+    placed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`end` is the one thing a series' panel takes from the others (how `jobs.explain` reads one series)."""
+    if not placed:  # the joins' path gives the same rows
+        monkeypatch.setattr(panel_module, "_placed", lambda *args, **kwargs: None)
+    stock = pl.concat(rows(item, list(range(1, 18)), 4.0) for item in ("A", "B")).rename({"units": "on_hand"})
+    whole = build_panel({"sales": SALES, "inventory": stock}).frame.filter(pl.col("item_id") == "B")
+    only_b = {"sales": SALES.filter(pl.col("item_id") == "B"), "inventory": stock.filter(pl.col("item_id") == "B")}
+    assert build_panel(only_b, end=day(15)).frame.equals(whole)
+    assert build_panel(only_b).frame.height == 5  # without it, B would end at its own last sale
