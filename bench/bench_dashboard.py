@@ -67,7 +67,8 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1280, "height": 800}
 # Done: the script has run (`notRunning` is only set after a run, `initial` before the first), nothing is still
-# a skeleton, the title is there and every chart has drawn its canvas or SVG (as tests/e2e/test_dashboard_browser).
+# a skeleton, the title is there and every chart in view has drawn its canvas or SVG (charts in a tab not shown
+# are drawn when shown), as in tests/e2e/test_dashboard_browser.
 IDLE = """title => {
     const app = document.querySelector('[data-testid="stApp"]');
     return app !== null
@@ -76,7 +77,8 @@ IDLE = """title => {
         && document.querySelector('[data-testid="stStatusWidget"]') === null
         && document.querySelector('[data-testid="stSkeleton"]') === null
         && [...document.querySelectorAll('[data-testid="stMain"] h1')].some(h => h.textContent.trim() === title)
-        && [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')].every(c => c.querySelector('canvas, svg'));
+        && [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+            .every(c => !c.checkVisibility() || c.querySelector('canvas, svg'));
 }"""
 ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 
