@@ -26,9 +26,10 @@ typecheck: install
 unit: install
 	$(UV) run pytest -m "not integration and not e2e and not slow" -q
 
-# The whole suite, with the optional `reports` extra (Evidently) so its path is tested too.
+# The whole suite, with the optional `reports` extra (Evidently) so its path is tested too, in two worker
+# processes (pytest-xdist; one test file per worker at a time, so a module's fixtures are built once).
 test: lint typecheck
-	$(UV) run --locked --extra reports pytest -q --durations=15
+	$(UV) run --locked --extra reports pytest -q --durations=25 -n 2 --dist loadfile
 
 # Benchmarks need the peers they compare against (the `bench` group).
 bench: install
