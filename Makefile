@@ -39,9 +39,10 @@ chromium:
 	  || { $$apt update >/dev/null 2>&1 && $$apt install -y --no-install-recommends chromium >/dev/null 2>&1; } \
 	  || echo "note: Chromium could not be installed; the browser tests will skip"; }
 
-# The whole suite, with the optional `reports` extra (Evidently) so its path is tested too.
+# The whole suite, with the optional `reports` extra (Evidently) so its path is tested too, in two worker
+# processes (pytest-xdist; one test file per worker at a time, so a module's fixtures are built once).
 test: lint typecheck chromium
-	$(UV) run --locked --extra reports pytest -q --durations=15
+	$(UV) run --locked --extra reports pytest -q --durations=25 -n 2 --dist loadfile
 
 # Benchmarks need the peers they compare against (the `bench` group).
 bench: install

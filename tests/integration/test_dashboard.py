@@ -140,8 +140,12 @@ def test_item_page_shows_the_series(serving_workspace: Settings, monkeypatch: py
     from shelfcast.jobs.explain import explain_series
 
     explained = explain_series(serving_workspace, store_id, item_id)
-    shown = [m.value for m in at.markdown if m.value[:1] in "▲▼"]
-    assert shown == [f"{'▲' if r.direction == 'up' else '▼'} {r.text}" for r in explained.reasons]
+    shown = {m.value.splitlines()[0]: m.value.splitlines()[1:] for m in at.markdown if m.value.startswith("**▲")}
+    shown |= {m.value.splitlines()[0]: m.value.splitlines()[1:] for m in at.markdown if m.value.startswith("**▼")}
+    for title, direction in (("**▲ Raises the risk**", "up"), ("**▼ Lowers the risk**", "down")):
+        expected = [f"- {r.text}" for r in explained.reasons if r.direction == direction] or ["- nothing"]
+        assert shown[title] == expected
+    assert explained.reasons
     assert abs(explained.risk - row["stockout_risk"]) < 1e-9
 
 

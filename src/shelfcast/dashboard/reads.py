@@ -56,6 +56,17 @@ def _scoring(_settings: Settings, key: tuple[str, ...], day: dt.date, stamp: Any
     return None if frame.is_empty() else ScoringDay.of(frame, day)
 
 
+def instant(text: str | None) -> dt.datetime | None:
+    """An ISO time written by shelfcast (UTC when it has no offset), or None when missing or unreadable."""
+    if not text:
+        return None
+    try:
+        stamp = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+
+
 def lake_stamp(settings: Settings, *tables: str) -> str:
     """The workspace and the content hashes of `tables` in its manifest (a new ingest of them changes it)."""
     info = Lake(settings.workspace).manifest()["tables"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 import streamlit as st
 
-from shelfcast.dashboard import charts, ops, reads, ui
+from shelfcast.dashboard import charts, lake_data, reads, ui
 from shelfcast.errors import StreamError
 
 SAMPLE_ROWS = 20
@@ -13,8 +13,8 @@ SAMPLE_ROWS = 20
 settings = ui.settings_or_stop()
 st.title("Data")
 try:
-    manifest = ops.manifest(settings)
-    quarantined = ops.quarantine(settings)
+    manifest = lake_data.manifest(settings)
+    quarantined = lake_data.quarantine(settings)
 except reads.READ_ERRORS as exc:
     ui.problem(f"Cannot read the lake: {exc}")
     st.stop()
@@ -22,7 +22,7 @@ if not manifest.get("tables"):
     ui.guide("No data yet", "shelfcast ingest ... (or shelfcast demo)")
     st.stop()
 
-tables = ops.tables_frame(manifest)
+tables = lake_data.tables_frame(manifest)
 left, middle, right = st.columns(3)
 left.metric("Tables", f"{tables.height:,}")
 middle.metric("Quarantined rows", f"{0 if quarantined is None else quarantined.height:,}")
@@ -45,7 +45,7 @@ st.dataframe(
 )
 st.subheader("Last ingests")
 st.dataframe(
-    ops.ingests_frame(manifest),
+    lake_data.ingests_frame(manifest),
     hide_index=True,
     key="ingests",
     column_config={
@@ -60,7 +60,7 @@ st.header("Quarantine")
 if quarantined is None or quarantined.is_empty():
     st.caption("No row was quarantined: every ingested row passed the checks.")
 else:
-    counts = ops.rule_counts(quarantined)
+    counts = lake_data.rule_counts(quarantined)
     chart_column, table_column = st.columns([3, 2])
     chart_column.altair_chart(charts.quarantine_bars(counts), width="stretch")
     table_column.dataframe(
@@ -77,7 +77,7 @@ else:
         key="quarantine_rule",
     )
     assert rule is not None
-    sample = ops.rule_sample(quarantined, rule, n=SAMPLE_ROWS)
+    sample = lake_data.rule_sample(quarantined, rule, n=SAMPLE_ROWS)
     st.caption(f"The first {sample.height} rows quarantined by `{rule}` (line 1 of a file is its header).")
     st.dataframe(
         sample,
@@ -87,7 +87,7 @@ else:
     )
 
 st.header("Live stream")
-if not ops.live_configured(settings):
+if not lake_data.live_configured(settings):
     st.caption(
         "The live path is off. Turn it on with `serve = true` under `[live]` in shelfcast.toml (or "
         "SHELFCAST_LIVE__SERVE=true) and Redis at `redis_url`, then `shelfcast stream seed` and "
@@ -95,7 +95,7 @@ if not ops.live_configured(settings):
     )
 else:
     try:
-        status = ops.stream_status(settings)
+        status = lake_data.stream_status(settings)
     except (StreamError, redis.RedisError, OSError) as exc:
         ui.problem(f"Cannot read the live stream: {exc}")
     else:

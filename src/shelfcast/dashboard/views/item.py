@@ -12,6 +12,12 @@ from shelfcast.dashboard.explain import explanation_or_reason
 from shelfcast.dashboard.item_chart import contribution_chart, item_chart
 from shelfcast.dashboard.tables import store_items
 
+
+def units(value: float) -> str:
+    """A quantity short enough for a metric: a decimal below 10 units only."""
+    return f"{value:,.1f} units" if abs(value) < 10 else f"{value:,.0f} units"
+
+
 HISTORY_CHOICES = {"4 weeks": 28, "13 weeks": 91, "26 weeks": 182, "1 year": 364, "2 years": 728}
 
 settings = ui.settings_or_stop()
@@ -71,11 +77,11 @@ else:
         delta_arrow="off",
         help="Probability of a stockout in the risk window; an alert at or above the model's threshold.",
     )
-cols[1].metric(f"Demand next 7 {unit}s", f"{row['forecast_7']:,.1f} units")
+cols[1].metric(f"Demand next 7 {unit}s", units(row["forecast_7"]))
 on_hand = row["on_hand"]
 cols[2].metric(
     "On hand",
-    "unknown" if on_hand is None else f"{on_hand:,.0f} units",
+    "unknown" if on_hand is None else units(on_hand),
     help=None if row["counted_on"] is None else f"counted on {row['counted_on']}",
 )
 cols[3].metric(
@@ -83,7 +89,7 @@ cols[3].metric(
     "n/a" if row["reorder_point"] is None else f"{row['reorder_point']:,.0f} / {row['order_up_to']:,.0f}",
 )
 quantity = row["order_quantity"]
-cols[4].metric("Order now", "n/a" if quantity is None else f"{quantity:,.0f} units")
+cols[4].metric("Order now", "n/a" if quantity is None else units(quantity))
 
 # -- the chart -----------------------------------------------------------------------------------------------
 st.subheader("Sales, stockouts and the forecast")
@@ -119,8 +125,10 @@ else:
             [{"text": r.text, "contribution": r.contribution, "direction": r.direction} for r in found.reasons],
             schema={"text": pl.String, "contribution": pl.Float64, "direction": pl.String},
         )
-        for r in found.reasons:
-            st.markdown(f"{'▲' if r.direction == 'up' else '▼'} {r.text}")
+        raises, lowers = st.columns(2)
+        for column, direction, title in ((raises, "up", "▲ Raises the risk"), (lowers, "down", "▼ Lowers the risk")):
+            lines = [f"- {r.text}" for r in found.reasons if r.direction == direction] or ["- nothing"]
+            column.markdown("\n".join([f"**{title}**", *lines]))
         if not reasons.is_empty():
             st.altair_chart(contribution_chart(reasons), width="stretch")
         st.caption(

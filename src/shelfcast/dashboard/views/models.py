@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from shelfcast.dashboard import charts, ops, ui
+from shelfcast.dashboard import charts, models_data, ui
 from shelfcast.errors import TrackingError
 from shelfcast.io.registry import CHALLENGER, CHAMPION, PREVIOUS, VersionInfo
 from shelfcast.models.gates import RULES
@@ -17,8 +17,8 @@ TITLES = {CHAMPION: "Champion", CHALLENGER: "Challenger", PREVIOUS: "Previous ch
 settings = ui.settings_or_stop()
 st.title("Models")
 try:
-    stamp = ops.registry_stamp(settings)
-    models = ops.task_models(settings, stamp) if stamp is not None else None
+    stamp = models_data.registry_stamp(settings)
+    models = models_data.task_models(settings, stamp) if stamp is not None else None
 except TrackingError as exc:
     ui.problem(f"Cannot read the model registry: {exc}")
     st.stop()
@@ -32,11 +32,11 @@ def alias_card(task: Task, alias: str, info: VersionInfo | None) -> None:
         if info is None:
             st.markdown(f"**{TITLES[alias]}**: none")
             return
-        passed = ops.gate_passed(info)
+        passed = models_data.gate_passed(info)
         verdict = "not gated" if passed is None else "gates passed" if passed else "gates refused"
         st.markdown(f"**{TITLES[alias]}**: v{info.version} ({verdict})")
         st.caption(info.tags.get("gate.reason") or "no gate verdict recorded")
-        values = ops.gate_values(info)
+        values = models_data.gate_values(info)
         if values:
             st.dataframe(
                 pl.DataFrame({"gate figure": list(values), "value": list(values.values())}),
@@ -54,7 +54,7 @@ def backtest(task: Task, versions: list[VersionInfo], champion: VersionInfo | No
     picked = st.selectbox("Version", labels, index=index, key=f"bt_version_{task}")
     info = list(reversed(versions))[labels.index(picked)]
     try:
-        scores = ops.run_scores(settings, info.run_id) if info.run_id else None
+        scores = models_data.run_scores(settings, info.run_id) if info.run_id else None
     except TrackingError as exc:
         ui.problem(f"Cannot read the run of v{info.version}: {exc}")
         return
@@ -62,28 +62,28 @@ def backtest(task: Task, versions: list[VersionInfo], champion: VersionInfo | No
         st.caption(f"v{info.version}'s run logged no backtest metrics.")
         return
     rule = RULES[task]
-    metrics = [m for m in ops.METRICS if m in set(scores["metric"])]
+    metrics = [m for m in models_data.METRICS if m in set(scores["metric"])]
     metric = st.selectbox(
         "Metric",
         metrics,
         index=metrics.index(rule.metric) if rule.metric in metrics else 0,
-        format_func=lambda m: ops.METRICS[m],
+        format_func=lambda m: models_data.METRICS[m],
         key=f"bt_metric_{task}",
     )
     assert metric is not None
     chart = charts.backtest_bars(
         scores,
         metric=metric,
-        label=ops.METRICS[metric],
-        higher_is_better=metric in ops.HIGHER_IS_BETTER,
-        direction=ops.direction(metric),
+        label=models_data.METRICS[metric],
+        higher_is_better=metric in models_data.HIGHER_IS_BETTER,
+        direction=models_data.direction(metric),
     )
     st.altair_chart(chart, width="stretch")
     st.dataframe(
         scores.filter(pl.col("metric") == metric).select("model", "role", "value"),
         hide_index=True,
         key=f"bt_table_{task}",
-        column_config={"value": st.column_config.NumberColumn(ops.METRICS[metric], format="%.4g")},
+        column_config={"value": st.column_config.NumberColumn(models_data.METRICS[metric], format="%.4g")},
     )
 
 
@@ -115,10 +115,10 @@ for task, tab in zip(TASKS, st.tabs([f"{t.capitalize()} model" for t in TASKS]),
             with column:
                 alias_card(task, alias, task_models.aliased(alias))
         backtest(task, task_models.versions, task_models.aliased(CHAMPION))
-        history(task, ops.versions_frame(task_models))
+        history(task, models_data.versions_frame(task_models))
 
 st.header("Policy decisions")
-events = ops.policy_events(settings)
+events = models_data.policy_events(settings)
 if events.is_empty():
     st.caption("No decision of the monitoring policy yet (`shelfcast retrain` records one per task).")
 else:

@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from shelfcast.dashboard import charts, ops, ui
+from shelfcast.dashboard import charts, models_data, monitor_data, ui
 from shelfcast.types import TASKS
 
 TREND_DEFAULT = 5  # features drawn over time when none drifted: the largest statistics of the latest report
@@ -18,7 +18,7 @@ CHART_FEATURES = 25  # features in the drift chart unless all are asked for (the
 settings = ui.settings_or_stop()
 st.title("Monitoring")
 try:
-    reports = ops.summaries(settings)
+    reports = monitor_data.summaries(settings)
 except OSError as exc:
     ui.problem(f"Cannot read the monitoring reports: {exc}")
     st.stop()
@@ -27,7 +27,7 @@ if not reports:
     st.stop()
 
 latest = reports[-1]
-alarms = ops.alarms_frame(reports)
+alarms = monitor_data.alarms_frame(reports)
 left, middle, right, last = st.columns([3, 2, 2, 1])
 left.metric("Latest report", latest["created_at"][:16].replace("T", " "), help="UTC")
 middle.metric("Data up to", latest["data_last_date"])
@@ -58,7 +58,7 @@ def alerts(summary: dict[str, Any]) -> None:
 
 alerts(latest)
 folder = Path(latest["folder"])
-html = ops.report_html(str(folder / "report.html"))
+html = monitor_data.report_html(str(folder / "report.html"))
 with st.container(horizontal=True):
     st.download_button(
         "Download the HTML report",
@@ -73,7 +73,9 @@ with st.container(horizontal=True):
 
 def drift(task: str, m: dict[str, Any]) -> None:
     st.subheader("Drift per feature (latest report)")
-    frame = ops.with_thresholds(ops.drift_frame(latest, task), psi=settings.drift.psi, js=settings.drift.js)
+    frame = monitor_data.with_thresholds(
+        monitor_data.drift_frame(latest, task), psi=settings.drift.psi, js=settings.drift.js
+    )
     if frame.is_empty():
         st.caption("No feature was tested in this report.")
         return
@@ -103,7 +105,7 @@ def drift(task: str, m: dict[str, Any]) -> None:
         },
     )
     st.subheader("Drift over the reports")
-    trend = ops.trend_frame(reports, task)
+    trend = monitor_data.trend_frame(reports, task)
     drifted = frame.filter(pl.col("drifted"))["feature"].to_list()
     default = drifted or frame.head(TREND_DEFAULT)["feature"].to_list()
     chosen = st.multiselect("Features", frame["feature"].to_list(), default=default, key=f"trend_{task}")
@@ -114,7 +116,7 @@ def drift(task: str, m: dict[str, Any]) -> None:
 def accuracy(task: str, m: dict[str, Any]) -> None:
     st.subheader("Live accuracy")
     metric = str(m.get("live_metric") or "")
-    label = ops.METRICS.get(metric, metric)
+    label = models_data.METRICS.get(metric, metric)
     left, right, third = st.columns(3)
     live, backtest = m.get("live_value"), m.get("backtest_value")
     left.metric(f"Live {metric}", "n/a" if live is None else f"{live:.4g}", help=label)
@@ -133,19 +135,19 @@ def accuracy(task: str, m: dict[str, Any]) -> None:
             + ("n/a" if backtest_relative is None else f"{backtest_relative:.3f}")
             + " (below 1: better than the naive)."
         )
-    over_time = ops.accuracy_frame(latest, task)
+    over_time = monitor_data.accuracy_frame(latest, task)
     if over_time.is_empty():
         st.caption(
             f"No live accuracy yet ({m.get('evaluated_rows', 0):,} predictions with their actuals): "
             "score, ingest the actuals that follow, then monitor."
         )
     else:
-        daily = ops.OVER_TIME_METRIC.get(task, metric)
+        daily = monitor_data.OVER_TIME_METRIC.get(task, metric)
         same = daily == metric  # the backtest figure is drawn only when it is the same metric
         if not same:
             st.caption(f"Per day the {daily.upper()} is shown: a day has too few rows for the {metric.upper()}.")
         chart = charts.accuracy_lines(
-            over_time, label=f"{ops.METRICS.get(daily, daily)} per day", backtest=backtest if same else None
+            over_time, label=f"{models_data.METRICS.get(daily, daily)} per day", backtest=backtest if same else None
         )
         st.altair_chart(chart, width="stretch")
     ratios = alarms.filter(pl.col("task") == task)

@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from shelfcast.dashboard import charts, ops
+from shelfcast.dashboard import charts, lake_data, models_data, monitor_data
 from shelfcast.io.policy_log import EVENT_SCHEMA
 from shelfcast.io.registry import VersionInfo
 from shelfcast.types import Task
@@ -29,7 +29,7 @@ def test_scores_keep_overall_metrics_with_each_models_role() -> None:
         "mape_skipped_zeros.gbm": 12.0,  # a count: not shown
         "wape": 0.5,  # the gate's primary figure: no model
     }
-    frame = ops.scores_frame(metrics, task=Task.DEMAND, candidate="gbm")
+    frame = models_data.scores_frame(metrics, task=Task.DEMAND, candidate="gbm")
     assert dict(zip(frame["model"], frame["role"], strict=True)) == {
         "gbm": "served",
         "naive": "baseline",
@@ -39,19 +39,19 @@ def test_scores_keep_overall_metrics_with_each_models_role() -> None:
 
 
 def test_versions_frame_reads_gates_and_promotions_from_the_tags() -> None:
-    models = ops.TaskModels(
+    models = models_data.TaskModels(
         Task.DEMAND,
         [
             _version("1", ["previous_champion"], **{"gate.passed": "true", "shelfcast.promoted_at": AT.isoformat()}),
             _version("2", ["champion"], **{"gate.passed": "false", "gate.reason": "worse", "gate.wape": "0.61"}),
         ],
     )
-    frame = ops.versions_frame(models)
+    frame = models_data.versions_frame(models)
     assert frame["version"].to_list() == [2, 1]
     assert frame["gate_passed"].to_list() == [False, True]
     assert frame["promoted_at"].to_list() == [None, AT]
     assert models.aliased("champion") is not None and models.aliased("champion").version == "2"  # type: ignore[union-attr]
-    assert ops.gate_values(models.versions[1]) == {"wape": 0.61}
+    assert models_data.gate_values(models.versions[1]) == {"wape": 0.61}
 
 
 def test_events_are_named_by_what_happened() -> None:
@@ -70,7 +70,7 @@ def test_events_are_named_by_what_happened() -> None:
         ],
         schema=EVENT_SCHEMA,
     )
-    frame = ops.events_frame(events)
+    frame = models_data.events_frame(events)
     assert frame["event"].to_list() == ["ok", "fallback", "rollback", "refusal", "promotion"]  # newest first
     spec = charts.events_timeline(frame).to_dict()
     # Readable without colour: the event is a shape as well as a colour.
@@ -93,14 +93,14 @@ def test_drift_frames_take_the_report_and_the_settings_thresholds() -> None:
     new = _summary(
         "2026-11-23T12:00:00+00:00", {"lag_1": ("numeric", 0.31, True), "store_id": ("categorical", 0.02, False)}
     )
-    frame = ops.with_thresholds(ops.drift_frame(new, "demand"), psi=0.2, js=0.1)
+    frame = monitor_data.with_thresholds(monitor_data.drift_frame(new, "demand"), psi=0.2, js=0.1)
     assert frame.rows() == [
         ("lag_1", "numeric", "PSI", 0.31, 0.2, 0.01, True),
         ("store_id", "categorical", "JS distance", 0.02, 0.1, 0.01, False),
     ]
-    trend = ops.trend_frame([old, new], "demand").filter(pl.col("feature") == "lag_1")
+    trend = monitor_data.trend_frame([old, new], "demand").filter(pl.col("feature") == "lag_1")
     assert trend["effect"].to_list() == [0.05, 0.31]
-    alarms = ops.alarms_frame([old, new])
+    alarms = monitor_data.alarms_frame([old, new])
     assert alarms["drift_alarm"].to_list() == [False, True]
     assert charts.drift_bars(frame).to_dict()["layer"][1]["mark"]["type"] == "tick"  # the threshold
 
@@ -116,11 +116,11 @@ def test_quarantine_counts_and_samples_by_rule() -> None:
             "raw": ["{}"] * 4,
         }
     )
-    counts = ops.rule_counts(rows)
+    counts = lake_data.rule_counts(rows)
     assert counts.rows() == [("negative_units", 3, "inventory, sales"), ("invalid_date", 1, "sales")]
-    assert ops.rule_sample(rows, "negative_units", n=2)["detail"].to_list() == ["d2", "d4"]
+    assert lake_data.rule_sample(rows, "negative_units", n=2)["detail"].to_list() == ["d2", "d4"]
 
 
 @pytest.mark.parametrize("info", [{"tables": {}}, {"tables": {}, "ingests": []}])
 def test_an_empty_manifest_gives_empty_frames(info: dict[str, Any]) -> None:
-    assert ops.tables_frame(info).is_empty() and ops.ingests_frame(info).is_empty()
+    assert lake_data.tables_frame(info).is_empty() and lake_data.ingests_frame(info).is_empty()
