@@ -97,13 +97,14 @@ def test_order_list_is_what_to_order_largest_first() -> None:
         {
             "store_id": ["S1"] * 4,
             "item_id": ["a", "b", "c", "d"],
-            "order_quantity": [0.0, 5.0, None, 9.0],
+            "order_quantity": [0.0, 5.04, None, 9.0],
             "on_hand": [3.0, 1.0, None, 0.0],
             "stockout_risk": [0.1, 0.5, 0.2, 0.9],
         }
     )
     listed = order_list(items)
     assert listed["item_id"].to_list() == ["d", "b"]
+    assert listed["order_quantity"].to_list() == [9.0, 5.0]  # rounded to a tenth of a unit
     assert listed.columns == ["store_id", "item_id", "order_quantity", "on_hand", "stockout_risk"]
 
 

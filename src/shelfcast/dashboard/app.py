@@ -13,7 +13,9 @@ from shelfcast.dashboard import PAGES, ui
 
 st.set_page_config(page_title="shelfcast", page_icon=":material/storefront:", layout="wide")
 pages = [
-    st.Page(PAGES / "store.py", title="Store", icon=":material/storefront:", url_path="store", default=True),
+    st.Page(PAGES / "store.py", title="Store", icon=":material/storefront:", url_path="home", default=True),
+    # The default page lives at `/` (and reserves `/home`); its hidden twin makes links to `/store?store=S001` work.
+    st.Page(PAGES / "store.py", title="Store", url_path="store", visibility="hidden"),
     st.Page(PAGES / "item.py", title="Item", icon=":material/inventory_2:", url_path="item"),
     st.Page(PAGES / "models.py", title="Models", icon=":material/model_training:", url_path="models"),
     st.Page(PAGES / "monitoring.py", title="Monitoring", icon=":material/monitoring:", url_path="monitoring"),

@@ -41,9 +41,12 @@ def store_items(
 
 
 def order_list(items: pl.DataFrame) -> pl.DataFrame:
-    """What to order today: the items with an order quantity above zero, largest first."""
+    """What to order today: the items with an order quantity above zero, largest first, in figures a person reads
+    (units to a tenth, the risk to a thousandth)."""
+    units = [c for c in ("order_quantity", "on_hand", "reorder_point", "order_up_to") if c in items.columns]
     return (
         items.filter(pl.col("order_quantity") > 0)
         .select([c for c in ORDER_COLUMNS if c in items.columns])
         .sort(["order_quantity", "item_id"], descending=[True, False])
+        .with_columns(pl.col(units).round(1), pl.col("stockout_risk").round(3))
     )
