@@ -207,3 +207,16 @@ def test_a_new_scoring_is_shown_on_the_next_load(
     at = run_page(app(workspace, monkeypatch, store=store_id), "store")
     after = pl.from_pandas(at.dataframe[0].value).join(before, on="item_id", suffix="_before")
     assert ((after["order_quantity"] - after["order_quantity_before"]) - 1000.0).abs().max() < 1e-9
+
+
+def test_the_registry_is_warmed_only_where_it_exists(serving_workspace: Settings, tmp_path: Path) -> None:
+    from shelfcast.dashboard.models_data import warm_registry
+    from shelfcast.io.tracking import mlflow_dir
+
+    empty = Settings(workspace=tmp_path / "empty")
+    (tmp_path / "empty").mkdir()
+    warm_registry(empty)  # nothing trained: no MLflow store is made by looking
+    assert not mlflow_dir(empty).exists()
+    server = Settings(workspace=tmp_path / "empty", mlflow_tracking_uri="http://127.0.0.1:9")
+    warm_registry(server)  # a server is left alone (an unreachable one would hold the start)
+    warm_registry(serving_workspace)

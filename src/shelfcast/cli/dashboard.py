@@ -12,6 +12,7 @@ import typer
 import shelfcast.cli.output as out
 from shelfcast.cli.options import WorkspaceOpt, existing_workspace, settings
 from shelfcast.dashboard import APP
+from shelfcast.errors import ShelfcastError
 
 app = typer.Typer()
 # What the pages import on first use, imported before the server starts instead: a page opened first after a
@@ -65,6 +66,12 @@ def dashboard(
     started = time.perf_counter()
     for name in PRELOAD:
         importlib.import_module(name)
+    from shelfcast.dashboard.models_data import warm_registry
+
+    try:
+        warm_registry(cfg)
+    except ShelfcastError as exc:  # the Models page says so; the other pages work without it
+        out.note(f"the registry could not be read: {exc}")
     out.info(
         f"dashboard of {cfg.workspace} on http://{host}:{port} (ready in {time.perf_counter() - started:.1f} s; "
         "Ctrl-C stops it)"

@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 import streamlit as st
@@ -67,14 +68,30 @@ def direction(metric: str) -> str:
 # -- registry ----------------------------------------------------------------------------------------------------
 
 
+def embedded_registry(settings: Settings) -> Path | None:
+    """The workspace's own registry file when it is the one configured (no MLflow server), else None."""
+    embedded = mlflow_dir(settings) / "mlflow.db"
+    return embedded if configured_uri(settings) == f"sqlite:///{embedded}" else None
+
+
 def registry_stamp(settings: Settings) -> str | None:
     """What changes with the registry: its SQLite file in the workspace, else a 30 s clock; None when the
     workspace's own store was never made (nothing trained: no MLflow file is created by looking)."""
-    uri = configured_uri(settings)
-    embedded = mlflow_dir(settings) / "mlflow.db"
-    if uri == f"sqlite:///{embedded}":
+    embedded = embedded_registry(settings)
+    if embedded is not None:
         return file_stamp(embedded) if embedded.exists() else None
     return f"clock:{int(time.time() // SERVER_SECONDS)}"
+
+
+def warm_registry(settings: Settings) -> None:
+    """Open the workspace's own registry once, before the server starts: MLflow keeps its store per URI, so the
+    first Models or Item page skips the SQLite engine and schema check (0.7 s). A registry on a server is left
+    alone: an unreachable one would hold the start. TrackingError when the file cannot be read."""
+    embedded = embedded_registry(settings)
+    if embedded is not None and embedded.exists():
+        registry = Registry(settings)
+        for task in TASKS:
+            registry.versions(task)
 
 
 @st.cache_resource(max_entries=4, show_spinner=SPINNER)
