@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
@@ -51,35 +52,26 @@ from rich.console import Console
 from rich.table import Table
 
 DEFAULT_JSON = Path(__file__).parent / "results" / "dashboard.json"
+
+
+def _browser_helpers() -> Any:
+    """tests/browser.py: the system Chromium, its flags and when a page is done (loaded and drawn), shared with
+    the browser tests so that both wait for the same thing."""
+    path = Path(__file__).parents[1] / "tests" / "browser.py"
+    spec = importlib.util.spec_from_file_location("shelfcast_browser_helpers", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_BROWSER = _browser_helpers()
+CHROMIUM, CHROMIUM_ARGS, IDLE = str(_BROWSER.CHROMIUM), _BROWSER.CHROMIUM_ARGS, _BROWSER.IDLE
 PAGES = {"store": "Store", "item": "Item", "models": "Models", "monitoring": "Monitoring", "data": "Data"}
 TARGETS_S = {"demo": 2.0, "freshretailnet": 5.0}
 BUILT = ".bench-dashboard-built"
 LOAD_TIMEOUT_MS = 300_000
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 VIEWPORT = {"width": 1280, "height": 800}
-# Done: the script has run (`notRunning` is only set after a run, `initial` before the first), nothing is still
-# a skeleton, the title is there and every chart in view has drawn its canvas or SVG (charts in a tab not shown
-# are drawn when shown), as in tests/e2e/test_dashboard_browser.
-IDLE = """title => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    return app !== null
-        && app.dataset.testConnectionState === 'CONNECTED'
-        && app.dataset.testScriptState === 'notRunning'
-        && document.querySelector('[data-testid="stStatusWidget"]') === null
-        && document.querySelector('[data-testid="stSkeleton"]') === null
-        && [...document.querySelectorAll('[data-testid="stMain"] h1')].some(h => h.textContent.trim() === title)
-        && [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
-            .every(c => !c.checkVisibility() || c.querySelector('canvas, svg'));
-}"""
 ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 
 

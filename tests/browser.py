@@ -19,6 +19,22 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+# Streamlit's own end-to-end tests wait on these attributes of the app's root: `notRunning` is set only once a run
+# has finished (`initial` before the first one), so it cannot be mistaken for "not started yet". Elements still
+# loading (a dataframe's grid) show as skeletons; the status widget shows while a run is in progress; a chart is
+# drawn once Vega has put its canvas (or SVG) in it (a chart in a tab not shown is drawn only when shown).
+IDLE = """title => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return app !== null
+        && app.dataset.testConnectionState === 'CONNECTED'
+        && app.dataset.testScriptState === 'notRunning'
+        && document.querySelector('[data-testid="stStatusWidget"]') === null
+        && document.querySelector('[data-testid="stSkeleton"]') === null
+        && [...document.querySelectorAll('[data-testid="stMain"] h1')].some(h => h.textContent.trim() === title)
+        && [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+            .every(c => !c.checkVisibility() || c.querySelector('canvas, svg'));
+}"""
+
 SKIP_REASON = "Chromium is not installed: `apt-get install chromium` (make test does it where it can)"
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 import pytest
-from browser import CHROMIUM_ARGS, chromium
+from browser import CHROMIUM_ARGS, IDLE, chromium
 from helpers import run_cli
 from serving import free_port
 
@@ -44,22 +44,6 @@ README_SHOTS_DIR = (
     Path(os.environ["SHELFCAST_SCREENSHOTS"]).resolve() if os.environ.get("SHELFCAST_SCREENSHOTS") else None
 )
 README_SHOT_MAX_BYTES = 300_000
-
-# Streamlit's own end-to-end tests wait on these attributes of the app's root: `notRunning` is set only once a run
-# has finished (`initial` before the first one), so it cannot be mistaken for "not started yet". Elements still
-# loading (a dataframe's grid) show as skeletons; the status widget shows while a run is in progress; a chart is
-# drawn once Vega has put its canvas (or SVG) in it (a chart in a tab not shown is drawn only when shown).
-IDLE = """title => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    return app !== null
-        && app.dataset.testConnectionState === 'CONNECTED'
-        && app.dataset.testScriptState === 'notRunning'
-        && document.querySelector('[data-testid="stStatusWidget"]') === null
-        && document.querySelector('[data-testid="stSkeleton"]') === null
-        && [...document.querySelectorAll('[data-testid="stMain"] h1')].some(h => h.textContent.trim() === title)
-        && [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
-            .every(c => !c.checkVisibility() || c.querySelector('canvas, svg'));
-}"""
 
 
 @dataclass(frozen=True)

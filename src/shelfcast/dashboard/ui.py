@@ -8,8 +8,10 @@ from collections.abc import Sequence
 import streamlit as st
 from pydantic import ValidationError
 
+from shelfcast.dashboard import reads
 from shelfcast.errors import ShelfcastError
 from shelfcast.io.policy_log import read_state
+from shelfcast.io.stores.day import ScoringDay
 from shelfcast.settings import Settings
 
 STORE_PARAM, ITEM_PARAM = "store", "item"
@@ -69,3 +71,22 @@ def pick(label: str, options: Sequence[str], *, param: str, key: str) -> str | N
     if chosen is not None and st.query_params.get(param) != chosen:
         st.query_params[param] = chosen
     return chosen
+
+
+def scoring_or_stop(settings: Settings) -> ScoringDay:
+    """The prediction store's latest scoring day, or the reason there is none on the page and nothing else."""
+    try:
+        day = reads.scoring(settings)
+    except reads.READ_ERRORS as exc:
+        problem(f"Cannot read the prediction store: {exc}")
+        st.stop()
+        raise  # st.stop() raises; this line is for type checkers
+    if day is None:
+        guide("No predictions yet", "shelfcast score")
+        st.stop()
+        raise AssertionError("unreachable: st.stop() raises")
+    return day
+
+
+def stores_of(day: ScoringDay) -> list[str]:
+    return list(day.series["store_id"].unique().sort().to_list())

@@ -22,18 +22,9 @@ HISTORY_CHOICES = {"4 weeks": 28, "13 weeks": 91, "26 weeks": 182, "1 year": 364
 
 settings = ui.settings_or_stop()
 st.title("Item")
-try:
-    day = reads.scoring(settings)
-except reads.READ_ERRORS as exc:
-    ui.problem(f"Cannot read the prediction store: {exc}")
-    st.stop()
-if day is None:
-    ui.guide("No predictions yet", "shelfcast score")
-    st.stop()
-
-stores = day.series["store_id"].unique().sort().to_list()
+day = ui.scoring_or_stop(settings)
 with st.container(horizontal=True):
-    store_id = ui.pick("Store", stores, param=ui.STORE_PARAM, key="item_store_pick")
+    store_id = ui.pick("Store", ui.stores_of(day), param=ui.STORE_PARAM, key="item_store_pick")
     assert store_id is not None
     items = day.series.filter(pl.col("store_id") == store_id)["item_id"].sort().to_list()
     item_id = ui.pick("Item", items, param=ui.ITEM_PARAM, key="item_item_pick")

@@ -12,19 +12,15 @@ PAGE_SIZES = (25, 50, 100, 500)
 
 settings = ui.settings_or_stop()
 st.title("Store")
+day = ui.scoring_or_stop(settings)
 try:
-    day = reads.scoring(settings)
     on_hand = reads.stock_on_hand(settings)
     attributes = reads.item_attributes(settings)
 except reads.READ_ERRORS as exc:
-    ui.problem(f"Cannot read the workspace: {exc}")
-    st.stop()
-if day is None:
-    ui.guide("No predictions yet", "shelfcast score")
+    ui.problem(f"Cannot read the lake: {exc}")
     st.stop()
 
-stores = day.series["store_id"].unique().sort().to_list()
-store_id = ui.pick("Store", stores, param=ui.STORE_PARAM, key="store_pick")
+store_id = ui.pick("Store", ui.stores_of(day), param=ui.STORE_PARAM, key="store_pick")
 assert store_id is not None
 items = store_items(day, store_id, on_hand=on_hand, attributes=attributes)
 has_risk = items["stockout_risk"].is_not_null().any()
