@@ -220,3 +220,32 @@ def test_the_registry_is_warmed_only_where_it_exists(serving_workspace: Settings
     server = Settings(workspace=tmp_path / "empty", mlflow_tracking_uri="http://127.0.0.1:9")
     warm_registry(server)  # a server is left alone (an unreachable one would hold the start)
     warm_registry(serving_workspace)
+
+
+def test_sales_only_data_shows_forecasts_and_says_there_is_no_risk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpers import NOW
+    from serving import SERVE_FAST, ingest_chain, make_champion
+
+    from shelfcast.jobs.score import run_score
+    from shelfcast.workflows.training import run_train
+
+    settings = ingest_chain(tmp_path, sales_only=True)
+    make_champion(settings, run_train(settings, task="demand", folds=1, horizon=14, forecast_config=SERVE_FAST))
+    run_score(settings, horizon=7, now=NOW)
+    frame = predictions(settings)
+    store_id, item_id = frame.select("store_id", "item_id").row(0)
+    at = run_page(app(settings.workspace, monkeypatch, store=store_id), "store")
+    assert metrics(at)["Flagged at risk"] == "n/a" and metrics(at)["To order now"] == "n/a"
+    captions = " ".join(c.value for c in at.caption)
+    assert "No stockout risk on this data" in captions and "No reorder advice" in captions
+    shown = pl.from_pandas(at.dataframe[0].value)
+    assert sorted(shown["item_id"]) == sorted(frame.filter(pl.col("store_id") == store_id)["item_id"].unique())
+    at = run_page(app(settings.workspace, monkeypatch, store=store_id, item=item_id), "item")
+    assert metrics(at)["Stockout risk"] == "n/a"
+    assert any("nothing to explain" in c.value for c in at.caption)
+    assert (
+        len(at.expander[0].dataframe[0].value)
+        == frame.filter((pl.col("store_id") == store_id) & (pl.col("item_id") == item_id)).height
+    )
