@@ -38,13 +38,11 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -157,28 +155,11 @@ def _start(workspace: Path, log: Path) -> tuple[subprocess.Popen[bytes], str, fl
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"shelfcast dashboard exited with {process.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as answer:
-                if answer.read().decode().strip() == "ok":
-                    return process, url, time.perf_counter() - started
-        except OSError:
-            time.sleep(0.2)
-    _stop(process)
-    raise TimeoutError(f"the dashboard did not answer /_stcore/health in 180 s; see {log}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=20)
+    problem = _BROWSER.wait_healthy(url, process, seconds=180, poll=0.2)
+    if problem is None:
+        return process, url, time.perf_counter() - started
+    _BROWSER.stop_group(process)
+    raise RuntimeError(f"{problem}; see {log}")
 
 
 def _browser_page(workspace: Path, page: str, facts: dict[str, Any], *, reloads: int, log: Path) -> dict[str, Any]:
@@ -207,7 +188,7 @@ def _browser_page(workspace: Path, page: str, facts: dict[str, Any], *, reloads:
             finally:
                 browser.close()
     finally:
-        _stop(process)
+        _BROWSER.stop_group(process)
     return {
         "server_startup_s": round(startup, 2),
         "cold_s": round(cold, 3),

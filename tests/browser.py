@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -47,3 +51,31 @@ def chromium(where: Path = CHROMIUM) -> str:
             pytest.fail(f"{SKIP_REASON}; on CI the browser tests must run")
         pytest.skip(SKIP_REASON)
     return found
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], *, seconds: float, poll: float) -> str | None:
+    """None once the dashboard at `url` answers `/_stcore/health` with ok; else why not (it exited, or time ran
+    out), for the caller to raise its own way."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return f"shelfcast dashboard exited with {process.returncode}"
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as answer:
+                if answer.read().decode().strip() == "ok":
+                    return None
+        except OSError:
+            pass
+        time.sleep(poll)
+    return f"the dashboard did not answer /_stcore/health within {seconds:.0f} s"
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop the dashboard and anything it started: it runs in its own process group."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=20)

@@ -12,11 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 import pytest
-from browser import CHROMIUM_ARGS, IDLE, chromium
+from browser import CHROMIUM_ARGS, IDLE, chromium, stop_group
+from browser import wait_healthy as health
 from helpers import run_cli
 from serving import free_port
 
@@ -62,29 +61,9 @@ def latest_series(workspace: Path) -> pl.DataFrame:
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, *, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"shelfcast dashboard exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as answer:
-                if answer.read().decode().strip() == "ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"the dashboard did not answer /_stcore/health within {seconds:.0f} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the dashboard and anything it started: it runs in its own process group."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=20)
+    problem = health(url, process, seconds=seconds, poll=0.5)
+    if problem is not None:
+        pytest.fail(f"{problem}:\n{log.read_text(errors='replace')}")
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +92,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         wait_healthy(url, process, log)
         yield Dashboard(url, workspace, latest_series(workspace))
     finally:
-        stop(process)
+        stop_group(process)
 
 
 @pytest.fixture(scope="module")
