@@ -45,14 +45,17 @@ def test_two_workers_share_the_load_and_the_metrics(serving_workspace: Settings)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--log-level", "loud"], "`--log-level` must be one of"),
-        (["--port", "0"], "Invalid value for '--port': Input should be greater than or equal to 1"),
-        (["--workers", "100"], "Invalid value for '--workers': Input should be less than or equal to 64"),
+        (["serve", "--log-level", "loud"], "`--log-level` must be one of"),
+        (["serve", "--port", "0"], "Invalid value for '--port': Input should be greater than or equal to 1"),
+        (["serve", "--workers", "100"], "Invalid value for '--workers': Input should be less than or equal to 64"),
+        (["dashboard", "--port", "0"], "Invalid value for '--port': Input should be greater than or equal to 1"),
+        (["dashboard", "--port", "70000"], "Invalid value for '--port': Input should be less than or equal to 65535"),
+        (["dashboard", "-w", "no-such-folder"], "error: no workspace at no-such-folder"),
     ],
 )
 def test_bad_options_are_refused_with_the_reason(tmp_path: Path, args: list[str], message: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "shelfcast", "serve", *args],
+        [sys.executable, "-m", "shelfcast", *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -62,3 +65,4 @@ def test_bad_options_are_refused_with_the_reason(tmp_path: Path, args: list[str]
     )
     assert done.returncode != 0
     assert message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
