@@ -42,7 +42,7 @@ chromium:
 # The whole suite, with the optional `reports` extra (Evidently) so its path is tested too, in two worker
 # processes (pytest-xdist; one test file per worker at a time, so a module's fixtures are built once).
 test: lint typecheck chromium
-	$(UV) run --locked --extra reports pytest -q --durations=25 -n 2 --dist loadfile
+	$(UV) run --locked --extra reports --extra spark pytest -q --durations=25 -n 2 --dist loadfile
 
 # Benchmarks need the peers they compare against (the `bench` group).
 bench: install

@@ -72,6 +72,14 @@ def serving_workspace(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings
 
 
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """A local[2] Spark session for the whole test process (see `spark_support`)."""
+    from spark_support import local_session
+
+    yield from local_session()
+
+
 @pytest.fixture
 def prefix() -> Iterator[str]:
     """A unique key prefix on the shared Redis; its keys are deleted afterwards."""

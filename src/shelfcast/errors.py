@@ -53,6 +53,10 @@ class StoreError(ShelfcastError, RuntimeError):
     """A prediction store that cannot be reached or written (the message names where)."""
 
 
+class SparkError(ShelfcastError, RuntimeError):
+    """Apache Spark is not installed, its session cannot start, or a Spark job failed (the message says which)."""
+
+
 class StreamError(ShelfcastError, RuntimeError):
     """The live path's Redis cannot be reached or used (the message names the URL)."""
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from functools import cache, lru_cache
@@ -173,6 +174,57 @@ class LiveConfig(BaseModel):
     )
 
 
+Engine = Literal["local", "spark"]
+
+
+class SparkConfig(BaseModel):
+    """Apache Spark for the heavy steps (`--engine spark`): features, training, backtests and batch scoring."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(False, description="Run train, backtest, score and features on Spark without `--engine`.")
+    master: str = Field(
+        "local[*]",
+        min_length=1,
+        description="Spark master: `local[*]` (in this process), `spark://HOST:PORT` (a standalone cluster), `yarn`.",
+    )
+    groups: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="Groups of series the data is cut into (each built by one task); 0: four per core Spark has.",
+    )
+    workers: int = Field(
+        0,
+        ge=0,
+        le=10_000,
+        description="XGBoost workers (one Spark task each) when training; 0: one per core Spark has.",
+    )
+    executor_memory: str | None = Field(
+        None, description="`spark.executor.memory` (e.g. `4g`); unset: Spark's default. Local mode: the driver's."
+    )
+    conf: dict[str, str] = Field(
+        default_factory=dict, description="Any other Spark settings, as `spark.*` keys and their values."
+    )
+
+    @field_validator("master")
+    @classmethod
+    def _check_master(cls, value: str) -> str:
+        if not re.fullmatch(r"local(\[(\*|\d+)(,\d+)?\])?|(spark|k8s|mesos)://\S+|yarn", value):
+            raise ValueError(
+                f"not a Spark master: {value!r}; expected `local[*]`, `local[N]`, `spark://HOST:PORT` or `yarn`"
+            )
+        return value
+
+    @field_validator("conf")
+    @classmethod
+    def _check_conf(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if not k.startswith("spark.")]
+        if bad:
+            raise ValueError(f"Spark settings start with `spark.`, got {', '.join(map(repr, bad))}")
+        return value
+
+
 # Flat name of earlier versions -> (section, field). `live` has flat names too (`live_prefix`), like its neighbours;
 # other later sections (spark) need none: they have no past.
 FLAT_NAMES: dict[str, tuple[str, str]] = {
@@ -275,6 +327,7 @@ class Settings(BaseSettings):
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Retrain, roll back or fall back.")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="The prediction service.")
     live: LiveConfig = Field(default_factory=LiveConfig, description="Live sales (Redis Streams) and the online store.")
+    spark: SparkConfig = Field(default_factory=SparkConfig, description="Apache Spark (`--engine spark`).")
 
     @field_validator("postgres_url")
     @classmethod

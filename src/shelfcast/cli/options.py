@@ -21,7 +21,7 @@ from typer.core import TyperCommand
 import shelfcast.cli.output as out
 from shelfcast.errors import ConfigError, ShelfcastError, WorkspaceError, first_problem
 from shelfcast.redact import RedactingFilter, redact
-from shelfcast.settings import Settings
+from shelfcast.settings import Engine, Settings
 from shelfcast.threads import decided
 from shelfcast.types import Task
 
@@ -34,6 +34,25 @@ WorkspaceOpt = Annotated[
     ),
 ]
 CutoffOpt = Annotated[str | None, typer.Option(help="Last date known, YYYY-MM-DD.", show_default="the last date")]
+EngineOpt = Annotated[
+    Engine | None,
+    typer.Option(
+        help="local (this process) or spark (Apache Spark at the setting spark.master; needs the `spark` extra).",
+        show_default="spark when the setting spark.enabled is on, else local",
+    ),
+]
+
+
+def engine_of(cfg: Settings, option: Engine | None) -> Engine:
+    """The engine a command runs on: the option, else spark when `spark.enabled`; Spark checked before any work."""
+    engine: Engine = option or ("spark" if cfg.spark.enabled else "local")
+    if engine == "spark":
+        from shelfcast.io.spark.session import require_pyspark
+
+        require_pyspark()
+    return engine
+
+
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log each step; show tracebacks.")]
 
 # Old flag -> its one-word-per-concept name. The old names stay accepted for now; each use prints a notice.

@@ -106,3 +106,76 @@ def parse_cutoff(value: str | dt.date | None, data: ModelData) -> dt.date:
     if cutoff <= first or cutoff > data.last_date:
         raise ConfigError(f"`--cutoff` {cutoff} must fall after {first} and on or before {data.last_date}")
     return cutoff
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What every group of series needs to build its part of the model data as the whole data would.
+
+    The per-series tables (sales, inventory) are cut into groups of series
+    (Spark); each group's panel is built with these: the frequency, the
+    exogenous roles, the sales' first and last dates over every series, the
+    feature spec chosen from the whole data, and the tables every series
+    shares (calendar, items, stores, exogenous covariates).
+    """
+
+    freq: str
+    spec: FeatureSpec
+    first: dt.date
+    end: dt.date
+    shared: dict[TableName, pl.DataFrame]
+    exogenous_roles: dict[str, str]
+    period_anchor: PeriodAnchor = PeriodAnchor.START
+
+    @property
+    def config(self) -> ForecastConfig:
+        return ForecastConfig.for_freq(self.freq)
+
+
+def data_shape(
+    shared: dict[TableName, pl.DataFrame],
+    *,
+    store_ids: pl.Series,
+    item_ids: pl.Series,
+    freq: str,
+    first: dt.date,
+    end: dt.date,
+    exogenous_roles: dict[str, str] | None = None,
+    period_anchor: str | None = None,
+) -> DataShape:
+    """The shape of the data whose sales hold `store_ids` and `item_ids` (distinct), from `first` to `end`.
+
+    The feature spec is the one `model_data` chooses from the whole panel:
+    an attribute's groups and owner over the panel's rows are those over the
+    ids the sales hold, so they are counted on the ids alone.
+    """
+    roles = exogenous_roles or {}
+    attributes = [
+        *_useful(shared.get("items"), "item_id", item_ids, "store_id"),
+        *_useful(shared.get("stores"), "store_id", store_ids, "item_id"),
+    ]
+    spec = FeatureSpec.for_freq(
+        freq,
+        exogenous_known=tuple(c for c, r in roles.items() if r == "known_in_advance"),
+        exogenous_past=tuple(c for c, r in roles.items() if r != "known_in_advance"),
+        categorical=("store_id", "item_id", *attributes),
+    )
+    anchor = PeriodAnchor(period_anchor or PeriodAnchor.START)
+    return DataShape(freq, spec, first, end, dict(shared), roles, anchor)
+
+
+def _useful(attrs: pl.DataFrame | None, key: str, ids: pl.Series, other: str) -> list[str]:
+    """`useful_attributes` of one master table, over one row per id the sales hold (the other id constant)."""
+    if attrs is None or attrs.is_empty():
+        return []
+    rows = ids.unique().to_frame(key).join(attrs, on=key, how="left").with_columns(pl.lit("").alias(other))
+    columns = tuple(c for c in attrs.columns if c not in (key, "store_id", "item_id") and attrs.schema[c] == pl.String)
+    return useful_attributes(Panel(rows, "D", categorical=columns))
+
+
+def group_data(shape: DataShape, tables: dict[TableName, pl.DataFrame]) -> ModelData:
+    """The model data of one group of series (their sales and inventory rows in `tables`) under `shape`."""
+    panel = build_panel(
+        {**shape.shared, **tables}, freq=shape.freq, exogenous_roles=shape.exogenous_roles, end=shape.end
+    )
+    return ModelData(panel, shape.shared.get("calendar"), shape.spec, shape.config, shape.period_anchor)
