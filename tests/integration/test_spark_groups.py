@@ -50,3 +50,19 @@ def test_a_sales_only_lake_runs_on_one_table(tmp_path: Path, spark: Any) -> None
     schema = spark_schema(series(first_series(lake)).schema)
     got = to_polars(map_groups(spark, {"sales": read_table(spark, lake, "sales")}, series, schema, groups=3))
     assert got.height == 6 and got["rows"].sum() == load_model_data(lake).panel.frame.height
+
+
+def test_a_group_of_series_without_stock_rows_has_the_stock_columns(tmp_path: Path) -> None:
+    """Series with no inventory row have null stock columns in the whole panel: a group of only them too."""
+    settings = ingest_chain(tmp_path, SimConfig(n_stores=2, n_items=3, n_days=60, seed=5))
+    lake = Lake(settings.workspace)
+    whole = load_model_data(lake).panel
+    shape = load_shape(lake)
+    one = whole.frame.filter(pl.col("store_id") == whole.frame["store_id"][0]).select("store_id", "item_id")
+    sales = lake.read("sales").join(one.unique(), on=["store_id", "item_id"], how="semi")
+    group = group_data(shape, {"sales": sales}).panel
+    want = whole.frame.join(one.unique(), on=["store_id", "item_id"], how="semi")
+    assert group.frame.columns == want.columns
+    assert group.past_only == whole.past_only
+    stock = [c for c in shape.stock]
+    assert stock and group.frame.select(stock).null_count().row(0) == (group.frame.height,) * len(stock)

@@ -10,8 +10,10 @@ import typer
 import shelfcast.cli.output as out
 from shelfcast.cli.options import (
     CutoffOpt,
+    EngineOpt,
     RenamedFlags,
     WorkspaceOpt,
+    engine_of,
     now,
     parse_task,
     quiet_mlflow,
@@ -38,6 +40,7 @@ def backtest(
         float | None, typer.Option(help="stockout: hours out of stock in a day that count.", show_default="a full day")
     ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the scores as JSON.")] = None,
+    engine: EngineOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Score the models and every baseline on rolling-origin folds of the lake's data."""
@@ -49,11 +52,14 @@ def backtest(
 
     chosen = parse_task(task)
     cfg = settings(workspace=workspace)
+    on = engine_of(cfg, engine)
+    if on == "spark" and chosen != "demand":
+        raise ConfigError("`--engine spark` backtests the demand forecaster; backtest stockout with `--engine local`")
     result: DemandBacktest | StockoutBacktest
     with out.progress_bar(f"backtest {chosen}") as progress:
         if chosen == "demand":
             result = run_backtest(
-                cfg, folds=folds, horizon=horizon or _default_horizon(cfg), gap=gap, progress=progress
+                cfg, folds=folds, horizon=horizon or _default_horizon(cfg), gap=gap, progress=progress, engine=on
             )
         else:
             result = backtest_stockout(cfg, folds=folds, risk_days=risk_days, min_hours=min_hours, progress=progress)
@@ -156,6 +162,7 @@ def train(
             "that make a day a stockout; default: the whole day."
         ),
     ] = None,
+    engine: EngineOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Backtest, train on all data, log to MLflow, register a challenger and promote it if it passes the gates."""
@@ -169,6 +176,9 @@ def train(
     from shelfcast.workflows.training import run_train
 
     cfg = writable_workspace(settings(workspace=workspace))
+    on = engine_of(cfg, engine)
+    if on == "spark" and chosen != "demand":
+        raise ConfigError("`--engine spark` trains the demand forecaster; train stockout with `--engine local`")
     with out.progress_bar(f"train {chosen}") as progress:
         report = run_train(
             cfg,
@@ -178,6 +188,7 @@ def train(
             risk_days=risk_days,
             min_hours=min_hours,
             progress=progress,
+            engine=on,
         )
     out.train_summary(report)
 

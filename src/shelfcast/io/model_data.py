@@ -53,6 +53,7 @@ def load_shape(lake: Lake) -> DataShape:
         end=span[1],
         exogenous_roles=roles,
         period_anchor=anchor,
+        inventory=lake.scan("inventory").collect_schema() if lake.has("inventory") else None,
     )
 
 

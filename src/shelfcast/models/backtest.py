@@ -23,7 +23,7 @@ from shelfcast.features.panel import KEYS, SERIES, Panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.baselines import BASELINES
 from shelfcast.models.checkpoint import Checkpoints
-from shelfcast.models.metrics import by_segment, forecast_metrics, velocity_segments
+from shelfcast.models.metrics import by_segment, forecast_metrics, series_scales, velocity_of
 from shelfcast.models.selection import (
     Selection,
     SelectionConfig,
@@ -199,13 +199,9 @@ def backtest_demand(
     blend's fitted weight).
     """
     selection = selection or SelectionConfig()
-    last = panel.frame["date"].max()
-    windows = cutoffs(last, backtest, panel.step)  # type: ignore[arg-type]
-    if windows[0] <= panel.frame["date"].min():  # type: ignore[operator]
-        raise DataValidationError(
-            f"not enough history for {backtest.folds} window(s) of {backtest.horizon} steps: "
-            f"the first cutoff {windows[0]} is not after the first date; use fewer --windows or a shorter --horizon"
-        )
+    first, last = panel.frame["date"].min(), panel.frame["date"].max()
+    assert isinstance(first, dt.date) and isinstance(last, dt.date)
+    windows = backtest_cutoffs(first, last, backtest, panel.step)
     steps = backtest.gap + backtest.horizon
     actual = panel.frame.select(*KEYS, "y")
     frames: list[pl.DataFrame] = []
@@ -214,13 +210,77 @@ def backtest_demand(
             progress(f"window {i + 1}/{len(windows)} (cutoff {cutoff})", i, len(windows))
         log.info("backtest window %d: cutoff %s", i + 1, cutoff)
         for name, forecast in candidates(panel, spec, config, cutoff=cutoff, steps=steps, calendar=calendar).items():
-            frames.append(_window_rows(forecast, name, i + 1, cutoff, panel=panel, backtest=backtest, actual=actual))
-    forecasts = _weights(pl.concat(frames, how="diagonal_relaxed"), calendar, backtest.holiday_weight)
+            frames.append(window_rows(forecast, name, i + 1, cutoff, panel=panel, backtest=backtest, actual=actual))
+    return assess(
+        pl.concat(frames, how="diagonal_relaxed"),
+        windows,
+        series_history(panel, windows[0]),
+        season=panel.season,
+        calendar=calendar,
+        backtest=backtest,
+        selection=selection,
+        windows_note=windows_note,
+    )
+
+
+def backtest_cutoffs(first: dt.date, last: dt.date, backtest: BacktestConfig, step: dt.timedelta) -> list[dt.date]:
+    """The windows' cutoffs for data from `first` to `last`; DataValidationError when the first has no history."""
+    windows = cutoffs(last, backtest, step)
+    if windows[0] <= first:
+        raise DataValidationError(
+            f"not enough history for {backtest.folds} window(s) of {backtest.horizon} steps: "
+            f"the first cutoff {windows[0]} is not after the first date; use fewer --windows or a shorter --horizon"
+        )
+    return windows
+
+
+@dataclass(frozen=True)
+class SeriesHistory:
+    """What the scores read from each series' history before the first cutoff, one row per series.
+
+    `table`: store_id, item_id, the seasonal naive's in-sample errors (`series_scales`: n_history, mae_scale,
+    mse_scale, for MASE), `mean_demand` (velocity segments) and the `category` attribute when the data has one.
+    Computed once per backtest, over the whole panel or per group of series (then concatenated).
+    """
+
+    table: pl.DataFrame
+    category: str | None = None
+
+    @property
+    def scales(self) -> pl.DataFrame:
+        return self.table.select(*SERIES, "n_history", "mae_scale", "mse_scale")
+
+
+def series_history(panel: Panel, first_cutoff: dt.date) -> SeriesHistory:
+    """The `SeriesHistory` of the panel's series before `first_cutoff`."""
+    history = panel.until(first_cutoff).frame.select(*KEYS, "y")
+    means = history.group_by(SERIES).agg(pl.col("y").cast(pl.Float64).mean().alias("mean_demand"))
+    table = series_scales(history, season=panel.season).join(means, on=list(SERIES), how="left")
+    category = next((c for c in panel.categorical if "categ" in c.lower()), None)
+    if category is not None:
+        # Every series of the panel has its category, those born after the first cutoff too (no history row).
+        attrs = panel.frame.select(*SERIES, pl.col(category).cast(pl.String)).unique(subset=list(SERIES))
+        table = table.join(attrs, on=list(SERIES), how="full", coalesce=True)
+    return SeriesHistory(table, category)
+
+
+def assess(
+    forecasts: pl.DataFrame,
+    windows: list[dt.date],
+    history: SeriesHistory,
+    *,
+    season: int,
+    calendar: pl.DataFrame | None,
+    backtest: BacktestConfig,
+    selection: SelectionConfig,
+    windows_note: str | None = None,
+) -> DemandBacktest:
+    """Blend, calibrate, score and choose, from every candidate's window rows (`window_rows`) and the history."""
+    forecasts = _weights(forecasts, calendar, backtest.holiday_weight)
     metric = resolve_metric(selection, calendar)
-    history = panel.until(windows[0]).frame.select(*KEYS, "y")
-    blended, gbm, weight, per_window = _blend_rows(forecasts, metric, history=history, season=panel.season)
+    blended, gbm, weight, per_window = _blend_rows(forecasts, metric, scales=history.scales, season=season)
     forecasts = _calibrate(pl.concat([forecasts, blended], how="diagonal_relaxed"))
-    metrics = _score(forecasts, panel, windows)
+    metrics = _score(forecasts, history, windows)
     chosen, reason = choose(metrics, metric=metric, incumbents=[MODEL, RECURSIVE, BLEND], margin=selection.margin)
     decision = Selection(
         candidate=chosen,
@@ -235,14 +295,12 @@ def backtest_demand(
         blend_weights=per_window,
     )
     log.info("selected %s by %s: %s", chosen, metric, reason)
-    segments = segment_metrics(
-        forecasts, panel, windows[0], models=sorted({MODEL, RECURSIVE, chosen, "seasonal_naive"})
-    )
+    segments = segment_metrics(forecasts, history, models=sorted({MODEL, RECURSIVE, chosen, "seasonal_naive"}))
     return DemandBacktest(forecasts, metrics, chosen, windows, segments, decision)
 
 
 def _blend_rows(
-    forecasts: pl.DataFrame, metric: str, *, history: pl.DataFrame, season: int
+    forecasts: pl.DataFrame, metric: str, *, scales: pl.DataFrame, season: int
 ) -> tuple[pl.DataFrame, str | None, float | None, dict[int, float]]:
     """The blend's rows on every window, each from a weight fitted on the other windows; and the weight on all.
 
@@ -255,15 +313,15 @@ def _blend_rows(
     if not gbms or naive.is_empty():
         return forecasts.clear(), None, None, {}
     gbm = min(
-        gbms, key=lambda m: metric_value(forecasts.filter(pl.col("model") == m), metric, history=history, season=season)
+        gbms, key=lambda m: metric_value(forecasts.filter(pl.col("model") == m), metric, scales=scales, season=season)
     )
     pair = forecasts.filter(pl.col("model") == gbm).join(
         naive.select(*KEYS, pl.col("forecast").alias("forecast_sn")), on=list(KEYS), how="inner"
     )
     windows = sorted(pair["window"].unique().to_list())
-    weight = fit_blend_weight(pair, metric, history=history, season=season)
+    weight = fit_blend_weight(pair, metric, scales=scales, season=season)
     per_window = {
-        w: fit_blend_weight(pair.filter(pl.col("window") != w), metric, history=history, season=season)
+        w: fit_blend_weight(pair.filter(pl.col("window") != w), metric, scales=scales, season=season)
         if len(windows) > 1
         else weight
         for w in windows
@@ -284,7 +342,7 @@ def _window_scores(metrics: pl.DataFrame, metric: str, windows: list[dt.date]) -
     return per.join(dates, on="window", how="left").select("model", "window", "cutoff", "value").sort("model", "window")
 
 
-def _window_rows(
+def window_rows(
     forecast: pl.DataFrame,
     name: str,
     window: int,
@@ -328,7 +386,7 @@ def score_fitted(
     actual = panel.frame.select(*KEYS, "y")
     steps = backtest.gap + backtest.horizon
     frames = [
-        _window_rows(
+        window_rows(
             model.predict(panel, calendar=calendar, origin=cutoff, horizon=steps),
             name,
             i + 1,
@@ -339,24 +397,35 @@ def score_fitted(
         )
         for i, cutoff in enumerate(windows)
     ]
-    forecasts = _weights(pl.concat(frames, how="diagonal_relaxed"), calendar, backtest.holiday_weight)
-    return windows, _score(forecasts, panel, windows)
+    return windows, score_windows(
+        pl.concat(frames, how="diagonal_relaxed"), series_history(panel, windows[0]), windows, calendar, backtest
+    )
+
+
+def score_windows(
+    forecasts: pl.DataFrame,
+    history: SeriesHistory,
+    windows: list[dt.date],
+    calendar: pl.DataFrame | None,
+    backtest: BacktestConfig,
+) -> pl.DataFrame:
+    """The metrics of window rows (`window_rows`) per model, per window and overall, as the backtest scores them."""
+    return _score(_weights(forecasts, calendar, backtest.holiday_weight), history, windows)
 
 
 SEGMENT_METRICS = ("n_rows", "wape", "mae", "bias", "smape")
 
 
-def segment_metrics(forecasts: pl.DataFrame, panel: Panel, first_cutoff: dt.date, *, models: list[str]) -> pl.DataFrame:
-    """WAPE and friends per store, per category (the first item attribute) and per sales velocity."""
-    history = panel.until(first_cutoff).frame.select(*KEYS, "y")
-    velocity = velocity_segments(history).select(*SERIES, "velocity")
+def segment_metrics(forecasts: pl.DataFrame, history: SeriesHistory, *, models: list[str]) -> pl.DataFrame:
+    """WAPE and friends per store, per category (an item attribute named like one) and per sales velocity."""
+    means = history.table.select(*SERIES, "mean_demand").drop_nulls("mean_demand").sort(SERIES)
+    velocity = velocity_of(means).select(*SERIES, "velocity")
     frame = forecasts.filter(pl.col("model").is_in(models)).join(velocity, on=list(SERIES), how="left")
     dimensions = ["store_id", "velocity"]
-    category = next((c for c in panel.categorical if "categ" in c.lower()), None)
-    if category is not None:
-        attrs = panel.frame.select(*SERIES, category).unique(subset=list(SERIES))
+    if history.category is not None:
+        attrs = history.table.select(*SERIES, history.category)
         frame = frame.join(attrs, on=list(SERIES), how="left")
-        dimensions.append(category)
+        dimensions.append(history.category)
     parts = []
     for dim in dimensions:
         table = by_segment(frame.with_columns(pl.col(dim).cast(pl.String)), ["model", dim], _segment_scores)
@@ -384,9 +453,9 @@ def _calibrate(forecasts: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(out, how="diagonal_relaxed")
 
 
-def _score(forecasts: pl.DataFrame, panel: Panel, windows: list[dt.date]) -> pl.DataFrame:
+def _score(forecasts: pl.DataFrame, history: SeriesHistory, windows: list[dt.date]) -> pl.DataFrame:
     rows: list[dict[str, object]] = []
-    history = panel.until(windows[0]).frame.select(*KEYS, "y")
+    scales = history.scales
     quantiles: Mapping[float, str] = {0.1: "p10", 0.5: "p50", 0.9: "p90"}
     for model in forecasts["model"].unique().sort().to_list():
         subset = forecasts.filter(pl.col("model") == model)
@@ -397,7 +466,7 @@ def _score(forecasts: pl.DataFrame, panel: Panel, windows: list[dt.date]) -> pl.
         for label, frame in groups:
             if frame.is_empty():
                 continue
-            values = forecast_metrics(frame, weight="weight", quantiles={}, history=history, season=panel.season)
+            values = forecast_metrics(frame, weight="weight", quantiles={}, scales=scales)
             # Intervals exist from the second window on (calibrated on earlier ones): score them there.
             calibrated = frame.drop_nulls("p10") if "p10" in frame.columns else frame.clear()
             if calibrated.height:

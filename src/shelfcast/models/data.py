@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
 from shelfcast.errors import ConfigError
-from shelfcast.features.panel import Panel, build_panel
+from shelfcast.features.panel import INVENTORY_COLUMNS, Panel, build_panel
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.models.train import ForecastConfig
 from shelfcast.schemas import SCHEMAS, TableName, replace_rows
@@ -126,6 +126,9 @@ class DataShape:
     shared: dict[TableName, pl.DataFrame]
     exogenous_roles: dict[str, str]
     period_anchor: PeriodAnchor = PeriodAnchor.START
+    # The stock columns of the whole inventory table (and their types): a group whose series have no stock row
+    # still gets them, null, as those series do in the whole panel.
+    stock: dict[str, pl.DataType] = field(default_factory=dict)
 
     @property
     def config(self) -> ForecastConfig:
@@ -142,6 +145,7 @@ def data_shape(
     end: dt.date,
     exogenous_roles: dict[str, str] | None = None,
     period_anchor: str | None = None,
+    inventory: pl.Schema | None = None,
 ) -> DataShape:
     """The shape of the data whose sales hold `store_ids` and `item_ids` (distinct), from `first` to `end`.
 
@@ -161,7 +165,8 @@ def data_shape(
         categorical=("store_id", "item_id", *attributes),
     )
     anchor = PeriodAnchor(period_anchor or PeriodAnchor.START)
-    return DataShape(freq, spec, first, end, dict(shared), roles, anchor)
+    stock = {c: inventory[c] for c in INVENTORY_COLUMNS if inventory is not None and c in inventory}
+    return DataShape(freq, spec, first, end, dict(shared), roles, anchor, stock)
 
 
 def _useful(attrs: pl.DataFrame | None, key: str, ids: pl.Series, other: str) -> list[str]:
@@ -178,4 +183,14 @@ def group_data(shape: DataShape, tables: dict[TableName, pl.DataFrame]) -> Model
     panel = build_panel(
         {**shape.shared, **tables}, freq=shape.freq, exogenous_roles=shape.exogenous_roles, end=shape.end
     )
+    missing = [c for c in shape.stock if c not in panel.frame.columns]
+    if missing:  # where the whole panel has them: after the sales columns and `observed`, past-only after revenue
+        columns = panel.frame.columns
+        at = columns.index("observed") + 1
+        frame = panel.frame.with_columns([pl.lit(None, shape.stock[c]).alias(c) for c in missing]).select(
+            *columns[:at], *shape.stock, *[c for c in columns[at:] if c not in shape.stock]
+        )
+        head = [c for c in ("revenue",) if c in panel.past_only]
+        past = (*head, *shape.stock, *[c for c in panel.past_only if c not in (*head, *shape.stock)])
+        panel = replace(panel, frame=frame, past_only=past)
     return ModelData(panel, shape.shared.get("calendar"), shape.spec, shape.config, shape.period_anchor)

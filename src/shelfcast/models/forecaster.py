@@ -52,17 +52,25 @@ class FeatureEncoder:
         self.categorical = tuple(categorical)
 
     def fit(self, frame: pl.DataFrame) -> FeatureEncoder:
-        self.columns_ = [c for c in frame.columns if c not in ID_COLUMNS or c in self.categorical]
+        values = {c: frame[c].cast(pl.String).drop_nulls().unique() for c in self.categorical if c in frame.columns}
+        return self.fit_schema(frame.schema, values)
+
+    def fit_schema(self, schema: pl.Schema, values: Mapping[str, pl.Series]) -> FeatureEncoder:
+        """Fitted from the frame's schema and each categorical column's distinct values (as strings).
+
+        What `fit` learns from a frame, for a frame too big to hold (a distributed engine counts the values).
+        """
         self.columns_ = [
             c
-            for c in self.columns_
-            if c in self.categorical or frame.schema[c].is_numeric() or frame.schema[c] == pl.Boolean
+            for c, dtype in schema.items()
+            if (c not in ID_COLUMNS or c in self.categorical)
+            and (c in self.categorical or dtype.is_numeric() or dtype == pl.Boolean)
         ]
         self.vocab_: dict[str, dict[str, int]] = {}
         for c in self.categorical:
-            if c in frame.columns:
-                values = frame[c].cast(pl.String).drop_nulls().unique().sort().to_list()
-                self.vocab_[c] = {v: i for i, v in enumerate(values)}
+            if c in schema:
+                distinct = values[c].cast(pl.String).drop_nulls().unique().sort().to_list()
+                self.vocab_[c] = {v: i for i, v in enumerate(distinct)}
         return self
 
     @property
@@ -227,11 +235,26 @@ class GBMForecaster:
     def _fit_xgboost(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None) -> Any:
         import xgboost as xgb
 
-        types = ["c" if i in self.encoder_.categorical_indices else "q" for i in range(X.shape[1])]
         data = xgb.DMatrix(
-            X, y, weight=weight, feature_names=self.encoder_.columns_, feature_types=types, enable_categorical=True
+            X,
+            y,
+            weight=weight,
+            feature_names=self.encoder_.columns_,
+            feature_types=self.feature_types(),
+            enable_categorical=True,
         )
-        params = {
+        params = self.xgboost_params()
+        return train_xgboost(params, data, self.n_estimators, self._checkpoint(params, X, y, weight, ".json"))
+
+    def feature_types(self) -> list[str]:
+        """XGBoost's type per encoded column: "c" for a categorical code, "q" for a number."""
+        return ["c" if i in self.encoder_.categorical_indices else "q" for i in range(len(self.encoder_.columns_))]
+
+    def xgboost_params(self) -> dict[str, Any]:
+        """The XGBoost parameters this model trains with (also those of the Spark engine's distributed training)."""
+        if not hasattr(self, "encoder_"):
+            raise NotFittedError("GBMForecaster has no encoder; fit() it or give it one (`with_booster`)")
+        return {
             **_objective("xgboost", self.objective, self.alpha),
             "eta": self.learning_rate,
             "max_leaves": self.num_leaves,
@@ -245,7 +268,14 @@ class GBMForecaster:
             "max_cat_to_onehot": 8,
             "monotone_constraints": "(" + ",".join(str(v) for v in self._monotone_vector()) + ")",
         }
-        return train_xgboost(params, data, self.n_estimators, self._checkpoint(params, X, y, weight, ".json"))
+
+    def with_booster(self, encoder: FeatureEncoder, booster: Any) -> GBMForecaster:
+        """This model fitted elsewhere (an XGBoost booster trained on Spark over rows `encoder` encoded)."""
+        if self.engine != "xgboost":
+            raise ValueError(f"a booster trained elsewhere must be XGBoost's, this model's engine is {self.engine!r}")
+        self.encoder_ = encoder
+        self.model_ = booster
+        return self
 
     def predict(self, features: pl.DataFrame) -> np.ndarray:
         if not hasattr(self, "model_"):
@@ -263,10 +293,10 @@ class GBMForecaster:
 
             if threads:
                 self.model_.set_param({"nthread": threads})
-            types = ["c" if i in self.encoder_.categorical_indices else "q" for i in range(X.shape[1])]
-            pred = self.model_.predict(
-                xgb.DMatrix(X, feature_names=self.encoder_.columns_, feature_types=types, enable_categorical=True)
+            matrix = xgb.DMatrix(
+                X, feature_names=self.encoder_.columns_, feature_types=self.feature_types(), enable_categorical=True
             )
+            pred = self.model_.predict(matrix)
         out = np.asarray(pred, dtype=np.float64)
         return out if self.objective in ("l2", "quantile") else np.clip(out, 0.0, None)
 

@@ -284,12 +284,14 @@ def forecast_metrics(
     history: pl.DataFrame | None = None,
     season: int = 7,
     keys: Sequence[str] = SERIES_KEYS,
+    scales: pl.DataFrame | None = None,
 ) -> dict[str, float]:
     """Every forecast metric the frame supports, by name.
 
     Always: n_rows, mae, rmse, bias, wape, smape, mape, mape_skipped_zeros.
-    With `weight`: wmae. With `history` (same `actual` column and `keys`):
-    mase, rmsse, scaled_series, scale_skipped_zero, scale_skipped_no_history.
+    With `weight`: wmae. With `history` (same `actual` column and `keys`), or
+    its `series_scales` as `scales`: mase, rmsse, scaled_series,
+    scale_skipped_zero, scale_skipped_no_history.
     Per quantile column present: pinball_<column>; per pair q, 1-q present:
     coverage_<level> and width_<level> (e.g. coverage_80 for p10/p90).
     """
@@ -309,8 +311,9 @@ def forecast_metrics(
     if weight is not None:
         require_columns(frame, "frame", [weight])
         out["wmae"] = wmae(y, f, weights=column(frame, weight))
-    if history is not None:
+    if scales is None and history is not None:
         scales = series_scales(history, season=season, actual=actual, keys=keys)
+    if scales is not None:
         scaled = scaled_errors(frame, scales, actual=actual, predicted=predicted, keys=keys)
         out |= {
             "mase": scaled.mase,
@@ -359,13 +362,18 @@ def velocity_segments(
     A mean equal to a cut goes to the slower segment, so with many idle
     series (mean 0 at both cuts) the medium segment can be empty.
     """
-    lo_q, hi_q = quantiles
-    if not 0 < lo_q < hi_q < 1:
-        raise ValueError(f"`quantiles` must be two increasing values in (0, 1), got {quantiles}")
     keys = list(keys)
     require_columns(history, "history", [*keys, actual])
     column(history, actual)
     means = history.group_by(keys).agg(mean_demand=pl.col(actual).cast(pl.Float64).mean()).sort(keys)
+    return velocity_of(means, quantiles=quantiles)
+
+
+def velocity_of(means: pl.DataFrame, *, quantiles: tuple[float, float] = (1 / 3, 2 / 3)) -> pl.DataFrame:
+    """`velocity_segments` from each series' `mean_demand` (computed elsewhere, e.g. per group of series)."""
+    lo_q, hi_q = quantiles
+    if not 0 < lo_q < hi_q < 1:
+        raise ValueError(f"`quantiles` must be two increasing values in (0, 1), got {quantiles}")
     lo, hi = np.quantile(means.get_column("mean_demand").to_numpy(), [lo_q, hi_q])
     demand = pl.col("mean_demand")
     velocity = (

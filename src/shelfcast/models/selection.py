@@ -103,8 +103,18 @@ def selection_windows(first: dt.date, end: dt.date, *, horizon: int, step: dt.ti
     return Windows(count, stride, "; ".join(notes) or None)
 
 
-def metric_value(frame: pl.DataFrame, metric: str, *, history: pl.DataFrame | None = None, season: int = 7) -> float:
-    """One metric of forecasts against actuals (`y`, `forecast`, and `weight` for WMAE)."""
+def metric_value(
+    frame: pl.DataFrame,
+    metric: str,
+    *,
+    history: pl.DataFrame | None = None,
+    season: int = 7,
+    scales: pl.DataFrame | None = None,
+) -> float:
+    """One metric of forecasts against actuals (`y`, `forecast`, and `weight` for WMAE).
+
+    MASE reads the series' `scales` (`series_scales`), else computes them from `history`.
+    """
     y = frame["y"].to_numpy().astype(np.float64)
     f = frame["forecast"].to_numpy().astype(np.float64)
     simple: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
@@ -118,14 +128,22 @@ def metric_value(frame: pl.DataFrame, metric: str, *, history: pl.DataFrame | No
     if metric == "wmae":
         return float(wmae(y, f, weights=frame["weight"].to_numpy()))
     if metric == "mase":
-        if history is None:
+        if scales is None and history is None:
             raise ValueError("MASE needs the history before the windows")
-        return float(scaled_errors(frame, series_scales(history, season=season)).mase)
+        if scales is None:
+            assert history is not None
+            scales = series_scales(history, season=season)
+        return float(scaled_errors(frame, scales).mase)
     raise ValueError(f"unknown selection metric {metric!r}; use one of {', '.join(METRICS)}")
 
 
 def fit_blend_weight(
-    frame: pl.DataFrame, metric: str, *, history: pl.DataFrame | None = None, season: int = 7
+    frame: pl.DataFrame,
+    metric: str,
+    *,
+    history: pl.DataFrame | None = None,
+    season: int = 7,
+    scales: pl.DataFrame | None = None,
 ) -> float:
     """The GBM's weight in w * gbm + (1 - w) * seasonal naive that scores best on `frame`.
 
@@ -135,7 +153,7 @@ def fit_blend_weight(
     best, best_w = math.inf, 1.0
     for w in reversed(BLEND_GRID):
         mixed = frame.with_columns((pl.col("forecast") * w + pl.col("forecast_sn") * (1 - w)).alias("forecast"))
-        value = metric_value(mixed, metric, history=history, season=season)
+        value = metric_value(mixed, metric, history=history, season=season, scales=scales)
         if value < best - 1e-12:
             best, best_w = value, w
     return best_w

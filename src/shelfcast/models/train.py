@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -121,10 +122,24 @@ def level_window(features: pl.DataFrame, spec: FeatureSpec, panel: Panel) -> int
     steps = (
         features.select(*SERIES, ORIGIN)
         .join(starts, on=list(SERIES), how="left")
-        .select(((pl.col(ORIGIN) - pl.col("__start")).dt.total_days() // panel.step.days + 1).alias("steps"))["steps"]
+        .select(history_steps(panel.step.days, start="__start"))["steps"]
     )
+    return full_window({w: float((steps >= w).mean()) for w in spec.windows}, spec)  # type: ignore[arg-type]
+
+
+def history_steps(step_days: int, *, start: str) -> pl.Expr:
+    """Steps of history a row's series had at its origin (its first period at `start` counts as one)."""
+    return ((pl.col(ORIGIN) - pl.col(start)).dt.total_days() // step_days + 1).alias("steps")
+
+
+def full_window(shares: Mapping[int, float], spec: FeatureSpec) -> int:
+    """The longest window whose share of training rows with that much history is at least `FULL_WINDOWS` (0: none).
+
+    `shares` maps each window of the spec to that share; `level_window` counts
+    it on a frame, a distributed engine with one aggregate over its rows.
+    """
     for w in sorted(spec.windows, reverse=True):
-        if (steps >= w).mean() >= FULL_WINDOWS:  # type: ignore[operator]
+        if shares.get(w, 0.0) >= FULL_WINDOWS:
             return w
     return 0
 
@@ -255,7 +270,32 @@ def training_frame(
     origins share the cutoff's phase in the stride (its weekday, for 7 days).
     """
     known = panel.until(cutoff)
-    step = known.step
+    first = known.frame["date"].min()
+    assert isinstance(first, dt.date)
+    origins, horizons = training_origins(config, cutoff=cutoff, first=first, horizon=horizon, step=known.step)
+    rows = model_rows(known, spec, origins, horizons).filter(pl.col(TARGET) <= cutoff)
+    if rows.height > config.max_rows:
+        rows = rows.sample(n=config.max_rows, seed=config.seed)
+    features = training_features(known, spec, rows, calendar=calendar)
+    return scale_training(features, spec, config, level_window(features, spec, known))
+
+
+def scale_training(
+    features: pl.DataFrame, spec: FeatureSpec, config: ForecastConfig, window: int | None
+) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """(scaled features, target / level, level) of `training_features` rows, the level over windows up to `window`."""
+    target = features[TARGET_COLUMN].to_numpy()
+    scaled, level = _scaled(features.drop(TARGET_COLUMN), spec, config, window)
+    return scaled, target / level, level
+
+
+TARGET_COLUMN = "__target"
+
+
+def training_origins(
+    config: ForecastConfig, *, cutoff: dt.date, first: dt.date, horizon: int, step: dt.timedelta
+) -> tuple[list[dt.date], list[int]]:
+    """The training origins (newest first) and horizons for data from `first` (over every series) to `cutoff`."""
     if config.strategy == "recursive":
         stride, count, horizons = 1, config.n_origins * config.origin_stride, [1]
     else:
@@ -264,14 +304,19 @@ def training_frame(
     # days every training origin falls on the forecast origin's weekday (the
     # cutoff's): lags and the horizon then mean the same in training as when
     # forecasting. The origin at the cutoff itself has no target yet.
-    origins = [cutoff - step * (stride * (k + 1)) for k in range(count)]
-    first = known.frame["date"].min()
-    origins = [o for o in origins if o >= first]  # type: ignore[operator]
+    origins = [o for o in (cutoff - step * (stride * (k + 1)) for k in range(count)) if o >= first]
     if not origins:
         raise DataValidationError(f"no history before the cutoff {cutoff} to train on")
-    rows = model_rows(known, spec, origins, horizons).filter(pl.col(TARGET) <= cutoff)
-    if rows.height > config.max_rows:
-        rows = rows.sample(n=config.max_rows, seed=config.seed)
+    return origins, horizons
+
+
+def training_features(
+    known: Panel, spec: FeatureSpec, rows: pl.DataFrame, *, calendar: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Features of training `rows` with their demand at the target (`TARGET_COLUMN`), rows without one dropped.
+
+    With `censoring="mask"`, days with a stockout under-state demand: they are left out of the targets.
+    """
     features = build_features(
         known,
         spec,
@@ -280,20 +325,15 @@ def training_frame(
         origin_table=origin_features(known, spec),
         phase_table=phase_features(known, spec),
     )
-    targets = known.frame.select(*SERIES, pl.col("date").alias(TARGET), demand(known, spec).alias("__target"))
+    targets = known.frame.select(*SERIES, pl.col("date").alias(TARGET), demand(known, spec).alias(TARGET_COLUMN))
     if spec.censoring == "mask" and "stockout_hours" in known.frame.columns:
-        # Days with a stockout under-state demand: leave them out of the target.
         targets = targets.with_columns(
             pl.when(known.frame["stockout_hours"].fill_null(0.0) > 0)
             .then(None)
-            .otherwise(pl.col("__target"))
-            .alias("__target")
+            .otherwise(pl.col(TARGET_COLUMN))
+            .alias(TARGET_COLUMN)
         )
-    features = features.join(targets, on=[*SERIES, TARGET], how="inner").filter(pl.col("__target").is_not_null())
-    target = features["__target"].to_numpy()
-    features = features.drop("__target")
-    scaled, level = _scaled(features, spec, config, level_window(features, spec, known))
-    return scaled, target / level, level
+    return features.join(targets, on=[*SERIES, TARGET], how="inner").filter(pl.col(TARGET_COLUMN).is_not_null())
 
 
 # A history feature (a lag, a window statistic, year-ago) known on fewer training rows than this is left out.
@@ -314,10 +354,18 @@ def rarely_known(features: pl.DataFrame) -> list[str]:
     """
     if features.is_empty():
         return []
-    known = features.select(
-        [pl.col(c).is_not_null().mean().alias(c) for c in features.columns if c.startswith(_Y_PREFIXES)]
-    )
-    return [c for c in known.columns if (known[c][0] or 0.0) < MIN_KNOWN]
+    known = features.select([pl.col(c).is_not_null().mean().alias(c) for c in history_columns(features.columns)])
+    return rarely_known_from({c: known[c][0] or 0.0 for c in known.columns})
+
+
+def history_columns(columns: Sequence[str]) -> list[str]:
+    """The columns computed from the series' own past demand (lags, window statistics, profiles, year-ago)."""
+    return [c for c in columns if c.startswith(_Y_PREFIXES)]
+
+
+def rarely_known_from(known: Mapping[str, float]) -> list[str]:
+    """The history columns known (not null) on fewer than `MIN_KNOWN` of the rows, from each one's known share."""
+    return [c for c, share in known.items() if share < MIN_KNOWN]
 
 
 def fit_forecaster(

@@ -67,14 +67,14 @@ def model_window(
             origin_table=origin_features(known, model.spec),
             phase_table=phase_features(known, model.spec),
         )
-    features = _sample_series(features, max_rows=max_rows, seed=seed).sort(*SERIES, ORIGIN)
+    features = sample_series(features, max_rows=max_rows, seed=seed).sort(*SERIES, ORIGIN)
     if features.is_empty():
         return features
     output = model.predict_proba(features) if isinstance(model, StockoutModel) else model.score(features)
     return features.with_columns(pl.Series(PREDICTION, np.asarray(output, dtype=np.float64)))
 
 
-def _sample_series(features: pl.DataFrame, *, max_rows: int, seed: int) -> pl.DataFrame:
+def sample_series(features: pl.DataFrame, *, max_rows: int, seed: int) -> pl.DataFrame:
     if features.height <= max_rows:
         return features
     series = features.select(SERIES).unique().sort(SERIES)

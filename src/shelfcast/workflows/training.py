@@ -11,7 +11,7 @@ from shelfcast.jobs.train import TrainReport, train_challenger
 from shelfcast.models.backtest import Progress
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
-from shelfcast.settings import Settings
+from shelfcast.settings import Engine, Settings
 from shelfcast.types import Task
 
 
@@ -28,6 +28,7 @@ def run_train(
     progress: Progress | None = None,
     promote: bool = True,
     tags: Mapping[str, str] | None = None,
+    engine: Engine = "local",
 ) -> TrainReport:
     """Train and register a challenger (`jobs.train`), then with `promote` let the gates decide (`jobs.promote`).
 
@@ -44,6 +45,7 @@ def run_train(
         stockout_config=stockout_config,
         progress=progress,
         tags=tags,
+        engine=engine,
     )
     if not promote:
         return report

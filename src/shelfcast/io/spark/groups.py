@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
@@ -21,6 +21,7 @@ import pyarrow as pa
 from shelfcast.errors import SparkError
 from shelfcast.features.panel import SERIES
 from shelfcast.io.lake import Lake
+from shelfcast.schemas import TableName
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 GROUP = "__group"
 # Tables whose rows belong to one series each: they are cut into groups; every other table goes whole to each group.
-PER_SERIES = ("sales", "inventory")
+PER_SERIES: tuple[TableName, ...] = ("sales", "inventory")
 _SIGNED: dict[pl.DataType, pl.DataType] = {pl.UInt8(): pl.Int16(), pl.UInt16(): pl.Int32(), pl.UInt32(): pl.Int64()}
 _SIGNED[pl.UInt64()] = pl.Int64()
 GroupFunction = Callable[[dict[str, pl.DataFrame]], pl.DataFrame]
@@ -140,3 +141,19 @@ def first_series(lake: Lake, count: int = 3) -> dict[str, pl.DataFrame]:
         if lake.has(table):
             out[table] = lake.scan(table).join(ids.lazy(), on=list(SERIES), how="semi").collect()
     return out
+
+
+def map_batches(frame: DataFrame, fn: Callable[[pl.DataFrame], pl.DataFrame], schema: StructType) -> DataFrame:
+    """`fn` run on every Arrow batch of `frame` (`mapInArrow`): for row-wise work that needs no grouping."""
+    target = arrow_schema(schema)
+    names = frame.columns
+
+    def run(batches: Any) -> Any:
+        for batch in batches:
+            part = pl.from_arrow(batch)
+            assert isinstance(part, pl.DataFrame)
+            yield from _to_arrow(fn(part.rename(dict(zip(part.columns, names, strict=True)))), target).to_batches()
+
+    # Spark reads a dot in a column name (`ewm_0.05`) as a struct's field when it plans the call: plain names in
+    # between, the function sees the real ones.
+    return frame.toDF(*[f"__c{i}" for i in range(len(names))]).mapInArrow(run, schema)

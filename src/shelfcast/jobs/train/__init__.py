@@ -13,8 +13,9 @@ from typing import Any
 
 import polars as pl
 
-from shelfcast.errors import DataValidationError
+from shelfcast.errors import ConfigError, DataValidationError
 from shelfcast.features.labels import definition_for
+from shelfcast.features.spec import FeatureSpec
 from shelfcast.io.backtest_report import backtest_json
 from shelfcast.io.checkpoint import FileCheckpoints
 from shelfcast.io.lake import Lake
@@ -63,7 +64,7 @@ from shelfcast.models.selection import Selection, SelectionConfig
 from shelfcast.models.stockout import StockoutConfig, fit_stockout, stockout_features, window_steps
 from shelfcast.models.train import ForecastConfig, fit_forecaster
 from shelfcast.models.window import model_window
-from shelfcast.settings import Settings
+from shelfcast.settings import Engine, Settings
 from shelfcast.types import Freq, Task
 
 log = logging.getLogger(__name__)
@@ -238,17 +239,85 @@ def _stockout(
     return _Fitted("classifier", model, bt.metrics, bt.cutoffs, params, example, reports, bt)
 
 
-def _save_reference(settings: Settings, data: ModelData, model: Any, folder: Path) -> None:
+def _reference(settings: Settings, data: ModelData, model: Any) -> pl.DataFrame | None:
     """The final fit's latest window of origins and its predictions, saved with the model for drift monitoring."""
     try:
-        frame = model_window(
+        return model_window(
             model, data.panel, end=data.last_date, days=settings.monitor.lookback_days, calendar=data.calendar
         )
     except DataValidationError as exc:  # monitoring then says the model has no reference; training goes on
         log.warning("no drift reference saved with the model: %s", exc)
-        return
-    if frame.height:
-        save_reference(frame, folder)
+        return None
+
+
+def _train_on_spark(
+    settings: Settings,
+    *,
+    folds: int,
+    horizon: int | None,
+    forecast_config: ForecastConfig | None,
+    progress: Progress | None,
+    tags: Mapping[str, str] | None,
+) -> TrainReport:
+    """`train_challenger` for demand on Spark: the same run, model folder and registry entry as a local one."""
+    from shelfcast.jobs.train.spark import demand_on_spark, open_data, spark_as_served, spark_rerun
+
+    started = time.perf_counter()
+    lake = Lake(settings.workspace)
+    registry = Registry(settings)
+    data = open_data(settings, lake)
+    steps = horizon or Freq(data.shape.freq).default_horizon
+    with tempfile.TemporaryDirectory(prefix="shelfcast-train-") as tmp:
+        out = Path(tmp)
+        if progress:
+            progress("backtest demand on Spark", 0, 2)
+        run = demand_on_spark(
+            settings, data, forecast_config, folds=folds, horizon=steps, out=out, progress=progress, mix_of=_mix
+        )
+        fitted = _Fitted(
+            run.candidate,
+            run.model,
+            run.metrics,
+            run.cutoffs,
+            run.params,
+            run.example,
+            run.reports,
+            run.backtest,
+            run.quantiles,
+        )
+        champion = rebacktest_champion(
+            registry,
+            Task.DEMAND,
+            fitted.cutoffs,
+            spark_rerun(data, folds=folds, horizon=steps, selection=settings.selection),
+            as_served=spark_as_served(data, folds=folds, horizon=steps),
+            progress=progress,
+        )
+        scores = _primary_scores(Task.DEMAND, fitted)
+        logged = _log_run(
+            settings,
+            lake,
+            spec=data.shape.spec,
+            reference=run.reference,
+            task=Task.DEMAND,
+            fitted=fitted,
+            champion=champion,
+            scores=scores,
+            out=out,
+            tags={**dict(tags or {}), "shelfcast.engine": "spark"},
+        )
+    version = registry.register(Task.DEMAND, logged.model_uri, run_id=logged.run_id)
+    selection = getattr(fitted.backtest, "selection", None)
+    return TrainReport(
+        Task.DEMAND,
+        logged,
+        version.version,
+        fitted.candidate,
+        scores,
+        None,
+        time.perf_counter() - started,
+        selection.as_dict() if selection is not None else None,
+    )
 
 
 def train_challenger(
@@ -263,11 +332,21 @@ def train_challenger(
     stockout_config: StockoutConfig | None = None,
     progress: Progress | None = None,
     tags: Mapping[str, str] | None = None,
+    engine: Engine = "local",
 ) -> TrainReport:
     """Backtest, fit on everything, log the run and register a challenger (the promote job gates it).
 
-    `tags` go on the MLflow run (the pipeline links its Prefect flow run this way).
+    `tags` go on the MLflow run (the pipeline links its Prefect flow run this way). `engine="spark"` runs the
+    demand forecaster's backtest and fit on Spark (`jobs.train.spark`).
     """
+    if engine == "spark":
+        if task != Task.DEMAND:
+            raise ConfigError(
+                "`--engine spark` trains the demand forecaster; train the stockout classifier with `--engine local`"
+            )
+        return _train_on_spark(
+            settings, folds=folds, horizon=horizon, forecast_config=forecast_config, progress=progress, tags=tags
+        )
     started = time.perf_counter()
     lake = Lake(settings.workspace)
     data = load_model_data(lake)
@@ -314,7 +393,16 @@ def train_challenger(
         )
         scores = _primary_scores(task, fitted)
         logged = _log_run(
-            settings, lake, data=data, task=task, fitted=fitted, champion=champion, scores=scores, out=out, tags=tags
+            settings,
+            lake,
+            spec=data.spec,
+            reference=_reference(settings, data, fitted.model),
+            task=task,
+            fitted=fitted,
+            champion=champion,
+            scores=scores,
+            out=out,
+            tags=tags,
         )
     version = registry.register(task, logged.model_uri, run_id=logged.run_id)
     selection = getattr(fitted.backtest, "selection", None)
@@ -366,7 +454,8 @@ def _log_run(
     settings: Settings,
     lake: Lake,
     *,
-    data: ModelData,
+    spec: FeatureSpec,
+    reference: pl.DataFrame | None,
     task: Task,
     fitted: _Fitted,
     champion: ChampionRerun | None,
@@ -387,7 +476,8 @@ def _log_run(
     backtest_json(fitted.backtest, out / "backtest.json", task=task)
     metrics.write_csv(out / "backtest.csv")
     model_dir = save_model(fitted.model, out / "native", quantiles=fitted.quantiles)
-    _save_reference(settings, data, fitted.model, model_dir)
+    if reference is not None and reference.height:
+        save_reference(reference, model_dir)
     files = [*fitted.reports, out / "backtest.json", out / "backtest.csv", out / "feature_importance.csv"]
     return log_training_run(
         settings,
@@ -395,7 +485,7 @@ def _log_run(
             task=task,
             candidate=fitted.candidate,
             params=params,
-            spec=data.spec,
+            spec=spec,
             metrics=metrics,
             cutoffs=fitted.cutoffs,
             primary=scores,

@@ -1,0 +1,374 @@
+"""The demand forecaster trained and backtested on Spark: features per group of series, XGBoost's own Spark estimator.
+
+The same functions as a local fit build every row (`training_origins`,
+`model_rows`, `training_features`, `scale_training`), run per group of
+series; what a local fit decides over all rows (the level's window, the
+features too rarely known to learn from, the categories' codes) is decided
+here from aggregates over all rows, by the same rules (`full_window`,
+`rarely_known_from`, `FeatureEncoder.fit_schema`). Differences from a local
+fit, by design: when the training rows exceed `max_rows` the sample is a
+hash of each row's key (the local fit draws `max_rows` at random), and
+several XGBoost workers sketch their histograms on their own rows, so trees
+differ slightly from a single-process fit (one worker gives the same trees).
+Forecasts are made by the direct strategy (a recursive model feeds itself
+one step at a time: run it per group with `predict`, not trained here).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from shelfcast.errors import DataValidationError
+from shelfcast.features.build import hashed_columns
+from shelfcast.features.frames import HORIZON, ORIGIN, TARGET, model_rows
+from shelfcast.features.panel import KEYS, SERIES
+from shelfcast.io.lake import Lake
+from shelfcast.io.spark.groups import (
+    PER_SERIES,
+    first_series,
+    map_batches,
+    map_groups,
+    read_table,
+    spark_schema,
+    to_polars,
+)
+from shelfcast.io.spark.session import group_count, worker_count
+from shelfcast.io.spark.xgb import fit_booster
+from shelfcast.models.backtest import (
+    MODEL,
+    BacktestConfig,
+    DemandBacktest,
+    Progress,
+    SeriesHistory,
+    assess,
+    backtest_cutoffs,
+    cutoffs,
+    score_windows,
+    series_history,
+    window_rows,
+)
+from shelfcast.models.baselines import BASELINES
+from shelfcast.models.data import DataShape, ModelData, group_data
+from shelfcast.models.forecaster import FeatureEncoder, GBMForecaster
+from shelfcast.models.selection import SelectionConfig
+from shelfcast.models.train import (
+    MONOTONE,
+    TARGET_COLUMN,
+    ForecastConfig,
+    TrainedForecaster,
+    full_window,
+    history_columns,
+    history_steps,
+    rarely_known_from,
+    scale_training,
+    training_features,
+    training_origins,
+)
+from shelfcast.models.window import MAX_ROWS, model_window, sample_series
+from shelfcast.schemas import TableName
+from shelfcast.settings import SparkConfig
+from shelfcast.types import Freq
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+STEPS = "__steps"
+LABEL = "__label"
+WEIGHT = "__weight"
+_KEEP = 1_000_000  # resolution of the row sample's hash test
+
+
+@dataclass(frozen=True)
+class SparkData:
+    """The lake's per-series tables as Spark frames, the shape each group builds its panel with, and the session."""
+
+    session: SparkSession
+    config: SparkConfig
+    shape: DataShape
+    tables: dict[str, DataFrame]
+    schemas: dict[str, pl.Schema]
+    sample: dict[str, pl.DataFrame]  # a few series read on the driver: the group functions' schemas are probed on it
+    _firsts: dict[dt.date, int] = field(default_factory=dict)
+
+    @property
+    def groups(self) -> int:
+        return group_count(self.session, self.config)
+
+    def first_dates(self) -> dict[dt.date, int]:
+        """How many series start on each date (one Spark job, remembered: every window's fit reads it)."""
+        if not self._firsts:
+            from pyspark.sql import functions as sf
+
+            starts = self.tables["sales"].groupBy(*SERIES).agg(sf.min("date").alias("first"))
+            self._firsts.update({r["first"]: r["count"] for r in starts.groupBy("first").count().collect()})
+        return self._firsts
+
+    def run(self, fn: Any) -> DataFrame:
+        """`fn(tables of one group) -> frame` over every group of series."""
+        schema = spark_schema(fn(dict(self.sample)).schema)
+        shared: dict[str, pl.DataFrame] = {str(k): v for k, v in self.shape.shared.items()}
+        return map_groups(
+            self.session, self.tables, fn, schema, groups=self.groups, shared=shared, schemas=self.schemas
+        )
+
+
+def model_data_of(shape: DataShape, tables: dict[str, pl.DataFrame]) -> ModelData:
+    """A group's model data (its panel built as the whole data's); group functions must not hold the session."""
+    per_series: dict[TableName, pl.DataFrame] = {}
+    for name in PER_SERIES:
+        if name in tables:
+            per_series[name] = tables[name]
+    return group_data(shape, per_series)
+
+
+def spark_data(session: SparkSession, config: SparkConfig, lake: Lake, shape: DataShape) -> SparkData:
+    tables = {t: read_table(session, lake, t) for t in ("sales", "inventory") if lake.has(t)}
+    schemas = {t: lake.scan(t).collect_schema() for t in tables}
+    return SparkData(session, config, shape, tables, schemas, first_series(lake))
+
+
+def fit_forecaster_spark(
+    data: SparkData, config: ForecastConfig, *, cutoff: dt.date, horizon: int
+) -> TrainedForecaster:
+    """The direct XGBoost forecaster trained on Spark on everything known at `cutoff`, `horizon` steps ahead."""
+    if horizon < 1:
+        raise ValueError(f"`horizon` must be a positive integer, got {horizon}")
+    shape, spec = data.shape, data.shape.spec
+    config = config.model_copy(update={"engine": "xgboost", "strategy": "direct"})
+    step = Freq(shape.freq).step
+    origins, horizons = training_origins(config, cutoff=cutoff, first=shape.first, horizon=horizon, step=step)
+    keep = _keep_share(data, origins, horizons, cutoff=cutoff, step=step, max_rows=config.max_rows)
+    calendar = shape.shared.get("calendar")
+
+    def rows_of(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+        known = model_data_of(shape, tables).panel.until(cutoff)
+        rows = model_rows(known, spec, origins, horizons).filter(pl.col(TARGET) <= cutoff)
+        if keep < 1.0:  # the same rows whatever group or task they land in: a hash of the row's key
+            draw = pl.struct(*SERIES, ORIGIN, HORIZON).hash(seed=config.seed) % _KEEP
+            rows = rows.filter(draw < int(keep * _KEEP))
+        features = training_features(known, spec, rows, calendar=calendar)
+        starts = known.frame.group_by(SERIES).agg(pl.col("date").min().alias("__start"))
+        steps = features.select(*SERIES, ORIGIN).join(starts, on=list(SERIES), how="left", maintain_order="left")
+        return features.with_columns(steps.select(history_steps(step.days, start="__start"))["steps"].alias(STEPS))
+
+    features = data.run(rows_of).persist()
+    try:
+        return _fit(data, features, config, cutoff=cutoff, horizon=horizon)
+    finally:
+        features.unpersist()
+
+
+def _keep_share(
+    data: SparkData, origins: list[dt.date], horizons: list[int], *, cutoff: dt.date, step: dt.timedelta, max_rows: int
+) -> float:
+    """The share of training rows to keep so about `max_rows` remain, counted from each series' first date."""
+    firsts = data.first_dates()
+    total = 0
+    for origin in origins:
+        alive = sum(count for first, count in firsts.items() if first <= origin)
+        total += alive * sum(1 for h in horizons if origin + step * h <= cutoff)
+    if total == 0:
+        raise DataValidationError(f"no history before the cutoff {cutoff} to train on")
+    return min(1.0, max_rows / total)
+
+
+def _fit(
+    data: SparkData, features: DataFrame, config: ForecastConfig, *, cutoff: dt.date, horizon: int
+) -> TrainedForecaster:
+    from pyspark.sql import functions as sf
+
+    spec = data.shape.spec
+    history = history_columns(features.columns)
+    categorical = [c for c in [*spec.categorical, *hashed_columns(spec)] if c in features.columns]
+    # One pass over the rows: their count, each window's share of full histories, each history column's known
+    # share, and every category's values.
+    counts = features.agg(
+        sf.count(sf.lit(1)).alias("__rows"),
+        *[sf.avg((sf.col(STEPS) >= w).cast("double")).alias(f"__w{w}") for w in spec.windows],
+        *[sf.avg(sf.col(f"`{c}`").isNotNull().cast("double")).alias(c) for c in history],
+        *[sf.collect_set(sf.col(f"`{c}`").cast("string")).alias(f"__values_{c}") for c in categorical],
+    ).first()
+    assert counts is not None
+    if not counts["__rows"]:
+        raise DataValidationError(f"no training rows with a target on or before the cutoff {cutoff}")
+    window = full_window({w: counts[f"__w{w}"] or 0.0 for w in spec.windows}, spec)
+    rare = rarely_known_from({c: counts[c] or 0.0 for c in history})
+    if rare:
+        log.info("left out of training, known on too few of its rows: %s", ", ".join(rare))
+    features = features.drop(*rare)
+    probe = pl.from_arrow(features.limit(0).toArrow())
+    assert isinstance(probe, pl.DataFrame)
+    inputs = probe.drop(TARGET_COLUMN, STEPS).schema
+    values = {
+        c: pl.Series(c, [r[0] for r in features.select(sf.col(c).cast("string")).distinct().collect()])
+        for c in categorical
+    }
+    encoder = FeatureEncoder(categorical).fit_schema(inputs, values)
+    model = GBMForecaster(
+        engine="xgboost",
+        objective=config.objective,
+        n_estimators=config.n_estimators,
+        learning_rate=config.learning_rate,
+        num_leaves=config.num_leaves,
+        categorical=categorical,
+        monotone=MONOTONE,
+        seed=config.seed,
+    )
+    model.encoder_ = encoder
+    columns = encoder.columns_
+    # Spark reads a dot in a column name as a field of a struct (`ewm_0.05`): the matrix columns get plain names,
+    # and the booster its feature names back after training.
+    plain = [f"__f{i}" for i in range(len(columns))]
+
+    def encode(batch: pl.DataFrame) -> pl.DataFrame:
+        scaled, label, level = scale_training(batch.drop(STEPS), spec, config, window)
+        matrix = encoder.transform(scaled)
+        out = pl.DataFrame(matrix, schema=plain, orient="row")
+        return out.with_columns(
+            pl.Series(LABEL, label, dtype=pl.Float64),
+            pl.Series(WEIGHT, level if config.weight == "level" else [1.0] * len(level), dtype=pl.Float64),
+        )
+
+    schema = spark_schema(pl.Schema({**{c: pl.Float32 for c in plain}, LABEL: pl.Float64, WEIGHT: pl.Float64}))
+    workers = worker_count(data.session, data.config)
+    # The local fit's row order (series, origin, h), in as many contiguous parts as workers: one worker then sees
+    # the rows a local fit sees in the same order, so row subsampling draws the same rows and the trees are the same.
+    ordered = features.orderBy(*SERIES, ORIGIN, HORIZON).coalesce(workers)
+    encoded = map_batches(ordered, encode, schema)
+    booster = fit_booster(
+        encoded,
+        features=plain,
+        label=LABEL,
+        weight=WEIGHT,
+        params=model.xgboost_params(),
+        rounds=config.n_estimators,
+        feature_types=model.feature_types(),
+        workers=workers,
+    )
+    booster.feature_names = columns
+    model.with_booster(encoder, booster)
+    return TrainedForecaster(spec, config, model, cutoff, horizon, level_window=window)
+
+
+def series_history_spark(data: SparkData, first_cutoff: dt.date) -> SeriesHistory:
+    """`series_history` per group of series, concatenated: the same table, row for row."""
+    shape = data.shape
+
+    def history_of(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+        return series_history(model_data_of(shape, tables).panel, first_cutoff).table
+
+    table = to_polars(data.run(history_of))
+    category = next((c for c in table.columns if c not in _HISTORY_COLUMNS), None)
+    return SeriesHistory(table.sort(SERIES), category)
+
+
+_HISTORY_COLUMNS = ("store_id", "item_id", "n_history", "mae_scale", "mse_scale", "mean_demand")
+
+
+def window_forecasts_spark(
+    data: SparkData,
+    windows: list[dt.date],
+    backtest: BacktestConfig,
+    *,
+    models: Mapping[dt.date, TrainedForecaster],
+    name: str = MODEL,
+    baselines: Sequence[str] = tuple(BASELINES),
+) -> pl.DataFrame:
+    """Every window's rows (`window_rows`) of the fitted `models` (one per cutoff) and of the `baselines`.
+
+    One pass over the data: each group of series forecasts every window with
+    that window's model (shipped to the executors with the function) and the baselines.
+    """
+    shape, steps = data.shape, backtest.gap + backtest.horizon
+    calendar = shape.shared.get("calendar")
+
+    def forecasts_of(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+        panel = model_data_of(shape, tables).panel
+        actual = panel.frame.select(*KEYS, "y")
+        frames = []
+        for i, cutoff in enumerate(windows):
+            model = models.get(cutoff)
+            if model is not None:
+                forecast = model.predict(panel, calendar=calendar, origin=cutoff, horizon=steps).drop(HORIZON)
+                frames.append(window_rows(forecast, name, i + 1, cutoff, panel=panel, backtest=backtest, actual=actual))
+            for baseline in baselines:
+                forecast = BASELINES[baseline](panel, cutoff=cutoff, horizon=steps)
+                frames.append(
+                    window_rows(forecast, baseline, i + 1, cutoff, panel=panel, backtest=backtest, actual=actual)
+                )
+        return pl.concat(frames, how="diagonal_relaxed")
+
+    return to_polars(data.run(forecasts_of))
+
+
+def backtest_demand_spark(
+    data: SparkData,
+    config: ForecastConfig,
+    backtest: BacktestConfig,
+    *,
+    selection: SelectionConfig | None = None,
+    progress: Progress | None = None,
+    windows_note: str | None = None,
+) -> DemandBacktest:
+    """`backtest_demand` on Spark: each window's GBM trained on Spark, forecasts per group, scores on the driver.
+
+    The candidates are the direct GBM, every baseline and the blend (the
+    recursive GBM is a local-engine candidate). Window rows are collected on
+    the driver to be blended, calibrated and scored by the same functions as a
+    local backtest: series x horizon x windows x candidates rows.
+    """
+    shape = data.shape
+    windows = backtest_cutoffs(shape.first, shape.end, backtest, Freq(shape.freq).step)
+    steps = backtest.gap + backtest.horizon
+    models = {}
+    for i, cutoff in enumerate(windows):
+        if progress:
+            progress(f"window {i + 1}/{len(windows)} (cutoff {cutoff}) on Spark", i, len(windows) + 1)
+        models[cutoff] = fit_forecaster_spark(data, config, cutoff=cutoff, horizon=steps)
+    if progress:
+        progress("forecasts and scores on Spark", len(windows), len(windows) + 1)
+    forecasts = window_forecasts_spark(data, windows, backtest, models=models)
+    return assess(
+        forecasts,
+        windows,
+        series_history_spark(data, windows[0]),
+        season=Freq(shape.freq).season,
+        calendar=shape.shared.get("calendar"),
+        backtest=backtest,
+        selection=selection or SelectionConfig(),
+        windows_note=windows_note,
+    )
+
+
+def score_fitted_spark(
+    data: SparkData, model: TrainedForecaster, backtest: BacktestConfig, *, name: str
+) -> tuple[list[dt.date], pl.DataFrame]:
+    """`score_fitted` on Spark: a fitted model as it is, from each window's cutoff: (cutoffs, metrics)."""
+    shape = data.shape
+    windows = cutoffs(shape.end, backtest, Freq(shape.freq).step)
+    if model.cutoff > windows[0]:
+        raise ValueError(f"the model was trained on data up to {model.cutoff}, after the first cutoff {windows[0]}")
+    forecasts = window_forecasts_spark(
+        data, windows, backtest, models=dict.fromkeys(windows, model), name=name, baselines=()
+    )
+    history = series_history_spark(data, windows[0])
+    return windows, score_windows(forecasts, history, windows, shape.shared.get("calendar"), backtest)
+
+
+def reference_spark(data: SparkData, model: Any, *, end: dt.date, days: int) -> pl.DataFrame:
+    """`model_window` per group of series, its whole-series sample taken again over the union (the drift reference)."""
+    shape = data.shape
+    calendar = shape.shared.get("calendar")
+
+    def window_of(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+        return model_window(model, model_data_of(shape, tables).panel, end=end, days=days, calendar=calendar)
+
+    frame = to_polars(data.run(window_of))
+    return sample_series(frame, max_rows=MAX_ROWS, seed=0).sort(*SERIES, ORIGIN)
