@@ -1,0 +1,117 @@
+"""`shelfcast score --engine spark`: the rows local scoring writes, in every store, the day replaced whole."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from helpers import run_cli
+from polars.testing import assert_frame_equal
+from serving import SERVE_FAST, ingest_chain, make_champion
+from spark_support import LOCAL
+
+from shelfcast.data.simulator import SimConfig
+from shelfcast.errors import ConfigError
+from shelfcast.io.stores import PREDICTION_KEY, PredictionStore
+from shelfcast.io.stores.delta import DeltaStore
+from shelfcast.io.stores.parquet import ParquetStore
+from shelfcast.io.stores.postgres import PostgresStore
+from shelfcast.jobs.score import run_score
+from shelfcast.models.stockout import StockoutConfig
+from shelfcast.settings import Settings
+from shelfcast.workflows.training import run_train
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
+
+PG_URL = os.environ.get("SHELFCAST_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
+NOW = dt.datetime(2026, 12, 3, 6, 30, tzinfo=dt.UTC)
+DAY = NOW.date()
+CHAIN = SimConfig(n_stores=3, n_items=4, n_days=200, seed=8, min_base_demand=1.0, max_base_demand=30.0)
+FAST_STOCKOUT = StockoutConfig(n_origins=12, n_estimators=20, learning_rate=0.2, num_leaves=7)
+FLOATS = ("forecast", "p10", "p50", "p90", "stockout_risk", "threshold")
+
+
+def _spark(settings: Settings) -> Settings:
+    return settings.model_copy(update={"spark": LOCAL})
+
+
+@pytest.fixture(scope="module")
+def champions(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A small chain with LightGBM demand and stockout champions trained locally (scoring does not care where)."""
+    settings = ingest_chain(tmp_path_factory.mktemp("chain"), CHAIN)
+    make_champion(settings, run_train(settings, task="demand", folds=1, horizon=14, forecast_config=SERVE_FAST))
+    make_champion(
+        settings,
+        run_train(settings, task="stockout", folds=1, stockout_config=FAST_STOCKOUT, forecast_config=SERVE_FAST),
+    )
+    return _spark(settings)
+
+
+def _local(settings: Settings, root: Path) -> pl.DataFrame:
+    store = ParquetStore(root / "local")
+    report = run_score(settings, now=NOW, store=store)
+    assert report.engine == "local"
+    return store.read(scored_on=DAY)
+
+
+def _same(got: pl.DataFrame, want: pl.DataFrame) -> None:
+    """The same series, dates and values (floats to 1e-9 relative: the same code on the same rows)."""
+    assert got.height == want.height and not got.select(PREDICTION_KEY).is_duplicated().any()
+    assert_frame_equal(got, want, check_exact=False, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def _spark_score(settings: Settings, store: PredictionStore) -> pl.DataFrame:
+    report = run_score(settings, now=NOW, store=store, engine="spark")
+    assert report.engine == "spark" and report.rows == store.read(scored_on=DAY).height
+    return store.read(scored_on=DAY)
+
+
+def test_spark_writes_the_local_rows_to_parquet_and_delta(champions: Settings, tmp_path: Path, spark: Any) -> None:
+    want = _local(champions, tmp_path)
+    assert want["stockout_risk"].is_not_null().all() and want["model_version"].unique().to_list() != ["rule-baseline"]
+    assert want.select("store_id", "item_id").n_unique() == CHAIN.n_stores * CHAIN.n_items
+    parquet = ParquetStore(tmp_path / "spark")
+    _same(_spark_score(champions, parquet), want)
+    # Scoring the day again replaces it: no duplicates; another day (local) sits beside it and both read back.
+    _same(_spark_score(champions, parquet), want)
+    run_score(champions, now=NOW + dt.timedelta(days=1), store=parquet)
+    assert parquet.read().height == 2 * want.height and parquet.latest_day() == DAY + dt.timedelta(days=1)
+    delta = DeltaStore(tmp_path / "delta")
+    _same(_spark_score(champions, delta), want)
+    _same(_spark_score(champions, delta), want)
+    assert delta.read().height == want.height
+
+
+def test_spark_writes_the_local_rows_to_postgres(
+    champions: Settings, tmp_path: Path, spark: Any, postgres_table: str
+) -> None:
+    want = _local(champions, tmp_path)
+    store = PostgresStore(PG_URL, table=postgres_table)
+    _same(_spark_score(champions, store), want)
+    _same(_spark_score(champions, store), want)
+    assert store.read().height == want.height
+
+
+def test_without_champions_spark_scores_the_rule_baselines_as_local_does(tmp_path: Path, spark: Any) -> None:
+    settings = _spark(ingest_chain(tmp_path, SimConfig(n_stores=2, n_items=3, n_days=120, seed=4)))
+    want = _local(settings, tmp_path)
+    assert set(want["model_version"]) == {"rule-baseline"} and set(want["stockout_model_version"]) == {"rule-baseline"}
+    report = run_score(settings, now=NOW, store=ParquetStore(tmp_path / "spark"), engine="spark")
+    assert report.note and "seasonal-naive" in report.note and report.series == 6
+    _same(ParquetStore(tmp_path / "spark").read(scored_on=DAY), want)
+
+
+def test_fit_is_refused_on_spark(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--engine spark"):
+        run_score(Settings(workspace=tmp_path / "ws"), fit=True, engine="spark")
+
+
+def test_a_bogus_engine_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("score", "--engine", "bogus", "-w", str(tmp_path / "ws"), cwd=tmp_path, timeout=120)
+    assert result.returncode != 0
+    said = " ".join(result.stderr.split())
+    assert "'--engine'" in said and "bogus" in said, result.stderr
