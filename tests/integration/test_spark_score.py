@@ -11,17 +11,19 @@ import polars as pl
 import pytest
 from helpers import run_cli
 from polars.testing import assert_frame_equal
-from serving import SERVE_FAST, ingest_chain, make_champion
+from serving import ingest_chain, make_champion
 from spark_support import LOCAL
 
 from shelfcast.data.simulator import SimConfig
-from shelfcast.errors import ConfigError
+from shelfcast.errors import ConfigError, DataValidationError, StoreError
+from shelfcast.io.spark.write import write_batches
 from shelfcast.io.stores import PREDICTION_KEY, PredictionStore
 from shelfcast.io.stores.delta import DeltaStore
 from shelfcast.io.stores.parquet import ParquetStore
 from shelfcast.io.stores.postgres import PostgresStore
 from shelfcast.jobs.score import run_score
 from shelfcast.models.stockout import StockoutConfig
+from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
 from shelfcast.workflows.training import run_train
 
@@ -30,7 +32,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.spark]
 PG_URL = os.environ.get("SHELFCAST_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
 NOW = dt.datetime(2026, 12, 3, 6, 30, tzinfo=dt.UTC)
 DAY = NOW.date()
-CHAIN = SimConfig(n_stores=3, n_items=4, n_days=200, seed=8, min_base_demand=1.0, max_base_demand=30.0)
+CHAIN = SimConfig(n_stores=3, n_items=4, n_days=160, seed=8, min_base_demand=1.0, max_base_demand=30.0)
+FAST = ForecastConfig(n_origins=12, n_estimators=30, learning_rate=0.15, num_leaves=15, strategy="direct")
 FAST_STOCKOUT = StockoutConfig(n_origins=12, n_estimators=20, learning_rate=0.2, num_leaves=7)
 FLOATS = ("forecast", "p10", "p50", "p90", "stockout_risk", "threshold")
 
@@ -43,10 +46,10 @@ def _spark(settings: Settings) -> Settings:
 def champions(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A small chain with LightGBM demand and stockout champions trained locally (scoring does not care where)."""
     settings = ingest_chain(tmp_path_factory.mktemp("chain"), CHAIN)
-    make_champion(settings, run_train(settings, task="demand", folds=1, horizon=14, forecast_config=SERVE_FAST))
+    make_champion(settings, run_train(settings, task="demand", folds=1, horizon=14, forecast_config=FAST))
     make_champion(
         settings,
-        run_train(settings, task="stockout", folds=1, stockout_config=FAST_STOCKOUT, forecast_config=SERVE_FAST),
+        run_train(settings, task="stockout", folds=1, stockout_config=FAST_STOCKOUT, forecast_config=FAST),
     )
     return _spark(settings)
 
@@ -58,6 +61,15 @@ def _local(settings: Settings, root: Path) -> pl.DataFrame:
     return store.read(scored_on=DAY)
 
 
+@pytest.fixture(scope="module")
+def local_rows(champions: Settings, tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
+    """What local scoring writes for the day, with the champions: every series, risk from the stockout model."""
+    want = _local(champions, tmp_path_factory.mktemp("local"))
+    assert want["stockout_risk"].is_not_null().all() and "rule-baseline" not in set(want["model_version"])
+    assert want.select("store_id", "item_id").n_unique() == CHAIN.n_stores * CHAIN.n_items
+    return want
+
+
 def _same(got: pl.DataFrame, want: pl.DataFrame) -> None:
     """The same series, dates and values (floats to 1e-9 relative: the same code on the same rows)."""
     assert got.height == want.height and not got.select(PREDICTION_KEY).is_duplicated().any()
@@ -66,34 +78,63 @@ def _same(got: pl.DataFrame, want: pl.DataFrame) -> None:
 
 def _spark_score(settings: Settings, store: PredictionStore) -> pl.DataFrame:
     report = run_score(settings, now=NOW, store=store, engine="spark")
-    assert report.engine == "spark" and report.rows == store.read(scored_on=DAY).height
-    return store.read(scored_on=DAY)
+    got = store.read(scored_on=DAY)
+    assert report.engine == "spark" and report.rows == got.height
+    assert report.series == got.select("store_id", "item_id").n_unique()
+    return got
 
 
-def test_spark_writes_the_local_rows_to_parquet_and_delta(champions: Settings, tmp_path: Path, spark: Any) -> None:
-    want = _local(champions, tmp_path)
-    assert want["stockout_risk"].is_not_null().all() and want["model_version"].unique().to_list() != ["rule-baseline"]
-    assert want.select("store_id", "item_id").n_unique() == CHAIN.n_stores * CHAIN.n_items
-    parquet = ParquetStore(tmp_path / "spark")
-    _same(_spark_score(champions, parquet), want)
-    # Scoring the day again replaces it: no duplicates; another day (local) sits beside it and both read back.
-    _same(_spark_score(champions, parquet), want)
-    run_score(champions, now=NOW + dt.timedelta(days=1), store=parquet)
-    assert parquet.read().height == 2 * want.height and parquet.latest_day() == DAY + dt.timedelta(days=1)
-    delta = DeltaStore(tmp_path / "delta")
-    _same(_spark_score(champions, delta), want)
-    _same(_spark_score(champions, delta), want)
-    assert delta.read().height == want.height
-
-
-def test_spark_writes_the_local_rows_to_postgres(
-    champions: Settings, tmp_path: Path, spark: Any, postgres_table: str
+def test_spark_writes_the_local_rows_to_parquet_and_replaces_the_day(
+    champions: Settings, local_rows: pl.DataFrame, tmp_path: Path, spark: Any
 ) -> None:
-    want = _local(champions, tmp_path)
+    parquet = ParquetStore(tmp_path / "spark")
+    _same(_spark_score(champions, parquet), local_rows)
+    # Scoring the day again replaces it: no duplicates; another day (local) sits beside it and both read back.
+    _same(_spark_score(champions, parquet), local_rows)
+    assert [p.name for p in (tmp_path / "spark").rglob("*") if p.is_file()] == ["part.parquet"]
+    run_score(champions, now=NOW + dt.timedelta(days=1), store=parquet)
+    assert parquet.read().height == 2 * local_rows.height and parquet.latest_day() == DAY + dt.timedelta(days=1)
+    assert not list((champions.workspace / "staging").glob("*"))  # the executors' staging files are gone
+
+
+def test_spark_writes_the_local_rows_to_delta(
+    champions: Settings, local_rows: pl.DataFrame, tmp_path: Path, spark: Any
+) -> None:
+    delta = DeltaStore(tmp_path / "delta")
+    _same(_spark_score(champions, delta), local_rows)
+    assert delta.version() == 0 and delta.latest_day() == DAY
+
+
+def test_spark_writes_the_local_rows_to_postgres_and_replaces_the_day(
+    champions: Settings, local_rows: pl.DataFrame, spark: Any, postgres_table: str
+) -> None:
     store = PostgresStore(PG_URL, table=postgres_table)
-    _same(_spark_score(champions, store), want)
-    _same(_spark_score(champions, store), want)
-    assert store.read().height == want.height
+    _same(_spark_score(champions, store), local_rows)
+    _same(_spark_score(champions, store), local_rows)
+    assert store.read().height == local_rows.height
+
+
+def _batches(frame: pl.DataFrame, size: int) -> list[pl.DataFrame]:
+    return [frame.slice(offset, size) for offset in range(0, frame.height, size)]
+
+
+def test_batch_writers_replace_the_day_and_refuse_a_row_repeated_across_batches(
+    local_rows: pl.DataFrame, tmp_path: Path, postgres_table: str
+) -> None:
+    ordered = local_rows.sort(PREDICTION_KEY)
+    repeated = [*_batches(ordered, 50), ordered.slice(ordered.height - 1, 1)]
+    stores = [
+        ParquetStore(tmp_path / "parquet"),
+        DeltaStore(tmp_path / "delta"),
+        PostgresStore(PG_URL, table=postgres_table),
+    ]
+    for store in stores:
+        for _ in range(2):
+            assert write_batches(store, _batches(ordered, 50), scored_on=DAY) == ordered.height
+        _same(store.read(), ordered)
+        with pytest.raises((DataValidationError, StoreError), match="more than one row"):
+            write_batches(store, repeated, scored_on=DAY)
+        _same(store.read(), ordered)  # the failed write changed nothing
 
 
 def test_without_champions_spark_scores_the_rule_baselines_as_local_does(tmp_path: Path, spark: Any) -> None:

@@ -23,6 +23,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from shelfcast.errors import ConfigError, StoreError
 from shelfcast.io.stores.base import store_errors
+from shelfcast.io.stores.batches import ordered_batches
 from shelfcast.io.stores.schema import PREDICTION_COLUMNS, PREDICTION_KEY, PREDICTION_SCHEMA, validate_predictions
 from shelfcast.redact import redact
 
@@ -123,15 +124,16 @@ class PostgresStore:
     def write_batches(self, batches: Iterable[pl.DataFrame], *, scored_on: dt.date) -> int:
         """Replace the day with rows arriving in batches (Spark's scores), staged as they come, swapped once.
 
-        Each batch is checked as `write` checks a frame; the table's key refuses
-        a row repeated across batches, and any failure rolls the whole day back.
+        Each batch is checked as `write` checks a frame, and the batches must come
+        in key order (`ordered_batches`: a row repeated across batches is refused
+        by name, as the table's key would); any failure rolls the whole day back.
         """
         with self.connect() as conn:
             self.create(conn)
             return stage_and_swap(
                 conn,
                 self._target,
-                (validate_predictions(b, scored_on=scored_on) for b in batches),
+                ordered_batches(batches, scored_on=scored_on),
                 columns=list(PREDICTION_SCHEMA),
                 scored_on=scored_on,
             )
