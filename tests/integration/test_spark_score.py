@@ -79,10 +79,14 @@ def _same(got: pl.DataFrame, want: pl.DataFrame) -> None:
 
 
 def _spark_score(settings: Settings, store: PredictionStore) -> pl.DataFrame:
+    """Score on Spark into `store`; its rows of the day, after checking the report counts what was written."""
     report = run_score(settings, now=NOW, store=store, engine="spark")
     got = store.read(scored_on=DAY)
-    assert report.engine == "spark" and report.rows == got.height
-    assert report.series == got.select("store_id", "item_id").n_unique()
+    first = got.filter(pl.col("horizon") == 1)
+    assert report.engine == "spark" and report.rows == got.height and report.series == first.height
+    assert (
+        report.alerts == first["stockout_label"].sum() and report.stockout_version == got["stockout_model_version"][0]
+    )
     return got
 
 
