@@ -132,18 +132,21 @@ def score(
     fit: Annotated[
         bool, typer.Option("--fit", help="Train at the cutoff instead of loading the registry's champions.")
     ] = False,
+    engine: EngineOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Score every series (forecast, quantiles, stockout risk, reorder advice) into the prediction store.
 
     Uses the registry's champions (`shelfcast train` makes them); their local copy serves when the registry is down.
+    `--engine spark` scores the series in groups on Apache Spark (champions only, not `--fit`).
     """
     cfg = writable_workspace(settings(workspace=workspace, prediction_store=store))
+    chosen = engine_of(cfg, engine)
     quiet_mlflow()
     from shelfcast.jobs.score import run_score
 
     with out.progress_bar("score") as progress:
-        report = run_score(cfg, horizon=horizon, cutoff=cutoff, now=now(), fit=fit, progress=progress)
+        report = run_score(cfg, horizon=horizon, cutoff=cutoff, now=now(), fit=fit, progress=progress, engine=chosen)
     out.score_summary(report)
 
 

@@ -213,6 +213,7 @@ def score_summary(report: ScoreReport) -> None:
         ("stockout model", "none" if report.stockout_version is None else f"version {report.stockout_version}"),
         ("stockout alerts", alerts),
         ("written to", report.location),
+        ("engine", "Spark" if report.engine == "spark" else "local"),
         ("time", f"model {report.model_seconds:.1f}s, write {report.write_seconds:.1f}s"),
     ):
         table.add_row(name, value)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from shelfcast.errors import StoreError
 from shelfcast.io.files import atomic_write, remove_orphans
 from shelfcast.io.stores.base import store_errors
+from shelfcast.io.stores.batches import ordered_batches
 from shelfcast.io.stores.schema import PREDICTION_KEY, PREDICTION_SCHEMA, validate_predictions
 
 PART = "part.parquet"
-_FAILURES = (OSError, pl.exceptions.PolarsError)  # a full disk, no permission, a damaged file
+_FAILURES = (OSError, pl.exceptions.PolarsError, pa.ArrowException)  # a full disk, no permission, a damaged file
 VIEW = "predictions"
 
 
@@ -45,6 +49,30 @@ class ParquetStore:
         # unique, so two scorings of one day never take each other's file (the last one renamed wins).
         atomic_write(target, lambda tmp: rows.write_parquet(tmp, compression="zstd", statistics=True), error=StoreError)
         return frame.height
+
+    @store_errors(*_FAILURES)
+    def write_batches(self, batches: Iterable[pl.DataFrame], *, scored_on: dt.date) -> int:
+        """Replace the day with rows arriving in batches (Spark's scores), each checked as `write` checks a frame.
+
+        The batches must come sorted by key, each after the last (`ordered_batches` checks it): the file is then
+        sorted as `write` sorts it, and no row repeats across batches. The file is renamed into place only once
+        complete, so readers see the old day or the new one, as with `write`.
+        """
+        target = self.partition(scored_on)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_orphans(target.parent)
+        schema = pl.DataFrame(schema=PREDICTION_SCHEMA).drop("scored_on").to_arrow().schema
+        written = 0
+
+        def stream(tmp: Path) -> None:
+            nonlocal written
+            with pq.ParquetWriter(tmp, schema, compression="zstd", write_statistics=True) as out:
+                for batch in ordered_batches(batches, scored_on=scored_on):
+                    out.write_table(batch.drop("scored_on").to_arrow().cast(schema))
+                    written += batch.height
+
+        atomic_write(target, stream, error=StoreError)
+        return written
 
     @store_errors(*_FAILURES)
     def read(self, *, scored_on: dt.date | None = None) -> pl.DataFrame:

@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import logging
 import re
+from collections.abc import Iterable
 
 import polars as pl
 import psycopg
@@ -22,6 +23,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from shelfcast.errors import ConfigError, StoreError
 from shelfcast.io.stores.base import store_errors
+from shelfcast.io.stores.batches import ordered_batches
 from shelfcast.io.stores.schema import PREDICTION_COLUMNS, PREDICTION_KEY, PREDICTION_SCHEMA, validate_predictions
 from shelfcast.redact import redact
 
@@ -119,6 +121,24 @@ class PostgresStore:
         return frame.height
 
     @store_errors(psycopg.Error, OSError)
+    def write_batches(self, batches: Iterable[pl.DataFrame], *, scored_on: dt.date) -> int:
+        """Replace the day with rows arriving in batches (Spark's scores), staged as they come, swapped once.
+
+        Each batch is checked as `write` checks a frame, and the batches must come
+        in key order (`ordered_batches`: a row repeated across batches is refused
+        by name, as the table's key would); any failure rolls the whole day back.
+        """
+        with self.connect() as conn:
+            self.create(conn)
+            return stage_and_swap(
+                conn,
+                self._target,
+                ordered_batches(batches, scored_on=scored_on),
+                columns=list(PREDICTION_SCHEMA),
+                scored_on=scored_on,
+            )
+
+    @store_errors(psycopg.Error, OSError)
     def read(self, *, scored_on: dt.date | None = None) -> pl.DataFrame:
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in PREDICTION_SCHEMA)
         order = sql.SQL(", ").join(sql.Identifier(k) for k in PREDICTION_KEY)
@@ -147,17 +167,35 @@ def replace_day(
     conn: psycopg.Connection[tuple[object, ...]], target: sql.Composable, frame: pl.DataFrame, *, scored_on: dt.date
 ) -> None:
     """COPY `frame` into a staging table, then swap the day's rows, all in one transaction."""
-    names = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
+    stage_and_swap(conn, target, [frame], columns=frame.columns, scored_on=scored_on)
+
+
+def stage_and_swap(
+    conn: psycopg.Connection[tuple[object, ...]],
+    target: sql.Composable,
+    frames: Iterable[pl.DataFrame],
+    *,
+    columns: list[str],
+    scored_on: dt.date,
+) -> int:
+    """COPY every frame (each of `columns`, in order) into a staging table, then swap the day's rows, all in one
+    transaction; the rows staged. Frames are read one at a time, so the day need not fit in memory."""
+    names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    staged = 0
     with conn.transaction():
         # LIKE copies the NOT NULL constraints: a bad row fails the COPY, before the table is touched.
         conn.execute(sql.SQL("CREATE TEMP TABLE shelfcast_staging (LIKE {}) ON COMMIT DROP").format(target))
         copy = sql.SQL("COPY shelfcast_staging ({}) FROM STDIN (FORMAT csv, NULL '\\N')").format(names)
         with conn.cursor().copy(copy) as pipe:
-            for offset in range(0, frame.height, _COPY_ROWS):
-                buf = io.BytesIO()
-                frame.slice(offset, _COPY_ROWS).write_csv(buf, include_header=False, null_value="\\N")
-                pipe.write(buf.getvalue())
+            for frame in frames:
+                rows = frame.select(columns)
+                for offset in range(0, rows.height, _COPY_ROWS):
+                    buf = io.BytesIO()
+                    rows.slice(offset, _COPY_ROWS).write_csv(buf, include_header=False, null_value="\\N")
+                    pipe.write(buf.getvalue())
+                staged += rows.height
         swap_day(conn, target, names, scored_on)
+    return staged
 
 
 def swap_day(

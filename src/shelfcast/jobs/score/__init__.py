@@ -43,7 +43,7 @@ from shelfcast.models.risk import apply_stockout, score_stockout
 from shelfcast.models.selection import SelectionConfig
 from shelfcast.models.stockout import StockoutModel, window_steps
 from shelfcast.models.train import TrainedForecaster
-from shelfcast.settings import Settings
+from shelfcast.settings import Engine, Settings
 from shelfcast.types import Freq, Task
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class ScoreReport:
     model_seconds: float
     write_seconds: float
     freq: Freq = Freq.DAILY  # what one step of `horizon` is
+    engine: Engine = "local"  # where the scoring ran
 
     @property
     def periods(self) -> str:
@@ -372,17 +373,37 @@ def run_score(
     fit: bool = False,
     store: PredictionStore | None = None,
     progress: Progress | None = None,
+    engine: Engine = "local",
 ) -> ScoreReport:
     """Score every series from the cutoff (default: the last date) and replace the scoring day in the store.
 
     With the registry's champions by default; `fit` trains at the cutoff instead. `horizon` is in steps of
     the data (days, or weeks on weekly data); None: the frequency's default (`Freq.score_horizon`).
+    `engine="spark"` runs the same scoring per group of series on Spark (`jobs.score.spark`), champions only.
     """
     started = time.perf_counter()
     now = now or dt.datetime.now(dt.UTC)
     scored_on = scored_on or now.date()
+    if engine == "spark" and fit:
+        from shelfcast.jobs.score.spark import FIT_REFUSED
+
+        raise ConfigError(FIT_REFUSED)
     target = store or open_store(settings)
     target.check()
+    if engine == "spark":
+        from shelfcast.jobs.score.spark import score_on_spark
+
+        name = settings.prediction_store if store is None else type(store).__name__
+        return score_on_spark(
+            settings,
+            target,
+            store_name=name,
+            horizon=horizon,
+            cutoff=cutoff,
+            now=now,
+            scored_on=scored_on,
+            progress=progress,
+        )
     data = load_model_data(Lake(settings.workspace))
     cutoff = parse_cutoff(cutoff, data)
     freq = Freq(data.panel.freq)
