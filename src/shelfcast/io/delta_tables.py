@@ -27,21 +27,19 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError
 
-from shelfcast.errors import ConfigError, LakeError
+from shelfcast.errors import LakeError
 from shelfcast.io.lake import Lake, is_partitioned
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-TableFormat = Literal["parquet", "delta"]
-FORMATS: tuple[str, ...] = get_args(TableFormat)
 DELTA_DIR = "delta"
 RAW_PREFIX = "raw_"
 FEATURE_TABLE = "features"
@@ -60,13 +58,6 @@ class TableVersion:
     path: Path
     version: int
     written: bool = False
-
-
-def table_format(value: str) -> TableFormat:
-    """`value` as a table format; a one-line error listing the choices otherwise."""
-    if value not in FORMATS:
-        raise ConfigError(f"`--format` takes {' or '.join(FORMATS)}, got {value!r}")
-    return value  # type: ignore[return-value]
 
 
 def delta_root(workspace: Path) -> Path:
@@ -139,7 +130,12 @@ def _with_year(frame: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _commit(
-    path: Path, frame: pl.DataFrame, hashes: Mapping[str, str], *, partition_by: list[str] | None, years: list[str] | None
+    path: Path,
+    frame: pl.DataFrame,
+    hashes: Mapping[str, str],
+    *,
+    partition_by: list[str] | None,
+    years: list[str] | None,
 ) -> TableVersion:
     """One overwrite commit: of the whole table (`years` None) or of those years only, the hashes in its metadata."""
     properties = CommitProperties(custom_metadata={SOURCE_KEY: json.dumps(dict(hashes), sort_keys=True)})

@@ -522,7 +522,7 @@ DELTA_PATH_KEY = "delta.{}.path"
 
 
 def delta_lineage(
-    settings: Settings, run_id: str, tables: Mapping[str, TableVersion] | None = None
+    settings: Settings, run_id: str, tables: Mapping[str, TableVersion] | None = None, *, params: bool = True
 ) -> dict[str, int]:
     """The Delta tables' versions (and paths) on an existing run: which versions of the data it trained on.
 
@@ -530,9 +530,9 @@ def delta_lineage(
     (every `raw_<table>` and `features`, see `io.delta_tables.input_versions`);
     none (no `--format delta` yet) logs nothing. Each table gives the tags
     `delta.<table>.version` and `delta.<table>.path`, and the param
-    `delta.<table>.version` where the run has none yet (a param cannot change:
-    a later call, e.g. the predictions written after training, is a tag only).
-    Returns table -> version logged.
+    `delta.<table>.version` where the run has none yet (a param cannot change)
+    unless `params` is off: outputs written after training (the predictions)
+    are tags only. Returns table -> version logged.
     """
     from mlflow.entities import Param, RunTag
 
@@ -547,10 +547,10 @@ def delta_lineage(
         existing = tracking.get_run(run_id).data.params
         tags = [RunTag(DELTA_VERSION_KEY.format(n), str(v.version)) for n, v in sorted(found.items())]
         tags += [RunTag(DELTA_PATH_KEY.format(n), str(v.path.resolve())) for n, v in sorted(found.items())]
-        params = [
+        logged = [
             Param(DELTA_VERSION_KEY.format(n), str(v.version))
             for n, v in sorted(found.items())
-            if DELTA_VERSION_KEY.format(n) not in existing
+            if params and DELTA_VERSION_KEY.format(n) not in existing
         ]
-        tracking.log_batch(run_id, params=params, tags=tags)
+        tracking.log_batch(run_id, params=logged, tags=tags)
     return {n: v.version for n, v in found.items()}

@@ -28,7 +28,6 @@ import polars as pl
 
 from shelfcast.io.delta_tables import (
     FEATURE_TABLE,
-    TableFormat,
     TableVersion,
     delta_root,
     write_frame,
@@ -36,6 +35,7 @@ from shelfcast.io.delta_tables import (
 )
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data
+from shelfcast.io.table_formats import TableFormat
 from shelfcast.jobs.features.rows import LABEL, feature_rows, labelled_origins, stock_definition
 from shelfcast.models.stockout import ORIGIN, window_steps
 from shelfcast.settings import Engine, Settings

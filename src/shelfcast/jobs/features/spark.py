@@ -23,8 +23,8 @@ from shelfcast.io.spark.session import group_count, open_session
 from shelfcast.jobs.features.rows import feature_rows, labelled_origins, stock_definition
 from shelfcast.models.data import group_data
 from shelfcast.models.stockout import ORIGIN, window_steps
-from shelfcast.settings import Settings
 from shelfcast.schemas import TableName
+from shelfcast.settings import Settings
 
 
 def spark_feature_rows(
