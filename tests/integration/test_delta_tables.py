@@ -93,7 +93,11 @@ def test_raw_tables_change_where_the_lake_changed_and_versions_increase(tmp_path
     run_ingest(
         source, _write_raw(tmp_path / "all", tables, sim.exogenous_roles), settings=settings, today=TODAY, now=NOW
     )
+    # Until the Delta tables are written again, those the ingest changed no longer hold what a model would see.
+    assert {"raw_items", "raw_stores"} <= set(input_versions(settings.workspace))
+    assert not {"raw_sales", "features"} & set(input_versions(settings.workspace))
     later = run_features(settings, table_format="delta")
+    assert {"raw_sales", "features"} <= set(input_versions(settings.workspace))
     lake = Lake(settings.workspace)
     delta = settings.workspace / "delta"
     assert later.tables["raw_sales"] == first.tables["raw_sales"] + 1

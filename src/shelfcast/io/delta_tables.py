@@ -79,18 +79,43 @@ def current_versions(root: Path, *, names: list[str] | None = None) -> dict[str,
 
 
 def input_versions(workspace: Path) -> dict[str, TableVersion]:
-    """The tables a model is trained from: every `raw_<table>` and `features` (not the predictions)."""
-    return {n: v for n, v in current_versions(delta_root(workspace)).items() if n != PREDICTION_TABLE}
+    """The tables a model trained on the lake as it is now was trained from: every `raw_<table>` and `features`
+    whose current version was written from the lake's present content (a table left behind by a later ingest
+    without `--format delta` does not hold what the model saw, and is left out)."""
+    lake = Lake(workspace)
+    found = {}
+    for name, version in current_versions(delta_root(workspace)).items():
+        if name == FEATURE_TABLE:
+            wanted = lake_source(lake)
+        elif name.startswith(RAW_PREFIX):
+            wanted = _lake_hashes(lake, name.removeprefix(RAW_PREFIX))
+        else:
+            continue
+        if wanted and _stored_hashes(version.path) == wanted:
+            found[name] = version
+    return found
 
 
-def write_frame(root: Path, name: str, frame: pl.DataFrame, *, partition_by: list[str] | None = None) -> TableVersion:
-    """Overwrite the table `name` with `frame` (one commit, a new version; its schema replaces the old one)."""
+def lake_source(lake: Lake) -> dict[str, str]:
+    """What a table derived from the whole lake was written from: one digest of every table's content hash."""
+    tables: Mapping[str, Mapping[str, Any]] = lake.manifest().get("tables", {})
+    parts = [f"{name}:{info.get('content_hash')}" for name, info in sorted(tables.items())]
+    return {"lake": hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]} if parts else {}
+
+
+def write_frame(
+    root: Path,
+    name: str,
+    frame: pl.DataFrame,
+    *,
+    partition_by: list[str] | None = None,
+    source: Mapping[str, str] | None = None,
+) -> TableVersion:
+    """Overwrite the table `name` with `frame` (one commit, a new version; its schema replaces the old one);
+    `source`: what it was computed from (e.g. `lake_source`), kept in the commit's metadata."""
     path = root / name
     try:
-        write_deltalake(
-            str(path), frame.to_arrow(), mode="overwrite", partition_by=partition_by, schema_mode="overwrite"
-        )
-        return TableVersion(name, path, DeltaTable(str(path)).version(), written=True)
+        return _commit(path, frame, source or {}, partition_by=partition_by, years=None)
     except _FAILURES as exc:
         raise LakeError(f"could not write the Delta table {path}: {_first_line(exc)}") from exc
 

@@ -527,8 +527,9 @@ def delta_lineage(
     """The Delta tables' versions (and paths) on an existing run: which versions of the data it trained on.
 
     `tables` default: the workspace's input tables at their current versions
-    (every `raw_<table>` and `features`, see `io.delta_tables.input_versions`);
-    none (no `--format delta` yet) logs nothing. Each table gives the tags
+    (every `raw_<table>` and `features` written from the lake as it is now,
+    see `io.delta_tables.input_versions`); none (no `--format delta` since the
+    last ingest) logs nothing. Each table gives the tags
     `delta.<table>.version` and `delta.<table>.path`, and the param
     `delta.<table>.version` where the run has none yet (a param cannot change)
     unless `params` is off: outputs written after training (the predictions)

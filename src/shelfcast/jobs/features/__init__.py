@@ -30,6 +30,7 @@ from shelfcast.io.delta_tables import (
     FEATURE_TABLE,
     TableVersion,
     delta_root,
+    lake_source,
     write_frame,
     write_raw_tables,
 )
@@ -93,7 +94,7 @@ def run_features(
     written: list[TableVersion] = []
     if delta:
         root = delta_root(settings.workspace)
-        written = [*write_raw_tables(lake, root), write_frame(root, FEATURE_TABLE, table)]
+        written = [*write_raw_tables(lake, root), write_frame(root, FEATURE_TABLE, table, source=lake_source(lake))]
     return FeaturesReport(
         path,
         features.height,
