@@ -119,7 +119,8 @@ def test_with_the_delta_store_raw_features_and_predictions_are_delta_tables(raw:
     assert isinstance(sales, pl.DataFrame) and sales.height == report.ingest.tables["sales"].rows  # type: ignore[union-attr]
     assert DeltaTable(delta / "raw_sales").metadata().partition_columns == ["year"]
     features = pl.from_arrow(DeltaTable(delta / "features").to_pyarrow_table())
-    assert isinstance(features, pl.DataFrame) and features.height == SERIES
+    assert isinstance(features, pl.DataFrame)  # the cutoff's rows and the labelled origins' (see test_delta_tables)
+    assert features.filter(pl.col("origin") == report.features.cutoff).height == SERIES  # type: ignore[union-attr]
     predictions = open_store(settings).read(scored_on=TODAY)
     assert predictions.height == SERIES * 7
 

@@ -437,6 +437,9 @@ def pipeline_summary(summary: dict[str, Any]) -> None:
         table.add_row("ingest", f"{summary['ingested_rows']:,} rows kept")
     table.add_row("validate", "ok" if summary.get("validation_ok") else "problems")
     table.add_row("features", f"{summary.get('feature_rows') or 0:,} series")
+    if summary.get("delta_tables"):
+        versions = ", ".join(f"{name} v{version}" for name, version in sorted(summary["delta_tables"].items()))
+        table.add_row("Delta tables", versions)
     for task, run_id in summary.get("runs", {}).items():
         verdict = "promoted" if summary["promoted"].get(task) else "refused"
         table.add_row(

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli.options import RenamedFlags, WorkspaceOpt, quiet_mlflow, settings
+from shelfcast.cli.options import EngineOpt, RenamedFlags, WorkspaceOpt, engine_of, quiet_mlflow, settings
 from shelfcast.errors import ConfigError
+from shelfcast.io.table_formats import FORMATS, parse_format
 from shelfcast.settings import Settings
 from shelfcast.types import TASKS
 
@@ -29,6 +30,16 @@ FoldsOpt = Annotated[int, typer.Option(min=1, help="Backtest folds per training 
 HorizonOpt = Annotated[
     int | None,
     typer.Option(min=1, help="Steps scored (days; weeks on weekly data).", show_default="14 days / 2 weeks"),
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help=f"Tables written: {' or '.join(FORMATS)}. delta also writes the Delta tables raw_<table> (every lake "
+        "table), features (with labels) and predictions under <workspace>/delta, their versions logged to each "
+        "training run.",
+        show_default="delta with the Delta prediction store, else parquet",
+    ),
 ]
 
 
@@ -69,11 +80,15 @@ def run(
     tasks: TasksOpt = "demand,stockout",
     folds: FoldsOpt = 3,
     horizon: HorizonOpt = None,
+    table_format: FormatOpt = None,
+    engine: EngineOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Run the flow once through Prefect (a temporary local server unless PREFECT_API_URL is set)."""
     cfg = settings(workspace=workspace)
     chosen = _tasks(tasks)
+    chosen_format = parse_format(table_format) if table_format is not None else None
+    chosen_engine = engine_of(cfg, engine)
     if path is not None and not path.exists():
         raise ConfigError(f"{path} does not exist")
     api = _prefect_env(cfg, server=False)
@@ -91,6 +106,8 @@ def run(
         tasks=chosen,
         folds=folds,
         horizon=horizon,
+        table_format=chosen_format,
+        engine=chosen_engine,
     )
     out.pipeline_summary(summary)
 
@@ -103,6 +120,8 @@ def schedule(
     tasks: TasksOpt = "demand,stockout",
     folds: FoldsOpt = 3,
     horizon: HorizonOpt = None,
+    table_format: FormatOpt = None,
+    engine: EngineOpt = None,
     name: Annotated[str, typer.Option(help="Deployment name.")] = "shelfcast-daily",
     monitor: Annotated[
         bool,
@@ -127,6 +146,8 @@ def schedule(
     schedule against a Prefect server."""
     cfg = settings(workspace=workspace)
     chosen = _tasks(tasks)
+    chosen_format = parse_format(table_format) if table_format is not None else None
+    chosen_engine = engine_of(cfg, engine)
     if monitor and compact:
         raise ConfigError("`--monitor` and `--compact` each schedule a flow of their own: give one of them")
     api = _prefect_env(cfg, server=True)  # before anything imports Prefect: it reads its settings once
@@ -161,5 +182,7 @@ def schedule(
             "tasks": chosen,
             "folds": folds,
             "horizon": horizon,
+            "table_format": chosen_format,
+            "engine": chosen_engine,
         },
     )

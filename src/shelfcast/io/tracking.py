@@ -46,6 +46,8 @@ from shelfcast.types import Task
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from shelfcast.io.delta_tables import TableVersion
+
 log = logging.getLogger(__name__)
 EXPERIMENTS: dict[Task, str] = {t: f"shelfcast-{t}" for t in Task}
 MODEL_ARTIFACT = "model"
@@ -513,3 +515,43 @@ def _requirements() -> list[str]:
         except metadata.PackageNotFoundError:
             continue
     return pins
+
+
+DELTA_VERSION_KEY = "delta.{}.version"
+DELTA_PATH_KEY = "delta.{}.path"
+
+
+def delta_lineage(
+    settings: Settings, run_id: str, tables: Mapping[str, TableVersion] | None = None, *, params: bool = True
+) -> dict[str, int]:
+    """The Delta tables' versions (and paths) on an existing run: which versions of the data it trained on.
+
+    `tables` default: the workspace's input tables at their current versions
+    (every `raw_<table>` and `features` written from the lake as it is now,
+    see `io.delta_tables.input_versions`); none (no `--format delta` since the
+    last ingest) logs nothing. Each table gives the tags
+    `delta.<table>.version` and `delta.<table>.path`, and the param
+    `delta.<table>.version` where the run has none yet (a param cannot change)
+    unless `params` is off: outputs written after training (the predictions)
+    are tags only. Returns table -> version logged.
+    """
+    from mlflow.entities import Param, RunTag
+
+    from shelfcast.io.delta_tables import input_versions
+
+    found = dict(input_versions(settings.workspace) if tables is None else tables)
+    if not found:
+        return {}
+    uri = connect(settings)
+    with mlflow_errors(uri):
+        tracking = client(uri)
+        existing = tracking.get_run(run_id).data.params
+        tags = [RunTag(DELTA_VERSION_KEY.format(n), str(v.version)) for n, v in sorted(found.items())]
+        tags += [RunTag(DELTA_PATH_KEY.format(n), str(v.path.resolve())) for n, v in sorted(found.items())]
+        logged = [
+            Param(DELTA_VERSION_KEY.format(n), str(v.version))
+            for n, v in sorted(found.items())
+            if params and DELTA_VERSION_KEY.format(n) not in existing
+        ]
+        tracking.log_batch(run_id, params=logged, tags=tags)
+    return {n: v.version for n, v in found.items()}

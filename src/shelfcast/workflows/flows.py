@@ -17,14 +17,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, get_args
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from shelfcast.io.table_formats import parse_format
 from shelfcast.jobs.train import TrainReport
-from shelfcast.settings import Settings
+from shelfcast.settings import Engine, Settings
 from shelfcast.types import TASKS, Task
 from shelfcast.workflows.live import compact_if_bound
 from shelfcast.workflows.pipeline import PipelineRequest, run_pipeline
@@ -80,6 +81,8 @@ def pipeline_flow(  # noqa: PLR0917 (a flow run passes its parameters by name; P
     tasks: list[str] | None = None,
     folds: int = 3,
     horizon: int | None = None,
+    table_format: str | None = None,
+    engine: str = "local",
 ) -> dict[str, Any]:
     """compact live -> ingest -> validate -> features -> train -> register/promote -> score; returns a summary."""
     settings = Settings(workspace=Path(workspace))
@@ -88,12 +91,16 @@ def pipeline_flow(  # noqa: PLR0917 (a flow run passes its parameters by name; P
     wrong = [t for t in chosen if t not in TASKS]
     if wrong:
         raise ValueError(f"`tasks` takes demand and/or stockout, got {', '.join(wrong)}")
+    if engine not in get_args(Engine):
+        raise ValueError(f"`engine` takes {' or '.join(get_args(Engine))}, got {engine!r}")
     request = PipelineRequest(
         path=Path(path) if path else None,
         source=source,
         tasks=cast(tuple[Task, ...], chosen),
         folds=folds,
         horizon=horizon,
+        table_format=parse_format(table_format) if table_format is not None else None,
+        engine=cast(Engine, engine),
         tags={"prefect.flow_run_id": run_id, "prefect.flow_name": FLOW_NAME},
     )
     now = dt.datetime.now(dt.UTC)

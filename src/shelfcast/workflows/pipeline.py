@@ -8,6 +8,12 @@ run id as a tag on each MLflow run). Training backtests the model against
 its baselines on rolling origins (the evaluation) before the final fit, and
 logs both to MLflow; the gates then decide on promotion as a step of their
 own, and scoring uses whatever is champion afterwards.
+
+With `table_format="delta"` (`--format delta`) the features step also
+writes the Delta tables `raw_<table>` and `features` (`io.delta_tables`);
+each training run then gets their versions (`io.tracking.delta_lineage`),
+and the scored day is written to the Delta table `predictions` too (when
+the prediction store is not Delta already), its version tagged on the runs.
 """
 
 from __future__ import annotations
@@ -22,7 +28,10 @@ from typing import Any, Protocol, TypeVar
 
 from shelfcast.data.sources import get_source
 from shelfcast.errors import DataValidationError
+from shelfcast.io.delta_tables import DELTA_DIR, PREDICTION_TABLE, TableVersion
 from shelfcast.io.lake import Lake
+from shelfcast.io.table_formats import TableFormat
+from shelfcast.io.tracking import delta_lineage
 from shelfcast.jobs.features import FeaturesReport, run_features
 from shelfcast.jobs.ingest import IngestReport, run_ingest
 from shelfcast.jobs.monitor import run_monitor
@@ -35,7 +44,7 @@ from shelfcast.models.gates import PromotionReport
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
 from shelfcast.monitoring.summary import MonitorReport
-from shelfcast.settings import Settings
+from shelfcast.settings import Engine, Settings
 from shelfcast.types import TASKS, Task
 
 log = logging.getLogger(__name__)
@@ -69,6 +78,9 @@ class PipelineRequest:
     stockout_config: StockoutConfig | None = None
     tags: Mapping[str, str] = field(default_factory=dict)  # put on every MLflow run
     monitor: bool = True  # end with a monitoring run (drift and live accuracy of the champions)
+    # Delta tables too (raw, features, predictions) with "delta"; None: Delta when the prediction store is Delta.
+    table_format: TableFormat | None = None
+    engine: Engine = "local"  # where the steps that can run on Spark run (today: features)
 
 
 @dataclass
@@ -80,6 +92,7 @@ class PipelineReport:
     promotions: dict[Task, PromotionReport] = field(default_factory=dict)
     score: ScoreReport | None = None
     monitor: MonitorReport | None = None
+    delta_tables: dict[str, int] = field(default_factory=dict)  # Delta table -> version written or read
     skipped: dict[str, str] = field(default_factory=dict)  # step -> why it did not run
     seconds: float = 0.0
 
@@ -97,6 +110,7 @@ class PipelineReport:
             "alerts": self.score.alerts if self.score else None,
             "monitoring_alert": self.monitor.alert if self.monitor else None,
             "monitoring_report": str(self.monitor.report_path) if self.monitor else None,
+            "delta_tables": self.delta_tables,
             "skipped": self.skipped,
             "seconds": round(self.seconds, 1),
         }
@@ -115,6 +129,19 @@ def _chosen_strategy(settings: Settings, config: ForecastConfig | None, candidat
         frequency = (Lake(settings.workspace).table_info("sales") or {}).get("frequency") or "D"
         config = ForecastConfig.for_freq(frequency)
     return config.model_copy(update={"strategy": "recursive" if candidate == RECURSIVE else "direct"})
+
+
+def _delta_predictions(settings: Settings, scored_on: dt.date) -> TableVersion:
+    """The scored day in the Delta table `predictions`: written by the store when it is Delta, else copied there."""
+    from shelfcast.io.stores import open_store
+    from shelfcast.io.stores.delta import DeltaStore
+
+    delta = DeltaStore(settings.workspace / DELTA_DIR)
+    if settings.prediction_store != "delta":
+        delta.write(open_store(settings).read(scored_on=scored_on), scored_on=scored_on)
+    version = delta.version()
+    assert version is not None  # the score step wrote the day, or it was just copied
+    return TableVersion(PREDICTION_TABLE, delta.path, version, written=True)
 
 
 def run_pipeline(
@@ -148,7 +175,13 @@ def run_pipeline(
             *(f"{c.table}: {', '.join(c.problems)}" for c in report.validation.checks if not c.ok),
         ]
         raise DataValidationError(f"the lake failed validation ({'; '.join(problems)}); see `shelfcast validate`")
-    report.features = runner("features", lambda: run_features(settings), io=True)
+    report.features = runner(
+        "features",
+        lambda: run_features(settings, engine=request.engine, table_format=request.table_format),
+        io=True,
+    )
+    inputs = {v.name: v for v in report.features.delta_tables}
+    report.delta_tables = {name: v.version for name, v in inputs.items()}
     forecast_config = request.forecast_config
     for task in request.tasks:
         if task == Task.STOCKOUT and not _has_stock(settings):
@@ -166,6 +199,13 @@ def run_pipeline(
             ),
             io=True,
         )
+        if inputs:
+            run_id = report.trained[task].run.run_id
+            runner(
+                f"delta lineage {task}",
+                lambda run_id=run_id: delta_lineage(settings, run_id, inputs),  # type: ignore[misc]
+                io=True,
+            )
         if task == Task.DEMAND:
             forecast_config = _chosen_strategy(settings, forecast_config, report.trained[task].candidate)
         version = report.trained[task].version
@@ -179,6 +219,18 @@ def run_pipeline(
     report.score = runner(
         "score", lambda: run_score(settings, horizon=request.horizon, now=at(), scored_on=today), io=True
     )
+    if inputs:
+        written = runner("delta predictions", lambda: _delta_predictions(settings, today), io=True)
+        report.delta_tables[written.name] = written.version
+        for trained in report.trained.values():
+            run_id = trained.run.run_id
+            runner(
+                "delta lineage predictions",
+                lambda run_id=run_id: delta_lineage(  # type: ignore[misc]
+                    settings, run_id, {written.name: written}, params=False
+                ),
+                io=True,
+            )
     if request.monitor:
         report.monitor = runner("monitor", lambda: run_monitor(settings, now=at()), io=True)
     report.seconds = time.perf_counter() - started

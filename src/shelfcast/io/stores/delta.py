@@ -1,4 +1,5 @@
-"""Delta Lake tables in the workspace (`delta/{raw_sales,features,predictions}`), as a Databricks user expects.
+"""The Delta prediction store: the Delta table `<workspace>/delta/predictions`, beside the raw and feature
+tables written on request (`io.delta_tables`).
 
 Predictions are partitioned by `scored_on`; a write replaces that day with a
 replace-where overwrite (one atomic commit), so earlier versions stay
@@ -18,12 +19,11 @@ from deltalake.exceptions import DeltaError
 from shelfcast.io.stores.base import store_errors
 from shelfcast.io.stores.schema import PREDICTION_KEY, PREDICTION_SCHEMA, validate_predictions
 
-TABLES = ("raw_sales", "features", "predictions")
 _FAILURES = (OSError, DeltaError, pa.ArrowException)
 
 
 class DeltaStore:
-    """The `predictions` Delta table under `<root>`, with the other tables beside it."""
+    """The `predictions` Delta table under `<root>`."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -73,11 +73,3 @@ class DeltaStore:
     @store_errors(*_FAILURES)
     def version(self) -> int | None:
         return DeltaTable(self.path).version() if DeltaTable.is_deltatable(str(self.path)) else None
-
-    def write_table(self, name: str, frame: pl.DataFrame, *, partition_by: list[str] | None = None) -> Path:
-        """Overwrite `raw_sales` or `features` with a frame (each write a new version)."""
-        if name not in TABLES or name == "predictions":
-            raise ValueError(f"`name` must be raw_sales or features, got {name!r}")
-        path = self.root / name
-        write_deltalake(path, frame.to_arrow(), mode="overwrite", partition_by=partition_by, schema_mode="overwrite")
-        return path

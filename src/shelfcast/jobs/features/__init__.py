@@ -3,24 +3,43 @@
 One row per series: its lags, rolling and seasonal statistics, attributes
 and the planned values (promotions, prices, events) of the coming risk
 window, computed from what is known at the cutoff by the same functions
-training uses. Written to `<workspace>/features/latest.parquet`; with the
-Delta prediction store also to the Delta tables `raw_sales` (the lake's
-sales) and `features`, beside `predictions`, as a Databricks user expects.
+training uses. Written to `<workspace>/features/latest.parquet`.
+
+With `table_format="delta"` (`shelfcast pipeline run --format delta`; the
+default when the prediction store is Delta) also the Delta tables a
+Databricks user expects under `<workspace>/delta/` (see `io.delta_tables`):
+`raw_<table>` for every lake table, kept in step with the lake, and
+`features`: the cutoff's rows plus the rows of the latest labelled origins
+with their stockout label (what the classifier trains on), one overwrite
+per run.
+
+`engine="spark"` computes the rows on Spark, per group of series, with the
+same function (`jobs.features.rows.feature_rows`; see `jobs.features.spark`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from shelfcast.io.delta_tables import (
+    FEATURE_TABLE,
+    TableVersion,
+    delta_root,
+    lake_source,
+    write_frame,
+    write_raw_tables,
+)
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data
-from shelfcast.models.stockout import stockout_features, window_steps
-from shelfcast.settings import Settings
+from shelfcast.io.table_formats import TableFormat
+from shelfcast.jobs.features.rows import LABEL, feature_rows, labelled_origins, stock_definition
+from shelfcast.models.stockout import ORIGIN, window_steps
+from shelfcast.settings import Engine, Settings
 
 FEATURE_FILE = Path("features") / "latest.parquet"
 
@@ -31,30 +50,64 @@ class FeaturesReport:
     rows: int
     columns: int
     cutoff: dt.date
-    delta_tables: list[Path]
+    delta_tables: list[TableVersion]
     seconds: float
+    engine: Engine = "local"
+    table_rows: int = 0  # rows of the Delta feature table (cutoff and labelled origins); 0 without Delta
+    tables: dict[str, int] = field(default_factory=dict)  # Delta table -> version
 
 
-def run_features(settings: Settings, *, cutoff: dt.date | None = None, risk_days: int = 7) -> FeaturesReport:
-    """Write the per-series features at the cutoff (default: the last date); Delta tables too with that store."""
+def format_for(settings: Settings, table_format: TableFormat | None) -> TableFormat:
+    """The format asked for, else Delta with the Delta prediction store (as before `--format`), else Parquet only."""
+    return table_format or ("delta" if settings.prediction_store == "delta" else "parquet")
+
+
+def run_features(
+    settings: Settings,
+    *,
+    cutoff: dt.date | None = None,
+    risk_days: int = 7,
+    engine: Engine = "local",
+    table_format: TableFormat | None = None,
+) -> FeaturesReport:
+    """Write the per-series features at the cutoff (default: the last date); the Delta tables too when asked."""
     started = time.perf_counter()
     lake = Lake(settings.workspace)
-    data = load_model_data(lake)
-    cutoff = cutoff or data.last_date
-    features = stockout_features(
-        data.panel.as_known_at(cutoff), data.spec, [cutoff], window=window_steps(data.panel, risk_days)
-    )
+    delta = format_for(settings, table_format) == "delta"
+    if engine == "spark":
+        from shelfcast.jobs.features.spark import spark_feature_rows
+
+        table, cutoff = spark_feature_rows(settings, lake, cutoff=cutoff, risk_days=risk_days, labelled=delta)
+    else:
+        data = load_model_data(lake)
+        cutoff = cutoff or data.last_date
+        window = window_steps(data.panel, risk_days)
+        origins = labelled_origins(cutoff, data.panel.step, window) if delta else []
+        definition = stock_definition(data.panel, risk_days) if delta else None
+        table = feature_rows(data, cutoff=cutoff, window=window, labelled=origins, definition=definition)
+    features = latest(table, cutoff)
     path = settings.workspace / FEATURE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_suffix(".tmp")
     features.write_parquet(staging)
     staging.replace(path)  # readers never see a half-written file
-    delta: list[Path] = []
-    if settings.prediction_store == "delta":
-        from shelfcast.io.stores.delta import DeltaStore
+    written: list[TableVersion] = []
+    if delta:
+        root = delta_root(settings.workspace)
+        written = [*write_raw_tables(lake, root), write_frame(root, FEATURE_TABLE, table, source=lake_source(lake))]
+    return FeaturesReport(
+        path,
+        features.height,
+        features.width,
+        cutoff,
+        written,
+        time.perf_counter() - started,
+        engine=engine,
+        table_rows=table.height if delta else 0,
+        tables={v.name: v.version for v in written},
+    )
 
-        store = DeltaStore(settings.workspace / "delta")
-        sales = lake.read("sales").with_columns(pl.col("date").dt.year().alias("year"))
-        delta.append(store.write_table("raw_sales", sales, partition_by=["year"]))
-        delta.append(store.write_table("features", features))
-    return FeaturesReport(path, features.height, features.width, cutoff, delta, time.perf_counter() - started)
+
+def latest(table: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
+    """The cutoff's rows of a feature table, without the label: what the service scores."""
+    return table.filter(pl.col(ORIGIN) == cutoff).drop(LABEL, strict=False)
