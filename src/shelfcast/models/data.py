@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import polars as pl
@@ -178,11 +179,13 @@ def _useful(attrs: pl.DataFrame | None, key: str, ids: pl.Series, other: str) ->
     return useful_attributes(Panel(rows, "D", categorical=columns))
 
 
-def group_data(shape: DataShape, tables: dict[TableName, pl.DataFrame]) -> ModelData:
-    """The model data of one group of series (their sales and inventory rows in `tables`) under `shape`."""
-    panel = build_panel(
-        {**shape.shared, **tables}, freq=shape.freq, exogenous_roles=shape.exogenous_roles, end=shape.end
-    )
+def group_data(shape: DataShape, tables: Mapping[str, pl.DataFrame]) -> ModelData:
+    """The model data of one group of series (their sales and inventory rows in `tables`; any other table in it
+    is left out: the shared ones come from `shape`) under `shape`."""
+    own: dict[TableName, pl.DataFrame] = {"sales": tables["sales"]}
+    if "inventory" in tables:
+        own["inventory"] = tables["inventory"]
+    panel = build_panel({**shape.shared, **own}, freq=shape.freq, exogenous_roles=shape.exogenous_roles, end=shape.end)
     missing = [c for c in shape.stock if c not in panel.frame.columns]
     if missing:  # where the whole panel has them: after the sales columns and `observed`, past-only after revenue
         columns = panel.frame.columns

@@ -80,7 +80,7 @@ class PipelineRequest:
     monitor: bool = True  # end with a monitoring run (drift and live accuracy of the champions)
     # Delta tables too (raw, features, predictions) with "delta"; None: Delta when the prediction store is Delta.
     table_format: TableFormat | None = None
-    engine: Engine = "local"  # where the steps that can run on Spark run (today: features)
+    engine: Engine = "local"  # where the steps that can run on Spark run: features, demand training, scoring
 
 
 @dataclass
@@ -196,6 +196,8 @@ def run_pipeline(
                 forecast_config=config,
                 stockout_config=request.stockout_config,
                 tags=request.tags,
+                # The stockout classifier trains locally (the Spark engine trains the demand forecaster).
+                engine=request.engine if task == Task.DEMAND else "local",
             ),
             io=True,
         )
@@ -217,7 +219,9 @@ def run_pipeline(
     # Without a champion (a first model refused by the gates), scoring falls back on the rule baselines
     # and its note says why.
     report.score = runner(
-        "score", lambda: run_score(settings, horizon=request.horizon, now=at(), scored_on=today), io=True
+        "score",
+        lambda: run_score(settings, horizon=request.horizon, now=at(), scored_on=today, engine=request.engine),
+        io=True,
     )
     if inputs:
         written = runner("delta predictions", lambda: _delta_predictions(settings, today), io=True)

@@ -30,7 +30,6 @@ from shelfcast.features.frames import HORIZON, ORIGIN, TARGET, model_rows
 from shelfcast.features.panel import KEYS, SERIES
 from shelfcast.io.lake import Lake
 from shelfcast.io.spark.groups import (
-    PER_SERIES,
     first_series,
     map_batches,
     map_groups,
@@ -71,7 +70,6 @@ from shelfcast.models.train import (
     training_origins,
 )
 from shelfcast.models.window import MAX_ROWS, model_window, sample_series
-from shelfcast.schemas import TableName
 from shelfcast.settings import SparkConfig
 from shelfcast.types import Freq
 
@@ -121,11 +119,7 @@ class SparkData:
 
 def model_data_of(shape: DataShape, tables: dict[str, pl.DataFrame]) -> ModelData:
     """A group's model data (its panel built as the whole data's); group functions must not hold the session."""
-    per_series: dict[TableName, pl.DataFrame] = {}
-    for name in PER_SERIES:
-        if name in tables:
-            per_series[name] = tables[name]
-    return group_data(shape, per_series)
+    return group_data(shape, tables)
 
 
 def spark_data(session: SparkSession, config: SparkConfig, lake: Lake, shape: DataShape) -> SparkData:

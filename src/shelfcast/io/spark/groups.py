@@ -21,7 +21,6 @@ import pyarrow as pa
 from shelfcast.errors import SparkError
 from shelfcast.features.panel import SERIES
 from shelfcast.io.lake import Lake
-from shelfcast.schemas import TableName
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 GROUP = "__group"
 # Tables whose rows belong to one series each: they are cut into groups; every other table goes whole to each group.
-PER_SERIES: tuple[TableName, ...] = ("sales", "inventory")
+PER_SERIES = ("sales", "inventory")
 _SIGNED: dict[pl.DataType, pl.DataType] = {pl.UInt8(): pl.Int16(), pl.UInt16(): pl.Int32(), pl.UInt32(): pl.Int64()}
 _SIGNED[pl.UInt64()] = pl.Int64()
 GroupFunction = Callable[[dict[str, pl.DataFrame]], pl.DataFrame]

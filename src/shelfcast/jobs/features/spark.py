@@ -23,7 +23,6 @@ from shelfcast.io.spark.session import group_count, open_session
 from shelfcast.jobs.features.rows import feature_rows, labelled_origins, stock_definition
 from shelfcast.models.data import group_data
 from shelfcast.models.stockout import ORIGIN, window_steps
-from shelfcast.schemas import TableName
 from shelfcast.settings import Settings
 
 
@@ -35,13 +34,13 @@ def spark_feature_rows(
     shape = load_shape(lake)
     at = cutoff or shape.end
     sample = first_series(lake)
-    probe = group_data(shape, _per_series(sample))
+    probe = group_data(shape, sample)
     window = window_steps(probe.panel, risk_days)
     origins = labelled_origins(at, probe.panel.step, window) if labelled else []
     definition = stock_definition(probe.panel, risk_days) if labelled else None
 
     def rows(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
-        data = group_data(shape, _per_series(tables))
+        data = group_data(shape, tables)
         return feature_rows(data, cutoff=at, window=window, labelled=origins, definition=definition)
 
     like = rows(sample).schema
@@ -55,7 +54,3 @@ def spark_feature_rows(
     # Spark hands back its own types (int32 for Int8, strings for categoricals): the local job's again.
     got = got.select(like.names()).cast({c: t for c, t in like.items() if t != pl.Null and got.schema[c] != t})
     return got.sort(*SERIES, ORIGIN), at
-
-
-def _per_series(tables: dict[str, pl.DataFrame]) -> dict[TableName, pl.DataFrame]:
-    return {t: f for t, f in tables.items() if t in PER_SERIES}  # type: ignore[misc]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping
 
 import polars as pl
 
@@ -34,7 +33,6 @@ from shelfcast.io.stores import PREDICTION_SCHEMA, PredictionStore
 from shelfcast.jobs.score import ScoreReport, build_predictions, champion_models
 from shelfcast.models.backtest import Progress
 from shelfcast.models.data import DataShape, group_data
-from shelfcast.schemas import TableName
 from shelfcast.settings import Settings
 from shelfcast.types import Freq
 
@@ -63,14 +61,6 @@ def spark_cutoff(value: str | dt.date | None, shape: DataShape) -> dt.date:
     return cutoff
 
 
-def _own(tables: Mapping[str, pl.DataFrame]) -> dict[TableName, pl.DataFrame]:
-    """A group's per-series tables (sales, and inventory when the data has it) out of everything it was given."""
-    own: dict[TableName, pl.DataFrame] = {"sales": tables["sales"]}
-    if "inventory" in tables:
-        own["inventory"] = tables["inventory"]
-    return own
-
-
 def score_on_spark(
     settings: Settings,
     target: PredictionStore,
@@ -91,14 +81,14 @@ def score_on_spark(
     steps = horizon or freq.score_horizon
     sample = first_series(lake)
     # A few series tell whether the data has stock (and so a stockout model to load), as the whole data would.
-    models = champion_models(settings, group_data(shape, _own(sample)))
+    models = champion_models(settings, group_data(shape, sample))
     session = open_session(settings.spark)
     shipped = session.sparkContext.broadcast(models)  # sent once per executor, not with every task
     if progress:
         progress(f"score on Spark ({models.demand_info.name} v{models.demand_info.version})", 0, 2)
 
     def score_group(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
-        data = group_data(shape, _own(tables))
+        data = group_data(shape, tables)
         rows, _ = build_predictions(
             data,
             settings,

@@ -35,6 +35,7 @@ from shelfcast.io.tracking import (
     CHAMPION_VERSION_PARAM,
     LoggedRun,
     TrainingRun,
+    delta_lineage,
     log_training_run,
 )
 from shelfcast.jobs.train.rebacktest import (
@@ -479,7 +480,7 @@ def _log_run(
     if reference is not None and reference.height:
         save_reference(reference, model_dir)
     files = [*fitted.reports, out / "backtest.json", out / "backtest.csv", out / "feature_importance.csv"]
-    return log_training_run(
+    logged = log_training_run(
         settings,
         TrainingRun(
             task=task,
@@ -498,3 +499,6 @@ def _log_run(
             tags={**dict(tags or {}), **_selection_tags(fitted)},
         ),
     )
+    # The Delta tables written from the lake as it is now (`--format delta`), as the run's inputs; none: nothing.
+    delta_lineage(settings, logged.run_id)
+    return logged
