@@ -355,7 +355,8 @@ def _slow_job(args: argparse.Namespace) -> None:
     def counted(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
         sales = tables["sales"]
         first = sales.select("store_id", "item_id").sort("store_id", "item_id").row(0)
-        (marks / f"{first[0]}-{first[1]}-{uuid.uuid4().hex}").touch()  # one mark per attempt at this group
+        # One mark per attempt at this group: its first series, and the Python worker running it.
+        (marks / f"{first[0]}-{first[1]}@{os.getpid()}@{uuid.uuid4().hex}").touch()
         time.sleep(pause)
         return sales.group_by("store_id", "item_id").agg(pl.len().alias("rows"), pl.col("units").sum())
 
