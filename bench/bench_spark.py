@@ -295,7 +295,9 @@ def bench_size(
         )
         status = _status(code, killed, bool(cap), tail)
         detail = "" if status == "ok" else (tail.splitlines()[-1] if tail else f"exit {code}")
-        if status == "not available":
+        if status == "over the cap" and killed:
+            detail = f"its processes passed {cap / 1024**2:,.0f} MB together: killed"
+        elif status == "not available":
             detail = "this shelfcast's command has no --engine yet"
         elif status == "ok" and "no demand champion" in log.read_text(errors="replace"):
             detail = "no demand champion: the seasonal-naive baseline scored"

@@ -362,7 +362,9 @@ def _slow_job(args: argparse.Namespace) -> None:
 
     session = _session(args.master)
     sales = read_table(session, lake, "sales")
-    schema = spark_schema(pl.Schema({"store_id": pl.String, "item_id": pl.String, "rows": pl.UInt32, "units": pl.Float64}))
+    schema = spark_schema(
+        pl.Schema({"store_id": pl.String, "item_id": pl.String, "rows": pl.UInt32, "units": pl.Float64})
+    )
     schemas = {"sales": lake.scan("sales").collect_schema()}
     frame = map_groups(session, {"sales": sales}, counted, schema, groups=args.groups, schemas=schemas)
     frame.write.mode("overwrite").parquet(args.out)

@@ -90,7 +90,12 @@ def test_the_local_engine_does_not_need_the_extra(tmp_path: Path) -> None:
 def test_a_bad_spark_master_is_one_line_naming_the_setting(tmp_path: Path) -> None:
     for command in ("train", "score"):
         bad = run_cli(
-            command, "-w", str(tmp_path / "ws"), cwd=tmp_path, env={"SHELFCAST_SPARK__MASTER": "nowhere"}, drop=("SHELFCAST_",)
+            command,
+            "-w",
+            str(tmp_path / "ws"),
+            cwd=tmp_path,
+            env={"SHELFCAST_SPARK__MASTER": "nowhere"},
+            drop=("SHELFCAST_",),
         )
         assert bad.returncode == 1
         lines = bad.stderr.strip().splitlines()

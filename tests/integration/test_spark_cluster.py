@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -47,7 +47,9 @@ def test_two_workers_registered_with_one_core_each(cluster: Cluster) -> None:
 
 def test_the_groups_run_on_the_cluster_give_the_local_panel(cluster: Cluster, chain: Settings, tmp_path: Path) -> None:
     out, log = tmp_path / "panel.parquet", tmp_path / "driver.log"
-    job = driver("panel", "--workspace", str(chain.workspace), "--out", str(out), "--groups", "5", cluster=cluster, log=log)
+    job = driver(
+        "panel", "--workspace", str(chain.workspace), "--out", str(out), "--groups", "5", cluster=cluster, log=log
+    )
     finish(job, log, timeout=600)
     want = load_model_data(Lake(chain.workspace)).panel.frame
     got = pl.read_parquet(out).sort("store_id", "item_id", "date").select(want.columns)
@@ -62,31 +64,59 @@ def _wired(command: str) -> bool:
     return "engine" in inspect.signature(getattr(modelling, command)).parameters
 
 
+def _cli(workspace: Path, cluster: Cluster) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`shelfcast ARGS -w WORKSPACE` with the settings that put the Spark engine on the cluster (environment)."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        env = cluster.driver_env()
+        return run_cli(*args, "-w", str(workspace), cwd=workspace.parent, env=env, drop=("SHELFCAST_",), columns=200)
+
+    return run
+
+
+def _predictions(workspace: Path, horizon: int) -> pl.DataFrame:
+    rows = pl.read_parquet(next((workspace / "predictions").glob("scored_on=*/part*.parquet")))
+    assert rows.height == CHAIN.n_stores * CHAIN.n_items * horizon
+    assert rows.select("store_id", "item_id", "date").n_unique() == rows.height
+    return rows
+
+
 @pytest.mark.xfail(
-    not (_wired("train") and _wired("score")),
-    reason="`shelfcast train|score --engine spark` are not wired yet; this runs for real once they are",
+    not _wired("score"),
+    reason="`shelfcast score --engine spark` is not on this branch yet; this runs for real once it is",
     strict=False,
     run=False,
 )
-def test_train_and_score_with_the_spark_engine_on_the_cluster(cluster: Cluster, chain: Settings, tmp_path: Path) -> None:
-    workspace = tmp_path / "ws"
-    ingest_chain(tmp_path, CHAIN)  # a workspace of its own: training registers models in it
-    env = cluster.driver_env()
+def test_score_with_the_spark_engine_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    """No champion yet: the baselines score, on the cluster's executors."""
+    workspace = ingest_chain(tmp_path, CHAIN).workspace
+    before = len(cluster.state()["completedapps"])
+    scored = _cli(workspace, cluster)("score", "--engine", "spark", "--horizon", "7")
+    assert scored.returncode == 0 and "Traceback" not in scored.stderr, scored.stdout + scored.stderr
+    _predictions(workspace, 7)
+    assert len(cluster.state()["completedapps"]) == before + 1  # it ran as an application of the cluster
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return run_cli(*args, "-w", str(workspace), cwd=tmp_path, env=env, drop=("SHELFCAST_",), columns=200)
 
+@pytest.mark.xfail(
+    not (_wired("train") and _wired("score")),
+    reason="`shelfcast train --engine spark` is not on this branch yet; this runs for real once it is",
+    strict=False,
+    run=False,
+)
+def test_train_and_score_with_the_spark_engine_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    workspace = ingest_chain(tmp_path, CHAIN).workspace  # a workspace of its own: training registers models in it
+    run = _cli(workspace, cluster)
+    before = len(cluster.state()["completedapps"])
     trained = run("train", "--engine", "spark", "--folds", "1")
-    assert trained.returncode == 0, trained.stdout + trained.stderr
-    scored = run("score", "--engine", "spark", "--horizon", "7")  # the champion, or the rule baseline without one
-    assert scored.returncode == 0, scored.stdout + scored.stderr
-    assert "Traceback" not in trained.stderr + scored.stderr
-    rows = pl.read_parquet(next((workspace / "predictions").glob("scored_on=*/part*.parquet")))
-    series = CHAIN.n_stores * CHAIN.n_items
-    assert rows.height == series * 7
-    assert rows.select("store_id", "item_id", "date").n_unique() == rows.height
-    # Both ran as applications of the cluster, not in a local session of the CLI's process.
-    assert len(cluster.state()["completedapps"]) >= 3
+    assert trained.returncode == 0 and "Traceback" not in trained.stderr, trained.stdout + trained.stderr
+    if "stays `challenger`" in trained.stdout:  # the gates refused it on this small chain: the champion anyway
+        promoted = run("models", "promote", "--task", "demand", "--version", "1", "--force")
+        assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    scored = run("score", "--engine", "spark", "--horizon", "7")
+    assert scored.returncode == 0 and "Traceback" not in scored.stderr, scored.stdout + scored.stderr
+    assert "no demand champion" not in scored.stdout  # the model trained on the cluster scored
+    _predictions(workspace, 7)
+    assert len(cluster.state()["completedapps"]) >= before + 2  # both ran as applications of the cluster
 
 
 def test_stopping_leaves_no_process_behind(tmp_path: Path) -> None:
