@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,7 @@ def open_session(config: SparkConfig) -> SparkSession:
     as the driver; on a cluster of other machines, the same environment must exist at the same path there.
     """
     require_pyspark()
+    check_master(config.master)
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -63,6 +65,30 @@ def open_session(config: SparkConfig) -> SparkSession:
     session.sparkContext.setLogLevel("ERROR")
     log.info("Spark %s on %s (%d cores)", session.version, config.master, cores(session))
     return session
+
+
+def check_master(master: str, timeout: float = 5.0) -> None:
+    """A standalone master (`spark://HOST:PORT`, or several for standby masters) must take a connection first.
+
+    Why: Spark starts its driver against an unreachable standalone master without an error, retries for a
+    minute and then fails the first job with a trace; this says which address did not answer, before any JVM.
+    """
+    if not master.startswith("spark://"):
+        return
+    addresses = master.removeprefix("spark://").split(",")
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise SparkError(f"spark.master {master!r}: expected spark://HOST:PORT")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+            return
+        except OSError:
+            continue
+    raise SparkError(
+        f"the Spark master at {master} is unreachable (nothing answers at {', '.join(addresses)}): "
+        "start it, or set spark.master (e.g. `local[*]`)"
+    )
 
 
 def cores(session: SparkSession) -> int:
