@@ -7,7 +7,6 @@ when the extra is not installed.
 
 from __future__ import annotations
 
-import inspect
 import os
 import subprocess
 import sys
@@ -17,7 +16,6 @@ import pytest
 from helpers import run_cli
 from serving import ingest_chain
 
-from shelfcast.cli import modelling
 from shelfcast.cli.options import engine_of
 from shelfcast.data.simulator import SimConfig
 from shelfcast.errors import SparkError
@@ -54,11 +52,6 @@ def one_line_naming_the_extra(result: subprocess.CompletedProcess[str]) -> None:
     assert "the `spark` extra" in lines[0] and "Traceback" not in result.stderr
 
 
-def _wired(command: str) -> bool:
-    """Whether the command has `--engine` yet (the lead wires train and backtest, another helper score)."""
-    return "engine" in inspect.signature(getattr(modelling, command)).parameters
-
-
 def test_the_engine_check_names_the_extra_when_pyspark_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pyspark", None)  # type: ignore[arg-type]
     for cfg, option in ((Settings(), "spark"), (Settings(spark=SparkConfig(enabled=True)), None)):
@@ -69,12 +62,6 @@ def test_the_engine_check_names_the_extra_when_pyspark_is_missing(monkeypatch: p
     assert engine_of(Settings(), None) == "local"
 
 
-@pytest.mark.xfail(
-    not (_wired("train") and _wired("score")),
-    reason="`--engine` is not wired into train/score yet; this runs for real once it is",
-    strict=False,
-    run=False,
-)
 def test_train_and_score_on_spark_without_the_extra_say_so_in_one_line(tmp_path: Path) -> None:
     workspace = str(ingest_chain(tmp_path, TINY).workspace)  # a lake to work on: the error must be Spark's
     one_line_naming_the_extra(without_pyspark("train", "--engine", "spark", "-w", workspace, cwd=tmp_path))
@@ -111,7 +98,6 @@ def test_an_unreachable_standalone_master_is_named_before_any_jvm_starts() -> No
     check_master("local[2]")  # nothing to reach
 
 
-@pytest.mark.xfail(not _wired("train"), reason="`train --engine` is not wired yet", strict=False, run=False)
 def test_train_on_an_unreachable_master_is_one_line(tmp_path: Path) -> None:
     pytest.importorskip("pyspark")
     workspace = str(ingest_chain(tmp_path, TINY).workspace)

@@ -3,7 +3,6 @@ executors give the panel the local build gives, the CLI's Spark engine runs on i
 
 from __future__ import annotations
 
-import inspect
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +16,6 @@ from serving import ingest_chain
 from spark_cluster import Cluster, cmdline, descendants, driver, finish, standalone_cluster, stop_group
 from spark_support import require_spark
 
-from shelfcast.cli import modelling
 from shelfcast.data.simulator import SimConfig
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data
@@ -59,11 +57,6 @@ def test_the_groups_run_on_the_cluster_give_the_local_panel(cluster: Cluster, ch
     assert [a["name"] for a in apps] == ["shelfcast"], apps
 
 
-def _wired(command: str) -> bool:
-    """Whether the CLI command has the `--engine` option yet (the lead wires train, another helper score)."""
-    return "engine" in inspect.signature(getattr(modelling, command)).parameters
-
-
 def _cli(workspace: Path, cluster: Cluster) -> Callable[..., subprocess.CompletedProcess[str]]:
     """`shelfcast ARGS -w WORKSPACE` with the settings that put the Spark engine on the cluster (environment)."""
 
@@ -81,33 +74,11 @@ def _predictions(workspace: Path, horizon: int) -> pl.DataFrame:
     return rows
 
 
-@pytest.mark.xfail(
-    not _wired("score"),
-    reason="`shelfcast score --engine spark` is not on this branch yet; this runs for real once it is",
-    strict=False,
-    run=False,
-)
-def test_score_with_the_spark_engine_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
-    """No champion yet: the baselines score, on the cluster's executors."""
-    workspace = ingest_chain(tmp_path, CHAIN).workspace
-    before = len(cluster.state()["completedapps"])
-    scored = _cli(workspace, cluster)("score", "--engine", "spark", "--horizon", "7")
-    assert scored.returncode == 0 and "Traceback" not in scored.stderr, scored.stdout + scored.stderr
-    _predictions(workspace, 7)
-    assert len(cluster.state()["completedapps"]) == before + 1  # it ran as an application of the cluster
-
-
-@pytest.mark.xfail(
-    not (_wired("train") and _wired("score")),
-    reason="`shelfcast train --engine spark` is not on this branch yet; this runs for real once it is",
-    strict=False,
-    run=False,
-)
 def test_train_and_score_with_the_spark_engine_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
     workspace = ingest_chain(tmp_path, CHAIN).workspace  # a workspace of its own: training registers models in it
     run = _cli(workspace, cluster)
     before = len(cluster.state()["completedapps"])
-    trained = run("train", "--engine", "spark", "--folds", "1")
+    trained = run("train", "--engine", "spark", "--folds", "1", "--horizon", "14")
     assert trained.returncode == 0 and "Traceback" not in trained.stderr, trained.stdout + trained.stderr
     if "stays `challenger`" in trained.stdout:  # the gates refused it on this small chain: the champion anyway
         promoted = run("models", "promote", "--task", "demand", "--version", "1", "--force")

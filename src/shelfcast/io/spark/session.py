@@ -63,6 +63,9 @@ def open_session(config: SparkConfig) -> SparkSession:
     except Exception as exc:  # the JVM did not start or the master is unreachable: one line, not Java's trace
         raise SparkError(f"Spark could not start on {config.master}: {_first_line(exc)}") from exc
     session.sparkContext.setLogLevel("ERROR")
+    if "spark.sql.shuffle.partitions" not in config.conf:
+        # A shuffle here moves groups of series: one partition per group, not Spark's default of 200 mostly empty.
+        session.conf.set("spark.sql.shuffle.partitions", str(group_count(session, config)))
     log.info("Spark %s on %s (%d cores)", session.version, config.master, cores(session))
     return session
 
