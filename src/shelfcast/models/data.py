@@ -94,18 +94,23 @@ def useful_attributes(panel: Panel) -> list[str]:
 def parse_cutoff(value: str | dt.date | None, data: ModelData) -> dt.date:
     """The cutoff a job works from: the last date when None, a date as given, a string (from the command line)
     parsed and checked against the data."""
+    first = data.panel.frame["date"].min()
+    assert isinstance(first, dt.date)
+    return cutoff_between(value, first, data.last_date)
+
+
+def cutoff_between(value: str | dt.date | None, first: dt.date, last: dt.date) -> dt.date:
+    """`parse_cutoff` for data from `first` to `last` (a distributed engine knows the dates, not the panel)."""
     if value is None:
-        return data.last_date
+        return last
     if isinstance(value, dt.date):
         return value
     try:
         cutoff = dt.date.fromisoformat(value)
     except ValueError:
         raise ConfigError(f"`--cutoff` must be a date like 2024-01-31, got {value!r}") from None
-    first = data.panel.frame["date"].min()
-    assert isinstance(first, dt.date)
-    if cutoff <= first or cutoff > data.last_date:
-        raise ConfigError(f"`--cutoff` {cutoff} must fall after {first} and on or before {data.last_date}")
+    if cutoff <= first or cutoff > last:
+        raise ConfigError(f"`--cutoff` {cutoff} must fall after {first} and on or before {last}")
     return cutoff
 
 

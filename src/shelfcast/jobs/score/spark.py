@@ -23,7 +23,6 @@ import time
 
 import polars as pl
 
-from shelfcast.errors import ConfigError
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_shape
 from shelfcast.io.spark.groups import PER_SERIES, first_series, map_groups, read_table, spark_schema
@@ -32,7 +31,7 @@ from shelfcast.io.spark.write import CONSTANT, row_columns, write_scores
 from shelfcast.io.stores import PREDICTION_SCHEMA, PredictionStore
 from shelfcast.jobs.score import ScoreReport, build_predictions, champion_models
 from shelfcast.models.backtest import Progress
-from shelfcast.models.data import DataShape, group_data
+from shelfcast.models.data import DataShape, cutoff_between, group_data
 from shelfcast.settings import Settings
 from shelfcast.types import Freq
 
@@ -48,17 +47,7 @@ def spark_cutoff(value: str | dt.date | None, shape: DataShape) -> dt.date:
 
     Explicit, never a group's own last date: a group whose series all end early still scores from the same day.
     """
-    if value is None:
-        return shape.end
-    if isinstance(value, dt.date):
-        return value
-    try:
-        cutoff = dt.date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"`--cutoff` must be a date like 2024-01-31, got {value!r}") from None
-    if cutoff <= shape.first or cutoff > shape.end:
-        raise ConfigError(f"`--cutoff` {cutoff} must fall after {shape.first} and on or before {shape.end}")
-    return cutoff
+    return cutoff_between(value, shape.first, shape.end)
 
 
 def score_on_spark(

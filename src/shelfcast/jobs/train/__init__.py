@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import tempfile
 import time
@@ -38,6 +37,7 @@ from shelfcast.io.tracking import (
     delta_lineage,
     log_training_run,
 )
+from shelfcast.jobs.train.fitted import Fitted
 from shelfcast.jobs.train.rebacktest import (
     FORECAST_PREFIX,
     AsServed,
@@ -84,20 +84,6 @@ class TrainReport:
     selection: dict[str, Any] | None = None  # demand: the candidate chosen on the backtest windows, and why
 
 
-@dataclass(frozen=True)
-class _Fitted:
-    candidate: str
-    model: Any
-    metrics: pl.DataFrame
-    cutoffs: list[dt.date]
-    params: dict[str, Any]
-    example: pl.DataFrame
-    reports: list[Path | None]
-    backtest: Any
-    # demand: score quantiles per horizon from the candidate's backtest residuals (p10/p50/p90 at scoring).
-    quantiles: pl.DataFrame | None = None
-
-
 def _checkpoints(settings: Settings) -> FileCheckpoints:
     return FileCheckpoints(settings.workspace / "checkpoints")
 
@@ -112,7 +98,7 @@ def _demand(
     progress: Progress | None,
     checkpoints: FileCheckpoints,
     selection: SelectionConfig,
-) -> _Fitted:
+) -> Fitted:
     bt = backtest_demand(
         data.panel,
         data.spec,
@@ -161,10 +147,10 @@ def _demand(
         "selection.blend_weight": bt.selection.blend_weight,
     }
     quantiles = quantile_table(conformal_scores(bt.forecasts.filter(pl.col("model") == candidate)))
-    return _Fitted(candidate, model, bt.metrics, bt.cutoffs, params, example, reports, bt, quantiles)
+    return Fitted(candidate, model, bt.metrics, bt.cutoffs, params, example, reports, bt, quantiles)
 
 
-def _selection_tags(fitted: _Fitted) -> dict[str, str]:
+def _selection_tags(fitted: Fitted) -> dict[str, str]:
     """The selection's decision and reason as run tags (demand only: the classifier has no candidates to choose)."""
     selection = getattr(fitted.backtest, "selection", None)
     if selection is None:
@@ -199,7 +185,7 @@ def _stockout(
     out: Path,
     progress: Progress | None,
     forecast_config: ForecastConfig | None,
-) -> _Fitted:
+) -> Fitted:
     definition = definition_for(data.panel, risk_days=risk_days, min_hours=min_hours)
     bt = backtest_risk(
         data,
@@ -237,7 +223,7 @@ def _stockout(
         "windows": folds,
         "cutoff": data.last_date,
     }
-    return _Fitted("classifier", model, bt.metrics, bt.cutoffs, params, example, reports, bt)
+    return Fitted("classifier", model, bt.metrics, bt.cutoffs, params, example, reports, bt)
 
 
 def _reference(settings: Settings, data: ModelData, model: Any) -> pl.DataFrame | None:
@@ -272,19 +258,8 @@ def _train_on_spark(
         out = Path(tmp)
         if progress:
             progress("backtest demand on Spark", 0, 2)
-        run = demand_on_spark(
+        fitted, reference = demand_on_spark(
             settings, data, forecast_config, folds=folds, horizon=steps, out=out, progress=progress, mix_of=_mix
-        )
-        fitted = _Fitted(
-            run.candidate,
-            run.model,
-            run.metrics,
-            run.cutoffs,
-            run.params,
-            run.example,
-            run.reports,
-            run.backtest,
-            run.quantiles,
         )
         champion = rebacktest_champion(
             registry,
@@ -299,7 +274,7 @@ def _train_on_spark(
             settings,
             lake,
             spec=data.shape.spec,
-            reference=run.reference,
+            reference=reference,
             task=Task.DEMAND,
             fitted=fitted,
             champion=champion,
@@ -307,18 +282,14 @@ def _train_on_spark(
             out=out,
             tags={**dict(tags or {}), "shelfcast.engine": "spark"},
         )
-    version = registry.register(Task.DEMAND, logged.model_uri, run_id=logged.run_id)
-    selection = getattr(fitted.backtest, "selection", None)
-    return TrainReport(
-        Task.DEMAND,
-        logged,
-        version.version,
-        fitted.candidate,
-        scores,
-        None,
-        time.perf_counter() - started,
-        selection.as_dict() if selection is not None else None,
-    )
+    return _registered(registry, Task.DEMAND, logged, fitted, scores=scores, started=started)
+
+
+def _registered(
+    registry: Registry, task: Task, logged: LoggedRun, fitted: Fitted, *, scores: dict[str, float], started: float
+) -> TrainReport:
+    """The run's model registered as a challenger, and the report of the training."""
+    return _registered(registry, task, logged, fitted, scores=scores, started=started)
 
 
 def train_challenger(
@@ -424,7 +395,7 @@ def _champion_on_these_windows(
     task: Task,
     *,
     data: ModelData,
-    fitted: _Fitted,
+    fitted: Fitted,
     folds: int,
     horizon: int,
     risk_days: int,
@@ -445,7 +416,7 @@ def _champion_on_these_windows(
     return rebacktest_champion(registry, task, fitted.cutoffs, rerun, as_served=as_served, progress=progress)
 
 
-def _primary_scores(task: Task, fitted: _Fitted) -> dict[str, float]:
+def _primary_scores(task: Task, fitted: Fitted) -> dict[str, float]:
     """The candidate's overall backtest scores the gates read: the task's metric, and F1 where there is one."""
     overall = fitted.metrics.filter((pl.col("model") == fitted.candidate) & (pl.col("window") == "all"))
     return {m: float(overall[m][0]) for m in (RULES[task].metric, "f1") if m in overall.columns}
@@ -458,7 +429,7 @@ def _log_run(
     spec: FeatureSpec,
     reference: pl.DataFrame | None,
     task: Task,
-    fitted: _Fitted,
+    fitted: Fitted,
     champion: ChampionRerun | None,
     scores: dict[str, float],
     out: Path,

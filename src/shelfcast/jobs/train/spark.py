@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from shelfcast.io.spark.forecast import (
 )
 from shelfcast.io.spark.session import open_session, worker_count
 from shelfcast.io.tracking import CANDIDATE_PARAM
+from shelfcast.jobs.train.fitted import Fitted
 from shelfcast.jobs.train.rebacktest import config_from_params
 from shelfcast.models.backtest import (
     MODEL,
@@ -43,29 +44,11 @@ from shelfcast.models.backtest import (
 )
 from shelfcast.models.gates import RULES
 from shelfcast.models.selection import Selection, SelectionConfig
-from shelfcast.models.train import ForecastConfig, TrainedForecaster
+from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
 from shelfcast.types import Freq, Task
 
 EXAMPLE_ROWS = 5
-FORECAST_PREFIX = "forecast."
-
-
-@dataclass(frozen=True)
-class SparkFit:
-    """What the train job logs, from a Spark run."""
-
-    candidate: str
-    model: TrainedForecaster
-    metrics: pl.DataFrame
-    cutoffs: list[dt.date]
-    params: dict[str, Any]
-    example: pl.DataFrame
-    reports: list[Path | None]
-    backtest: Any
-    quantiles: pl.DataFrame
-    reference: pl.DataFrame
-    data: SparkData
 
 
 def open_data(settings: Settings, lake: Lake) -> SparkData:
@@ -84,7 +67,7 @@ def demand_on_spark(
     out: Path,
     progress: Progress | None,
     mix_of: Any,
-) -> SparkFit:
+) -> tuple[Fitted, pl.DataFrame]:
     """Backtest on Spark, choose, fit on everything on Spark, and the drift reference: what `_demand` does locally."""
     shape = data.shape
     config = (config or shape.config).model_copy(update={"engine": "xgboost", "strategy": "direct"})
@@ -124,7 +107,8 @@ def demand_on_spark(
     }
     quantiles = quantile_table(conformal_scores(bt.forecasts.filter(pl.col("model") == candidate)))
     reference = reference_spark(data, model, end=shape.end, days=settings.monitor.lookback_days)
-    return SparkFit(candidate, model, bt.metrics, bt.cutoffs, params, example, reports, bt, quantiles, reference, data)
+    fitted = Fitted(candidate, model, bt.metrics, bt.cutoffs, params, example, reports, bt, quantiles)
+    return fitted, reference
 
 
 def spark_rerun(data: SparkData, *, folds: int, horizon: int, selection: SelectionConfig) -> Any:
