@@ -289,7 +289,18 @@ def _registered(
     registry: Registry, task: Task, logged: LoggedRun, fitted: Fitted, *, scores: dict[str, float], started: float
 ) -> TrainReport:
     """The run's model registered as a challenger, and the report of the training."""
-    return _registered(registry, task, logged, fitted, scores=scores, started=started)
+    version = registry.register(task, logged.model_uri, run_id=logged.run_id)
+    selection = getattr(fitted.backtest, "selection", None)
+    return TrainReport(
+        task,
+        logged,
+        version.version,
+        fitted.candidate,
+        scores,
+        None,
+        time.perf_counter() - started,
+        selection.as_dict() if selection is not None else None,
+    )
 
 
 def train_challenger(
@@ -376,18 +387,7 @@ def train_challenger(
             out=out,
             tags=tags,
         )
-    version = registry.register(task, logged.model_uri, run_id=logged.run_id)
-    selection = getattr(fitted.backtest, "selection", None)
-    return TrainReport(
-        task,
-        logged,
-        version.version,
-        fitted.candidate,
-        scores,
-        None,
-        time.perf_counter() - started,
-        selection.as_dict() if selection is not None else None,
-    )
+    return _registered(registry, task, logged, fitted, scores=scores, started=started)
 
 
 def _champion_on_these_windows(
