@@ -224,6 +224,10 @@ def run_step(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             code = None
+        except KeyboardInterrupt:  # the run is stopped: so is its step, the whole group
+            os.killpg(process.pid, signal.SIGKILL)
+            sampler.stop()
+            raise
         seconds = time.perf_counter() - started
         sampler.stop()
     with contextlib.suppress(ProcessLookupError):  # what is left of the group (a JVM outliving its driver) goes too
@@ -371,6 +375,9 @@ def main() -> None:
     bytes_per_row, measured = BYTES_PER_ROW_GUESS, False
     failed: set[str] = set()  # engines over the cap (or timed out) at a smaller size
     root = Path(tempfile.mkdtemp(dir=args.root, prefix="bench-spark-"))
+    interrupted = False
+    # Ctrl-C or a SIGTERM stops the run but keeps what was measured: the table and the JSON say it was cut short.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         for size in sizes:
             free = shutil.disk_usage(root).free
@@ -384,6 +391,9 @@ def main() -> None:
             bytes_per_row = max(bytes_per_row, used / size) if measured else used / size
             measured = True
             failed |= {s.engine for s in steps if s.status in ("over the cap", "timed out")}
+    except KeyboardInterrupt:
+        interrupted = True
+        console.print("[yellow]interrupted[/]: the steps measured so far follow")
     finally:
         if args.keep:
             console.print(f"chains, workspaces and logs kept in {root}")
@@ -421,6 +431,7 @@ def main() -> None:
         },
         "steps": [asdict(s) for s in steps],
         "skipped": skipped,
+        "interrupted": interrupted,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(payload, indent=2) + "\n")
