@@ -14,8 +14,15 @@ from shelfcast.settings import SparkConfig
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-# Small data in the tests: a few groups and shuffle partitions, not Spark's 200.
-LOCAL = SparkConfig(master="local[2]", groups=4, workers=2, conf={"spark.sql.shuffle.partitions": "4"})
+# Small data in the tests: a few groups and shuffle partitions, not Spark's 200. Adaptive execution would merge
+# small data's shuffle partitions into one, hiding what many partitions do (XGBoost's barrier stage refused a
+# coalesce of them, first seen on 1M rows): kept as they are.
+LOCAL = SparkConfig(
+    master="local[2]",
+    groups=4,
+    workers=2,
+    conf={"spark.sql.shuffle.partitions": "4", "spark.sql.adaptive.coalescePartitions.enabled": "false"},
+)
 
 
 def require_spark() -> None:

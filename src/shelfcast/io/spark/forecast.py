@@ -234,7 +234,11 @@ def _fit(
     workers = worker_count(data.session, data.config)
     # The local fit's row order (series, origin, h), in as many contiguous parts as workers: one worker then sees
     # the rows a local fit sees in the same order, so row subsampling draws the same rows and the trees are the same.
-    ordered = features.orderBy(*SERIES, ORIGIN, HORIZON).coalesce(workers)
+    # A range shuffle into exactly `workers` partitions, not a coalesce: XGBoost trains in a barrier stage, which
+    # refuses a parent with another partition count (a coalesce of the sort's partitions failed on 1M rows).
+    ordered = features.repartitionByRange(workers, *SERIES, ORIGIN, HORIZON).sortWithinPartitions(
+        *SERIES, ORIGIN, HORIZON
+    )
     encoded = map_batches(ordered, encode, schema)
     booster = fit_booster(
         encoded,
