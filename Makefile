@@ -21,8 +21,9 @@ lint: install
 	$(UV) run ruff format --check src tests bench
 	$(UV) run lint-imports
 
+# With the optional extras: the Spark engine and the Evidently report are type-checked against their libraries.
 typecheck: install
-	$(UV) run mypy
+	$(UV) run --locked --extra reports --extra spark mypy
 
 unit: install
 	$(UV) run pytest -m "not integration and not e2e and not slow" -q
