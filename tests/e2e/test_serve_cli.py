@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,7 @@ def test_two_workers_share_the_load_and_the_metrics(serving_workspace: Settings)
     server = serve_process(serving_workspace.workspace, "--workers", "2")
     base = next(server)
     try:
+        wait_until_loaded(base, workers=2)
         for _ in range(20):
             assert call(f"{base}/predict", {"store_id": "S002", "item_id": "I0003"})[0] == 200
         text = call(f"{base}/metrics")[1]
@@ -40,6 +42,26 @@ def test_two_workers_share_the_load_and_the_metrics(serving_workspace: Settings)
         assert counted == 20, text
     finally:
         server.close()
+
+
+def wait_until_loaded(base: str, *, workers: int) -> None:
+    """Each worker loads in the background after the first one answers /ready: wait until every one has loaded.
+
+    The kernel hands a connection to any worker, so /ready answering 200 once says only that one of them is ready;
+    the reload counter is summed over the workers (one "ok" per worker's first load).
+    """
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        text = call(f"{base}/metrics")[1]
+        loaded = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("shelfcast_model_reloads_total") and 'outcome="ok"' in line
+        )
+        if loaded >= workers:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"{workers} workers did not all load in 180 s")
 
 
 @pytest.mark.parametrize(
