@@ -316,7 +316,7 @@ def _session(master: str) -> Any:
     return open_session(SparkConfig(master=master, executor_memory="512m", conf=conf))
 
 
-def _panel_job(args: argparse.Namespace) -> None:
+def _panel_job(args: argparse.Namespace, *, stop: bool = True) -> None:
     """The lake's panel built per group of series on the cluster, collected and written to `--out`."""
     import polars as pl
 
@@ -336,13 +336,17 @@ def _panel_job(args: argparse.Namespace) -> None:
     schemas = {t: lake.scan(t).collect_schema() for t in per_series}
     schema = spark_schema(panel(first_series(lake)).schema)
     frame = map_groups(session, per_series, panel, schema, groups=args.groups, schemas=schemas)
-    to_polars(frame).write_parquet(args.out)
-    session.stop()
+    written = Path(args.out)
+    to_polars(frame).write_parquet(written.with_suffix(".tmp"))
+    written.with_suffix(".tmp").rename(written)  # whole or absent: a test polls for it
+    if stop:
+        session.stop()
 
 
 def _slow_job(args: argparse.Namespace) -> None:
-    """Per group: mark the start in `--marks`, sleep `--sleep` s, count each series' rows and units; the result
-    written by Spark to the Parquet folder `--out` (its commit protocol keeps only the successful task attempts)."""
+    """With `--panel`, the panel job first (written to that file); then, per group: mark the start in `--marks`,
+    sleep `--sleep` s, count each series' rows and units; the result written by Spark to the Parquet folder
+    `--out` (its commit protocol keeps only the successful task attempts)."""
     import uuid
 
     import polars as pl
@@ -350,6 +354,8 @@ def _slow_job(args: argparse.Namespace) -> None:
     from shelfcast.io.lake import Lake
     from shelfcast.io.spark.groups import map_groups, read_table, spark_schema
 
+    if args.panel:
+        _panel_job(argparse.Namespace(**{**vars(args), "out": args.panel}), stop=False)
     lake, marks, pause = Lake(Path(args.workspace)), Path(args.marks), args.sleep
 
     def counted(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -380,6 +386,7 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=4)
     parser.add_argument("--marks", default="")
     parser.add_argument("--sleep", type=float, default=0.0)
+    parser.add_argument("--panel", default="", help="slow: write the panel job's output here first")
     args = parser.parse_args()
     {"panel": _panel_job, "slow": _slow_job}[args.job](args)
 

@@ -108,3 +108,20 @@ def test_train_on_an_unreachable_master_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "spark://127.0.0.1:1 is unreachable" in lines[0], result.stderr
+
+
+def test_a_spark_conf_key_without_the_spark_prefix_is_one_line_naming_it(tmp_path: Path) -> None:
+    """`spark.conf` holds Spark's own keys (`spark.*`): a key without the prefix, from shelfcast.toml or the
+    environment, is refused before anything runs, named in one line."""
+    (tmp_path / "shelfcast.toml").write_text('[spark.conf]\n"executor.memory" = "1g"\n"spark.executor.cores" = "2"\n')
+    from_file = run_cli("score", "-w", str(tmp_path / "ws"), cwd=tmp_path, drop=("SHELFCAST_",))
+    (tmp_path / "shelfcast.toml").unlink()
+    from_env = run_cli(
+        "train", "-w", str(tmp_path / "ws"), cwd=tmp_path,
+        env={"SHELFCAST_SPARK__CONF": '{"executor.cores": "2"}'}, drop=("SHELFCAST_",),
+    )  # fmt: skip
+    for result, key in ((from_file, "'executor.memory'"), (from_env, "'executor.cores'")):
+        assert result.returncode == 1
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert lines[0] == f"error: setting `spark.conf`: Spark settings start with `spark.`, got {key}", lines

@@ -1,9 +1,13 @@
-"""A real standalone Spark cluster (a master and two workers on loopback): the groups of series run on its
-executors give the panel the local build gives, the CLI's Spark engine runs on it, and nothing outlives it."""
+"""A real standalone Spark cluster (a master and two workers on loopback), started once for this file: the CLI's
+Spark engine trains and scores on it, an executor killed mid-scoring loses and doubles nothing, the groups of
+series run on its executors give the panel the local build gives, and nothing outlives it once stopped."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +17,7 @@ import pytest
 from helpers import run_cli
 from polars.testing import assert_frame_equal
 from serving import ingest_chain
-from spark_cluster import Cluster, cmdline, descendants, driver, finish, standalone_cluster, stop_group
+from spark_cluster import Cluster, cmdline, descendants, driver, standalone_cluster, stop_group
 from spark_support import require_spark
 
 from shelfcast.data.simulator import SimConfig
@@ -43,25 +47,11 @@ def test_two_workers_registered_with_one_core_each(cluster: Cluster) -> None:
     assert {w["host"] for w in state["workers"]} == {"127.0.0.1"}
 
 
-def test_the_groups_run_on_the_cluster_give_the_local_panel(cluster: Cluster, chain: Settings, tmp_path: Path) -> None:
-    out, log = tmp_path / "panel.parquet", tmp_path / "driver.log"
-    job = driver(
-        "panel", "--workspace", str(chain.workspace), "--out", str(out), "--groups", "5", cluster=cluster, log=log
-    )
-    finish(job, log, timeout=600)
-    want = load_model_data(Lake(chain.workspace)).panel.frame
-    got = pl.read_parquet(out).sort("store_id", "item_id", "date").select(want.columns)
-    assert_frame_equal(got, want, check_dtypes=False)
-    # The work ran on the cluster's executors (one application, two executors), not in a local session.
-    apps = cluster.state()["completedapps"]
-    assert [a["name"] for a in apps] == ["shelfcast"], apps
-
-
 def _cli(workspace: Path, cluster: Cluster) -> Callable[..., subprocess.CompletedProcess[str]]:
     """`shelfcast ARGS -w WORKSPACE` with the settings that put the Spark engine on the cluster (environment)."""
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        env = cluster.driver_env()
+        env = cluster.driver_env() | {"SHELFCAST_SPARK__GROUPS": "2"}  # one group per core: small data, few tasks
         return run_cli(*args, "-w", str(workspace), cwd=workspace.parent, env=env, drop=("SHELFCAST_",), columns=200)
 
     return run
@@ -90,30 +80,78 @@ def test_train_and_score_with_the_spark_engine_on_the_cluster(cluster: Cluster, 
     assert len(cluster.state()["completedapps"]) >= before + 2  # both ran as applications of the cluster
 
 
-def test_stopping_leaves_no_process_behind(tmp_path: Path) -> None:
-    """A cluster of its own, stopped while a driver's job runs on it: none of its processes outlive it, the
-    executor and its Python workers included."""
-    require_spark()
-    settings = ingest_chain(tmp_path, SimConfig(n_stores=2, n_items=2, n_days=60, seed=1))
-    marks, log = tmp_path / "marks", tmp_path / "driver.log"
-    marks.mkdir()
-    args = ["--workspace", str(settings.workspace), "--out", str(tmp_path / "out"), "--marks", str(marks)]
-    job: subprocess.Popen[bytes] | None = None
+def _launched(cluster: Cluster) -> int:
+    return sum(
+        "Asked to launch executor" in line
+        for worker_log in cluster.root.glob("worker-*.log")
+        for line in worker_log.read_text(errors="replace").splitlines()
+    )
+
+
+def test_an_executor_killed_mid_scoring_writes_every_prediction_once(cluster: Cluster, tmp_path: Path) -> None:
+    """kill -9 of an executor's JVM in the middle of `shelfcast score --engine spark`: Spark runs the lost tasks
+    again, the worker starts a new executor, and every prediction is written once."""
+    chain = SimConfig(n_stores=4, n_items=6, n_days=200, seed=12)
+    workspace = ingest_chain(tmp_path, chain).workspace
+    log = tmp_path / "score.log"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SHELFCAST_", "SPARK_", "PYSPARK_"))}
+    command = [sys.executable, "-m", "shelfcast", "score", "--engine", "spark", "--horizon", "7", "-w", str(workspace)]
+    # Eight groups on two one-core executors: four rounds of Python work, so the kill lands with groups left to run.
+    env = clean | cluster.driver_env() | {"SHELFCAST_SPARK__GROUPS": "8", "COLUMNS": "200"}
+    with log.open("wb") as output:
+        job = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        with standalone_cluster(tmp_path / "cluster", workers=1) as running:
-            job = driver("slow", *args, "--groups", "2", "--sleep", "60", cluster=running, log=log)
-            deadline = time.monotonic() + 300
-            while not list(marks.iterdir()):  # a group is running: executor and Python worker are up
-                assert job.poll() is None, log.read_text(errors="replace")
-                assert time.monotonic() < deadline, "no group started in 300 s"
-                time.sleep(0.5)
-            executors = running.executors()
-            assert executors and set(executors) <= set(running.tree())
-            python = [p for e in executors for p in descendants(e) if "python" in cmdline(p)]
-            assert python, "no Python worker under the executor"
+        deadline, victim = time.monotonic() + 400, None
+        while victim is None:  # an executor running Python: a group of series is being scored
+            assert job.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, "no executor ran Python in 400 s"
+            busy = [e for e in cluster.executors() if any("python" in cmdline(p) for p in descendants(e))]
+            victim = busy[0] if busy else None
+            time.sleep(0.2)
+        launched = _launched(cluster)
+        os.kill(victim, signal.SIGKILL)
+        assert job.poll() is None  # the kill landed while the job ran
+        code = job.wait(timeout=600)
     finally:
-        if job is not None:
-            stop_group(job)
-    assert running.leftovers() == []
-    assert all(p.poll() is not None for p in running.processes.values())
+        stop_group(job)
+    said = log.read_text(errors="replace")
+    assert code == 0 and "Traceback" not in said, said
+    rows = pl.read_parquet(next((workspace / "predictions").glob("scored_on=*/part*.parquet")))
+    assert rows.height == chain.n_stores * chain.n_items * 7  # none lost with the executor
+    assert rows.select("store_id", "item_id", "date").n_unique() == rows.height  # none twice
+    assert _launched(cluster) > launched  # the worker started an executor in place of the killed one
+
+
+def test_groups_give_the_local_panel_and_stopping_leaves_no_process_behind(
+    cluster: Cluster, chain: Settings, tmp_path: Path
+) -> None:
+    """Last in this file: it stops the module's cluster. One driver builds the lake's panel per group of series on
+    the executors (it must equal the local build), then runs groups that sleep; the cluster is stopped while they
+    run, and none of its processes outlive it, the executors and their Python workers included."""
+    panel, marks, log = tmp_path / "panel.parquet", tmp_path / "marks", tmp_path / "driver.log"
+    marks.mkdir()
+    args = ["--workspace", str(chain.workspace), "--out", str(tmp_path / "out"), "--marks", str(marks)]
+    before = len(cluster.state()["completedapps"])
+    job = driver("slow", *args, "--panel", str(panel), "--groups", "5", "--sleep", "60", cluster=cluster, log=log)
+    try:
+        deadline = time.monotonic() + 600
+        while not list(marks.iterdir()):  # the panel is written and a slow group runs: executor and Python are up
+            assert job.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, "no slow group started in 600 s"
+            time.sleep(0.5)
+        executors = cluster.executors()
+        assert executors and set(executors) <= set(cluster.tree())
+        python = [p for e in executors for p in descendants(e) if "python" in cmdline(p)]
+        assert python, "no Python worker under the executors"
+        # The work runs on the cluster's executors (an application of the cluster), not in a local session.
+        state = cluster.state()
+        assert len(state["completedapps"]) == before and [a["name"] for a in state["activeapps"]] == ["shelfcast"]
+        cluster.stop()
+    finally:
+        stop_group(job)
+    assert cluster.leftovers() == []
+    assert all(p.poll() is not None for p in cluster.processes.values())
     assert not [p for p in executors + python if Path(f"/proc/{p}").exists()]
+    want = load_model_data(Lake(chain.workspace)).panel.frame
+    got = pl.read_parquet(panel).sort("store_id", "item_id", "date").select(want.columns)
+    assert_frame_equal(got, want, check_dtypes=False)

@@ -41,13 +41,19 @@ def load_shape(lake: Lake) -> DataShape:
     shared: dict[TableName, pl.DataFrame] = {t: lake.read(t) for t in SHARED if lake.has(t)}
     freq, roles, anchor = _roles(lake)
     ids = lake.scan("sales").select("store_id", "item_id", "date")
-    stores = ids.select(pl.col("store_id").unique()).collect()["store_id"]
-    items = ids.select(pl.col("item_id").unique()).collect()["item_id"]
-    span = ids.select(pl.col("date").min().alias("first"), pl.col("date").max().alias("end")).collect().row(0)
+    # One pass over the files (collect_all shares the scan), not one per question.
+    stores, items, span = pl.collect_all(
+        [
+            ids.select(pl.col("store_id").unique()),
+            ids.select(pl.col("item_id").unique()),
+            ids.select(pl.col("date").min().alias("first"), pl.col("date").max().alias("end")),
+        ]
+    )
+    span = span.row(0)
     return data_shape(
         shared,
-        store_ids=stores,
-        item_ids=items,
+        store_ids=stores["store_id"],
+        item_ids=items["item_id"],
         freq=freq,
         first=span[0],
         end=span[1],

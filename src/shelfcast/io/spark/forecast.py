@@ -53,7 +53,7 @@ from shelfcast.models.backtest import (
     window_rows,
 )
 from shelfcast.models.baselines import BASELINES
-from shelfcast.models.data import DataShape, ModelData, group_data
+from shelfcast.models.data import DataShape, group_data
 from shelfcast.models.forecaster import FeatureEncoder, GBMForecaster
 from shelfcast.models.selection import SelectionConfig
 from shelfcast.models.train import (
@@ -117,11 +117,6 @@ class SparkData:
         )
 
 
-def model_data_of(shape: DataShape, tables: dict[str, pl.DataFrame]) -> ModelData:
-    """A group's model data (its panel built as the whole data's); group functions must not hold the session."""
-    return group_data(shape, tables)
-
-
 def spark_data(session: SparkSession, config: SparkConfig, lake: Lake, shape: DataShape) -> SparkData:
     tables = {t: read_table(session, lake, t) for t in ("sales", "inventory") if lake.has(t)}
     schemas = {t: lake.scan(t).collect_schema() for t in tables}
@@ -142,7 +137,7 @@ def fit_forecaster_spark(
     calendar = shape.shared.get("calendar")
 
     def rows_of(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
-        known = model_data_of(shape, tables).panel.until(cutoff)
+        known = group_data(shape, tables).panel.until(cutoff)
         rows = model_rows(known, spec, origins, horizons).filter(pl.col(TARGET) <= cutoff)
         if keep < 1.0:  # the same rows whatever group or task they land in: a hash of the row's key
             draw = pl.struct(*SERIES, ORIGIN, HORIZON).hash(seed=config.seed) % _KEEP
@@ -260,7 +255,7 @@ def series_history_spark(data: SparkData, first_cutoff: dt.date) -> SeriesHistor
     shape = data.shape
 
     def history_of(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
-        return series_history(model_data_of(shape, tables).panel, first_cutoff).table
+        return series_history(group_data(shape, tables).panel, first_cutoff).table
 
     table = to_polars(data.run(history_of))
     category = next((c for c in table.columns if c not in _HISTORY_COLUMNS), None)
@@ -288,7 +283,7 @@ def window_forecasts_spark(
     calendar = shape.shared.get("calendar")
 
     def forecasts_of(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
-        panel = model_data_of(shape, tables).panel
+        panel = group_data(shape, tables).panel
         actual = panel.frame.select(*KEYS, "y")
         frames = []
         for i, cutoff in enumerate(windows):
@@ -366,7 +361,7 @@ def reference_spark(data: SparkData, model: Any, *, end: dt.date, days: int) -> 
     calendar = shape.shared.get("calendar")
 
     def window_of(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
-        return model_window(model, model_data_of(shape, tables).panel, end=end, days=days, calendar=calendar)
+        return model_window(model, group_data(shape, tables).panel, end=end, days=days, calendar=calendar)
 
     frame = to_polars(data.run(window_of))
     return sample_series(frame, max_rows=MAX_ROWS, seed=0).sort(*SERIES, ORIGIN)

@@ -25,7 +25,6 @@ from shelfcast.io.spark.forecast import (
     SparkData,
     backtest_demand_spark,
     fit_forecaster_spark,
-    model_data_of,
     reference_spark,
     score_fitted_spark,
     spark_data,
@@ -42,6 +41,7 @@ from shelfcast.models.backtest import (
     cutoffs,
     quantile_table,
 )
+from shelfcast.models.data import group_data
 from shelfcast.models.gates import RULES
 from shelfcast.models.selection import Selection, SelectionConfig
 from shelfcast.models.train import ForecastConfig
@@ -81,7 +81,7 @@ def demand_on_spark(
         progress(f"final fit on Spark ({candidate})", 1, 2)
     model = replace(fit_forecaster_spark(data, config, cutoff=shape.end, horizon=horizon), mix=mix_of(selection))
     calendar = shape.shared.get("calendar")
-    example = model.feature_rows(model_data_of(shape, data.sample).panel, calendar=calendar).head(EXAMPLE_ROWS)
+    example = model.feature_rows(group_data(shape, data.sample).panel, calendar=calendar).head(EXAMPLE_ROWS)
     baselines = list(RULES[Task.DEMAND].baselines)
     best_baseline = str(
         bt.metrics.filter((pl.col("window") == "all") & pl.col("model").is_in(baselines)).sort(selection.metric)[
