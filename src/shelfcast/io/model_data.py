@@ -42,21 +42,21 @@ def load_shape(lake: Lake) -> DataShape:
     freq, roles, anchor = _roles(lake)
     ids = lake.scan("sales").select("store_id", "item_id", "date")
     # One pass over the files (collect_all shares the scan), not one per question.
-    stores, items, span = pl.collect_all(
+    stores, items, dates = pl.collect_all(
         [
             ids.select(pl.col("store_id").unique()),
             ids.select(pl.col("item_id").unique()),
             ids.select(pl.col("date").min().alias("first"), pl.col("date").max().alias("end")),
         ]
     )
-    span = span.row(0)
+    first, end = dates.row(0)
     return data_shape(
         shared,
         store_ids=stores["store_id"],
         item_ids=items["item_id"],
         freq=freq,
-        first=span[0],
-        end=span[1],
+        first=first,
+        end=end,
         exogenous_roles=roles,
         period_anchor=anchor,
         inventory=lake.scan("inventory").collect_schema() if lake.has("inventory") else None,
