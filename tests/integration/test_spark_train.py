@@ -18,7 +18,6 @@ from polars.testing import assert_frame_equal
 from serving import ingest_chain
 
 from shelfcast.data.simulator import SimConfig
-from shelfcast.errors import ConfigError
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data, load_shape
 from shelfcast.io.model_files import load_forecaster
@@ -116,8 +115,3 @@ def test_train_on_spark_registers_a_model_the_local_jobs_serve(spark: Any, chain
     assert (native / "reference.parquet").exists()
     scored = run_score(settings, horizon=7, now=NOW)
     assert scored.model_version == "1" and scored.series == 12 and scored.rows == 12 * 7
-
-
-def test_the_stockout_classifier_is_refused_on_spark(chain: Settings) -> None:
-    with pytest.raises(ConfigError, match="engine local"):
-        run_train(chain, task="stockout", engine="spark")

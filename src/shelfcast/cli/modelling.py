@@ -53,8 +53,6 @@ def backtest(
     chosen = parse_task(task)
     cfg = settings(workspace=workspace)
     on = engine_of(cfg, engine)
-    if on == "spark" and chosen != "demand":
-        raise ConfigError("`--engine spark` backtests the demand forecaster; backtest stockout with `--engine local`")
     result: DemandBacktest | StockoutBacktest
     with out.progress_bar(f"backtest {chosen}") as progress:
         if chosen == "demand":
@@ -62,7 +60,9 @@ def backtest(
                 cfg, folds=folds, horizon=horizon or _default_horizon(cfg), gap=gap, progress=progress, engine=on
             )
         else:
-            result = backtest_stockout(cfg, folds=folds, risk_days=risk_days, min_hours=min_hours, progress=progress)
+            result = backtest_stockout(
+                cfg, folds=folds, risk_days=risk_days, min_hours=min_hours, progress=progress, engine=on
+            )
     out.backtest_summary(result, task=chosen)
     if json_path is not None:
         backtest_json(result, json_path, task=chosen)
@@ -180,8 +180,6 @@ def train(
 
     cfg = writable_workspace(settings(workspace=workspace))
     on = engine_of(cfg, engine)
-    if on == "spark" and chosen != "demand":
-        raise ConfigError("`--engine spark` trains the demand forecaster; train stockout with `--engine local`")
     with out.progress_bar(f"train {chosen}") as progress:
         report = run_train(
             cfg,

@@ -19,7 +19,7 @@ from shelfcast.models.replenish import reorder_advice
 from shelfcast.models.risk import StockoutBacktest, backtest_risk, score_stockout
 from shelfcast.models.stockout import StockoutConfig, window_steps
 from shelfcast.models.train import ForecastConfig
-from shelfcast.settings import Settings
+from shelfcast.settings import Engine, Settings
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,18 @@ def backtest_stockout(
     forecast_config: ForecastConfig | None = None,
     data: ModelData | None = None,
     quantile_risk: bool = True,
+    engine: Engine = "local",
 ) -> StockoutBacktest:
-    """`models.risk.backtest_risk` on the workspace's lake (or on `data`, already loaded from it)."""
+    """`models.risk.backtest_risk` on the workspace's lake (or on `data`, already loaded from it); on Spark, its
+    twin `io.spark.stockout.backtest_risk_spark` (XGBoost, without the quantile risk)."""
+    if engine == "spark":
+        from shelfcast.io.spark.forecast import open_lake
+        from shelfcast.io.spark.stockout import backtest_risk_spark
+
+        on_spark = open_lake(settings.spark, Lake(settings.workspace))
+        return backtest_risk_spark(
+            on_spark, folds=folds, risk_days=risk_days, min_hours=min_hours, config=config, progress=progress
+        )
     return backtest_risk(
         data or load_model_data(Lake(settings.workspace)),
         folds=folds,

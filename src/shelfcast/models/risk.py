@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import polars as pl
 
 from shelfcast.features.labels import StockoutDefinition, definition_for, rule_baseline, stockout_labels
-from shelfcast.features.panel import SERIES
+from shelfcast.features.panel import SERIES, Panel
 from shelfcast.models.backtest import BacktestConfig, Progress, cutoffs
 from shelfcast.models.checkpoint import Checkpoints
 from shelfcast.models.classification import stockout_metrics
@@ -105,13 +105,19 @@ def backtest_risk(
         if quantile_risk and "on_hand" in data.panel.frame.columns:
             forecast = forecast_with_quantiles(data, cutoff=cutoff, horizon=steps)
         scored = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast, config=config)
-        labels = stockout_labels(data.panel, origins=[cutoff], definition=definition).drop_nulls("label")
-        frames.append(
-            scored.join(
-                labels.select(*SERIES, "origin", pl.col("label").alias("label_true")), on=[*SERIES, "origin"]
-            ).with_columns(pl.lit(i + 1).alias("window"))
-        )
-    scored_all = pl.concat(frames)
+        frames.append(labelled_at(scored, data.panel, definition, cutoff).with_columns(pl.lit(i + 1).alias("window")))
+    return risk_backtest(pl.concat(frames), dates)
+
+
+def labelled_at(scored: pl.DataFrame, panel: Panel, definition: StockoutDefinition, cutoff: dt.date) -> pl.DataFrame:
+    """A cutoff's scored rows with the label their window turned out to have (`label_true`); unknown ones dropped."""
+    labels = stockout_labels(panel, origins=[cutoff], definition=definition).drop_nulls("label")
+    return scored.join(labels.select(*SERIES, "origin", pl.col("label").alias("label_true")), on=[*SERIES, "origin"])
+
+
+def risk_backtest(scored_all: pl.DataFrame, dates: list[dt.date]) -> StockoutBacktest:
+    """The metrics of every window's scored rows (`window` 1.., `label_true`): the classifier's, the rule's and,
+    where the rows have it, the quantile risk's; per window and over all, and the best model by PR-AUC."""
     rows = []
     groups = [
         ("all", scored_all),

@@ -179,6 +179,45 @@ def _isotonic(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.asarray(iso.X_thresholds_, dtype=np.float64), np.asarray(iso.y_thresholds_, dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class StockoutPlan:
+    """The origins a fit at `cutoff` learns from, the first held-out one, and the label window in panel steps."""
+
+    cutoff: dt.date
+    origins: list[dt.date]
+    holdout_from: dt.date
+    window: int
+
+
+def stockout_plan(freq: str, config: StockoutConfig, definition: StockoutDefinition, cutoff: dt.date) -> StockoutPlan:
+    """Origins whose label windows end on or before `cutoff`, latest first; the same for every group of series."""
+    step = Freq(freq).step
+    window = Freq(freq).steps_in(definition.window)
+    last_origin = cutoff - step * window
+    origins = [last_origin - step * k for k in range(config.n_origins)]
+    return StockoutPlan(cutoff, origins, sorted(set(origins))[-config.holdout_origins], window)
+
+
+def stockout_rows(panel: Panel, spec: FeatureSpec, definition: StockoutDefinition, plan: StockoutPlan) -> pl.DataFrame:
+    """The rows a classifier fit at `plan.cutoff` sees, from the panel known then, sorted by series and origin:
+    the labelled origins' features with `label`, and the cutoff's own rows (features only, `label` null).
+
+    Per series: a group of series gives its part of the whole data's rows (the Spark engine builds them so).
+    """
+    known = panel.until(plan.cutoff)
+    labels = stockout_labels(known, origins=plan.origins, definition=definition).drop_nulls("label")
+    table = stockout_features(known, spec, [*plan.origins, plan.cutoff], window=plan.window)
+    labelled = table.join(labels.select(*SERIES, ORIGIN, "label"), on=[*SERIES, ORIGIN], how="left")
+    return labelled.filter(pl.col("label").is_not_null() | (pl.col(ORIGIN) == plan.cutoff))
+
+
+def class_weight(config: StockoutConfig, rate: float) -> float | None:
+    """The weight of a positive row (negatives weigh 1) when positives are rare, else None (no weights)."""
+    if config.reweight and 0 < rate < config.minority_weighting:
+        return (1 - rate) / rate
+    return None
+
+
 def fit_stockout(
     panel: Panel,
     spec: FeatureSpec,
@@ -192,40 +231,33 @@ def fit_stockout(
 
     With `checkpoints`, the final fit saves a checkpoint every 50 rounds and resumes from one.
     """
-    known = panel.until(cutoff)
-    window = window_steps(panel, definition.window)
-    last_origin = cutoff - known.step * window
-    origins = [last_origin - known.step * k for k in range(config.n_origins)]
-    labels = stockout_labels(known, origins=origins, definition=definition).drop_nulls("label")
-    if labels.is_empty():
+    plan = stockout_plan(panel.freq, config, definition, cutoff)
+    rows = stockout_rows(panel, spec, definition, plan)
+    current = rows.filter(pl.col(ORIGIN) == cutoff).drop("label")
+    features = rows.filter(pl.col("label").is_not_null())
+    if features.is_empty():
         raise DataValidationError(f"no complete {definition.window}-day label windows before the cutoff {cutoff}")
-    table = stockout_features(known, spec, [*origins, cutoff], window=window)
-    current = table.filter(pl.col(ORIGIN) == cutoff)
-    features = table.join(labels.select(*SERIES, ORIGIN, "label"), on=[*SERIES, ORIGIN], how="inner")
-    holdout_from = sorted(set(origins))[-config.holdout_origins]
-    train = features.filter(pl.col(ORIGIN) < holdout_from)
-    hold = features.filter(pl.col(ORIGIN) >= holdout_from)
+    train = features.filter(pl.col(ORIGIN) < plan.holdout_from)
+    hold = features.filter(pl.col(ORIGIN) >= plan.holdout_from)
     if train.is_empty() or hold.is_empty():
         raise DataValidationError("too few origins to train and calibrate; give more history or fewer holdout origins")
     if train.height > config.max_rows:
         train = train.sample(n=config.max_rows, seed=config.seed)
     y = train["label"].to_numpy().astype(np.float64)
     rate = float(y.mean())
-    weight = None
-    if config.reweight and 0 < rate < config.minority_weighting:
-        # Rare positives: weight them up to balance the classes the booster sees.
-        weight = np.where(y == 1, (1 - rate) / rate, 1.0)
+    positive = class_weight(config, rate)
+    weight = None if positive is None else np.where(y == 1, positive, 1.0)
     categorical = [c for c in [*spec.categorical, *hashed_columns(spec)] if c in train.columns]
     last_fit = None if config.refit_all else checkpoints
-    first = _classifier(config, categorical, last_fit).fit(train.drop("label"), y, weight=weight)
+    first = stockout_classifier(config, categorical, last_fit).fit(train.drop("label"), y, weight=weight)
     raw = first.predict(hold.drop("label"))
     current_first = first.predict(current) if current.height else np.empty(0)
     final = first
     if config.refit_all:
         full = features if features.height <= config.max_rows else features.sample(n=config.max_rows, seed=config.seed)
         y_all = full["label"].to_numpy().astype(np.float64)
-        w_all = np.where(y_all == 1, (1 - rate) / rate, 1.0) if weight is not None else None
-        final = _classifier(config, categorical, checkpoints).fit(full.drop("label"), y_all, weight=w_all)
+        w_all = None if positive is None else np.where(y_all == 1, positive, 1.0)
+        final = stockout_classifier(config, categorical, checkpoints).fit(full.drop("label"), y_all, weight=w_all)
     holdout = Holdout(
         raw=raw,
         label=hold["label"].to_numpy().astype(np.float64),
@@ -233,6 +265,27 @@ def fit_stockout(
         current_first=current_first,
         current_final=final.predict(current) if final is not first and current.height else current_first,
     )
+    model = calibrated(spec, config, definition, final=final, holdout=holdout, rate=rate)
+    log.info(
+        "stockout model: %d training rows, %.1f%% positives, threshold %.3f (%s)",
+        train.height,
+        100 * rate,
+        model.threshold,
+        config.threshold,
+    )
+    return model
+
+
+def calibrated(
+    spec: FeatureSpec,
+    config: StockoutConfig,
+    definition: StockoutDefinition,
+    *,
+    final: GBMForecaster,
+    holdout: Holdout,
+    rate: float,
+) -> StockoutModel:
+    """The fitted classifier with its calibration map and alert threshold, chosen from the held-out scores."""
     calibration_x, calibration_y = calibration_map(holdout, config.calibration)
     probs = np.interp(holdout.raw, *calibration_map(holdout, config.calibration, matched=False))
     # No row at the cutoff itself (a cutoff past the data): the latest held-out origin stands in for it.
@@ -242,15 +295,7 @@ def fit_stockout(
         else probs[holdout.origin == holdout.origin.max()]
     )
     threshold = choose_threshold(probs, holdout.label, holdout.origin, method=config.threshold, current=current)
-    model = StockoutModel(spec, config, definition, final, calibration_x, calibration_y, threshold, rate, holdout)
-    log.info(
-        "stockout model: %d training rows, %.1f%% positives, threshold %.3f (%s)",
-        train.height,
-        100 * rate,
-        model.threshold,
-        config.threshold,
-    )
-    return model
+    return StockoutModel(spec, config, definition, final, calibration_x, calibration_y, threshold, rate, holdout)
 
 
 def calibration_map(holdout: Holdout, method: Calibration, *, matched: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -316,7 +361,10 @@ def choose_threshold(
     return 0.5 if math.isnan(t) else float(t)
 
 
-def _classifier(config: StockoutConfig, categorical: list[str], checkpoints: Checkpoints | None) -> GBMForecaster:
+def stockout_classifier(
+    config: StockoutConfig, categorical: list[str], checkpoints: Checkpoints | None = None
+) -> GBMForecaster:
+    """The booster a stockout fit trains (before its rows are seen)."""
     return GBMForecaster(
         engine=config.engine,
         objective="binary",

@@ -80,7 +80,7 @@ class PipelineRequest:
     monitor: bool = True  # end with a monitoring run (drift and live accuracy of the champions)
     # Delta tables too (raw, features, predictions) with "delta"; None: Delta when the prediction store is Delta.
     table_format: TableFormat | None = None
-    engine: Engine = "local"  # where the steps that can run on Spark run: features, demand training, scoring
+    engine: Engine = "local"  # where the steps that can run on Spark run: features, training, scoring
 
 
 @dataclass
@@ -196,8 +196,7 @@ def run_pipeline(
                 forecast_config=config,
                 stockout_config=request.stockout_config,
                 tags=request.tags,
-                # The stockout classifier trains locally (the Spark engine trains the demand forecaster).
-                engine=request.engine if task == Task.DEMAND else "local",
+                engine=request.engine,
             ),
             io=True,
         )

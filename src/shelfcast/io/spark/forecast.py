@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from shelfcast.features.build import hashed_columns
 from shelfcast.features.frames import HORIZON, ORIGIN, TARGET, model_rows
 from shelfcast.features.panel import KEYS, SERIES
 from shelfcast.io.lake import Lake
+from shelfcast.io.model_data import load_shape
 from shelfcast.io.spark.groups import (
     first_series,
     map_batches,
@@ -37,7 +38,7 @@ from shelfcast.io.spark.groups import (
     spark_schema,
     to_polars,
 )
-from shelfcast.io.spark.session import group_count, worker_count
+from shelfcast.io.spark.session import group_count, open_session, worker_count
 from shelfcast.io.spark.xgb import fit_booster
 from shelfcast.models.backtest import (
     MODEL,
@@ -121,6 +122,11 @@ def spark_data(session: SparkSession, config: SparkConfig, lake: Lake, shape: Da
     tables = {t: read_table(session, lake, t) for t in ("sales", "inventory") if lake.has(t)}
     schemas = {t: lake.scan(t).collect_schema() for t in tables}
     return SparkData(session, config, shape, tables, schemas, first_series(lake))
+
+
+def open_lake(config: SparkConfig, lake: Lake) -> SparkData:
+    """The lake's data on a session of `config` (opened, or the one this process runs)."""
+    return spark_data(open_session(config), config, lake, load_shape(lake))
 
 
 def fit_forecaster_spark(
@@ -211,10 +217,7 @@ def _fit(
         seed=config.seed,
     )
     model.encoder_ = encoder
-    columns = encoder.columns_
-    # Spark reads a dot in a column name as a field of a struct (`ewm_0.05`): the matrix columns get plain names,
-    # and the booster its feature names back after training.
-    plain = [f"__f{i}" for i in range(len(columns))]
+    plain = plain_names(encoder)
 
     def encode(batch: pl.DataFrame) -> pl.DataFrame:
         scaled, label, level = scale_training(batch.drop(STEPS), spec, config, window)
@@ -225,29 +228,48 @@ def _fit(
             pl.Series(WEIGHT, level if config.weight == "level" else [1.0] * len(level), dtype=pl.Float64),
         )
 
+    train_encoded(data, features, encode, model, order=[*SERIES, ORIGIN, HORIZON])
+    return TrainedForecaster(spec, config, model, cutoff, horizon, level_window=window)
+
+
+def plain_names(encoder: FeatureEncoder) -> list[str]:
+    """The matrix columns' names on Spark: it reads a dot in a column name (`ewm_0.05`) as a struct's field."""
+    return [f"__f{i}" for i in range(len(encoder.columns_))]
+
+
+def train_encoded(
+    data: SparkData,
+    rows: DataFrame,
+    encode: Callable[[pl.DataFrame], pl.DataFrame],
+    model: GBMForecaster,
+    *,
+    order: Sequence[str],
+    classifier: bool = False,
+) -> GBMForecaster:
+    """`model` (its encoder set) trained by XGBoost on Spark on `rows`, each batch turned by `encode` into the
+    matrix columns (`plain_names`), LABEL and WEIGHT; the booster gets the encoder's column names back."""
+    encoder = model.encoder_
+    plain = plain_names(encoder)
     schema = spark_schema(pl.Schema({**{c: pl.Float32 for c in plain}, LABEL: pl.Float64, WEIGHT: pl.Float64}))
     workers = worker_count(data.session, data.config)
-    # The local fit's row order (series, origin, h), in as many contiguous parts as workers: one worker then sees
-    # the rows a local fit sees in the same order, so row subsampling draws the same rows and the trees are the same.
+    # The local fit's row order (`order`), in as many contiguous parts as workers: one worker then sees the rows a
+    # local fit sees in the same order, so row subsampling draws the same rows and the trees are the same.
     # A range shuffle into exactly `workers` partitions, not a coalesce: XGBoost trains in a barrier stage, which
     # refuses a parent with another partition count (a coalesce of the sort's partitions failed on 1M rows).
-    ordered = features.repartitionByRange(workers, *SERIES, ORIGIN, HORIZON).sortWithinPartitions(
-        *SERIES, ORIGIN, HORIZON
-    )
-    encoded = map_batches(ordered, encode, schema)
+    ordered = rows.repartitionByRange(workers, *order).sortWithinPartitions(*order)
     booster = fit_booster(
-        encoded,
+        map_batches(ordered, encode, schema),
         features=plain,
         label=LABEL,
         weight=WEIGHT,
         params=model.xgboost_params(),
-        rounds=config.n_estimators,
+        rounds=model.n_estimators,
         feature_types=model.feature_types(),
         workers=workers,
+        classifier=classifier,
     )
-    booster.feature_names = columns
-    model.with_booster(encoder, booster)
-    return TrainedForecaster(spec, config, model, cutoff, horizon, level_window=window)
+    booster.feature_names = encoder.columns_
+    return model.with_booster(encoder, booster)
 
 
 def series_history_spark(data: SparkData, first_cutoff: dt.date) -> SeriesHistory:

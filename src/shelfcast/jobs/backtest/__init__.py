@@ -22,11 +22,9 @@ def run_backtest(
     config = BacktestConfig(folds=folds, horizon=horizon, gap=gap)
     lake = Lake(settings.workspace)
     if engine == "spark":
-        from shelfcast.io.model_data import load_shape
-        from shelfcast.io.spark.forecast import backtest_demand_spark, spark_data
-        from shelfcast.io.spark.session import open_session
+        from shelfcast.io.spark.forecast import backtest_demand_spark, open_lake
 
-        on_spark = spark_data(open_session(settings.spark), settings.spark, lake, load_shape(lake))
+        on_spark = open_lake(settings.spark, lake)
         return backtest_demand_spark(
             on_spark, on_spark.shape.config, config, selection=settings.selection, progress=progress
         )

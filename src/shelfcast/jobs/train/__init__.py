@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from shelfcast.errors import ConfigError, DataValidationError
+from shelfcast.errors import DataValidationError
 from shelfcast.features.labels import definition_for
 from shelfcast.features.spec import FeatureSpec
 from shelfcast.io.backtest_report import backtest_json
@@ -21,8 +21,6 @@ from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data
 from shelfcast.io.model_files import save_model, save_reference
 from shelfcast.io.plots import (
-    calibration_png,
-    confusion_png,
     feature_importance_png,
     forecast_vs_actual_png,
 )
@@ -37,7 +35,7 @@ from shelfcast.io.tracking import (
     delta_lineage,
     log_training_run,
 )
-from shelfcast.jobs.train.fitted import Fitted
+from shelfcast.jobs.train.fitted import Fitted, stockout_fitted
 from shelfcast.jobs.train.rebacktest import (
     FORECAST_PREFIX,
     AsServed,
@@ -203,27 +201,13 @@ def _stockout(
     steps = window_steps(data.panel, risk_days)
     known = data.panel.as_known_at(data.last_date)
     example = stockout_features(known, data.spec, [data.last_date], window=steps).head(EXAMPLE_ROWS)
-    overall = bt.metrics.filter((pl.col("model") == "classifier") & (pl.col("window") == "all")).row(0, named=True)
-    reports = [
-        feature_importance_png(model.model.feature_importance(), out / "feature_importance.png"),
-        confusion_png(overall["tn"], overall["fp"], overall["fn"], overall["tp"], out / "confusion_matrix.png"),
-    ]
-    if bt.scored is not None and bt.scored.height:
-        reports.append(
-            calibration_png(
-                bt.scored["risk"].to_numpy(), bt.scored["label_true"].to_numpy(), out / "calibration_curve.png"
-            )
-        )
-    model.model.feature_importance().write_csv(out / "feature_importance.csv")
     params = {
-        **config.model_dump(),
-        **{f"definition.{k}": v for k, v in definition.model_dump().items()},
         # The demand forecast behind the backtest's quantile_risk model.
         **{f"{FORECAST_PREFIX}{k}": v for k, v in (forecast_config or data.config).model_dump().items()},
         "windows": folds,
         "cutoff": data.last_date,
     }
-    return Fitted("classifier", model, bt.metrics, bt.cutoffs, params, example, reports, bt)
+    return stockout_fitted(bt, model, example, out=out, params=params)
 
 
 def _reference(settings: Settings, data: ModelData, model: Any) -> pl.DataFrame | None:
@@ -240,14 +224,25 @@ def _reference(settings: Settings, data: ModelData, model: Any) -> pl.DataFrame 
 def _train_on_spark(
     settings: Settings,
     *,
+    task: Task,
     folds: int,
     horizon: int | None,
+    risk_days: int,
+    min_hours: float | None,
     forecast_config: ForecastConfig | None,
+    stockout_config: StockoutConfig | None,
     progress: Progress | None,
     tags: Mapping[str, str] | None,
 ) -> TrainReport:
-    """`train_challenger` for demand on Spark: the same run, model folder and registry entry as a local one."""
-    from shelfcast.jobs.train.spark import demand_on_spark, open_data, spark_as_served, spark_rerun
+    """`train_challenger` on Spark: the same run, model folder and registry entry as a local one."""
+    from shelfcast.jobs.train.spark import (
+        demand_on_spark,
+        open_data,
+        spark_as_served,
+        spark_rerun,
+        stockout_on_spark,
+        stockout_rerun_spark,
+    )
 
     started = time.perf_counter()
     lake = Lake(settings.workspace)
@@ -257,32 +252,41 @@ def _train_on_spark(
     with tempfile.TemporaryDirectory(prefix="shelfcast-train-") as tmp:
         out = Path(tmp)
         if progress:
-            progress("backtest demand on Spark", 0, 2)
-        fitted, reference = demand_on_spark(
-            settings, data, forecast_config, folds=folds, horizon=steps, out=out, progress=progress, mix_of=_mix
-        )
-        champion = rebacktest_champion(
-            registry,
-            Task.DEMAND,
-            fitted.cutoffs,
-            spark_rerun(data, folds=folds, horizon=steps, selection=settings.selection),
-            as_served=spark_as_served(data, folds=folds, horizon=steps),
-            progress=progress,
-        )
-        scores = _primary_scores(Task.DEMAND, fitted)
+            progress(f"backtest {task} on Spark", 0, 2)
+        if task == Task.DEMAND:
+            fitted, reference = demand_on_spark(
+                settings, data, forecast_config, folds=folds, horizon=steps, out=out, progress=progress, mix_of=_mix
+            )
+            rerun = spark_rerun(data, folds=folds, horizon=steps, selection=settings.selection)
+            as_served = spark_as_served(data, folds=folds, horizon=steps)
+        else:
+            fitted, reference = stockout_on_spark(
+                settings,
+                data,
+                stockout_config or StockoutConfig(),
+                folds=folds,
+                risk_days=risk_days,
+                min_hours=min_hours,
+                out=out,
+                progress=progress,
+            )
+            rerun = stockout_rerun_spark(data, folds=folds, risk_days=risk_days, min_hours=min_hours)
+            as_served = None
+        champion = rebacktest_champion(registry, task, fitted.cutoffs, rerun, as_served=as_served, progress=progress)
+        scores = _primary_scores(task, fitted)
         logged = _log_run(
             settings,
             lake,
             spec=data.shape.spec,
             reference=reference,
-            task=Task.DEMAND,
+            task=task,
             fitted=fitted,
             champion=champion,
             scores=scores,
             out=out,
             tags={**dict(tags or {}), "shelfcast.engine": "spark"},
         )
-    return _registered(registry, Task.DEMAND, logged, fitted, scores=scores, started=started)
+    return _registered(registry, task, logged, fitted, scores=scores, started=started)
 
 
 def _registered(
@@ -323,12 +327,17 @@ def train_challenger(
     demand forecaster's backtest and fit on Spark (`jobs.train.spark`).
     """
     if engine == "spark":
-        if task != Task.DEMAND:
-            raise ConfigError(
-                "`--engine spark` trains the demand forecaster; train the stockout classifier with `--engine local`"
-            )
         return _train_on_spark(
-            settings, folds=folds, horizon=horizon, forecast_config=forecast_config, progress=progress, tags=tags
+            settings,
+            task=task,
+            folds=folds,
+            horizon=horizon,
+            risk_days=risk_days,
+            min_hours=min_hours,
+            forecast_config=forecast_config,
+            stockout_config=stockout_config,
+            progress=progress,
+            tags=tags,
         )
     started = time.perf_counter()
     lake = Lake(settings.workspace)
@@ -412,7 +421,14 @@ def _champion_on_these_windows(
         rerun = demand_rerun(data, folds=folds, horizon=horizon, selection=selection)
         as_served: AsServed | None = demand_as_served(data, folds=folds, horizon=horizon)
     else:
-        rerun, as_served = stockout_rerun(data, folds=folds, risk_days=risk_days, min_hours=min_hours), None
+        rerun = stockout_rerun(
+            lambda config: backtest_risk(
+                data, folds=folds, risk_days=risk_days, min_hours=min_hours, config=config, quantile_risk=False
+            ),
+            risk_days=risk_days,
+            min_hours=min_hours,
+        )
+        as_served = None
     return rebacktest_champion(registry, task, fitted.cutoffs, rerun, as_served=as_served, progress=progress)
 
 

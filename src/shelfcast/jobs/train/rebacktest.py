@@ -42,7 +42,7 @@ from shelfcast.io.registry import CHAMPION, Registry
 from shelfcast.io.tracking import AS_SERVED, CANDIDATE_PARAM, CHAMPION_MODEL, REFITTED, run_cutoffs
 from shelfcast.models.backtest import MODEL, RECURSIVE, BacktestConfig, Progress, backtest_demand, cutoffs, score_fitted
 from shelfcast.models.data import ModelData
-from shelfcast.models.risk import backtest_risk
+from shelfcast.models.risk import StockoutBacktest
 from shelfcast.models.selection import SelectionConfig
 from shelfcast.models.stockout import StockoutConfig
 from shelfcast.models.train import ForecastConfig
@@ -126,11 +126,15 @@ def demand_as_served(data: ModelData, *, folds: int, horizon: int) -> AsServed:
     return score
 
 
-def stockout_rerun(data: ModelData, *, folds: int, risk_days: int, min_hours: float | None) -> Rerun:
+def stockout_rerun(
+    backtest: Callable[[StockoutConfig], StockoutBacktest], *, risk_days: int, min_hours: float | None
+) -> Rerun:
     """The champion's StockoutConfig on the challenger's data and windows, for the same stockout definition.
 
-    The demand forecast config it used (`forecast.*`) is not needed: it only
-    feeds the `quantile_risk` model, never the classifier's scores.
+    `backtest(config)` runs the challenger's backtest with the champion's config
+    (`backtest_risk` without the quantile risk, or its Spark twin). The demand
+    forecast config it used (`forecast.*`) is not needed: it only feeds the
+    `quantile_risk` model, never the classifier's scores.
     """
 
     def rerun(params: Mapping[str, str]) -> tuple[list[dt.date], pl.DataFrame]:
@@ -142,9 +146,7 @@ def stockout_rerun(data: ModelData, *, folds: int, risk_days: int, min_hours: fl
                 f"than the challenger (window {risk_days} days, min_hours {min_hours})"
             )
         # Each window is fitted on the panel known at its cutoff, as the challenger's were: no later day leaks in.
-        result = backtest_risk(
-            data, folds=folds, risk_days=risk_days, min_hours=min_hours, config=config, quantile_risk=False
-        )
+        result = backtest(config)
         return result.cutoffs, result.metrics.filter(pl.col("model") == "classifier")
 
     return rerun

@@ -1,4 +1,5 @@
-"""The train job's Spark engine: the demand forecaster backtested, fitted and referenced on Spark.
+"""The train job's Spark engine: the demand forecaster and the stockout classifier backtested, fitted and
+referenced on Spark.
 
 What the gates read is the same as a local run's (the backtest's metrics per
 window against every baseline, the champion scored on the challenger's
@@ -18,21 +19,21 @@ import polars as pl
 
 from shelfcast.errors import RebacktestError
 from shelfcast.io.lake import Lake
-from shelfcast.io.model_data import load_shape
 from shelfcast.io.model_files import load_forecaster
 from shelfcast.io.plots import feature_importance_png, forecast_vs_actual_png
 from shelfcast.io.spark.forecast import (
     SparkData,
     backtest_demand_spark,
     fit_forecaster_spark,
+    open_lake,
     reference_spark,
     score_fitted_spark,
-    spark_data,
 )
-from shelfcast.io.spark.session import open_session, worker_count
+from shelfcast.io.spark.session import worker_count
+from shelfcast.io.spark.stockout import backtest_risk_spark, definition_on, fit_stockout_spark
 from shelfcast.io.tracking import CANDIDATE_PARAM
-from shelfcast.jobs.train.fitted import Fitted
-from shelfcast.jobs.train.rebacktest import config_from_params
+from shelfcast.jobs.train.fitted import Fitted, stockout_fitted
+from shelfcast.jobs.train.rebacktest import config_from_params, stockout_rerun
 from shelfcast.models.backtest import (
     MODEL,
     BacktestConfig,
@@ -44,6 +45,7 @@ from shelfcast.models.backtest import (
 from shelfcast.models.data import group_data
 from shelfcast.models.gates import RULES
 from shelfcast.models.selection import Selection, SelectionConfig
+from shelfcast.models.stockout import StockoutConfig, stockout_features, window_steps
 from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings
 from shelfcast.types import Freq, Task
@@ -53,8 +55,7 @@ EXAMPLE_ROWS = 5
 
 def open_data(settings: Settings, lake: Lake) -> SparkData:
     """The lake's data on the session of `settings.spark`."""
-    session = open_session(settings.spark)
-    return spark_data(session, settings.spark, lake, load_shape(lake))
+    return open_lake(settings.spark, lake)
 
 
 def demand_on_spark(
@@ -109,6 +110,51 @@ def demand_on_spark(
     reference = reference_spark(data, model, end=shape.end, days=settings.monitor.lookback_days)
     fitted = Fitted(candidate, model, bt.metrics, bt.cutoffs, params, example, reports, bt, quantiles)
     return fitted, reference
+
+
+def stockout_on_spark(
+    settings: Settings,
+    data: SparkData,
+    config: StockoutConfig,
+    *,
+    folds: int,
+    risk_days: int,
+    min_hours: float | None,
+    out: Path,
+    progress: Progress | None,
+) -> tuple[Fitted, pl.DataFrame]:
+    """The stockout classifier backtested and fitted on Spark, and its drift reference: what `_stockout` does
+    locally, without the quantile-risk comparison (it needs a demand forecast per window; the gates read the rule)."""
+    shape = data.shape
+    config = config.model_copy(update={"engine": "xgboost"})
+    bt = backtest_risk_spark(
+        data, folds=folds, risk_days=risk_days, min_hours=min_hours, config=config, progress=progress
+    )
+    if progress:
+        progress("final fit on Spark (classifier)", 1, 2)
+    definition = definition_on(data, risk_days=risk_days, min_hours=min_hours)
+    model = fit_stockout_spark(data, config, definition, cutoff=shape.end)
+    sample = group_data(shape, data.sample).panel
+    steps = window_steps(sample, risk_days)
+    example = stockout_features(sample.as_known_at(shape.end), shape.spec, [shape.end], window=steps)
+    params = {
+        "windows": folds,
+        "cutoff": shape.end,
+        "engine.name": "spark",
+        "engine.master": settings.spark.master,
+        "engine.xgboost_workers": worker_count(data.session, settings.spark),
+    }
+    fitted = stockout_fitted(bt, model, example.head(EXAMPLE_ROWS), out=out, params=params)
+    return fitted, reference_spark(data, model, end=shape.end, days=settings.monitor.lookback_days)
+
+
+def stockout_rerun_spark(data: SparkData, *, folds: int, risk_days: int, min_hours: float | None) -> Any:
+    """The stockout champion's config backtested on Spark on the challenger's windows (`rebacktest.Rerun`)."""
+    return stockout_rerun(
+        lambda config: backtest_risk_spark(data, folds=folds, risk_days=risk_days, min_hours=min_hours, config=config),
+        risk_days=risk_days,
+        min_hours=min_hours,
+    )
 
 
 def spark_rerun(data: SparkData, *, folds: int, horizon: int, selection: SelectionConfig) -> Any:

@@ -1,0 +1,242 @@
+"""The stockout classifier on Spark: its rows built per group of series, XGBoost trained by `xgboost.spark`,
+the calibration and the alert threshold chosen on the driver exactly as a local fit chooses them.
+
+What runs where:
+
+- The rows (`models.stockout.stockout_rows`: every labelled origin's features
+  and the cutoff's own rows) are built per group of series by the same Polars
+  function a local fit runs on the whole panel.
+- The first model (without the held-out origins) and the final one (every
+  origin) are trained distributed; the class weight comes from one count.
+- Both models score the held-out and the cutoff's rows on the executors; those
+  scores (one per series and held-out origin, and one per series) come back
+  to the driver, where `models.stockout.calibrated` learns the calibration
+  and the threshold. Above `MAX_DRIVER_ROWS` rows a hash sample of whole series
+  comes back instead: the map and the threshold are read from a distribution,
+  and a few million rows describe it.
+- The backtest scores each window's cutoff per group with `apply_stockout`
+  (the fitted model shipped to the executors) and `labelled_at`; the metrics
+  are `risk_backtest`'s. The `quantile_risk` comparison needs a demand forecast
+  per window: it is left out on Spark (the gates compare with the rule only).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+from shelfcast.errors import DataValidationError
+from shelfcast.features.build import hashed_columns
+from shelfcast.features.labels import StockoutDefinition, definition_for
+from shelfcast.features.panel import SERIES
+from shelfcast.io.spark.forecast import LABEL, WEIGHT, SparkData, plain_names, train_encoded
+from shelfcast.io.spark.groups import map_batches, spark_schema, to_polars
+from shelfcast.models.backtest import BacktestConfig, Progress, cutoffs
+from shelfcast.models.data import group_data
+from shelfcast.models.forecaster import FeatureEncoder, GBMForecaster
+from shelfcast.models.risk import StockoutBacktest, apply_stockout, labelled_at, risk_backtest
+from shelfcast.models.stockout import (
+    ORIGIN,
+    Holdout,
+    StockoutConfig,
+    StockoutModel,
+    calibrated,
+    class_weight,
+    stockout_classifier,
+    stockout_plan,
+    stockout_rows,
+)
+from shelfcast.types import Freq
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+log = logging.getLogger(__name__)
+MAX_DRIVER_ROWS = 4_000_000  # held-out and cutoff rows whose scores come back to the driver, at most
+_KEEP = 1_000_000  # resolution of the hash samples
+_TRAIN = "__train"
+
+
+def definition_on(data: SparkData, *, risk_days: int, min_hours: float | None) -> StockoutDefinition:
+    """`definition_for` the lake: it reads the panel's columns, which every group shares."""
+    return definition_for(group_data(data.shape, data.sample).panel, risk_days=risk_days, min_hours=min_hours)
+
+
+def fit_stockout_spark(
+    data: SparkData, config: StockoutConfig, definition: StockoutDefinition, *, cutoff: dt.date
+) -> StockoutModel:
+    """`fit_stockout` on Spark, with XGBoost: the same rows, weights, calibration and threshold."""
+    from pyspark.sql import functions as sf
+
+    shape, spec = data.shape, data.shape.spec
+    config = config.model_copy(update={"engine": "xgboost"})
+    plan = stockout_plan(shape.freq, config, definition, cutoff)
+
+    def rows_of(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+        return stockout_rows(group_data(shape, tables).panel, spec, definition, plan)
+
+    rows = data.run(rows_of).withColumn(_TRAIN, sf.col(ORIGIN) < sf.lit(plan.holdout_from)).persist()
+    try:
+        categorical = [c for c in [*spec.categorical, *hashed_columns(spec)] if c in rows.columns]
+        labelled = sf.col("label").isNotNull()
+        counts = rows.agg(
+            sf.sum((labelled & sf.col(_TRAIN)).cast("long")).alias("train"),
+            sf.sum((labelled & ~sf.col(_TRAIN)).cast("long")).alias("hold"),
+            sf.count(sf.lit(1)).alias("rows"),
+        ).first()
+        assert counts is not None
+        if not (counts["train"] or counts["hold"]):
+            raise DataValidationError(f"no complete {definition.window}-day label windows before the cutoff {cutoff}")
+        if not counts["train"] or not counts["hold"]:
+            raise DataValidationError(
+                "too few origins to train and calibrate; give more history or fewer holdout origins"
+            )
+        train = _sampled(rows.filter(labelled & sf.col(_TRAIN)), counts["train"], config)
+        rate = _positive_rate(train)
+        positive = class_weight(config, rate)
+        first = _train(data, train, config, categorical, positive)
+        final = first
+        if config.refit_all:
+            full = _sampled(rows.filter(labelled), counts["train"] + counts["hold"], config)
+            final = _train(data, full, config, categorical, positive)
+        holdout = _holdout(rows.filter(~labelled | ~sf.col(_TRAIN)), first, final, cutoff=cutoff)
+    finally:
+        rows.unpersist()
+    model = calibrated(spec, config, definition, final=final, holdout=holdout, rate=rate)
+    log.info(
+        "stockout model on Spark: %d training rows, %.1f%% positives, threshold %.3f (%s)",
+        counts["train"],
+        100 * rate,
+        model.threshold,
+        config.threshold,
+    )
+    return model
+
+
+def _sampled(rows: DataFrame, count: int, config: StockoutConfig) -> DataFrame:
+    """At most about `config.max_rows` of `rows`: a seeded hash sample of (series, origin) above it."""
+    if count <= config.max_rows:
+        return rows
+    from pyspark.sql import functions as sf
+
+    keep = int(config.max_rows / count * _KEEP)
+    draw = sf.pmod(sf.xxhash64(*SERIES, ORIGIN, sf.lit(config.seed)), sf.lit(_KEEP))
+    return rows.filter(draw < keep)
+
+
+def _positive_rate(rows: DataFrame) -> float:
+    from pyspark.sql import functions as sf
+
+    row = rows.agg(sf.avg(sf.col("label").cast("double")).alias("rate")).first()
+    return float(row["rate"]) if row is not None and row["rate"] is not None else 0.0
+
+
+def _train(
+    data: SparkData, rows: DataFrame, config: StockoutConfig, categorical: list[str], positive: float | None
+) -> GBMForecaster:
+    """One classifier trained on `rows` (labelled), its encoder fitted on their schema and category values."""
+    from pyspark.sql import functions as sf
+
+    probe = pl.from_arrow(rows.drop(_TRAIN).limit(0).toArrow())
+    assert isinstance(probe, pl.DataFrame)
+    inputs = probe.drop("label").schema
+    values = {
+        c: pl.Series(c, [r[0] for r in rows.select(sf.col(c).cast("string")).distinct().collect()]) for c in categorical
+    }
+    model = stockout_classifier(config, categorical)
+    model.encoder_ = FeatureEncoder(categorical).fit_schema(inputs, values)
+    encoder, plain = model.encoder_, plain_names(model.encoder_)
+
+    def encode(batch: pl.DataFrame) -> pl.DataFrame:
+        y = batch["label"].cast(pl.Float64)
+        weight = pl.Series(WEIGHT, [1.0] * batch.height, dtype=pl.Float64)
+        if positive is not None:
+            weight = pl.Series(WEIGHT, np.where(y.to_numpy() == 1, positive, 1.0), dtype=pl.Float64)
+        out = pl.DataFrame(encoder.transform(batch), schema=plain, orient="row")
+        return out.with_columns(y.alias(LABEL), weight)
+
+    return train_encoded(data, rows.drop(_TRAIN), encode, model, order=[*SERIES, ORIGIN], classifier=True)
+
+
+def _holdout(rows: DataFrame, first: GBMForecaster, final: GBMForecaster, *, cutoff: dt.date) -> Holdout:
+    """Both models' raw scores on the held-out rows and the cutoff's, scored on the executors, back on the driver."""
+    from pyspark.sql import functions as sf
+
+    count = rows.count()
+    if count > MAX_DRIVER_ROWS:
+        keep = int(MAX_DRIVER_ROWS / count * _KEEP)
+        rows = rows.filter(sf.pmod(sf.xxhash64(*SERIES), sf.lit(_KEEP)) < keep)  # whole series
+
+    def scores(batch: pl.DataFrame) -> pl.DataFrame:
+        features = batch.drop("label", _TRAIN)
+        raw_first = first.predict(features)
+        raw_final = raw_first if final is first else final.predict(features)
+        return batch.select(*SERIES, ORIGIN, "label").with_columns(
+            pl.Series("first", raw_first, dtype=pl.Float64), pl.Series("final", raw_final, dtype=pl.Float64)
+        )
+
+    schema = spark_schema(
+        pl.Schema(
+            {
+                "store_id": pl.String,
+                "item_id": pl.String,
+                ORIGIN: pl.Date,
+                "label": pl.Int8,
+                "first": pl.Float64,
+                "final": pl.Float64,
+            }
+        )
+    )
+    scored = to_polars(map_batches(rows, scores, schema)).sort(*SERIES, ORIGIN)
+    hold = scored.filter(pl.col(ORIGIN) < cutoff)
+    current = scored.filter(pl.col(ORIGIN) == cutoff)
+    return Holdout(
+        raw=hold["first"].to_numpy(),
+        label=hold["label"].to_numpy().astype(np.float64),
+        origin=hold[ORIGIN].to_physical().to_numpy(),
+        current_first=current["first"].to_numpy(),
+        current_final=current["final"].to_numpy(),
+    )
+
+
+def backtest_risk_spark(
+    data: SparkData,
+    *,
+    folds: int,
+    risk_days: int,
+    min_hours: float | None,
+    config: StockoutConfig | None = None,
+    progress: Progress | None = None,
+) -> StockoutBacktest:
+    """`backtest_risk` on Spark (without the quantile risk): each window's classifier fitted on Spark at its
+    cutoff, the cutoff's rows scored per group with the rule and labelled; the same metrics."""
+    shape = data.shape
+    config = (config or StockoutConfig()).model_copy(update={"engine": "xgboost"})
+    definition = definition_on(data, risk_days=risk_days, min_hours=min_hours)
+    freq = Freq(shape.freq)
+    steps = freq.steps_in(risk_days)
+    dates = cutoffs(shape.end, BacktestConfig(folds=folds, horizon=steps, step=steps), freq.step)
+    frames = []
+    for i, cutoff in enumerate(dates):
+        if progress:
+            progress(f"window {i + 1}/{len(dates)} (cutoff {cutoff})", i, len(dates))
+        model = fit_stockout_spark(data, config, definition, cutoff=cutoff)
+        frames.append(scored_spark(data, model, cutoff=cutoff).with_columns(pl.lit(i + 1).alias("window")))
+    return risk_backtest(pl.concat(frames), dates)
+
+
+def scored_spark(data: SparkData, model: StockoutModel, *, cutoff: dt.date) -> pl.DataFrame:
+    """Every series' risk, label, rule score and true label at `cutoff` (`apply_stockout`, `labelled_at`)."""
+    shape, definition = data.shape, model.definition
+    model = replace(model, holdout=None)  # shipped to every task: without the held-out scores it no longer needs
+
+    def scored_of(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+        group = group_data(shape, tables)
+        return labelled_at(apply_stockout(model, group, cutoff=cutoff), group.panel, definition, cutoff)
+
+    return to_polars(data.run(scored_of)).sort(*SERIES)

@@ -1,0 +1,131 @@
+"""The stockout classifier trained and backtested on Spark equals the local XGBoost one (`io.spark.stockout`).
+
+With one XGBoost worker the Spark fits see the local fits' rows in the local
+order: the same boosters, so the same held-out scores, calibration map and
+alert threshold (float tolerance only). The backtest gives the same cutoffs
+and the same classifier and rule metrics per window; `train --task stockout
+--engine spark` registers a classifier the gates promote and local scoring serves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from helpers import NOW
+from polars.testing import assert_frame_equal
+from serving import ingest_chain
+
+from shelfcast.data.simulator import SimConfig
+from shelfcast.features.labels import definition_for
+from shelfcast.io.lake import Lake
+from shelfcast.io.model_data import load_model_data, load_shape
+from shelfcast.io.registry import Registry
+from shelfcast.io.spark.forecast import spark_data
+from shelfcast.io.spark.stockout import backtest_risk_spark, fit_stockout_spark
+from shelfcast.jobs.promote import promote_version
+from shelfcast.jobs.score import run_score
+from shelfcast.models.data import ModelData
+from shelfcast.models.risk import backtest_risk
+from shelfcast.models.stockout import StockoutConfig, fit_stockout, stockout_features_at
+from shelfcast.settings import Settings, SparkConfig
+from shelfcast.types import Task
+from shelfcast.workflows.training import run_train
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
+# A low safety stock: stockouts happen (positives in every window).
+CHAIN = SimConfig(
+    n_stores=3, n_items=4, n_days=200, seed=8, min_base_demand=1.0, max_base_demand=30.0, safety_factor=0.25
+)
+FAST = StockoutConfig(engine="xgboost", n_origins=21, n_estimators=30, num_leaves=15)
+ONE = SparkConfig(master="local[2]", groups=3, workers=1)
+RISK_DAYS = 7
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return ingest_chain(tmp_path_factory.mktemp("spark-stockout"), CHAIN)
+
+
+@pytest.fixture(scope="module")
+def local(chain: Settings) -> ModelData:
+    return load_model_data(Lake(chain.workspace))
+
+
+def _on_spark(spark: Any, chain: Settings, config: SparkConfig) -> Any:
+    lake = Lake(chain.workspace)
+    return spark_data(spark, config, lake, load_shape(lake))
+
+
+def test_one_worker_fits_the_local_classifier(spark: Any, chain: Settings, local: ModelData) -> None:
+    definition = definition_for(local.panel, risk_days=RISK_DAYS, min_hours=None)
+    cutoff = local.last_date - local.panel.step * RISK_DAYS
+    on_spark = fit_stockout_spark(_on_spark(spark, chain, ONE), FAST, definition, cutoff=cutoff)
+    alone = fit_stockout(local.panel, local.spec, FAST, definition, cutoff=cutoff)
+    assert on_spark.model.encoder_.columns_ == alone.model.encoder_.columns_
+    assert on_spark.model.encoder_.vocab_ == alone.model.encoder_.vocab_
+    assert on_spark.positive_rate == pytest.approx(alone.positive_rate, abs=1e-12)
+    assert 0 < alone.positive_rate < 1  # the chain has stockouts to learn from
+    assert on_spark.holdout is not None and alone.holdout is not None
+    np.testing.assert_allclose(on_spark.holdout.raw, alone.holdout.raw, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(on_spark.holdout.label, alone.holdout.label)
+    np.testing.assert_allclose(on_spark.holdout.current_final, alone.holdout.current_final, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(on_spark.calibration_x, alone.calibration_x, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(on_spark.calibration_y, alone.calibration_y, rtol=1e-5, atol=1e-6)
+    assert on_spark.threshold == pytest.approx(alone.threshold, abs=1e-6)
+    rows = stockout_features_at(local.panel, local.spec, cutoff, window=RISK_DAYS)
+    np.testing.assert_allclose(on_spark.predict_proba(rows), alone.predict_proba(rows), rtol=1e-5, atol=1e-6)
+
+
+def test_the_backtest_on_spark_scores_as_the_local_one(spark: Any, chain: Settings, local: ModelData) -> None:
+    on_spark = backtest_risk_spark(
+        _on_spark(spark, chain, ONE), folds=2, risk_days=RISK_DAYS, min_hours=None, config=FAST
+    )
+    alone = backtest_risk(local, folds=2, risk_days=RISK_DAYS, min_hours=None, config=FAST, quantile_risk=False)
+    assert on_spark.cutoffs == alone.cutoffs and on_spark.selected == alone.selected
+    key = ["model", "window"]
+    assert set(on_spark.metrics["model"]) == {"classifier", "rule"}
+    assert_frame_equal(on_spark.metrics.sort(key), alone.metrics.sort(key), rel_tol=1e-5, abs_tol=1e-6)
+    assert on_spark.scored is not None and alone.scored is not None
+    columns = ["store_id", "item_id", "origin", "window", "risk", "threshold", "label", "rule_score", "label_true"]
+    assert_frame_equal(
+        on_spark.scored.select(columns).sort("window", "store_id", "item_id"),
+        alone.scored.select(columns).sort("window", "store_id", "item_id"),
+        rel_tol=1e-5,
+        abs_tol=1e-6,
+    )
+
+
+def test_train_stockout_on_spark_registers_a_classifier_the_local_jobs_serve(spark: Any, tmp_path: Path) -> None:
+    settings = ingest_chain(tmp_path, CHAIN).model_copy(update={"spark": ONE})
+    report = run_train(settings, task="stockout", folds=1, stockout_config=FAST, engine="spark")
+    assert report.version == "1" and report.promotion is not None, report
+    params = Registry(settings).client.get_run(report.run.run_id).data.params
+    assert params["engine.name"] == "spark" and params["engine"] == "xgboost"
+    assert params["definition.window"] == str(RISK_DAYS)
+    if not report.promotion.promoted:  # the gates may refuse a 30-tree model on 12 series: serve it anyway
+        promote_version(settings, Task.STOCKOUT, report.version, force=True)
+    native = settings.workspace / "models" / "stockout" / "champion" / "artifacts" / "native"
+    assert (native / "reference.parquet").exists()
+    reference = pl.read_parquet(native / "reference.parquet")
+    assert reference.height and reference["prediction"].is_between(0, 1).all()
+    scored = run_score(settings, horizon=7, now=NOW)
+    assert scored.stockout_version == "1", scored
+
+
+def test_backtest_stockout_on_spark_from_the_command_line(spark: Any, chain: Settings, tmp_path: Path) -> None:
+    """`shelfcast backtest --task stockout --engine spark` (in this process: its Spark session is the tests')."""
+    from typer.testing import CliRunner
+
+    from shelfcast.cli import app
+
+    out = tmp_path / "scores.json"
+    args = ["backtest", "--task", "stockout", "--engine", "spark", "--folds", "1", "--json", str(out)]
+    result = CliRunner().invoke(app, [*args, "-w", str(chain.workspace)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())
+    assert "classifier" in said and "rule" in said, said
+    assert out.exists()
