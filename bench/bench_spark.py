@@ -7,9 +7,9 @@ Per size (store-item-days; the chain is `--items` items per store over
 `--days` days, stores = size / (items x days)), in a temporary folder:
 
 - `shelfcast simulate` and `shelfcast ingest` (canonical) once, uncapped;
-- per engine, `shelfcast train --task demand|stockout --folds 1` (Spark: demand only, the classifier is
-  trained by the local engine; a backtest
-  fold, features, fit, register; `--engine spark` for Spark) then
+- per engine, `shelfcast train --task demand|stockout --folds 1` (a backtest
+  fold, features, fit, register; `--engine spark` for Spark, with
+  `spark.groups` scaled to the chain: `--spark-groups`) then
   `shelfcast score` (features of every series, the champions' forecasts,
   stockout risk, advice, into the Parquet prediction store; `--engine
   spark`), each in its own process. A command without `--engine` yet is
@@ -274,6 +274,14 @@ def chain_shape(size: int, items: int, days: int) -> tuple[int, int, int]:
     return max(1, math.ceil(series / items)), items, days
 
 
+def spark_groups(size: int, setting: str) -> int:
+    """Groups of series for a chain: the setting, or (auto) one per 250,000 store-item-days, at least 8 (four per
+    core): a group is what one task builds at once, so its rows, not the chain's, bound a Python worker's memory."""
+    if setting != "auto":
+        return int(setting)
+    return max(8, math.ceil(size / 250_000))
+
+
 def bench_size(
     size: int, engines: list[str], *, args: argparse.Namespace, root: Path, console: Console, out: list[Step]
 ) -> int:
@@ -289,6 +297,7 @@ def bench_size(
         "PYSPARK_PYTHON": sys.executable,
         "SHELFCAST_SPARK__MASTER": "local[2]",
         "SHELFCAST_SPARK__EXECUTOR_MEMORY": args.spark_memory,
+        "SHELFCAST_SPARK__GROUPS": str(spark_groups(actual, args.spark_groups)),
     }
 
     def step(engine: str, name: str, command: list[str], capped: bool) -> Step:
@@ -327,8 +336,7 @@ def bench_size(
     for engine in engines:
         flag = ["--engine", "spark"] if engine == "spark" else []
         stop = False
-        # The Spark engine trains the demand forecaster; the stockout classifier trains locally (not timed twice).
-        for task in ("demand", "stockout") if engine == "local" else ("demand",):
+        for task in ("demand", "stockout"):
             command = _cli("train", "--task", task, "--folds", "1", *flag, *common)
             stop = stop or step(engine, f"train {task}", command, capped=True).status in ("over the cap", "timed out")
         if not stop:
@@ -354,6 +362,9 @@ def main() -> None:
     parser.add_argument("--cap", default="4G", help="Memory cap of the train and score steps; 0: none.")
     parser.add_argument("--cap-method", default="auto", choices=("auto", "systemd", "watchdog", "prlimit", "none"))
     parser.add_argument("--spark-memory", default="2g", help="Spark's JVM heap (local mode: the driver's).")
+    parser.add_argument(
+        "--spark-groups", default="auto", help="spark.groups per chain; auto: one per 250k store-item-days, 8 at least."
+    )
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="Seconds per step.")
     parser.add_argument("--root", type=Path, default=None, help="Folder for the chains (default: a temporary one).")
     parser.add_argument("--keep", action="store_true", help="Keep each size's chain, workspace and logs.")
