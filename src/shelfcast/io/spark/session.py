@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shelfcast.errors import SparkError
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 MISSING = (
     "Apache Spark is not installed: `--engine spark` needs the `spark` extra "
     "(`uv sync --extra spark`, or `pip install 'shelfcast[spark]'`), and Java 17 or later"
@@ -53,6 +55,9 @@ def open_session(config: SparkConfig) -> SparkSession:
         # Python workers must not each start as many OpenMP threads as the machine has cores.
         .config("spark.executorEnv.OMP_NUM_THREADS", "1")
     )
+    if "spark.driver.extraJavaOptions" not in config.conf:
+        # Spark's own log on the command's stderr: errors only (see log4j2.properties), not its start-up notices.
+        builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}")
     if config.executor_memory:
         key = "spark.driver.memory" if config.master.startswith("local") else "spark.executor.memory"
         builder = builder.config(key, config.executor_memory)

@@ -11,6 +11,8 @@ has to fit in the driver's memory.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 import shutil
 import time
 import uuid
@@ -73,7 +75,8 @@ def write_scores(
 
     `staging` is a folder the executors and the driver both reach (the workspace); it is removed afterwards.
     """
-    folder = staging.resolve() / f"scores-{scored_on.isoformat()}-{uuid.uuid4().hex[:8]}"
+    sweep_staging(staging)
+    folder = staging.resolve() / f"scores-{scored_on.isoformat()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     # Persisted: the sort samples its input before shuffling it, and the scoring must run once, not twice.
     scored.persist()
     try:
@@ -87,6 +90,32 @@ def write_scores(
     finally:
         scored.unpersist()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+_STAGED = re.compile(r"scores-\d{4}-\d{2}-\d{2}-(\d+)-[0-9a-f]{8}")
+
+
+def sweep_staging(staging: Path) -> list[Path]:
+    """Remove the staging folders of scorings that died before cleaning up (a driver killed with -9): those whose
+    driver process (its pid in the name, on this machine: the driver writes here) is gone. Returns them."""
+    removed = []
+    for folder in staging.glob("scores-*"):
+        named = _STAGED.fullmatch(folder.name)
+        if named is None or _alive(int(named[1])):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def _staged(files: list[Path], *, scored_on: dt.date, scored_at: dt.datetime) -> Iterator[pl.DataFrame]:

@@ -40,6 +40,7 @@ from shelfcast.jobs.train.rebacktest import (
     FORECAST_PREFIX,
     AsServed,
     ChampionRerun,
+    Rerun,
     demand_as_served,
     demand_rerun,
     rebacktest_champion,
@@ -221,8 +222,21 @@ def _reference(settings: Settings, data: ModelData, model: Any) -> pl.DataFrame 
         return None
 
 
-def _train_on_spark(
+@dataclass(frozen=True)
+class _Trained:
+    """A fit of either engine and what logging it and judging the champion need."""
+
+    fitted: Fitted
+    spec: FeatureSpec
+    reference: pl.DataFrame | None
+    rerun: Rerun  # the champion's config re-run on this fit's windows
+    as_served: AsServed | None  # the champion scored as it serves (demand), None: refitted only
+    tags: dict[str, str]
+
+
+def _fit_locally(
     settings: Settings,
+    lake: Lake,
     *,
     task: Task,
     folds: int,
@@ -231,10 +245,64 @@ def _train_on_spark(
     min_hours: float | None,
     forecast_config: ForecastConfig | None,
     stockout_config: StockoutConfig | None,
+    out: Path,
     progress: Progress | None,
-    tags: Mapping[str, str] | None,
-) -> TrainReport:
-    """`train_challenger` on Spark: the same run, model folder and registry entry as a local one."""
+) -> _Trained:
+    data = load_model_data(lake)
+    steps = horizon or Freq(data.panel.freq).default_horizon
+    if progress:
+        progress(f"backtest {task}", 0, 2)
+    as_served: AsServed | None = None
+    if task == Task.DEMAND:
+        fitted = _demand(
+            data,
+            forecast_config or data.config,
+            folds=folds,
+            horizon=steps,
+            out=out,
+            progress=progress,
+            checkpoints=_checkpoints(settings),
+            selection=settings.selection,
+        )
+        rerun = demand_rerun(data, folds=folds, horizon=steps, selection=settings.selection)
+        as_served = demand_as_served(data, folds=folds, horizon=steps)
+    else:
+        fitted = _stockout(
+            settings,
+            data,
+            stockout_config or StockoutConfig(),
+            folds=folds,
+            risk_days=risk_days,
+            min_hours=min_hours,
+            out=out,
+            progress=progress,
+            forecast_config=forecast_config,
+        )
+        rerun = stockout_rerun(
+            lambda config: backtest_risk(
+                data, folds=folds, risk_days=risk_days, min_hours=min_hours, config=config, quantile_risk=False
+            ),
+            risk_days=risk_days,
+            min_hours=min_hours,
+        )
+    return _Trained(fitted, data.spec, _reference(settings, data, fitted.model), rerun, as_served, {})
+
+
+def _fit_on_spark(
+    settings: Settings,
+    lake: Lake,
+    *,
+    task: Task,
+    folds: int,
+    horizon: int | None,
+    risk_days: int,
+    min_hours: float | None,
+    forecast_config: ForecastConfig | None,
+    stockout_config: StockoutConfig | None,
+    out: Path,
+    progress: Progress | None,
+) -> _Trained:
+    """The same fit on Spark (`jobs.train.spark`): the same run, model folder and registry entry as a local one."""
     from shelfcast.jobs.train.spark import (
         demand_on_spark,
         open_data,
@@ -244,49 +312,30 @@ def _train_on_spark(
         stockout_rerun_spark,
     )
 
-    started = time.perf_counter()
-    lake = Lake(settings.workspace)
-    registry = Registry(settings)
     data = open_data(settings, lake)
     steps = horizon or Freq(data.shape.freq).default_horizon
-    with tempfile.TemporaryDirectory(prefix="shelfcast-train-") as tmp:
-        out = Path(tmp)
-        if progress:
-            progress(f"backtest {task} on Spark", 0, 2)
-        if task == Task.DEMAND:
-            fitted, reference = demand_on_spark(
-                settings, data, forecast_config, folds=folds, horizon=steps, out=out, progress=progress, mix_of=_mix
-            )
-            rerun = spark_rerun(data, folds=folds, horizon=steps, selection=settings.selection)
-            as_served = spark_as_served(data, folds=folds, horizon=steps)
-        else:
-            fitted, reference = stockout_on_spark(
-                settings,
-                data,
-                stockout_config or StockoutConfig(),
-                folds=folds,
-                risk_days=risk_days,
-                min_hours=min_hours,
-                out=out,
-                progress=progress,
-            )
-            rerun = stockout_rerun_spark(data, folds=folds, risk_days=risk_days, min_hours=min_hours)
-            as_served = None
-        champion = rebacktest_champion(registry, task, fitted.cutoffs, rerun, as_served=as_served, progress=progress)
-        scores = _primary_scores(task, fitted)
-        logged = _log_run(
-            settings,
-            lake,
-            spec=data.shape.spec,
-            reference=reference,
-            task=task,
-            fitted=fitted,
-            champion=champion,
-            scores=scores,
-            out=out,
-            tags={**dict(tags or {}), "shelfcast.engine": "spark"},
+    if progress:
+        progress(f"backtest {task} on Spark", 0, 2)
+    as_served: AsServed | None = None
+    if task == Task.DEMAND:
+        fitted, reference = demand_on_spark(
+            settings, data, forecast_config, folds=folds, horizon=steps, out=out, progress=progress, mix_of=_mix
         )
-    return _registered(registry, task, logged, fitted, scores=scores, started=started)
+        rerun = spark_rerun(data, folds=folds, horizon=steps, selection=settings.selection)
+        as_served = spark_as_served(data, folds=folds, horizon=steps)
+    else:
+        fitted, reference = stockout_on_spark(
+            settings,
+            data,
+            stockout_config or StockoutConfig(),
+            folds=folds,
+            risk_days=risk_days,
+            min_hours=min_hours,
+            out=out,
+            progress=progress,
+        )
+        rerun = stockout_rerun_spark(data, folds=folds, risk_days=risk_days, min_hours=min_hours)
+    return _Trained(fitted, data.shape.spec, reference, rerun, as_served, {"shelfcast.engine": "spark"})
 
 
 def _registered(
@@ -324,11 +373,17 @@ def train_challenger(
     """Backtest, fit on everything, log the run and register a challenger (the promote job gates it).
 
     `tags` go on the MLflow run (the pipeline links its Prefect flow run this way). `engine="spark"` runs the
-    demand forecaster's backtest and fit on Spark (`jobs.train.spark`).
+    backtest and the fit on Spark (`jobs.train.spark`).
     """
-    if engine == "spark":
-        return _train_on_spark(
+    started = time.perf_counter()
+    lake = Lake(settings.workspace)
+    registry = Registry(settings)
+    fit = _fit_on_spark if engine == "spark" else _fit_locally
+    with tempfile.TemporaryDirectory(prefix="shelfcast-train-") as tmp:
+        out = Path(tmp)
+        trained = fit(
             settings,
+            lake,
             task=task,
             folds=folds,
             horizon=horizon,
@@ -336,100 +391,29 @@ def train_challenger(
             min_hours=min_hours,
             forecast_config=forecast_config,
             stockout_config=stockout_config,
+            out=out,
             progress=progress,
-            tags=tags,
         )
-    started = time.perf_counter()
-    lake = Lake(settings.workspace)
-    data = load_model_data(lake)
-    registry = Registry(settings)
-    steps = horizon or Freq(data.panel.freq).default_horizon
-    with tempfile.TemporaryDirectory(prefix="shelfcast-train-") as tmp:
-        out = Path(tmp)
-        if progress:
-            progress(f"backtest {task}", 0, 2)
-        if task == Task.DEMAND:
-            fitted = _demand(
-                data,
-                forecast_config or data.config,
-                folds=folds,
-                horizon=steps,
-                out=out,
-                progress=progress,
-                checkpoints=_checkpoints(settings),
-                selection=settings.selection,
-            )
-        else:
-            fitted = _stockout(
-                settings,
-                data,
-                stockout_config or StockoutConfig(),
-                folds=folds,
-                risk_days=risk_days,
-                min_hours=min_hours,
-                out=out,
-                progress=progress,
-                forecast_config=forecast_config,
-            )
-        champion = _champion_on_these_windows(
-            registry,
-            task,
-            data=data,
-            fitted=fitted,
-            folds=folds,
-            horizon=steps,
-            risk_days=risk_days,
-            min_hours=min_hours,
-            progress=progress,
-            selection=settings.selection,
+        fitted = trained.fitted
+        # New days since the champion was trained move the cutoffs on: it is then scored on these windows too,
+        # so the gates still compare like with like.
+        champion = rebacktest_champion(
+            registry, task, fitted.cutoffs, trained.rerun, as_served=trained.as_served, progress=progress
         )
         scores = _primary_scores(task, fitted)
         logged = _log_run(
             settings,
             lake,
-            spec=data.spec,
-            reference=_reference(settings, data, fitted.model),
+            spec=trained.spec,
+            reference=trained.reference,
             task=task,
             fitted=fitted,
             champion=champion,
             scores=scores,
             out=out,
-            tags=tags,
+            tags={**dict(tags or {}), **trained.tags},
         )
     return _registered(registry, task, logged, fitted, scores=scores, started=started)
-
-
-def _champion_on_these_windows(
-    registry: Registry,
-    task: Task,
-    *,
-    data: ModelData,
-    fitted: Fitted,
-    folds: int,
-    horizon: int,
-    risk_days: int,
-    min_hours: float | None,
-    progress: Progress | None,
-    selection: SelectionConfig,
-) -> ChampionRerun | None:
-    """The champion scored on the challenger's windows, when its own run shares none of them.
-
-    New days since the champion was trained move the cutoffs on: it is then
-    scored on these windows too, so the gates still compare like with like.
-    """
-    if task == Task.DEMAND:
-        rerun = demand_rerun(data, folds=folds, horizon=horizon, selection=selection)
-        as_served: AsServed | None = demand_as_served(data, folds=folds, horizon=horizon)
-    else:
-        rerun = stockout_rerun(
-            lambda config: backtest_risk(
-                data, folds=folds, risk_days=risk_days, min_hours=min_hours, config=config, quantile_risk=False
-            ),
-            risk_days=risk_days,
-            min_hours=min_hours,
-        )
-        as_served = None
-    return rebacktest_champion(registry, task, fitted.cutoffs, rerun, as_served=as_served, progress=progress)
 
 
 def _primary_scores(task: Task, fitted: Fitted) -> dict[str, float]:

@@ -33,7 +33,7 @@ from shelfcast.io.spark.session import worker_count
 from shelfcast.io.spark.stockout import backtest_risk_spark, definition_on, fit_stockout_spark
 from shelfcast.io.tracking import CANDIDATE_PARAM
 from shelfcast.jobs.train.fitted import Fitted, stockout_fitted
-from shelfcast.jobs.train.rebacktest import config_from_params, stockout_rerun
+from shelfcast.jobs.train.rebacktest import AsServed, Rerun, config_from_params, stockout_rerun
 from shelfcast.models.backtest import (
     MODEL,
     BacktestConfig,
@@ -148,7 +148,7 @@ def stockout_on_spark(
     return fitted, reference_spark(data, model, end=shape.end, days=settings.monitor.lookback_days)
 
 
-def stockout_rerun_spark(data: SparkData, *, folds: int, risk_days: int, min_hours: float | None) -> Any:
+def stockout_rerun_spark(data: SparkData, *, folds: int, risk_days: int, min_hours: float | None) -> Rerun:
     """The stockout champion's config backtested on Spark on the challenger's windows (`rebacktest.Rerun`)."""
     return stockout_rerun(
         lambda config: backtest_risk_spark(data, folds=folds, risk_days=risk_days, min_hours=min_hours, config=config),
@@ -157,7 +157,7 @@ def stockout_rerun_spark(data: SparkData, *, folds: int, risk_days: int, min_hou
     )
 
 
-def spark_rerun(data: SparkData, *, folds: int, horizon: int, selection: SelectionConfig) -> Any:
+def spark_rerun(data: SparkData, *, folds: int, horizon: int, selection: SelectionConfig) -> Rerun:
     """The champion's ForecastConfig backtested on Spark on the challenger's windows (`rebacktest.Rerun`)."""
 
     def rerun(params: Mapping[str, str]) -> tuple[list[dt.date], pl.DataFrame]:
@@ -174,7 +174,7 @@ def spark_rerun(data: SparkData, *, folds: int, horizon: int, selection: Selecti
     return rerun
 
 
-def spark_as_served(data: SparkData, *, folds: int, horizon: int) -> Any:
+def spark_as_served(data: SparkData, *, folds: int, horizon: int) -> AsServed:
     """The champion's fitted forecaster as it serves, scored on Spark on the challenger's windows (`AsServed`)."""
 
     def score(folder: Path) -> tuple[list[dt.date], pl.DataFrame] | None:
