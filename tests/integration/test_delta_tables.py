@@ -17,8 +17,10 @@ from serving import ingest_chain
 
 from shelfcast.data.simulator import SimConfig, simulate
 from shelfcast.data.sources import get_source
+from shelfcast.features.origin import demand
 from shelfcast.io.delta_tables import input_versions, read_spark, write_frame
 from shelfcast.io.lake import Lake
+from shelfcast.io.model_data import load_model_data
 from shelfcast.io.stores import open_store
 from shelfcast.io.tracking import client, connect, delta_lineage, named_experiment
 from shelfcast.jobs.features import run_features
@@ -63,7 +65,8 @@ def test_delta_tables_are_written_on_request_only_and_hold_the_lake(tmp_path: Pa
     delta = settings.workspace / "delta"
     raw = {f"raw_{t}" for t in lake.tables()}
     assert {"raw_sales", "raw_inventory", "raw_calendar", "raw_items", "raw_stores"} <= raw
-    assert set(report.tables) == {*raw, "features"} and all(v == 0 for v in report.tables.values())
+    assert set(report.tables) == {*raw, "features", "demand_training"}
+    assert all(v == 0 for v in report.tables.values())
     for table in lake.tables():
         _same_rows(_table(delta / f"raw_{table}"), lake.read(table))
     assert DeltaTable(delta / "raw_sales").metadata().partition_columns == ["year"]
@@ -73,6 +76,18 @@ def test_delta_tables_are_written_on_request_only_and_hold_the_lake(tmp_path: Pa
     assert at_cutoff.height == report.rows == 8 and at_cutoff["label"].null_count() == 8
     labelled = features.filter(pl.col("origin") < report.cutoff)
     assert labelled.height > 8 * 30 and set(labelled["label"].drop_nulls().unique()) == {0, 1}
+    # The demand training table: every row's features at its origin and, as its label, the demand on its target
+    # date (what the forecaster learns: units sold, scaled up for hours out of stock), nothing after the cutoff.
+    demand_rows = _table(delta / "demand_training")
+    assert demand_rows.height > 8 * 20 and demand_rows["target_date"].max() <= report.cutoff
+    assert (demand_rows["origin"] < demand_rows["target_date"]).all() and demand_rows["h"].min() == 1
+    data = load_model_data(lake)
+    truth = data.panel.frame.select(
+        "store_id", "item_id", pl.col("date").alias("target_date"), demand(data.panel, data.spec).alias("truth")
+    )
+    checked = demand_rows.join(truth, on=["store_id", "item_id", "target_date"], how="inner")
+    assert checked.height == demand_rows.height
+    assert_frame_equal(checked.select(pl.col("label").alias("truth")), checked.select("truth"))
 
 
 def test_raw_tables_change_where_the_lake_changed_and_versions_increase(tmp_path: Path) -> None:
@@ -87,17 +102,17 @@ def test_raw_tables_change_where_the_lake_changed_and_versions_increase(tmp_path
     first = run_features(settings, table_format="delta")
     again = run_features(settings, table_format="delta")
     # Nothing changed in the lake: no new raw versions; the feature table is rewritten each run.
-    assert {v.name for v in again.delta_tables if v.written} == {"features"}
-    assert again.tables == first.tables | {"features": first.tables["features"] + 1}
+    assert {v.name for v in again.delta_tables if v.written} == {"features", "demand_training"}
+    assert again.tables == first.tables | {t: first.tables[t] + 1 for t in ("features", "demand_training")}
 
     run_ingest(
         source, _write_raw(tmp_path / "all", tables, sim.exogenous_roles), settings=settings, today=TODAY, now=NOW
     )
     # Until the Delta tables are written again, those the ingest changed no longer hold what a model would see.
     assert {"raw_items", "raw_stores"} <= set(input_versions(settings.workspace))
-    assert not {"raw_sales", "features"} & set(input_versions(settings.workspace))
+    assert not {"raw_sales", "features", "demand_training"} & set(input_versions(settings.workspace))
     later = run_features(settings, table_format="delta")
-    assert {"raw_sales", "features"} <= set(input_versions(settings.workspace))
+    assert {"raw_sales", "features", "demand_training"} <= set(input_versions(settings.workspace))
     lake = Lake(settings.workspace)
     delta = settings.workspace / "delta"
     assert later.tables["raw_sales"] == first.tables["raw_sales"] + 1

@@ -41,6 +41,15 @@ def test_spark_features_equal_the_local_ones_row_for_row(tmp_path: Path, spark: 
     assert want_table.height > want.height and want_table["label"].drop_nulls().n_unique() == 2
     assert_frame_equal(got_table, want_table, check_exact=False, rel_tol=1e-9, abs_tol=1e-9)
     assert on_spark.tables["features"] == local.tables["features"] + 1
+    # The demand training table: the same rows (the same hash sample) and labels on both engines.
+    keys = ["store_id", "item_id", "origin", "h"]
+    want_demand = pl.from_arrow(
+        DeltaTable(settings.workspace / "delta" / "demand_training", version=0).to_pyarrow_table()
+    )
+    got_demand = pl.from_arrow(DeltaTable(settings.workspace / "delta" / "demand_training").to_pyarrow_table())
+    assert isinstance(want_demand, pl.DataFrame) and isinstance(got_demand, pl.DataFrame)
+    assert got_demand.height == want_demand.height > 0
+    assert_frame_equal(got_demand.sort(keys), want_demand.sort(keys), check_exact=False, rel_tol=1e-9, abs_tol=1e-9)
 
 
 def test_a_sales_only_chain_gives_the_same_features_on_spark(tmp_path: Path, spark: Any) -> None:

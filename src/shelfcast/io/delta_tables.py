@@ -2,8 +2,10 @@
 
 Under `<workspace>/delta/`: `raw_<table>` for every lake table (sales,
 inventory, calendar, items, stores, exogenous, movements where present),
-`features` (the feature rows with their label: what a model trained on and
-would score on) and `predictions` (written by the Delta prediction store).
+`features` (the feature rows with their stockout label: what the classifier
+trained on and would score on), `demand_training` (the demand forecaster's
+training rows: features and the demand at the target date) and `predictions`
+(written by the Delta prediction store).
 Writes go through delta-rs (the Delta Spark jars cannot be installed here);
 each commit is a new table version, which the training run logs for lineage
 (`io.tracking.delta_lineage`).
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 DELTA_DIR = "delta"
 RAW_PREFIX = "raw_"
 FEATURE_TABLE = "features"
+DEMAND_TABLE = "demand_training"
 PREDICTION_TABLE = "predictions"
 YEAR = "year"
 SOURCE_KEY = "shelfcast.source"  # commit metadata: the lake hashes (per year, or "all") this version holds
@@ -79,13 +82,13 @@ def current_versions(root: Path, *, names: list[str] | None = None) -> dict[str,
 
 
 def input_versions(workspace: Path) -> dict[str, TableVersion]:
-    """The tables a model trained on the lake as it is now was trained from: every `raw_<table>` and `features`
-    whose current version was written from the lake's present content (a table left behind by a later ingest
-    without `--format delta` does not hold what the model saw, and is left out)."""
+    """The tables a model trained on the lake as it is now was trained from: every `raw_<table>`, `features` and
+    `demand_training` whose current version was written from the lake's present content (a table left behind by a
+    later ingest without `--format delta` does not hold what the model saw, and is left out)."""
     lake = Lake(workspace)
     found = {}
     for name, version in current_versions(delta_root(workspace)).items():
-        if name == FEATURE_TABLE:
+        if name in (FEATURE_TABLE, DEMAND_TABLE):
             wanted = lake_source(lake)
         elif name.startswith(RAW_PREFIX):
             wanted = _lake_hashes(lake, name.removeprefix(RAW_PREFIX))

@@ -310,6 +310,49 @@ def training_origins(
     return origins, horizons
 
 
+KEEP_RESOLUTION = 1_000_000  # of the hash test that samples training rows
+
+
+def keep_share(
+    firsts: Mapping[dt.date, int],
+    origins: Sequence[dt.date],
+    horizons: Sequence[int],
+    *,
+    cutoff: dt.date,
+    step: dt.timedelta,
+    max_rows: int,
+) -> float:
+    """The share of training rows to keep so about `max_rows` remain, counted from how many series start on each
+    date (`firsts`): a series has a row per origin on or after its start and horizon whose target is known."""
+    total = 0
+    for origin in origins:
+        alive = sum(count for first, count in firsts.items() if first <= origin)
+        total += alive * sum(1 for h in horizons if origin + step * h <= cutoff)
+    if total == 0:
+        raise DataValidationError(f"no history before the cutoff {cutoff} to train on")
+    return min(1.0, max_rows / total)
+
+
+def sampled_training_rows(
+    known: Panel,
+    spec: FeatureSpec,
+    origins: Sequence[dt.date],
+    horizons: Sequence[int],
+    *,
+    cutoff: dt.date,
+    keep: float,
+    seed: int,
+    calendar: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """`training_features` of the direct strategy's rows at `cutoff`, `keep` of them drawn by a seeded hash of
+    each row's key: the same rows whichever group of series or process builds them (the Spark engine's sample)."""
+    rows = model_rows(known, spec, list(origins), list(horizons)).filter(pl.col(TARGET) <= cutoff)
+    if keep < 1.0:
+        draw = pl.struct(*SERIES, ORIGIN, HORIZON).hash(seed=seed) % KEEP_RESOLUTION
+        rows = rows.filter(draw < int(keep * KEEP_RESOLUTION))
+    return training_features(known, spec, rows, calendar=calendar)
+
+
 def training_features(
     known: Panel, spec: FeatureSpec, rows: pl.DataFrame, *, calendar: pl.DataFrame | None = None
 ) -> pl.DataFrame:

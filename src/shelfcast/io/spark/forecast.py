@@ -26,7 +26,7 @@ import polars as pl
 
 from shelfcast.errors import DataValidationError
 from shelfcast.features.build import hashed_columns
-from shelfcast.features.frames import HORIZON, ORIGIN, TARGET, model_rows
+from shelfcast.features.frames import HORIZON, ORIGIN
 from shelfcast.features.panel import KEYS, SERIES
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_shape
@@ -65,9 +65,10 @@ from shelfcast.models.train import (
     full_window,
     history_columns,
     history_steps,
+    keep_share,
     rarely_known_from,
+    sampled_training_rows,
     scale_training,
-    training_features,
     training_origins,
 )
 from shelfcast.models.window import MAX_ROWS, model_window, sample_series
@@ -81,7 +82,6 @@ log = logging.getLogger(__name__)
 STEPS = "__steps"
 LABEL = "__label"
 WEIGHT = "__weight"
-_KEEP = 1_000_000  # resolution of the row sample's hash test
 
 
 @dataclass(frozen=True)
@@ -144,11 +144,9 @@ def fit_forecaster_spark(
 
     def rows_of(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
         known = group_data(shape, tables).panel.until(cutoff)
-        rows = model_rows(known, spec, origins, horizons).filter(pl.col(TARGET) <= cutoff)
-        if keep < 1.0:  # the same rows whatever group or task they land in: a hash of the row's key
-            draw = pl.struct(*SERIES, ORIGIN, HORIZON).hash(seed=config.seed) % _KEEP
-            rows = rows.filter(draw < int(keep * _KEEP))
-        features = training_features(known, spec, rows, calendar=calendar)
+        features = sampled_training_rows(
+            known, spec, origins, horizons, cutoff=cutoff, keep=keep, seed=config.seed, calendar=calendar
+        )
         starts = known.frame.group_by(SERIES).agg(pl.col("date").min().alias("__start"))
         steps = features.select(*SERIES, ORIGIN).join(starts, on=list(SERIES), how="left", maintain_order="left")
         return features.with_columns(steps.select(history_steps(step.days, start="__start"))["steps"].alias(STEPS))
@@ -163,15 +161,7 @@ def fit_forecaster_spark(
 def _keep_share(
     data: SparkData, origins: list[dt.date], horizons: list[int], *, cutoff: dt.date, step: dt.timedelta, max_rows: int
 ) -> float:
-    """The share of training rows to keep so about `max_rows` remain, counted from each series' first date."""
-    firsts = data.first_dates()
-    total = 0
-    for origin in origins:
-        alive = sum(count for first, count in firsts.items() if first <= origin)
-        total += alive * sum(1 for h in horizons if origin + step * h <= cutoff)
-    if total == 0:
-        raise DataValidationError(f"no history before the cutoff {cutoff} to train on")
-    return min(1.0, max_rows / total)
+    return keep_share(data.first_dates(), origins, horizons, cutoff=cutoff, step=step, max_rows=max_rows)
 
 
 def _fit(

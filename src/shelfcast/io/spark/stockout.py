@@ -51,6 +51,7 @@ from shelfcast.models.stockout import (
     stockout_plan,
     stockout_rows,
 )
+from shelfcast.models.train import KEEP_RESOLUTION
 from shelfcast.types import Freq
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_DRIVER_ROWS = 4_000_000  # held-out and cutoff rows whose scores come back to the driver, at most
-_KEEP = 1_000_000  # resolution of the hash samples
+_KEEP = KEEP_RESOLUTION  # resolution of the hash samples
 _TRAIN = "__train"
 
 

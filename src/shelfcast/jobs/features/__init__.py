@@ -10,8 +10,10 @@ default when the prediction store is Delta) also the Delta tables a
 Databricks user expects under `<workspace>/delta/` (see `io.delta_tables`):
 `raw_<table>` for every lake table, kept in step with the lake, and
 `features`: the cutoff's rows plus the rows of the latest labelled origins
-with their stockout label (what the classifier trains on), one overwrite
-per run.
+with their stockout label (what the classifier trains on), and
+`demand_training`: the demand forecaster's training rows at the cutoff
+(features and the demand at the target date as `label`, a seeded sample of
+at most the forecast config's `max_rows`), one overwrite each per run.
 
 `engine="spark"` computes the rows on Spark, per group of series, with the
 same function (`jobs.features.rows.feature_rows`; see `jobs.features.spark`).
@@ -27,6 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from shelfcast.io.delta_tables import (
+    DEMAND_TABLE,
     FEATURE_TABLE,
     TableVersion,
     delta_root,
@@ -37,9 +40,18 @@ from shelfcast.io.delta_tables import (
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data
 from shelfcast.io.table_formats import TableFormat
-from shelfcast.jobs.features.rows import LABEL, feature_rows, labelled_origins, stock_definition
+from shelfcast.jobs.features.rows import (
+    LABEL,
+    demand_plan,
+    demand_rows,
+    feature_rows,
+    labelled_origins,
+    series_starts,
+    stock_definition,
+)
 from shelfcast.models.stockout import ORIGIN, window_steps
 from shelfcast.settings import Engine, Settings
+from shelfcast.types import Freq
 
 FEATURE_FILE = Path("features") / "latest.parquet"
 
@@ -77,7 +89,7 @@ def run_features(
     if engine == "spark":
         from shelfcast.jobs.features.spark import spark_feature_rows
 
-        table, cutoff = spark_feature_rows(settings, lake, cutoff=cutoff, risk_days=risk_days, labelled=delta)
+        table, demand, cutoff = spark_feature_rows(settings, lake, cutoff=cutoff, risk_days=risk_days, labelled=delta)
     else:
         data = load_model_data(lake)
         cutoff = cutoff or data.last_date
@@ -85,6 +97,16 @@ def run_features(
         origins = labelled_origins(cutoff, data.panel.step, window) if delta else []
         definition = stock_definition(data.panel, risk_days) if delta else None
         table = feature_rows(data, cutoff=cutoff, window=window, labelled=origins, definition=definition)
+        demand = None
+        if delta:
+            plan = demand_plan(
+                data.config,
+                cutoff=cutoff,
+                firsts=series_starts(data.panel),
+                step=data.panel.step,
+                horizon=Freq(data.panel.freq).default_horizon,
+            )
+            demand = demand_rows(data, plan)
     features = latest(table, cutoff)
     path = settings.workspace / FEATURE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +116,10 @@ def run_features(
     written: list[TableVersion] = []
     if delta:
         root = delta_root(settings.workspace)
-        written = [*write_raw_tables(lake, root), write_frame(root, FEATURE_TABLE, table, source=lake_source(lake))]
+        source = lake_source(lake)
+        written = [*write_raw_tables(lake, root), write_frame(root, FEATURE_TABLE, table, source=source)]
+        if demand is not None:
+            written.append(write_frame(root, DEMAND_TABLE, demand, source=source))
     return FeaturesReport(
         path,
         features.height,
