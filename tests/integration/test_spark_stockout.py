@@ -31,6 +31,7 @@ from shelfcast.jobs.score import run_score
 from shelfcast.models.data import ModelData
 from shelfcast.models.risk import backtest_risk
 from shelfcast.models.stockout import StockoutConfig, fit_stockout, stockout_features_at
+from shelfcast.models.train import ForecastConfig
 from shelfcast.settings import Settings, SparkConfig
 from shelfcast.types import Task
 from shelfcast.workflows.training import run_train
@@ -41,6 +42,8 @@ CHAIN = SimConfig(
     n_stores=3, n_items=4, n_days=200, seed=8, min_base_demand=1.0, max_base_demand=30.0, safety_factor=0.25
 )
 FAST = StockoutConfig(engine="xgboost", n_origins=21, n_estimators=30, num_leaves=15)
+# The demand forecaster behind the quantile risk: what the Spark engine trains (direct XGBoost), small.
+DEMAND = ForecastConfig(engine="xgboost", strategy="direct", n_estimators=30, num_leaves=15)
 ONE = SparkConfig(master="local[2]", groups=3, workers=1)
 RISK_DAYS = 7
 
@@ -81,16 +84,22 @@ def test_one_worker_fits_the_local_classifier(spark: Any, chain: Settings, local
 
 
 def test_the_backtest_on_spark_scores_as_the_local_one(spark: Any, chain: Settings, local: ModelData) -> None:
+    """Every model's metrics, the quantile risk's too: per window, a Spark demand backtest before the cutoff
+    chooses the candidate whose forecasts it compares with the stock, as the local one does."""
     on_spark = backtest_risk_spark(
-        _on_spark(spark, chain, ONE), folds=2, risk_days=RISK_DAYS, min_hours=None, config=FAST
+        _on_spark(spark, chain, ONE), folds=2, risk_days=RISK_DAYS, min_hours=None, config=FAST, forecast_config=DEMAND
     )
-    alone = backtest_risk(local, folds=2, risk_days=RISK_DAYS, min_hours=None, config=FAST, quantile_risk=False)
+    alone = backtest_risk(local, folds=2, risk_days=RISK_DAYS, min_hours=None, config=FAST, forecast_config=DEMAND)
     assert on_spark.cutoffs == alone.cutoffs and on_spark.selected == alone.selected
     key = ["model", "window"]
-    assert set(on_spark.metrics["model"]) == {"classifier", "rule"}
+    assert set(on_spark.metrics["model"]) == {"classifier", "rule", "quantile_risk"}
     assert_frame_equal(on_spark.metrics.sort(key), alone.metrics.sort(key), rel_tol=1e-5, abs_tol=1e-6)
     assert on_spark.scored is not None and alone.scored is not None
-    columns = ["store_id", "item_id", "origin", "window", "risk", "threshold", "label", "rule_score", "label_true"]
+    assert on_spark.scored["quantile_risk"].is_not_null().all()
+    columns = [
+        *("store_id", "item_id", "origin", "window", "risk", "threshold", "label", "rule_score", "label_true"),
+        "quantile_risk",
+    ]
     assert_frame_equal(
         on_spark.scored.select(columns).sort("window", "store_id", "item_id"),
         alone.scored.select(columns).sort("window", "store_id", "item_id"),
@@ -101,11 +110,14 @@ def test_the_backtest_on_spark_scores_as_the_local_one(spark: Any, chain: Settin
 
 def test_train_stockout_on_spark_registers_a_classifier_the_local_jobs_serve(spark: Any, tmp_path: Path) -> None:
     settings = ingest_chain(tmp_path, CHAIN).model_copy(update={"spark": ONE})
-    report = run_train(settings, task="stockout", folds=1, stockout_config=FAST, engine="spark")
+    report = run_train(settings, task="stockout", folds=1, stockout_config=FAST, forecast_config=DEMAND, engine="spark")
     assert report.version == "1" and report.promotion is not None, report
     params = Registry(settings).client.get_run(report.run.run_id).data.params
     assert params["engine.name"] == "spark" and params["engine"] == "xgboost"
     assert params["definition.window"] == str(RISK_DAYS)
+    assert params["forecast.engine"] == "xgboost" and params["forecast.n_estimators"] == "30"
+    metrics = Registry(settings).client.get_run(report.run.run_id).data.metrics
+    assert 0 <= metrics["pr_auc.quantile_risk"] <= 1, metrics  # the backtest compared it, on Spark
     if not report.promotion.promoted:  # the gates may refuse a 30-tree model on 12 series: serve it anyway
         promote_version(settings, Task.STOCKOUT, report.version, force=True)
     native = settings.workspace / "models" / "stockout" / "champion" / "artifacts" / "native"

@@ -81,14 +81,21 @@ def backtest_stockout(
     engine: Engine = "local",
 ) -> StockoutBacktest:
     """`models.risk.backtest_risk` on the workspace's lake (or on `data`, already loaded from it); on Spark, its
-    twin `io.spark.stockout.backtest_risk_spark` (XGBoost, without the quantile risk)."""
+    twin `io.spark.stockout.backtest_risk_spark` (XGBoost, the demand forecasts of the quantile risk too)."""
     if engine == "spark":
         from shelfcast.io.spark.forecast import open_lake
         from shelfcast.io.spark.stockout import backtest_risk_spark
 
         on_spark = open_lake(settings.spark, Lake(settings.workspace))
         return backtest_risk_spark(
-            on_spark, folds=folds, risk_days=risk_days, min_hours=min_hours, config=config, progress=progress
+            on_spark,
+            folds=folds,
+            risk_days=risk_days,
+            min_hours=min_hours,
+            config=config,
+            progress=progress,
+            forecast_config=forecast_config,
+            quantile_risk=quantile_risk,
         )
     return backtest_risk(
         data or load_model_data(Lake(settings.workspace)),

@@ -157,22 +157,47 @@ def candidates(
         model = fit_forecaster(
             panel,
             spec,
-            _strategy(config, name),
+            gbm_config(config, name),
             cutoff=cutoff,
             horizon=steps,
             calendar=calendar,
             checkpoints=checkpoints,
         )
-        out[name] = model.predict(panel, calendar=calendar).drop(HORIZON)
+        out[name] = candidate_forecast(panel, name, gbm=model, cutoff=cutoff, steps=steps, calendar=calendar)
     for name in baselines:
-        out[name] = BASELINES[name](panel, cutoff=cutoff, horizon=steps)
+        out[name] = candidate_forecast(panel, name, gbm=None, cutoff=cutoff, steps=steps, calendar=calendar)
     if only == BLEND:
         return {BLEND: blend(out[gbms[0]], out["seasonal_naive"], blend_weight)}
     return out if only is None else {only: out[only]}
 
 
-def _strategy(config: ForecastConfig, name: str) -> ForecastConfig:
-    return config.model_copy(update={"strategy": "recursive" if name == RECURSIVE else "direct"})
+def gbm_config(config: ForecastConfig, name: str) -> ForecastConfig:
+    """The configuration of the GBM a candidate is or is made of: the recursive one for `RECURSIVE`, for the
+    blend the one of `config.strategy` ("auto": the direct one), else the direct one."""
+    recursive = name == RECURSIVE or (name == BLEND and config.strategy == "recursive")
+    return config.model_copy(update={"strategy": "recursive" if recursive else "direct"})
+
+
+def candidate_forecast(
+    panel: Panel,
+    name: str,
+    *,
+    gbm: TrainedForecaster | None,
+    cutoff: dt.date,
+    steps: int,
+    calendar: pl.DataFrame | None,
+    blend_weight: float = 0.5,
+) -> pl.DataFrame:
+    """One candidate's forecasts from `cutoff` for `steps` steps: a baseline's, the fitted `gbm`'s (trained to
+    `cutoff`, for a GBM candidate and the blend), or the blend of the two."""
+    if name in BASELINES:
+        return BASELINES[name](panel, cutoff=cutoff, horizon=steps)
+    if gbm is None:
+        raise ValueError(f"the candidate {name!r} needs a fitted GBM")
+    forecast = gbm.predict(panel, calendar=calendar).drop(HORIZON)
+    if name == BLEND:
+        return blend(forecast, BASELINES["seasonal_naive"](panel, cutoff=cutoff, horizon=steps), blend_weight)
+    return forecast
 
 
 def blend(gbm: pl.DataFrame, naive: pl.DataFrame, weight: float) -> pl.DataFrame:

@@ -9,20 +9,24 @@ from dataclasses import dataclass
 import polars as pl
 
 from shelfcast.features.frames import HORIZON
+from shelfcast.features.panel import Panel
 from shelfcast.models.backtest import (
     RECURSIVE,
     BacktestConfig,
+    DemandBacktest,
     Progress,
     add_quantiles,
     backtest_demand,
-    candidates,
+    candidate_forecast,
     conformal_scores,
+    gbm_config,
     quantile_table,
 )
+from shelfcast.models.baselines import BASELINES
 from shelfcast.models.checkpoint import Checkpoints
 from shelfcast.models.data import ModelData
 from shelfcast.models.selection import Selection, SelectionConfig, selection_windows
-from shelfcast.models.train import ForecastConfig
+from shelfcast.models.train import ForecastConfig, TrainedForecaster, fit_forecaster
 
 log = logging.getLogger(__name__)
 
@@ -89,23 +93,56 @@ def chosen_forecast(
     log.info("backtest before %s selected %s", cutoff, chosen)
     if progress:
         progress(f"training {chosen} to {cutoff}", 1, 2)
-    forecast = candidates(
-        known,
-        data.spec,
-        _blended_strategy(data, check.selection),
-        cutoff=cutoff,
-        steps=horizon,
-        calendar=data.calendar,
-        checkpoints=checkpoints,
-        only=chosen,
-        blend_weight=check.selection.blend_weight if check.selection.blend_weight is not None else 0.5,
-    )[chosen]
-    forecast = forecast.with_columns(
-        ((pl.col("date") - pl.lit(cutoff)).dt.total_days() // known.step.days).cast(pl.Int32).alias(HORIZON)
-    )
+    gbm = None
+    if chosen not in BASELINES:
+        config = gbm_config(_blended_strategy(data, check.selection), chosen)
+        gbm = fit_forecaster(
+            known, data.spec, config, cutoff=cutoff, horizon=horizon, calendar=data.calendar, checkpoints=checkpoints
+        )
+    candidate = chosen_candidate(check, cutoff=cutoff, steps=horizon, gbm=gbm)
+    return ChosenForecast(candidate.forecast(data.panel, calendar=data.calendar), check.selection)
+
+
+@dataclass(frozen=True)
+class ChosenCandidate:
+    """The candidate a backtest before `cutoff` chose, its GBM fitted to `cutoff` (None for a baseline) and the
+    quantile table of its residuals there: what forecasting any set of series from `cutoff` needs (a group of
+    series on Spark, or all of them)."""
+
+    name: str
+    cutoff: dt.date
+    steps: int
+    gbm: TrainedForecaster | None
+    blend_weight: float
+    table: pl.DataFrame
+
+    def forecast(self, panel: Panel, *, calendar: pl.DataFrame | None) -> pl.DataFrame:
+        """The candidate's forecasts of `panel`'s series from the cutoff, as known there, with p10/p50/p90."""
+        known = panel.as_known_at(self.cutoff)
+        forecast = candidate_forecast(
+            known,
+            self.name,
+            gbm=self.gbm,
+            cutoff=self.cutoff,
+            steps=self.steps,
+            calendar=calendar,
+            blend_weight=self.blend_weight,
+        )
+        forecast = forecast.with_columns(
+            ((pl.col("date") - pl.lit(self.cutoff)).dt.total_days() // known.step.days).cast(pl.Int32).alias(HORIZON)
+        )
+        return add_quantiles(forecast, self.table).with_columns(pl.lit(self.name).alias("model"))
+
+
+def chosen_candidate(
+    check: DemandBacktest, *, cutoff: dt.date, steps: int, gbm: TrainedForecaster | None
+) -> ChosenCandidate:
+    """The candidate `check` (a backtest of windows ending at `cutoff`) chose, with `gbm` fitted to `cutoff`."""
+    assert check.selection is not None
+    chosen = check.selected
+    weight = check.selection.blend_weight
     table = quantile_table(conformal_scores(check.forecasts.filter(pl.col("model") == chosen)))
-    frame = add_quantiles(forecast, table).with_columns(pl.lit(chosen).alias("model"))
-    return ChosenForecast(frame, check.selection)
+    return ChosenCandidate(chosen, cutoff, steps, gbm, weight if weight is not None else 0.5, table)
 
 
 def _blended_strategy(data: ModelData, selection: Selection) -> ForecastConfig:

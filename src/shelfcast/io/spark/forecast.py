@@ -56,7 +56,8 @@ from shelfcast.models.backtest import (
 from shelfcast.models.baselines import BASELINES
 from shelfcast.models.data import DataShape, group_data
 from shelfcast.models.forecaster import FeatureEncoder, GBMForecaster
-from shelfcast.models.selection import SelectionConfig
+from shelfcast.models.quantile_forecast import ChosenCandidate, chosen_candidate
+from shelfcast.models.selection import SelectionConfig, selection_windows
 from shelfcast.models.train import (
     MONOTONE,
     TARGET_COLUMN,
@@ -76,7 +77,7 @@ from shelfcast.settings import SparkConfig
 from shelfcast.types import Freq
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, Row, SparkSession
 
 log = logging.getLogger(__name__)
 STEPS = "__steps"
@@ -139,7 +140,7 @@ def fit_forecaster_spark(
     config = config.model_copy(update={"engine": "xgboost", "strategy": "direct"})
     step = Freq(shape.freq).step
     origins, horizons = training_origins(config, cutoff=cutoff, first=shape.first, horizon=horizon, step=step)
-    keep = _keep_share(data, origins, horizons, cutoff=cutoff, step=step, max_rows=config.max_rows)
+    keep = keep_share(data.first_dates(), origins, horizons, cutoff=cutoff, step=step, max_rows=config.max_rows)
     calendar = shape.shared.get("calendar")
 
     def rows_of(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -158,12 +159,6 @@ def fit_forecaster_spark(
         features.unpersist()
 
 
-def _keep_share(
-    data: SparkData, origins: list[dt.date], horizons: list[int], *, cutoff: dt.date, step: dt.timedelta, max_rows: int
-) -> float:
-    return keep_share(data.first_dates(), origins, horizons, cutoff=cutoff, step=step, max_rows=max_rows)
-
-
 def _fit(
     data: SparkData, features: DataFrame, config: ForecastConfig, *, cutoff: dt.date, horizon: int
 ) -> TrainedForecaster:
@@ -178,7 +173,7 @@ def _fit(
         sf.count(sf.lit(1)).alias("__rows"),
         *[sf.avg((sf.col(STEPS) >= w).cast("double")).alias(f"__w{w}") for w in spec.windows],
         *[sf.avg(sf.col(f"`{c}`").isNotNull().cast("double")).alias(c) for c in history],
-        *[sf.collect_set(sf.col(f"`{c}`").cast("string")).alias(f"__values_{c}") for c in categorical],
+        *category_sets(categorical),
     ).first()
     assert counts is not None
     if not counts["__rows"]:
@@ -191,11 +186,7 @@ def _fit(
     probe = pl.from_arrow(features.limit(0).toArrow())
     assert isinstance(probe, pl.DataFrame)
     inputs = probe.drop(TARGET_COLUMN, STEPS).schema
-    values = {
-        c: pl.Series(c, [r[0] for r in features.select(sf.col(c).cast("string")).distinct().collect()])
-        for c in categorical
-    }
-    encoder = FeatureEncoder(categorical).fit_schema(inputs, values)
+    encoder = FeatureEncoder(categorical).fit_schema(inputs, category_values(counts, categorical))
     model = GBMForecaster(
         engine="xgboost",
         objective=config.objective,
@@ -220,6 +211,19 @@ def _fit(
 
     train_encoded(data, features, encode, model, order=[*SERIES, ORIGIN, HORIZON])
     return TrainedForecaster(spec, config, model, cutoff, horizon, level_window=window)
+
+
+def category_sets(categorical: Sequence[str]) -> list[Column]:
+    """Aggregates of each categorical column's distinct values as text (nulls left out, as the local encoder
+    does), to ride along another aggregate: `category_values` reads them from its row."""
+    from pyspark.sql import functions as sf
+
+    return [sf.collect_set(sf.col(f"`{c}`").cast("string")).alias(f"__values_{c}") for c in categorical]
+
+
+def category_values(row: Row, categorical: Sequence[str]) -> dict[str, pl.Series]:
+    """The encoder's category values from an aggregate row holding `category_sets`."""
+    return {c: pl.Series(c, row[f"__values_{c}"], dtype=pl.String) for c in categorical}
 
 
 def plain_names(encoder: FeatureEncoder) -> list[str]:
@@ -321,16 +325,19 @@ def backtest_demand_spark(
     selection: SelectionConfig | None = None,
     progress: Progress | None = None,
     windows_note: str | None = None,
+    end: dt.date | None = None,
 ) -> DemandBacktest:
     """`backtest_demand` on Spark: each window's GBM trained on Spark, forecasts per group, scores on the driver.
 
     The candidates are the direct GBM, every baseline and the blend (the
     recursive GBM is a local-engine candidate). Window rows are collected on
     the driver to be blended, calibrated and scored by the same functions as a
-    local backtest: series x horizon x windows x candidates rows.
+    local backtest: series x horizon x windows x candidates rows. `end`
+    (default: the data's last date) is where the last window ends: a backtest
+    of what was known then, as the local one on the panel until `end`.
     """
     shape = data.shape
-    windows = backtest_cutoffs(shape.first, shape.end, backtest, Freq(shape.freq).step)
+    windows = backtest_cutoffs(shape.first, end or shape.end, backtest, Freq(shape.freq).step)
     steps = backtest.gap + backtest.horizon
     models = {}
     for i, cutoff in enumerate(windows):
@@ -350,6 +357,37 @@ def backtest_demand_spark(
         selection=selection or SelectionConfig(),
         windows_note=windows_note,
     )
+
+
+def chosen_on_spark(
+    data: SparkData,
+    config: ForecastConfig,
+    *,
+    cutoff: dt.date,
+    horizon: int,
+    selection: SelectionConfig | None = None,
+) -> ChosenCandidate:
+    """`chosen_forecast` on Spark, up to the forecasts: the candidate chosen by a Spark backtest of the windows
+    ending at `cutoff`, its GBM trained on Spark to `cutoff`. Each group of series then forecasts itself with
+    `ChosenCandidate.forecast` (the candidates are the direct GBM, the baselines and the blend)."""
+    shape = data.shape
+    selection = selection or SelectionConfig()
+    config = config.model_copy(update={"engine": "xgboost", "strategy": "direct"})
+    step = Freq(shape.freq).step
+    windows = selection_windows(shape.first, cutoff, horizon=horizon, step=step, wanted=selection.windows)
+    if windows.note:
+        log.info("selection windows before %s: %s", cutoff, windows.note)
+    check = backtest_demand_spark(
+        data,
+        config,
+        BacktestConfig(folds=windows.count, horizon=horizon, step=windows.stride),
+        selection=selection,
+        windows_note=windows.note,
+        end=cutoff,
+    )
+    log.info("backtest on Spark before %s selected %s", cutoff, check.selected)
+    gbm = None if check.selected in BASELINES else fit_forecaster_spark(data, config, cutoff=cutoff, horizon=horizon)
+    return chosen_candidate(check, cutoff=cutoff, steps=horizon, gbm=gbm)
 
 
 def score_fitted_spark(

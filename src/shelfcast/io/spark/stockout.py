@@ -16,8 +16,9 @@ What runs where:
   and a few million rows describe it.
 - The backtest scores each window's cutoff per group with `apply_stockout`
   (the fitted model shipped to the executors) and `labelled_at`; the metrics
-  are `risk_backtest`'s. The `quantile_risk` comparison needs a demand forecast
-  per window: it is left out on Spark (the gates compare with the rule only).
+  are `risk_backtest`'s. Where stock is known, the `quantile_risk` comparison
+  forecasts demand with the candidate a Spark demand backtest before each
+  window's cutoff chose (`forecast.chosen_on_spark`), per group too.
 """
 
 from __future__ import annotations
@@ -34,11 +35,21 @@ from shelfcast.errors import DataValidationError
 from shelfcast.features.build import hashed_columns
 from shelfcast.features.labels import StockoutDefinition, definition_for
 from shelfcast.features.panel import SERIES
-from shelfcast.io.spark.forecast import LABEL, WEIGHT, SparkData, plain_names, train_encoded
+from shelfcast.io.spark.forecast import (
+    LABEL,
+    WEIGHT,
+    SparkData,
+    category_sets,
+    category_values,
+    chosen_on_spark,
+    plain_names,
+    train_encoded,
+)
 from shelfcast.io.spark.groups import map_batches, spark_schema, to_polars
 from shelfcast.models.backtest import BacktestConfig, Progress, cutoffs
 from shelfcast.models.data import group_data
 from shelfcast.models.forecaster import FeatureEncoder, GBMForecaster
+from shelfcast.models.quantile_forecast import ChosenCandidate
 from shelfcast.models.risk import StockoutBacktest, apply_stockout, labelled_at, risk_backtest
 from shelfcast.models.stockout import (
     ORIGIN,
@@ -51,7 +62,7 @@ from shelfcast.models.stockout import (
     stockout_plan,
     stockout_rows,
 )
-from shelfcast.models.train import KEEP_RESOLUTION
+from shelfcast.models.train import KEEP_RESOLUTION, ForecastConfig
 from shelfcast.types import Freq
 
 if TYPE_CHECKING:
@@ -59,7 +70,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_DRIVER_ROWS = 4_000_000  # held-out and cutoff rows whose scores come back to the driver, at most
-_KEEP = KEEP_RESOLUTION  # resolution of the hash samples
 _TRAIN = "__train"
 
 
@@ -125,8 +135,8 @@ def _sampled(rows: DataFrame, count: int, config: StockoutConfig) -> DataFrame:
         return rows
     from pyspark.sql import functions as sf
 
-    keep = int(config.max_rows / count * _KEEP)
-    draw = sf.pmod(sf.xxhash64(*SERIES, ORIGIN, sf.lit(config.seed)), sf.lit(_KEEP))
+    keep = int(config.max_rows / count * KEEP_RESOLUTION)
+    draw = sf.pmod(sf.xxhash64(*SERIES, ORIGIN, sf.lit(config.seed)), sf.lit(KEEP_RESOLUTION))
     return rows.filter(draw < keep)
 
 
@@ -141,14 +151,12 @@ def _train(
     data: SparkData, rows: DataFrame, config: StockoutConfig, categorical: list[str], positive: float | None
 ) -> GBMForecaster:
     """One classifier trained on `rows` (labelled), its encoder fitted on their schema and category values."""
-    from pyspark.sql import functions as sf
 
     probe = pl.from_arrow(rows.drop(_TRAIN).limit(0).toArrow())
     assert isinstance(probe, pl.DataFrame)
     inputs = probe.drop("label").schema
-    values = {
-        c: pl.Series(c, [r[0] for r in rows.select(sf.col(c).cast("string")).distinct().collect()]) for c in categorical
-    }
+    sets = rows.agg(*category_sets(categorical)).first() if categorical else None  # one job for every column
+    values = category_values(sets, categorical) if sets is not None else {}
     model = stockout_classifier(config, categorical)
     model.encoder_ = FeatureEncoder(categorical).fit_schema(inputs, values)
     encoder, plain = model.encoder_, plain_names(model.encoder_)
@@ -170,8 +178,8 @@ def _holdout(rows: DataFrame, first: GBMForecaster, final: GBMForecaster, *, cut
 
     count = rows.count()
     if count > MAX_DRIVER_ROWS:
-        keep = int(MAX_DRIVER_ROWS / count * _KEEP)
-        rows = rows.filter(sf.pmod(sf.xxhash64(*SERIES), sf.lit(_KEEP)) < keep)  # whole series
+        keep = int(MAX_DRIVER_ROWS / count * KEEP_RESOLUTION)
+        rows = rows.filter(sf.pmod(sf.xxhash64(*SERIES), sf.lit(KEEP_RESOLUTION)) < keep)  # whole series
 
     def scores(batch: pl.DataFrame) -> pl.DataFrame:
         features = batch.drop("label", _TRAIN)
@@ -213,31 +221,45 @@ def backtest_risk_spark(
     min_hours: float | None,
     config: StockoutConfig | None = None,
     progress: Progress | None = None,
+    forecast_config: ForecastConfig | None = None,
+    quantile_risk: bool = True,
 ) -> StockoutBacktest:
-    """`backtest_risk` on Spark (without the quantile risk): each window's classifier fitted on Spark at its
-    cutoff, the cutoff's rows scored per group with the rule and labelled; the same metrics."""
+    """`backtest_risk` on Spark: each window's classifier fitted on Spark at its cutoff, the cutoff's rows scored
+    per group with the rule (and, where stock is known, the quantile risk of the demand candidate a Spark backtest
+    before the cutoff chose: `chosen_on_spark`), labelled; the same metrics."""
     shape = data.shape
     config = (config or StockoutConfig()).model_copy(update={"engine": "xgboost"})
     definition = definition_on(data, risk_days=risk_days, min_hours=min_hours)
     freq = Freq(shape.freq)
     steps = freq.steps_in(risk_days)
     dates = cutoffs(shape.end, BacktestConfig(folds=folds, horizon=steps, step=steps), freq.step)
+    with_stock = "on_hand" in group_data(shape, data.sample).panel.frame.columns
     frames = []
     for i, cutoff in enumerate(dates):
         if progress:
             progress(f"window {i + 1}/{len(dates)} (cutoff {cutoff})", i, len(dates))
+        demand = None
+        if quantile_risk and with_stock:
+            demand = chosen_on_spark(data, forecast_config or shape.config, cutoff=cutoff, horizon=steps)
         model = fit_stockout_spark(data, config, definition, cutoff=cutoff)
-        frames.append(scored_spark(data, model, cutoff=cutoff).with_columns(pl.lit(i + 1).alias("window")))
+        scored = scored_spark(data, model, cutoff=cutoff, demand=demand)
+        frames.append(scored.with_columns(pl.lit(i + 1).alias("window")))
     return risk_backtest(pl.concat(frames), dates)
 
 
-def scored_spark(data: SparkData, model: StockoutModel, *, cutoff: dt.date) -> pl.DataFrame:
-    """Every series' risk, label, rule score and true label at `cutoff` (`apply_stockout`, `labelled_at`)."""
+def scored_spark(
+    data: SparkData, model: StockoutModel, *, cutoff: dt.date, demand: ChosenCandidate | None = None
+) -> pl.DataFrame:
+    """Every series' risk, label, rule score and true label at `cutoff` (`apply_stockout`, `labelled_at`); with
+    `demand`, the quantile risk of its forecasts against the stock on hand."""
     shape, definition = data.shape, model.definition
     model = replace(model, holdout=None)  # shipped to every task: without the held-out scores it no longer needs
+    calendar = shape.shared.get("calendar")
 
     def scored_of(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
         group = group_data(shape, tables)
-        return labelled_at(apply_stockout(model, group, cutoff=cutoff), group.panel, definition, cutoff)
+        forecast = demand.forecast(group.panel, calendar=calendar) if demand is not None else None
+        scored = apply_stockout(model, group, cutoff=cutoff, forecast=forecast)
+        return labelled_at(scored, group.panel, definition, cutoff)
 
     return to_polars(data.run(scored_of)).sort(*SERIES)

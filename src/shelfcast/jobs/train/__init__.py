@@ -234,107 +234,104 @@ class _Trained:
     tags: dict[str, str]
 
 
-def _fit_locally(
-    settings: Settings,
-    lake: Lake,
-    *,
-    task: Task,
-    folds: int,
-    horizon: int | None,
-    risk_days: int,
-    min_hours: float | None,
-    forecast_config: ForecastConfig | None,
-    stockout_config: StockoutConfig | None,
-    out: Path,
-    progress: Progress | None,
-) -> _Trained:
+@dataclass(frozen=True)
+class _Request:
+    """What `train_challenger` asks either engine's fit for."""
+
+    task: Task
+    folds: int
+    horizon: int | None
+    risk_days: int
+    min_hours: float | None
+    forecast_config: ForecastConfig | None
+    stockout_config: StockoutConfig | None
+    out: Path
+    progress: Progress | None
+
+
+def _fit_locally(settings: Settings, lake: Lake, r: _Request) -> _Trained:
     data = load_model_data(lake)
-    steps = horizon or Freq(data.panel.freq).default_horizon
-    if progress:
-        progress(f"backtest {task}", 0, 2)
+    steps = r.horizon or Freq(data.panel.freq).default_horizon
+    if r.progress:
+        r.progress(f"backtest {r.task}", 0, 2)
     as_served: AsServed | None = None
-    if task == Task.DEMAND:
+    if r.task == Task.DEMAND:
         fitted = _demand(
             data,
-            forecast_config or data.config,
-            folds=folds,
+            r.forecast_config or data.config,
+            folds=r.folds,
             horizon=steps,
-            out=out,
-            progress=progress,
+            out=r.out,
+            progress=r.progress,
             checkpoints=_checkpoints(settings),
             selection=settings.selection,
         )
-        rerun = demand_rerun(data, folds=folds, horizon=steps, selection=settings.selection)
-        as_served = demand_as_served(data, folds=folds, horizon=steps)
+        rerun = demand_rerun(data, folds=r.folds, horizon=steps, selection=settings.selection)
+        as_served = demand_as_served(data, folds=r.folds, horizon=steps)
     else:
         fitted = _stockout(
             settings,
             data,
-            stockout_config or StockoutConfig(),
-            folds=folds,
-            risk_days=risk_days,
-            min_hours=min_hours,
-            out=out,
-            progress=progress,
-            forecast_config=forecast_config,
+            r.stockout_config or StockoutConfig(),
+            folds=r.folds,
+            risk_days=r.risk_days,
+            min_hours=r.min_hours,
+            out=r.out,
+            progress=r.progress,
+            forecast_config=r.forecast_config,
         )
         rerun = stockout_rerun(
             lambda config: backtest_risk(
-                data, folds=folds, risk_days=risk_days, min_hours=min_hours, config=config, quantile_risk=False
+                data, folds=r.folds, risk_days=r.risk_days, min_hours=r.min_hours, config=config, quantile_risk=False
             ),
-            risk_days=risk_days,
-            min_hours=min_hours,
+            risk_days=r.risk_days,
+            min_hours=r.min_hours,
         )
     return _Trained(fitted, data.spec, _reference(settings, data, fitted.model), rerun, as_served, {})
 
 
-def _fit_on_spark(
-    settings: Settings,
-    lake: Lake,
-    *,
-    task: Task,
-    folds: int,
-    horizon: int | None,
-    risk_days: int,
-    min_hours: float | None,
-    forecast_config: ForecastConfig | None,
-    stockout_config: StockoutConfig | None,
-    out: Path,
-    progress: Progress | None,
-) -> _Trained:
+def _fit_on_spark(settings: Settings, lake: Lake, r: _Request) -> _Trained:
     """The same fit on Spark (`jobs.train.spark`): the same run, model folder and registry entry as a local one."""
+    from shelfcast.io.spark.forecast import open_lake
     from shelfcast.jobs.train.spark import (
         demand_on_spark,
-        open_data,
         spark_as_served,
         spark_rerun,
         stockout_on_spark,
         stockout_rerun_spark,
     )
 
-    data = open_data(settings, lake)
-    steps = horizon or Freq(data.shape.freq).default_horizon
-    if progress:
-        progress(f"backtest {task} on Spark", 0, 2)
+    data = open_lake(settings.spark, lake)
+    steps = r.horizon or Freq(data.shape.freq).default_horizon
+    if r.progress:
+        r.progress(f"backtest {r.task} on Spark", 0, 2)
     as_served: AsServed | None = None
-    if task == Task.DEMAND:
+    if r.task == Task.DEMAND:
         fitted, reference = demand_on_spark(
-            settings, data, forecast_config, folds=folds, horizon=steps, out=out, progress=progress, mix_of=_mix
+            settings,
+            data,
+            r.forecast_config,
+            folds=r.folds,
+            horizon=steps,
+            out=r.out,
+            progress=r.progress,
+            mix_of=_mix,
         )
-        rerun = spark_rerun(data, folds=folds, horizon=steps, selection=settings.selection)
-        as_served = spark_as_served(data, folds=folds, horizon=steps)
+        rerun = spark_rerun(data, folds=r.folds, horizon=steps, selection=settings.selection)
+        as_served = spark_as_served(data, folds=r.folds, horizon=steps)
     else:
         fitted, reference = stockout_on_spark(
             settings,
             data,
-            stockout_config or StockoutConfig(),
-            folds=folds,
-            risk_days=risk_days,
-            min_hours=min_hours,
-            out=out,
-            progress=progress,
+            r.stockout_config or StockoutConfig(),
+            folds=r.folds,
+            risk_days=r.risk_days,
+            min_hours=r.min_hours,
+            out=r.out,
+            progress=r.progress,
+            forecast_config=r.forecast_config,
         )
-        rerun = stockout_rerun_spark(data, folds=folds, risk_days=risk_days, min_hours=min_hours)
+        rerun = stockout_rerun_spark(data, folds=r.folds, risk_days=r.risk_days, min_hours=r.min_hours)
     return _Trained(fitted, data.shape.spec, reference, rerun, as_served, {"shelfcast.engine": "spark"})
 
 
@@ -381,19 +378,8 @@ def train_challenger(
     fit = _fit_on_spark if engine == "spark" else _fit_locally
     with tempfile.TemporaryDirectory(prefix="shelfcast-train-") as tmp:
         out = Path(tmp)
-        trained = fit(
-            settings,
-            lake,
-            task=task,
-            folds=folds,
-            horizon=horizon,
-            risk_days=risk_days,
-            min_hours=min_hours,
-            forecast_config=forecast_config,
-            stockout_config=stockout_config,
-            out=out,
-            progress=progress,
-        )
+        request = _Request(task, folds, horizon, risk_days, min_hours, forecast_config, stockout_config, out, progress)
+        trained = fit(settings, lake, request)
         fitted = trained.fitted
         # New days since the champion was trained move the cutoffs on: it is then scored on these windows too,
         # so the gates still compare like with like.

@@ -18,14 +18,12 @@ from typing import Any
 import polars as pl
 
 from shelfcast.errors import RebacktestError
-from shelfcast.io.lake import Lake
 from shelfcast.io.model_files import load_forecaster
 from shelfcast.io.plots import feature_importance_png, forecast_vs_actual_png
 from shelfcast.io.spark.forecast import (
     SparkData,
     backtest_demand_spark,
     fit_forecaster_spark,
-    open_lake,
     reference_spark,
     score_fitted_spark,
 )
@@ -33,7 +31,7 @@ from shelfcast.io.spark.session import worker_count
 from shelfcast.io.spark.stockout import backtest_risk_spark, definition_on, fit_stockout_spark
 from shelfcast.io.tracking import CANDIDATE_PARAM
 from shelfcast.jobs.train.fitted import Fitted, stockout_fitted
-from shelfcast.jobs.train.rebacktest import AsServed, Rerun, config_from_params, stockout_rerun
+from shelfcast.jobs.train.rebacktest import FORECAST_PREFIX, AsServed, Rerun, config_from_params, stockout_rerun
 from shelfcast.models.backtest import (
     MODEL,
     BacktestConfig,
@@ -51,11 +49,6 @@ from shelfcast.settings import Settings
 from shelfcast.types import Freq, Task
 
 EXAMPLE_ROWS = 5
-
-
-def open_data(settings: Settings, lake: Lake) -> SparkData:
-    """The lake's data on the session of `settings.spark`."""
-    return open_lake(settings.spark, lake)
 
 
 def demand_on_spark(
@@ -122,13 +115,21 @@ def stockout_on_spark(
     min_hours: float | None,
     out: Path,
     progress: Progress | None,
+    forecast_config: ForecastConfig | None = None,
 ) -> tuple[Fitted, pl.DataFrame]:
     """The stockout classifier backtested and fitted on Spark, and its drift reference: what `_stockout` does
-    locally, without the quantile-risk comparison (it needs a demand forecast per window; the gates read the rule)."""
+    locally (the quantile-risk comparison's demand forecasts by XGBoost on Spark too)."""
     shape = data.shape
     config = config.model_copy(update={"engine": "xgboost"})
+    demand = (forecast_config or shape.config).model_copy(update={"engine": "xgboost", "strategy": "direct"})
     bt = backtest_risk_spark(
-        data, folds=folds, risk_days=risk_days, min_hours=min_hours, config=config, progress=progress
+        data,
+        folds=folds,
+        risk_days=risk_days,
+        min_hours=min_hours,
+        config=config,
+        progress=progress,
+        forecast_config=demand,
     )
     if progress:
         progress("final fit on Spark (classifier)", 1, 2)
@@ -138,6 +139,8 @@ def stockout_on_spark(
     steps = window_steps(sample, risk_days)
     example = stockout_features(sample.as_known_at(shape.end), shape.spec, [shape.end], window=steps)
     params = {
+        # The demand forecast behind the backtest's quantile_risk model.
+        **{f"{FORECAST_PREFIX}{k}": v for k, v in demand.model_dump().items()},
         "windows": folds,
         "cutoff": shape.end,
         "engine.name": "spark",
@@ -151,7 +154,9 @@ def stockout_on_spark(
 def stockout_rerun_spark(data: SparkData, *, folds: int, risk_days: int, min_hours: float | None) -> Rerun:
     """The stockout champion's config backtested on Spark on the challenger's windows (`rebacktest.Rerun`)."""
     return stockout_rerun(
-        lambda config: backtest_risk_spark(data, folds=folds, risk_days=risk_days, min_hours=min_hours, config=config),
+        lambda config: backtest_risk_spark(
+            data, folds=folds, risk_days=risk_days, min_hours=min_hours, config=config, quantile_risk=False
+        ),
         risk_days=risk_days,
         min_hours=min_hours,
     )
