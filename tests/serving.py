@@ -33,14 +33,17 @@ SERVE_FAST_STOCKOUT = StockoutConfig(n_origins=20, n_estimators=30, learning_rat
 SERVE_HORIZON = 7
 
 
-def ingest_chain(root: Path, config: SimConfig = SERVE_CHAIN, *, sales_only: bool = False) -> Settings:
-    """Simulate `config` and ingest it into `root/ws`."""
+def ingest_chain(
+    root: Path, config: SimConfig = SERVE_CHAIN, *, sales_only: bool = False, drop: tuple[str, ...] = ()
+) -> Settings:
+    """Simulate `config` and ingest it into `root/ws` (without the inventory for `sales_only`, without the
+    columns `drop` in any table)."""
     sim = simulate(config)
     folder = root / "raw"
     folder.mkdir(parents=True)
     for name, frame in sim.tables().items():
         if not (sales_only and name == "inventory"):
-            frame.write_parquet(folder / f"{name}.parquet")
+            frame.drop(drop, strict=False).write_parquet(folder / f"{name}.parquet")
     (folder / "exogenous_roles.json").write_text(json.dumps(sim.exogenous_roles))
     settings = Settings(workspace=root / "ws")
     run_ingest(get_source("canonical"), folder, settings=settings, today=TODAY, now=NOW)

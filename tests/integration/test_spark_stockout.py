@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from helpers import NOW
+from helpers import NOW, run_cli
 from polars.testing import assert_frame_equal
 from serving import ingest_chain
 
@@ -141,3 +141,27 @@ def test_backtest_stockout_on_spark_from_the_command_line(spark: Any, chain: Set
     said = " ".join(result.stdout.split())
     assert "classifier" in said and "rule" in said, said
     assert out.exists()
+
+
+@pytest.mark.parametrize(
+    ("sales_only", "extra", "said"),
+    [
+        (True, [], "stockout risk needs stock data, and the lake has sales only"),
+        (False, ["--min-hours", "2"], "`--min-hours` 2 needs stockout hours, but the inventory has on_hand only"),
+    ],
+    ids=["sales-only-lake", "min-hours-without-hours"],
+)
+def test_stockout_on_spark_refuses_data_without_its_signal_in_one_line(
+    tmp_path: Path, sales_only: bool, extra: list[str], said: str
+) -> None:
+    """`train` and `backtest --task stockout --engine spark` as a user runs them: the local engine's checks, made
+    on the driver before Spark starts; one line naming what is missing, no traceback, nothing registered."""
+    small = SimConfig(n_stores=2, n_items=2, n_days=60, seed=3)
+    settings = ingest_chain(tmp_path, small, sales_only=sales_only, drop=("stockout_hours",))
+    for command in ("train", "backtest"):
+        args = [command, "--task", "stockout", "--engine", "spark", "--folds", "1", *extra]
+        done = run_cli(*args, "-w", str(settings.workspace), cwd=tmp_path, timeout=300)
+        assert done.returncode != 0, done.stdout + done.stderr
+        said_err = " ".join(done.stderr.split())
+        assert said in said_err and "Traceback" not in done.stderr, done.stderr
+    assert Registry(settings).versions(Task.STOCKOUT) == []

@@ -84,9 +84,10 @@ def backtest_stockout(
     twin `io.spark.stockout.backtest_risk_spark` (XGBoost, the demand forecasts of the quantile risk too)."""
     if engine == "spark":
         from shelfcast.io.spark.forecast import open_lake
-        from shelfcast.io.spark.stockout import backtest_risk_spark
+        from shelfcast.io.spark.stockout import backtest_risk_spark, definition_check
 
-        on_spark = open_lake(settings.spark, Lake(settings.workspace))
+        check = definition_check(risk_days=risk_days, min_hours=min_hours)
+        on_spark = open_lake(settings.spark, Lake(settings.workspace), check=check)
         return backtest_risk_spark(
             on_spark,
             folds=folds,

@@ -119,15 +119,32 @@ class SparkData:
         )
 
 
-def spark_data(session: SparkSession, config: SparkConfig, lake: Lake, shape: DataShape) -> SparkData:
+# A check of the data's shape and first series (`SparkData.sample`) that raises on data a job cannot use.
+DataCheck = Callable[[DataShape, Mapping[str, pl.DataFrame]], object]
+
+
+def spark_data(
+    session: SparkSession,
+    config: SparkConfig,
+    lake: Lake,
+    shape: DataShape,
+    sample: dict[str, pl.DataFrame] | None = None,
+) -> SparkData:
     tables = {t: read_table(session, lake, t) for t in ("sales", "inventory") if lake.has(t)}
     schemas = {t: lake.scan(t).collect_schema() for t in tables}
-    return SparkData(session, config, shape, tables, schemas, first_series(lake))
+    return SparkData(session, config, shape, tables, schemas, sample if sample is not None else first_series(lake))
 
 
-def open_lake(config: SparkConfig, lake: Lake) -> SparkData:
-    """The lake's data on a session of `config` (opened, or the one this process runs)."""
-    return spark_data(open_session(config), config, lake, load_shape(lake))
+def open_lake(config: SparkConfig, lake: Lake, *, check: DataCheck | None = None) -> SparkData:
+    """The lake's data on a session of `config` (opened, or the one this process runs).
+
+    `check` runs on the driver before the session opens: data a job cannot
+    use is refused in a second, without starting a JVM.
+    """
+    shape, sample = load_shape(lake), first_series(lake)
+    if check is not None:
+        check(shape, sample)
+    return spark_data(open_session(config), config, lake, shape, sample)
 
 
 def fit_forecaster_spark(

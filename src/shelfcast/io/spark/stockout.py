@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -47,7 +48,7 @@ from shelfcast.io.spark.forecast import (
 )
 from shelfcast.io.spark.groups import map_batches, spark_schema, to_polars
 from shelfcast.models.backtest import BacktestConfig, Progress, cutoffs
-from shelfcast.models.data import group_data
+from shelfcast.models.data import DataShape, group_data
 from shelfcast.models.forecaster import FeatureEncoder, GBMForecaster
 from shelfcast.models.quantile_forecast import ChosenCandidate
 from shelfcast.models.risk import StockoutBacktest, apply_stockout, labelled_at, risk_backtest
@@ -75,7 +76,17 @@ _TRAIN = "__train"
 
 def definition_on(data: SparkData, *, risk_days: int, min_hours: float | None) -> StockoutDefinition:
     """`definition_for` the lake: it reads the panel's columns, which every group shares."""
-    return definition_for(group_data(data.shape, data.sample).panel, risk_days=risk_days, min_hours=min_hours)
+    return definition_check(risk_days=risk_days, min_hours=min_hours)(data.shape, data.sample)
+
+
+def definition_check(*, risk_days: int, min_hours: float | None) -> Callable[..., StockoutDefinition]:
+    """`definition_for` from a shape and its first series: as `open_lake`'s check, data without the stock signal
+    (or without the hours `min_hours` needs) is refused before Spark starts."""
+
+    def check(shape: DataShape, sample: Mapping[str, pl.DataFrame]) -> StockoutDefinition:
+        return definition_for(group_data(shape, dict(sample)).panel, risk_days=risk_days, min_hours=min_hours)
+
+    return check
 
 
 def fit_stockout_spark(

@@ -301,7 +301,12 @@ def _fit_on_spark(settings: Settings, lake: Lake, r: _Request) -> _Trained:
         stockout_rerun_spark,
     )
 
-    data = open_lake(settings.spark, lake)
+    check = None
+    if r.task == Task.STOCKOUT:
+        from shelfcast.io.spark.stockout import definition_check
+
+        check = definition_check(risk_days=r.risk_days, min_hours=r.min_hours)
+    data = open_lake(settings.spark, lake, check=check)
     steps = r.horizon or Freq(data.shape.freq).default_horizon
     if r.progress:
         r.progress(f"backtest {r.task} on Spark", 0, 2)
