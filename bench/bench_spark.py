@@ -1,10 +1,11 @@
 """Scale benchmark of the two engines: time and peak memory of training and scoring as the chain grows.
 
-    uv run python bench/bench_spark.py [--sizes 1M,10M,50M] [--engines local,spark] [--cap 4G]
+    uv run python bench/bench_spark.py [--sizes 1M,10M,50M] [--engines local,spark] [--tasks demand,stockout] [--cap 4G]
         [--cap-method auto|systemd|watchdog|prlimit|none] [--json bench/results/spark.json]
 
 Per size (store-item-days; the chain is `--items` items per store over
-`--days` days, stores = size / (items x days)), in a temporary folder:
+`--days` days, stores = size / (items x days), more items per store where
+the simulator's 999 stores would not hold it), in a temporary folder:
 
 - `shelfcast simulate` and `shelfcast ingest` (canonical) once, uncapped;
 - per engine, `shelfcast train --task demand|stockout --folds 1` (a backtest
@@ -71,6 +72,7 @@ DEFAULT_JSON = ROOT / "bench" / "results" / "spark.json"
 SAMPLE_SECONDS = 0.2
 BYTES_PER_ROW_GUESS = 150.0  # raw Parquet + lake + registry + predictions, before a size has been measured
 SUFFIX = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
+MAX_STORES = 999  # `shelfcast simulate --stores` at most
 
 
 @dataclass
@@ -268,9 +270,10 @@ def _dir_bytes(path: Path) -> int:
 
 
 def chain_shape(size: int, items: int, days: int) -> tuple[int, int, int]:
-    """(stores, items, days) of about `size` store-item-days."""
+    """(stores, items, days) of about `size` store-item-days; more items per store where the simulator's
+    `MAX_STORES` would not hold the chain."""
     series = max(1, round(size / days))
-    items = min(items, series)
+    items = min(max(items, math.ceil(series / MAX_STORES)), series)
     return max(1, math.ceil(series / items)), items, days
 
 
@@ -336,7 +339,7 @@ def bench_size(
     for engine in engines:
         flag = ["--engine", "spark"] if engine == "spark" else []
         stop = False
-        for task in ("demand", "stockout"):
+        for task in args.tasks.split(","):
             command = _cli("train", "--task", task, "--folds", "1", *flag, *common)
             stop = stop or step(engine, f"train {task}", command, capped=True).status in ("over the cap", "timed out")
         if not stop:
@@ -357,6 +360,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1M,10M,50M", help="Store-item-days per chain, e.g. 100k,1M,10M.")
     parser.add_argument("--engines", default="local,spark")
+    parser.add_argument("--tasks", default="demand,stockout", choices=("demand,stockout", "demand", "stockout"))
     parser.add_argument("--items", type=int, default=50, help="Items per store.")
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--cap", default="4G", help="Memory cap of the train and score steps; 0: none.")

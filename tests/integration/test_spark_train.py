@@ -18,13 +18,19 @@ from polars.testing import assert_frame_equal
 from serving import ingest_chain
 
 from shelfcast.data.simulator import SimConfig
+from shelfcast.features.panel import SERIES
 from shelfcast.io.lake import Lake
 from shelfcast.io.model_data import load_model_data, load_shape
 from shelfcast.io.model_files import load_forecaster
 from shelfcast.io.registry import Registry
-from shelfcast.io.spark.forecast import backtest_demand_spark, fit_forecaster_spark, spark_data
+from shelfcast.io.spark.forecast import (
+    backtest_demand_spark,
+    fit_forecaster_spark,
+    spark_data,
+    window_forecasts_spark,
+)
 from shelfcast.jobs.score import run_score
-from shelfcast.models.backtest import BacktestConfig, backtest_demand
+from shelfcast.models.backtest import BacktestConfig, backtest_demand, cutoffs
 from shelfcast.models.data import ModelData
 from shelfcast.models.metrics import wape
 from shelfcast.models.train import ForecastConfig, fit_forecaster
@@ -101,6 +107,25 @@ def test_the_backtest_on_spark_scores_and_chooses_as_the_local_one(
     )
     assert on_spark.segments is not None and alone.segments is not None
     assert_frame_equal(on_spark.segments.sort(pl.all()), alone.segments.sort(pl.all()), rel_tol=1e-6)
+
+
+def test_window_rows_over_the_driver_cap_are_a_sample_of_whole_series(
+    spark: Any, chain: Settings, local: ModelData
+) -> None:
+    """Above `max_rows` the window rows that come back are the full rows of a hash sample of series, not fewer
+    rows per series: the metrics are those of the sampled series, and the selection's note says so."""
+    config = BacktestConfig(folds=2, horizon=HORIZON)
+    windows = cutoffs(local.last_date, config, local.panel.step)
+    model = fit_forecaster(local.panel, local.spec, FAST, cutoff=windows[0], horizon=HORIZON, calendar=local.calendar)
+    data, models = _on_spark(spark, chain, ONE), dict.fromkeys(windows, model)
+    full = window_forecasts_spark(data, windows, config, models=models)
+    half = window_forecasts_spark(data, windows, config, models=models, max_rows=full.frame.height // 2)
+    assert full.share == 1.0 and full.note is None
+    assert 0 < half.share < 1 and half.note is not None and "hash sample" in half.note
+    kept = half.frame.select(SERIES).unique()
+    assert 0 < kept.height < 12
+    key = [*SERIES, "model", "window", "date"]
+    assert_frame_equal(half.frame.sort(key), full.frame.join(kept, on=list(SERIES), how="semi").sort(key))
 
 
 def test_train_on_spark_registers_a_model_the_local_jobs_serve(spark: Any, chain: Settings, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,7 @@ from shelfcast.models.forecaster import FeatureEncoder, GBMForecaster
 from shelfcast.models.quantile_forecast import ChosenCandidate, chosen_candidate
 from shelfcast.models.selection import SelectionConfig, selection_windows
 from shelfcast.models.train import (
+    KEEP_RESOLUTION,
     MONOTONE,
     TARGET_COLUMN,
     ForecastConfig,
@@ -80,6 +82,9 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, Row, SparkSession
 
 log = logging.getLogger(__name__)
+# Rows a job brings back to the driver, at most (backtest window rows, held-out scores): above, a seeded hash sample
+# of whole series comes back instead; a few million rows describe a distribution of errors or scores.
+MAX_DRIVER_ROWS = 4_000_000
 STEPS = "__steps"
 LABEL = "__label"
 WEIGHT = "__weight"
@@ -298,6 +303,23 @@ def series_history_spark(data: SparkData, first_cutoff: dt.date) -> SeriesHistor
 _HISTORY_COLUMNS = ("store_id", "item_id", "n_history", "mae_scale", "mse_scale", "mean_demand")
 
 
+@dataclass(frozen=True)
+class WindowRows:
+    """The window rows a backtest assesses on the driver, and the share of the series they cover (1: all)."""
+
+    frame: pl.DataFrame
+    share: float
+
+    @property
+    def note(self) -> str | None:
+        if self.share >= 1.0:
+            return None
+        return (
+            f"assessed on a seeded hash sample of {100 * self.share:.1f}% of the series (whole series, at most "
+            f"{MAX_DRIVER_ROWS:,} window rows on the driver)"
+        )
+
+
 def window_forecasts_spark(
     data: SparkData,
     windows: list[dt.date],
@@ -306,14 +328,25 @@ def window_forecasts_spark(
     models: Mapping[dt.date, TrainedForecaster],
     name: str = MODEL,
     baselines: Sequence[str] = tuple(BASELINES),
-) -> pl.DataFrame:
+    max_rows: int | None = None,
+) -> WindowRows:
     """Every window's rows (`window_rows`) of the fitted `models` (one per cutoff) and of the `baselines`.
 
     One pass over the data: each group of series forecasts every window with
-    that window's model (shipped to the executors with the function) and the baselines.
+    that window's model (shipped to the executors with the function) and the
+    baselines. The rows come back to the driver, which blends, calibrates and
+    scores them: when they would pass `max_rows` (default `MAX_DRIVER_ROWS`:
+    series x horizon x windows x candidates), only a seeded hash sample of whole
+    series comes back, the metrics then estimated on those series.
     """
+    from pyspark.sql import functions as sf
+
     shape, steps = data.shape, backtest.gap + backtest.horizon
     calendar = shape.shared.get("calendar")
+    series = sum(data.first_dates().values())
+    expected = series * backtest.horizon * len(windows) * (len(baselines) + 1)
+    cap = MAX_DRIVER_ROWS if max_rows is None else max_rows
+    keep = min(KEEP_RESOLUTION, int(cap / expected * KEEP_RESOLUTION)) if expected else KEEP_RESOLUTION
 
     def forecasts_of(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
         panel = group_data(shape, tables).panel
@@ -331,7 +364,11 @@ def window_forecasts_spark(
                 )
         return pl.concat(frames, how="diagonal_relaxed")
 
-    return to_polars(data.run(forecasts_of))
+    rows = data.run(forecasts_of)
+    if keep < KEEP_RESOLUTION:
+        rows = rows.filter(sf.pmod(sf.xxhash64(*SERIES), sf.lit(KEEP_RESOLUTION)) < keep)
+        log.info("backtest window rows: a hash sample of %.2f%% of %d series", 100 * keep / KEEP_RESOLUTION, series)
+    return WindowRows(to_polars(rows), keep / KEEP_RESOLUTION)
 
 
 def backtest_demand_spark(
@@ -343,13 +380,16 @@ def backtest_demand_spark(
     progress: Progress | None = None,
     windows_note: str | None = None,
     end: dt.date | None = None,
+    max_rows: int | None = None,
 ) -> DemandBacktest:
     """`backtest_demand` on Spark: each window's GBM trained on Spark, forecasts per group, scores on the driver.
 
     The candidates are the direct GBM, every baseline and the blend (the
     recursive GBM is a local-engine candidate). Window rows are collected on
     the driver to be blended, calibrated and scored by the same functions as a
-    local backtest: series x horizon x windows x candidates rows. `end`
+    local backtest: series x horizon x windows x candidates rows, a sample of
+    whole series above `max_rows` (`window_forecasts_spark`, said in the
+    selection's note). `end`
     (default: the data's last date) is where the last window ends: a backtest
     of what was known then, as the local one on the panel until `end`.
     """
@@ -363,16 +403,17 @@ def backtest_demand_spark(
         models[cutoff] = fit_forecaster_spark(data, config, cutoff=cutoff, horizon=steps)
     if progress:
         progress("forecasts and scores on Spark", len(windows), len(windows) + 1)
-    forecasts = window_forecasts_spark(data, windows, backtest, models=models)
+    rows = window_forecasts_spark(data, windows, backtest, models=models, max_rows=max_rows)
+    notes = [n for n in (windows_note, rows.note) if n]
     return assess(
-        forecasts,
+        rows.frame,
         windows,
         series_history_spark(data, windows[0]),
         season=Freq(shape.freq).season,
         calendar=shape.shared.get("calendar"),
         backtest=backtest,
         selection=selection or SelectionConfig(),
-        windows_note=windows_note,
+        windows_note="; ".join(notes) or None,
     )
 
 
@@ -415,20 +456,26 @@ def score_fitted_spark(
     windows = cutoffs(shape.end, backtest, Freq(shape.freq).step)
     if model.cutoff > windows[0]:
         raise ValueError(f"the model was trained on data up to {model.cutoff}, after the first cutoff {windows[0]}")
-    forecasts = window_forecasts_spark(
+    rows = window_forecasts_spark(
         data, windows, backtest, models=dict.fromkeys(windows, model), name=name, baselines=()
     )
     history = series_history_spark(data, windows[0])
-    return windows, score_windows(forecasts, history, windows, shape.shared.get("calendar"), backtest)
+    return windows, score_windows(rows.frame, history, windows, shape.shared.get("calendar"), backtest)
 
 
 def reference_spark(data: SparkData, model: Any, *, end: dt.date, days: int) -> pl.DataFrame:
-    """`model_window` per group of series, its whole-series sample taken again over the union (the drift reference)."""
+    """`model_window` per group of series, its whole-series sample taken again over the union (the drift reference).
+
+    Each group samples twice its share of `MAX_ROWS`, so the driver holds
+    about 2 x `MAX_ROWS` rows whatever the number of groups.
+    """
     shape = data.shape
     calendar = shape.shared.get("calendar")
+    per_group = max(1, math.ceil(2 * MAX_ROWS / data.groups))
 
     def window_of(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
-        return model_window(model, group_data(shape, tables).panel, end=end, days=days, calendar=calendar)
+        panel = group_data(shape, tables).panel
+        return model_window(model, panel, end=end, days=days, calendar=calendar, max_rows=per_group)
 
     frame = to_polars(data.run(window_of))
     return sample_series(frame, max_rows=MAX_ROWS, seed=0).sort(*SERIES, ORIGIN)

@@ -38,6 +38,7 @@ from shelfcast.features.labels import StockoutDefinition, definition_for
 from shelfcast.features.panel import SERIES
 from shelfcast.io.spark.forecast import (
     LABEL,
+    MAX_DRIVER_ROWS,
     WEIGHT,
     SparkData,
     category_sets,
@@ -70,7 +71,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
-MAX_DRIVER_ROWS = 4_000_000  # held-out and cutoff rows whose scores come back to the driver, at most
 _TRAIN = "__train"
 
 
