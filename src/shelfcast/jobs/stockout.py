@@ -97,6 +97,7 @@ def backtest_stockout(
             progress=progress,
             forecast_config=forecast_config,
             quantile_risk=quantile_risk,
+            selection=settings.selection,
         )
     return backtest_risk(
         data or load_model_data(Lake(settings.workspace)),
@@ -107,4 +108,5 @@ def backtest_stockout(
         config=config,
         forecast_config=forecast_config,
         quantile_risk=quantile_risk,
+        selection=settings.selection,
     )

@@ -16,6 +16,7 @@ from shelfcast.models.classification import stockout_metrics
 from shelfcast.models.data import ModelData
 from shelfcast.models.quantile_forecast import forecast_with_quantiles
 from shelfcast.models.replenish import stock_position
+from shelfcast.models.selection import SelectionConfig
 from shelfcast.models.stockout import (
     StockoutConfig,
     StockoutModel,
@@ -86,11 +87,13 @@ def backtest_risk(
     config: StockoutConfig | None = None,
     forecast_config: ForecastConfig | None = None,
     quantile_risk: bool = True,
+    selection: SelectionConfig | None = None,
 ) -> StockoutBacktest:
     """Each window: fit at its cutoff, score the origin at the cutoff, compare with the rule.
 
     `quantile_risk=False` skips the demand forecast each window needs for the
-    `quantile_risk` model; the classifier's and the rule's scores do not use it.
+    `quantile_risk` model (chosen by `selection` on the windows before the
+    cutoff); the classifier's and the rule's scores do not use it.
     """
     if forecast_config is not None:
         data = replace(data, config=forecast_config)
@@ -103,7 +106,7 @@ def backtest_risk(
             progress(f"window {i + 1}/{len(dates)} (cutoff {cutoff})", i, len(dates))
         forecast = None
         if quantile_risk and "on_hand" in data.panel.frame.columns:
-            forecast = forecast_with_quantiles(data, cutoff=cutoff, horizon=steps)
+            forecast = forecast_with_quantiles(data, cutoff=cutoff, horizon=steps, selection=selection)
         scored = score_stockout(data, cutoff=cutoff, definition=definition, forecast=forecast, config=config)
         frames.append(labelled_at(scored, data.panel, definition, cutoff).with_columns(pl.lit(i + 1).alias("window")))
     return risk_backtest(pl.concat(frames), dates)

@@ -53,6 +53,7 @@ from shelfcast.models.data import DataShape, group_data
 from shelfcast.models.forecaster import FeatureEncoder, GBMForecaster
 from shelfcast.models.quantile_forecast import ChosenCandidate
 from shelfcast.models.risk import StockoutBacktest, apply_stockout, labelled_at, risk_backtest
+from shelfcast.models.selection import SelectionConfig
 from shelfcast.models.stockout import (
     ORIGIN,
     Holdout,
@@ -234,6 +235,7 @@ def backtest_risk_spark(
     progress: Progress | None = None,
     forecast_config: ForecastConfig | None = None,
     quantile_risk: bool = True,
+    selection: SelectionConfig | None = None,
 ) -> StockoutBacktest:
     """`backtest_risk` on Spark: each window's classifier fitted on Spark at its cutoff, the cutoff's rows scored
     per group with the rule (and, where stock is known, the quantile risk of the demand candidate a Spark backtest
@@ -251,7 +253,9 @@ def backtest_risk_spark(
             progress(f"window {i + 1}/{len(dates)} (cutoff {cutoff})", i, len(dates))
         demand = None
         if quantile_risk and with_stock:
-            demand = chosen_on_spark(data, forecast_config or shape.config, cutoff=cutoff, horizon=steps)
+            demand = chosen_on_spark(
+                data, forecast_config or shape.config, cutoff=cutoff, horizon=steps, selection=selection
+            )
         model = fit_stockout_spark(data, config, definition, cutoff=cutoff)
         scored = scored_spark(data, model, cutoff=cutoff, demand=demand)
         frames.append(scored.with_columns(pl.lit(i + 1).alias("window")))

@@ -193,6 +193,7 @@ def _stockout(
         min_hours=min_hours,
         config=config,
         forecast_config=forecast_config,
+        selection=settings.selection,
     )
     if progress:
         progress("final fit (classifier)", 1, 2)

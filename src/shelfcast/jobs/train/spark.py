@@ -130,6 +130,7 @@ def stockout_on_spark(
         config=config,
         progress=progress,
         forecast_config=demand,
+        selection=settings.selection,
     )
     if progress:
         progress("final fit on Spark (classifier)", 1, 2)
