@@ -309,6 +309,7 @@ class WindowRows:
 
     frame: pl.DataFrame
     share: float
+    cap: int  # rows the driver takes at most
 
     @property
     def note(self) -> str | None:
@@ -316,7 +317,7 @@ class WindowRows:
             return None
         return (
             f"assessed on a seeded hash sample of {100 * self.share:.1f}% of the series (whole series, at most "
-            f"{MAX_DRIVER_ROWS:,} window rows on the driver)"
+            f"{self.cap:,} window rows on the driver)"
         )
 
 
@@ -368,7 +369,7 @@ def window_forecasts_spark(
     if keep < KEEP_RESOLUTION:
         rows = rows.filter(sf.pmod(sf.xxhash64(*SERIES), sf.lit(KEEP_RESOLUTION)) < keep)
         log.info("backtest window rows: a hash sample of %.2f%% of %d series", 100 * keep / KEEP_RESOLUTION, series)
-    return WindowRows(to_polars(rows), keep / KEEP_RESOLUTION)
+    return WindowRows(to_polars(rows), keep / KEEP_RESOLUTION, cap)
 
 
 def backtest_demand_spark(
@@ -389,9 +390,9 @@ def backtest_demand_spark(
     the driver to be blended, calibrated and scored by the same functions as a
     local backtest: series x horizon x windows x candidates rows, a sample of
     whole series above `max_rows` (`window_forecasts_spark`, said in the
-    selection's note). `end`
-    (default: the data's last date) is where the last window ends: a backtest
-    of what was known then, as the local one on the panel until `end`.
+    selection's note). `end` (default: the data's last date) is where the last
+    window ends: a backtest of what was known then, as the local one on the
+    panel until `end`.
     """
     shape = data.shape
     windows = backtest_cutoffs(shape.first, end or shape.end, backtest, Freq(shape.freq).step)
