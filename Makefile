@@ -5,7 +5,7 @@ UV = $(if $(shell command -v uv 2>/dev/null),uv,$(PYTHON) -m uv)
 DATA ?= ../shared/data
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install demo test lint typecheck unit chromium bench bench-models acceptance clean
+.PHONY: install demo test lint typecheck unit chromium promtool bench bench-models acceptance clean
 
 # Bytecode compiled once at install: with PYTHONDONTWRITEBYTECODE set (as on these machines), every process
 # would otherwise compile MLflow and LightGBM from source again (about 5 s of CPU per command).
@@ -40,9 +40,21 @@ chromium:
 	  || { $$apt update >/dev/null 2>&1 && $$apt install -y --no-install-recommends chromium >/dev/null 2>&1; } \
 	  || echo "note: Chromium could not be installed; the browser tests will skip"; }
 
+# The Prometheus rule tests (tests/integration/test_deploy_prometheus.py) run Debian's `promtool`, from the
+# `prometheus` package (which also holds the server): installed as Chromium is above, when
+# missing and the machine allows it; else those tests skip (on CI, CI=true, they fail instead).
+promtool:
+	@command -v promtool >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then as=; elif sudo -n true 2>/dev/null; then as="sudo -n"; else exit 0; fi; \
+	  apt="$$as env DEBIAN_FRONTEND=noninteractive apt-get -qq"; \
+	  echo "installing promtool for the Prometheus rule tests (apt-get prometheus) ..."; \
+	  $$apt install -y --no-install-recommends prometheus >/dev/null 2>&1 \
+	  || { $$apt update >/dev/null 2>&1 && $$apt install -y --no-install-recommends prometheus >/dev/null 2>&1; } \
+	  || echo "note: promtool could not be installed; the Prometheus rule tests will skip"; }
+
 # The whole suite, with the optional `reports` extra (Evidently) so its path is tested too, in two worker
 # processes (pytest-xdist; one test file per worker at a time, so a module's fixtures are built once).
-test: lint typecheck chromium
+test: lint typecheck chromium promtool
 	$(UV) run --locked --extra reports --extra spark pytest -q --durations=25 -n 2 --dist loadfile
 
 # Benchmarks need the peers they compare against (the `bench` group).
