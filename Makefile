@@ -41,8 +41,8 @@ chromium:
 	  || echo "note: Chromium could not be installed; the browser tests will skip"; }
 
 # The Prometheus rule tests (tests/integration/test_deploy_prometheus.py) run Debian's `promtool`, from the
-# `prometheus` package (which also holds the server): installed as Chromium is above, when
-# missing and the machine allows it; else those tests skip (on CI, CI=true, they fail instead).
+# `prometheus` package, which also holds the server tests/e2e/test_prometheus_scrape.py starts: installed as Chromium
+# is above, when missing and the machine allows it; else those tests skip (on CI, CI=true, they fail instead).
 promtool:
 	@command -v promtool >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then as=; elif sudo -n true 2>/dev/null; then as="sudo -n"; else exit 0; fi; \

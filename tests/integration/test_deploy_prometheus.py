@@ -1,6 +1,7 @@
 """The Prometheus deployment (deploy/prometheus): the configs and rules are valid for `promtool`, the rules' unit
 tests pass, every alert has a test where it fires and one where it does not, and every metric the rules read is
-one `shelfcast serve` exports (or is marked `# needs metric: NAME` in alerts.yml, not exported yet).
+one `shelfcast serve` exports (or is marked `# needs metric: NAME` in alerts.yml, not exported yet), with the
+labels the rules match and group by.
 
 `promtool` is Debian's (`make promtool`, which `make test` runs, installs the `prometheus` package where it can);
 without it the promtool tests skip with the way to install it, except on CI (CI=true), where they fail."""
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from shelfcast.service.app import create_app
 from shelfcast.settings import Settings
@@ -153,19 +155,37 @@ def test_the_compose_and_local_configs_differ_in_their_targets_only() -> None:
     assert without_targets(compose) == without_targets(local)
 
 
-def test_every_metric_the_rules_read_is_exported_by_the_service(tmp_path: Path) -> None:
-    """The app's real /metrics (an empty workspace but for a monitoring summary, so the monitoring gauges are
-    there too) against the names in the rules' expressions; a name not exported must be marked `# needs metric`,
-    and a marked one the service now exports must lose its mark."""
-    monitoring = tmp_path / "ws" / "monitoring"
-    monitoring.mkdir(parents=True)
-    summary = {"schema_version": 1, "created_at": "2026-11-23T03:00:00+00:00", "tasks": {}}
-    (monitoring / "latest.json").write_text(json.dumps(summary))
-    with TestClient(create_app(Settings(workspace=tmp_path / "ws")), raise_server_exceptions=False) as client:
-        client.get("/health")
+@pytest.fixture(scope="module")
+def exposition(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The app's real /metrics: an empty workspace but for a monitoring summary of one task (so the monitoring
+    gauges have series too), after a request answered and one refused (so the request counters have theirs)."""
+    workspace = tmp_path_factory.mktemp("prometheus") / "ws"
+    (workspace / "monitoring").mkdir(parents=True)
+    demand = {
+        "model_version": "1",
+        "drift_alarm": False,
+        "degraded": False,
+        "features": {"lag_7": {"effect": 0.05}},
+        "prediction_drift": {"effect": 0.01},
+        "live_metric": "wape",
+        "live_value": 0.3,
+        "backtest_value": 0.28,
+        "live_relative": 0.9,
+    }
+    summary = {"schema_version": 1, "created_at": "2026-11-23T03:00:00+00:00", "tasks": {"demand": demand}}
+    (workspace / "monitoring" / "latest.json").write_text(json.dumps(summary))
+    with TestClient(create_app(Settings(workspace=workspace)), raise_server_exceptions=False) as client:
+        assert client.get("/health").status_code == 200
+        assert client.get("/no/such/page").status_code == 404
         answer = client.get("/metrics")
     assert answer.status_code == 200, answer.text
-    exported = exported_names(answer.text)
+    return answer.text
+
+
+def test_every_metric_the_rules_read_is_exported_by_the_service(exposition: str) -> None:
+    """The names in the rules' expressions against the app's /metrics; a name not exported must be marked
+    `# needs metric`, and a marked one the service now exports must lose its mark."""
+    exported = exported_names(exposition)
     # the exposition was read right: the histogram's and a labelled counter's series, the monitoring gauges
     assert {"shelfcast_request_seconds_bucket", "shelfcast_request_errors_total", "shelfcast_drift_alarm"} <= exported
 
@@ -177,6 +197,32 @@ def test_every_metric_the_rules_read_is_exported_by_the_service(tmp_path: Path) 
     assert needed <= used, f"`# needs metric` marks names no rule reads: {needed - used}"
     now_exported = needed & exported
     assert not now_exported, f"the service exports {now_exported} now: remove their `# needs metric` mark"
+
+
+def test_the_rules_match_and_group_by_labels_the_series_have(exposition: str) -> None:
+    """A label misspelt in a matcher or a `by (...)` gives an empty result, not an error: every label a rule
+    names must be one of its series' (or a target label Prometheus adds, or a histogram's `le`). Rules reading a
+    metric not exported yet are left out."""
+    labels: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(sample.labels)
+    labels["up"] = set()
+    target = {"job", "instance"}
+    checked = 0
+    for name, rule in alerts().items():
+        expr, names = rule["expr"], metric_names(rule["expr"])
+        if not names <= set(labels):
+            continue
+        checked += 1
+        for metric, matchers in re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^}]*)\}", expr):
+            named = set(re.findall(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)", matchers))
+            assert named <= labels[metric] | target, f"{name}: {metric} has no label {named - labels[metric]}"
+        known = set().union(*(labels[metric] for metric in names)) | target
+        for clause in re.findall(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)", expr):
+            grouped = {label.strip() for label in clause.split(",") if label.strip()}
+            assert grouped <= known, f"{name}: no series of {sorted(names)} has the labels {grouped - known}"
+    assert checked >= len(alerts()) - 3, checked  # all but the scoring day's and the stream's
 
 
 def test_metric_names_are_read_from_promql() -> None:
