@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 import redis
 from helpers import REDIS_URL, run_cli, write
+from serving import free_port
 
 from shelfcast.cli import main
 
@@ -115,3 +118,80 @@ def test_consume_with_compaction_then_compact_and_status(tmp_path: Path, prefix:
     assert "compacted through 2026-11-20" in status.stdout
     info = run_cli("info", cwd=tmp_path, env=env, columns=250)
     assert info.returncode == 0, info.stderr
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_a_worker_serves_the_stream_metrics_prometheus_reads(tmp_path: Path, prefix: str) -> None:
+    """`consume --metrics-port`: the group's lag and pending, the dead letters and the events by outcome, from
+    Redis at each scrape (the values `stream status` shows); stopped with the worker."""
+    events = write(tmp_path / "events.csv", EVENTS)
+    env = {**os.environ, "SHELFCAST_REDIS_URL": REDIS_URL, "SHELFCAST_LIVE__PREFIX": prefix, "COLUMNS": "200"}
+    assert run_cli("stream", "produce", str(events), cwd=tmp_path, env=env).returncode == 0
+    port = free_port()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "shelfcast", "stream", "consume", "--name", "w", "--metrics-port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline, seen = time.monotonic() + 120, {}
+        while time.monotonic() < deadline:
+            try:
+                seen = _scrape(port)
+            except OSError:  # not listening yet
+                seen = {}
+            if seen.get(("shelfcast_stream_events_total", (("outcome", "applied"),))) == 4:
+                break
+            time.sleep(0.2)
+        group = (("group", "shelfcast-online"),)
+        assert seen.get(("shelfcast_stream_redis_up", ())) == 1, seen
+        assert seen[("shelfcast_stream_events_total", (("outcome", "applied"),))] == 4
+        assert seen[("shelfcast_stream_events_total", (("outcome", "duplicate"),))] == 1
+        assert seen[("shelfcast_stream_events_total", (("outcome", "dead"),))] == 1
+        assert seen[("shelfcast_stream_dead_letters", ())] == 1
+        assert seen[("shelfcast_stream_length", ())] == 6
+        assert seen[("shelfcast_stream_lag", group)] == 0 and seen[("shelfcast_stream_pending", group)] == 0
+        assert seen[("shelfcast_stream_last_applied_timestamp_seconds", ())] > 1.7e9
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    with pytest.raises(OSError):
+        _scrape(port)  # the endpoint went with the worker
+
+
+def test_a_metrics_port_in_use_is_one_line(tmp_path: Path, prefix: str) -> None:
+    env = {"SHELFCAST_REDIS_URL": REDIS_URL, "SHELFCAST_LIVE__PREFIX": prefix}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli("stream", "consume", "--until-idle", "--metrics-port", str(port), cwd=tmp_path, env=env)
+    assert done.returncode != 0
+    assert f"cannot serve the stream metrics on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_stream_metrics_without_redis_say_so_instead_of_failing_the_scrape() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from shelfcast.jobs.stream_metrics import StreamCollector
+    from shelfcast.settings import Settings
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StreamCollector(Settings(redis_url="redis://127.0.0.1:1/0")))
+    text = generate_latest(registry).decode()
+    assert "shelfcast_stream_redis_up 0.0" in text and "shelfcast_stream_lag" not in text

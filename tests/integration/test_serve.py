@@ -7,6 +7,7 @@ models and one scoring; tests that change it work on a copy.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -371,6 +372,11 @@ def test_metrics_count_routes_labels_and_the_served_version(client: TestClient) 
     assert 'shelfcast_predictions_total{label="ok",model_version="1"}' in text
     assert 'shelfcast_model_info{name="shelfcast-stockout",task="stockout",version="1"} 1.0' in text
     assert "shelfcast_serving_fallback 0.0" in text
+    # the scoring day the read routes answer from, 00:00 UTC as Unix time (the stale-predictions alert)
+    day = dt.date.fromisoformat(client.get("/ready").json()["predictions"].removeprefix("scored on "))
+    midnight = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC).timestamp()
+    gauge = re.search(r"^shelfcast_last_scoring_day_timestamp_seconds (\S+)$", text, re.MULTILINE)
+    assert gauge is not None and float(gauge.group(1)) == midnight, text
 
 
 def test_postgres_prediction_store(serving_workspace: Settings, copy: Settings, postgres_table: str) -> None:

@@ -112,6 +112,18 @@ def consume(
             "passed since the last time, between batches, and once when stopping.",
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve Prometheus metrics of the stream (lag, pending, dead letters, events by outcome) on this "
+            "port at /metrics.",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Interface of --metrics-port (0.0.0.0 for every one).")
+    ] = "127.0.0.1",
     workspace: WorkspaceOpt = None,
     redis_url: RedisOpt = None,
     prefix: PrefixOpt = None,
@@ -120,6 +132,10 @@ def consume(
     from shelfcast.jobs.stream import consume as run_consume
 
     cfg = _settings(workspace, redis_url, prefix)
+    if metrics_port is not None:
+        from shelfcast.jobs.stream_metrics import serve_stream_metrics
+
+        serve_stream_metrics(cfg, port=metrics_port, host=metrics_host)
     if batch is not None:
         cfg = cfg.model_copy(update={"live": cfg.live.model_copy(update={"batch_size": batch})})
     if compact_every is not None:

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,12 +120,31 @@ def monitoring_gauges(latest: dict[str, Any]) -> Iterator[Metric]:
     yield from (alarm, effect, outputs, live, backtest, relative, degraded)
 
 
+class ScoringDayCollector(Collector):
+    """The scoring day the service answers from, read from its prediction view at each scrape: a day that stops
+    moving on means `shelfcast score` stopped running (the stale-predictions alert)."""
+
+    def __init__(self, day_of: Callable[[], dt.date | None]) -> None:
+        self.day_of = day_of
+
+    def collect(self) -> Iterator[Metric]:
+        day = self.day_of()
+        gauge = GaugeMetricFamily(
+            "shelfcast_last_scoring_day_timestamp_seconds",
+            "The scoring day the service answers from, 00:00 UTC as Unix time (0 before any).",
+        )
+        midnight = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC).timestamp() if day is not None else 0.0
+        gauge.add_metric([], midnight)
+        yield gauge
+
+
 class ServiceMetrics:
     def __init__(self, monitoring: Path | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.monitoring = MonitoringCollector(monitoring) if monitoring is not None else None
         if self.monitoring is not None:
             self.registry.register(self.monitoring)
+        self.scoring_day: ScoringDayCollector | None = None
         r = self.registry
         self.requests = Counter(
             "shelfcast_requests",
@@ -176,6 +195,11 @@ class ServiceMetrics:
             registry=r,
         )
 
+    def watch_scoring_day(self, day_of: Callable[[], dt.date | None]) -> None:
+        """Export the scoring day `day_of()` returns at each scrape."""
+        self.scoring_day = ScoringDayCollector(day_of)
+        self.registry.register(self.scoring_day)
+
     def serving(self, models: dict[str, tuple[str, str]], *, fallback: bool) -> None:
         """Record what is served now: {task: (name, version)}."""
         self.model_info.clear()
@@ -187,7 +211,8 @@ class ServiceMetrics:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             combined = CollectorRegistry()
             MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
-            if self.monitoring is not None:
-                combined.register(self.monitoring)
+            for own in (self.monitoring, self.scoring_day):
+                if own is not None:
+                    combined.register(own)
             return generate_latest(combined)
         return generate_latest(self.registry)

@@ -170,6 +170,7 @@ class ServiceState:
         self.snapshot: Snapshot | None = None
         self.problem: str | None = "not loaded yet"
         self.predictions = PredictionView(settings)
+        metrics.watch_scoring_day(lambda: self.predictions.day.scored_on if self.predictions.day else None)
         self.live = LiveFeatures(settings) if settings.live.serve else None
         self._reload_lock = threading.Lock()
 
