@@ -222,29 +222,44 @@ def test_every_metric_the_rules_read_is_exported_by_the_service(exposition: str)
     assert not now_exported, f"the service exports {now_exported} now: remove their `# needs metric` mark"
 
 
-def test_the_rules_match_and_group_by_labels_the_series_have(exposition: str) -> None:
-    """A label misspelt in a matcher or a `by (...)` gives an empty result, not an error: every label a rule
-    names must be one of its series' (or a target label Prometheus adds, or a histogram's `le`). Rules reading a
-    metric not exported yet are left out."""
-    labels: dict[str, set[str]] = {}
+TARGET_LABELS = {"job", "instance"}  # labels Prometheus adds to every scraped series
+
+
+def series_labels(exposition: str) -> dict[str, set[str]]:
+    """Each series name's labels in an exposition (names with a sample only), and `up`'s (none of its own)."""
+    labels: dict[str, set[str]] = {"up": set()}
     for family in text_string_to_metric_families(exposition):
         for sample in family.samples:
             labels.setdefault(sample.name, set()).update(sample.labels)
-    labels["up"] = set()
-    target = {"job", "instance"}
+    return labels
+
+
+def label_problems(expr: str, labels: dict[str, set[str]]) -> list[str]:
+    """Labels `expr` matches on or groups by that none of its series has (a misspelt one selects nothing)."""
+    problems = []
+    names = metric_names(expr)
+    for metric, matchers in re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^}]*)\}", expr):
+        named = set(re.findall(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)", matchers))
+        if not named <= labels[metric] | TARGET_LABELS:
+            problems.append(f"{metric} has no label {sorted(named - labels[metric] - TARGET_LABELS)}")
+    known = set().union(*(labels[metric] for metric in names)) | TARGET_LABELS
+    for clause in re.findall(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)", expr):
+        grouped = {label.strip() for label in clause.split(",") if label.strip()}
+        if not grouped <= known:
+            problems.append(f"no series of {sorted(names)} has the labels {sorted(grouped - known)}")
+    return problems
+
+
+def test_the_rules_match_and_group_by_labels_the_series_have(exposition: str) -> None:
+    """A label misspelt in a matcher or a `by (...)` gives an empty result, not an error: every label a rule
+    names must be one of its series' (or a target label Prometheus adds, or a histogram's `le`)."""
+    labels = series_labels(exposition)
     checked = 0
     for name, rule in alerts().items():
-        expr, names = rule["expr"], metric_names(rule["expr"])
-        if not names <= set(labels):
+        if not metric_names(rule["expr"]) <= set(labels):
             continue
         checked += 1
-        for metric, matchers in re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^}]*)\}", expr):
-            named = set(re.findall(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)", matchers))
-            assert named <= labels[metric] | target, f"{name}: {metric} has no label {named - labels[metric]}"
-        known = set().union(*(labels[metric] for metric in names)) | target
-        for clause in re.findall(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)", expr):
-            grouped = {label.strip() for label in clause.split(",") if label.strip()}
-            assert grouped <= known, f"{name}: no series of {sorted(names)} has the labels {grouped - known}"
+        assert not label_problems(rule["expr"], labels), (name, label_problems(rule["expr"], labels))
     assert checked == len(alerts()), checked
 
 
@@ -253,3 +268,66 @@ def test_metric_names_are_read_from_promql() -> None:
       and on (route) sum by (route) (rate(b_count[5m] offset 1m)) > 0.2
       or time() - max without (instance) (c @ end()) > 36 * 3600 unless d{kind="e f"} == bool 1e3"""
     assert metric_names(expr) == {"a_bucket", "b_count", "c", "d"}
+
+
+# --- Grafana ----------------------------------------------------------------------------------------------------
+GRAFANA = DEPLOY.parent / "grafana"
+
+
+def dashboards() -> dict[str, dict[str, Any]]:
+    return {path.stem: json.loads(path.read_text()) for path in sorted((GRAFANA / "dashboards").glob("*.json"))}
+
+
+def queries() -> list[tuple[str, str, str]]:
+    """(dashboard, panel title, PromQL) of every panel's targets."""
+    return [
+        (name, panel["title"], target["expr"])
+        for name, board in dashboards().items()
+        for panel in board["panels"]
+        for target in panel["targets"]
+    ]
+
+
+def test_the_dashboards_are_provisioned_on_the_prometheus_datasource() -> None:
+    datasources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    (source,) = datasources["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    provider = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "shelfcast.yml").read_text())["providers"][0]
+    compose = yaml.safe_load((DEPLOY.parent / "compose.yaml").read_text())["services"]["grafana"]
+    assert f"./grafana/dashboards:{provider['options']['path']}:ro" in compose["volumes"]
+    assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in compose["volumes"]
+    boards = dashboards()
+    assert set(boards) == {"service", "models", "live"}
+    assert len({board["uid"] for board in boards.values()}) == 3
+    for name, board in boards.items():
+        ids = [panel["id"] for panel in board["panels"]]
+        assert len(ids) == len(set(ids)), name
+        for panel in board["panels"]:
+            assert panel["datasource"]["uid"] == source["uid"], (name, panel["title"])
+            assert panel["targets"] and all(t["datasource"]["uid"] == source["uid"] for t in panel["targets"])
+            assert {"x", "y", "w", "h"} <= set(panel["gridPos"]), (name, panel["title"])
+
+
+def test_every_dashboard_query_parses_as_promql(tmp_path: Path) -> None:
+    """promtool parses every panel's query (as a recording rule's expression: it has no command for one query)."""
+    rules = [{"record": f"dashboard:{name}_{i}", "expr": expr} for i, (name, _, expr) in enumerate(queries())]
+    path = tmp_path / "dashboards.rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    assert f"SUCCESS: {len(rules)} rules found" in run_promtool("check", "rules", str(path))
+    path.write_text(yaml.safe_dump({"groups": [{"name": "x", "rules": [{"record": "x:y", "expr": "sum by (a (b)"}]}]}))
+    broken = subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False)
+    assert broken.returncode != 0  # the check would catch a broken query
+
+
+def test_every_metric_and_label_the_dashboards_read_is_exported(exposition: str) -> None:
+    """Against real scrapes of the API and of a stream worker: a panel on a misspelt metric or label stays empty."""
+    exported = exported_names(exposition) | PROMETHEUS_OWN
+    labels = series_labels(exposition)
+    checked = 0
+    for name, title, expr in queries():
+        names = metric_names(expr)
+        assert names and names <= exported, f"{name} / {title}: not exported {sorted(names - exported)}"
+        if names <= set(labels):  # label names are known where the scrape has a sample
+            checked += 1
+            assert not label_problems(expr, labels), (name, title, label_problems(expr, labels))
+    assert checked >= len(queries()) // 2, checked
