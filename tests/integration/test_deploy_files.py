@@ -169,3 +169,18 @@ def test_every_pipeline_step_calls_a_stage_the_entry_point_has() -> None:
     assert called <= known, f"stages .ci/run does not have: {sorted(called - known)}"
     done = _run("bash", ".ci/run", "no-such-stage")
     assert done.returncode == 2 and "unknown stage" in done.stderr
+
+
+def test_the_shelfcast_images_own_every_folder_compose_mounts_a_volume_on() -> None:
+    """A named volume mounted on a folder the image lacks is created root-owned, and the non-root user cannot
+    write to it: every such folder is made (and given to the user) in the runtime stage."""
+    runtime = " ".join(_stages((DEPLOY / "Dockerfile").read_text())["runtime"])
+    made = set(re.findall(r"(/data/[\w/-]+)", runtime))
+    volumes = set(_compose()["volumes"])
+    for name, service in _compose()["services"].items():
+        if not str(service.get("image", "")).startswith("shelfcast-"):
+            continue
+        for mount in service.get("volumes", []):
+            source, target = mount.split(":")[:2]
+            if source in volumes:
+                assert target in made, f"{name}: the volume {source} mounts on {target}, which the image does not make"
