@@ -16,6 +16,12 @@ install:
 demo: install
 	$(UV) run shelfcast demo
 
+# The compose stack without Docker (MLflow and Prefect servers, API, consumer, dashboard); Ctrl-C stops it.
+# Options after ARGS=, e.g. `make stack ARGS="--backend sqlite -w stack-ws"`.
+.PHONY: stack
+stack: install
+	$(UV) run shelfcast stack up $(ARGS)
+
 lint: install
 	$(UV) run ruff check src tests bench
 	$(UV) run ruff format --check src tests bench

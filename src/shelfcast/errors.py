@@ -93,6 +93,10 @@ class UnknownFeatureError(ShelfcastError, ValueError):
     """A feature name the served model does not have."""
 
 
+class StackError(ShelfcastError, RuntimeError):
+    """A server of `shelfcast stack up` that could not start, stopped, or a stack already running."""
+
+
 def first_problem(exc: ValidationError) -> tuple[str, str]:
     """(where, message) of a pydantic error's first problem, for one-line user messages."""
     first = exc.errors()[0]

@@ -12,7 +12,20 @@ from typing import Annotated
 import typer
 
 import shelfcast.cli.output as out
-from shelfcast.cli import dashboard, data, demo, modelling, models, monitor, pipeline, policy, retrain, serve, stream
+from shelfcast.cli import (
+    dashboard,
+    data,
+    demo,
+    modelling,
+    models,
+    monitor,
+    pipeline,
+    policy,
+    retrain,
+    serve,
+    stack,
+    stream,
+)
 from shelfcast.cli.options import VerboseOpt, run_app, set_verbose
 
 app = typer.Typer(
@@ -33,6 +46,7 @@ app.add_typer(dashboard.app)
 app.add_typer(models.app, name="models")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(stream.app, name="stream")
+app.add_typer(stack.app, name="stack")
 
 
 def _version(value: bool) -> None:
