@@ -36,6 +36,8 @@ COMMANDS = [
     "evaluate-policy",
     "stream",
     "stream compact",
+    "stack",
+    "stack up",
 ]
 
 
