@@ -348,6 +348,15 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: object) -> object:
+        # `SHELFCAST_API_KEY=` (compose passes an unset one as empty): no key, so the admin routes answer 403,
+        # rather than a key no header can match (401).
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("threads", mode="before")
     @classmethod
     def _check_threads(cls, value: object) -> int | str:

@@ -260,6 +260,8 @@ def test_admin_reload_needs_the_key(client: TestClient, serving_workspace: Setti
     with _client(serving_workspace, api_key=None) as keyless:
         refused = keyless.post("/admin/reload", headers={"X-API-Key": KEY})
         assert refused.status_code == 403 and "SHELFCAST_API_KEY" in refused.json()["detail"]
+    with _client(serving_workspace, api_key="  ") as empty:  # `SHELFCAST_API_KEY=` as compose passes an unset one
+        assert empty.post("/admin/reload", headers={"X-API-Key": "  "}).status_code == 403
 
 
 def test_reload_swaps_the_model_and_requests_in_flight_keep_theirs(copy: Settings) -> None:
