@@ -38,7 +38,7 @@ unit: install
 # tests (real files, PostgreSQL, Redis, Spark) with the slow non-e2e ones, then the CLI end to end.
 .PHONY: integration e2e
 integration: install promtool actionlint
-	$(UV) run --locked --extra reports --extra spark pytest -q -m "(integration or slow) and not e2e" -n 2 --dist loadfile
+	$(UV) run --locked --extra reports --extra spark --extra dvc pytest -q -m "(integration or slow) and not e2e" -n 2 --dist loadfile
 
 e2e: install chromium promtool
 	$(UV) run --locked --extra reports --extra spark pytest -q -m e2e -n 2 --dist loadfile
@@ -81,7 +81,7 @@ promtool:
 # The whole suite, with the optional `reports` extra (Evidently) so its path is tested too, in two worker
 # processes (pytest-xdist; one test file per worker at a time, so a module's fixtures are built once).
 test: lint typecheck chromium promtool actionlint
-	$(UV) run --locked --extra reports --extra spark pytest -q --durations=25 -n 2 --dist loadfile
+	$(UV) run --locked --extra reports --extra spark --extra dvc pytest -q --durations=25 -n 2 --dist loadfile
 
 # Benchmarks need the peers they compare against (the `bench` group).
 bench: install

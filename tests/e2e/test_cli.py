@@ -221,6 +221,18 @@ def test_backtest_prints_every_model_and_writes_json(small_lake: Path) -> None:
     assert {m["model"] for m in payload["metrics"]} >= {"gbm", "seasonal_naive"}
 
 
+def test_validate_writes_its_figures_as_json(small_lake: Path) -> None:
+    result = run("validate", "--json", "metrics/validate.json", cwd=small_lake)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads((small_lake / "metrics" / "validate.json").read_text())
+    assert figures["ok"] is True and figures["problems"] == 0 and figures["quarantined"] == 4  # the demo's bad rows
+    assert figures["rows"] == sum(t["rows"] for t in figures["tables"].values())
+    sales = figures["tables"]["sales"]
+    assert set(sales) == {"rows", "problems", "series_with_gaps", "missing_periods"} and sales["rows"] > 0
+    folder = run("validate", "--json", "metrics", cwd=small_lake)
+    assert folder.returncode == 1 and folder.stderr.strip() == "error: cannot write metrics (is a directory)"
+
+
 def test_forecast_writes_one_row_per_date_store_item(small_lake: Path) -> None:
     result = run("forecast", "--cutoff", "2022-10-01", "--horizon", "7", "--out", "fc.parquet", cwd=small_lake)
     assert result.returncode == 0, result.stderr

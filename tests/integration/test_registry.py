@@ -184,6 +184,15 @@ def test_worse_challenger_is_refused_then_rollback_restores(settings: Settings) 
     assert forced.promoted and forced.previous == "1"
 
 
+def test_a_refused_first_version_leaves_the_folder_of_champions_empty(settings: Settings) -> None:
+    # There for pipelines that keep it as an output of the training (dvc.yaml), when no model passed too.
+    strict = Settings(workspace=settings.workspace, gates={"demand_max_wape": 0.01})
+    report = train(strict)
+    assert report.promotion is not None and not report.promotion.promoted
+    assert "above the floor gate_demand_max_wape=0.01" in report.promotion.gate.reason
+    assert list((settings.workspace / "models").iterdir()) == []
+
+
 def test_stockout_run_logs_classifier_and_rule(settings: Settings) -> None:
     report = run_train(settings, task="stockout", folds=2, stockout_config=FAST_STOCKOUT, forecast_config=FAST)
     client = Registry(settings).client

@@ -93,7 +93,13 @@ def ingest(
 
 
 @app.command()
-def validate(workspace: WorkspaceOpt = None) -> None:
+def validate(
+    workspace: WorkspaceOpt = None,
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="Also write the figures as JSON (rows kept and quarantined, problems per table)."),
+    ] = None,
+) -> None:
     """Re-check every table in the lake; exit 1 if any rule is broken."""
     from shelfcast.io.lake import Lake
     from shelfcast.jobs.validate import run_validate
@@ -103,6 +109,10 @@ def validate(workspace: WorkspaceOpt = None) -> None:
     out.validation_summary(report)
     for problem in report.lake_problems:
         out.error(problem)
+    if json_path is not None:  # problems too: the file says what failed
+        from shelfcast.io.files import write_json
+
+        out.console.print(f"figures written to {write_json(report.to_dict(), json_path)}")
     if not report.ok:
         raise typer.Exit(1)
 

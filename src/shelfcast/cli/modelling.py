@@ -132,6 +132,9 @@ def score(
     fit: Annotated[
         bool, typer.Option("--fit", help="Train at the cutoff instead of loading the registry's champions.")
     ] = False,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the figures as JSON (rows, series, models).")
+    ] = None,
     engine: EngineOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -148,6 +151,7 @@ def score(
     with out.progress_bar("score") as progress:
         report = run_score(cfg, horizon=horizon, cutoff=cutoff, now=now(), fit=fit, progress=progress, engine=chosen)
     out.score_summary(report)
+    _write_json(report.to_dict(), json_path)
 
 
 @app.command(cls=RenamedFlags)
@@ -164,6 +168,10 @@ def train(
             help="stockout, hourly stock data (e.g. FreshRetailNet): hours out of stock (over 0, at most 24) "
             "that make a day a stockout; default: the whole day."
         ),
+    ] = None,
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="Also write the figures as JSON (version, gates, backtest of every model)."),
     ] = None,
     engine: EngineOpt = None,
     workspace: WorkspaceOpt = None,
@@ -192,6 +200,14 @@ def train(
             engine=on,
         )
     out.train_summary(report)
+    _write_json(report.to_dict(), json_path)
+
+
+def _write_json(figures: dict[str, object], path: Path | None) -> None:
+    if path is not None:
+        from shelfcast.io.files import write_json
+
+        out.console.print(f"figures written to {write_json(figures, path)}")
 
 
 def _freq(cfg: Settings) -> Freq:

@@ -17,8 +17,13 @@ log = logging.getLogger(__name__)
 NATIVE = Path("artifacts") / "native"
 
 
+def champions_root(settings: Settings) -> Path:
+    """`<workspace>/models/`: the local copies of the champions, one folder per task."""
+    return settings.workspace / "models"
+
+
 def champion_dir(settings: Settings, task: Task) -> Path:
-    return settings.workspace / "models" / task / "champion"
+    return champions_root(settings) / task / "champion"
 
 
 def fetch_champion(settings: Settings, task: Task) -> Path:

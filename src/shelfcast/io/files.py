@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import errno
+import json
+import math
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
-from shelfcast.errors import LakeError
+from shelfcast.errors import ConfigError, LakeError
 
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _OS_ERROR = re.compile(r"\(os error (\d+)\)")
@@ -48,6 +51,31 @@ def atomic_write(path: Path, write: Callable[[Path], object], *, error: Callable
         if is_disk_full(exc):
             raise error(disk_full_message(path)) from None
         raise
+
+
+def _strict(value: Any) -> Any:
+    """NaN and infinities (a metric with nothing to score) as null: strict JSON, which every reader takes."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
+
+
+def write_json(payload: Mapping[str, Any], path: Path) -> Path:
+    """`payload` as a strict JSON file, written atomically (a pipeline reading it never sees half of it).
+
+    A path that cannot be written (a folder, no permission, a full disk) is a one-line `ConfigError` naming it.
+    """
+    text = json.dumps(_strict(payload), indent=2, default=str) + "\n"
+    try:
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), error=ConfigError)
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise ConfigError(f"cannot write {path} ({reason})") from None
+    return path
 
 
 def remove_temporaries(folder: Path) -> int:

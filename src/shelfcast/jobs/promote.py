@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from shelfcast.errors import PromotionError
-from shelfcast.io.champion import champion_dir
+from shelfcast.io.champion import champion_dir, champions_root
 from shelfcast.io.registry import CHAMPION, Registry, VersionInfo
 from shelfcast.io.tracking import (
     AS_SERVED,
@@ -98,6 +98,9 @@ def gate_and_promote(
     registry = registry or Registry(settings)
     registry.repair(task)  # gates compare with the champion an interrupted move leaves: finish or undo it first
     result = check_gates(settings, registry, task, version)
+    # The champions' folder is there once a version was gated, empty while none passed: a pipeline that keeps it as
+    # an output of the training (dvc.yaml) finds it even then.
+    champions_root(settings).mkdir(parents=True, exist_ok=True)
     if not (result.passed or force):
         return PromotionReport(task, str(version), result, False, None, None)
     old = registry.promote(task, str(version))

@@ -47,6 +47,23 @@ class ValidationReport:
     def ok(self) -> bool:
         return not self.lake_problems and all(c.ok for c in self.checks)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The figures of the check (`validate --json`): rows kept and quarantined, problems, per table."""
+        tables: dict[str, dict[str, Any]] = {}
+        for check in self.checks:
+            entry: dict[str, Any] = {"rows": check.rows, "problems": len(check.problems)}
+            if check.gaps is not None:
+                entry["series_with_gaps"] = check.gaps.series_with_gaps
+                entry["missing_periods"] = check.gaps.missing_periods
+            tables[check.table] = entry
+        return {
+            "ok": self.ok,
+            "rows": sum(c.rows for c in self.checks),
+            "quarantined": self.quarantine_rows,
+            "problems": sum(len(c.problems) for c in self.checks) + len(self.lake_problems),
+            "tables": tables,
+        }
+
 
 def _problems(frame: pl.DataFrame, table: str, ids: dict[str, pl.Series | None]) -> Counter[str]:
     """Counts of broken rules in one stored file (a month, or a whole master table)."""

@@ -79,6 +79,24 @@ class ScoreReport:
         """The horizon in words: "14 days", "2 weeks"."""
         return self.freq.periods(self.horizon)
 
+    def to_dict(self) -> dict[str, object]:
+        """The figures of the scoring (`score --json`): what was scored, from when, with which models."""
+        return {
+            "rows": self.rows,
+            "series": self.series,
+            "horizon": self.horizon,
+            "unit": self.freq.unit,
+            "cutoff": str(self.cutoff),
+            "scored_on": str(self.scored_on),
+            "store": self.store,
+            "model": self.model_name,
+            "model_version": self.model_version,
+            "run_id": self.run_id,
+            "stockout_version": self.stockout_version,
+            "alerts": self.alerts,
+            "note": self.note,
+        }
+
 
 @dataclass(frozen=True)
 class ModelInfo:

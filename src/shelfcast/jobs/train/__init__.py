@@ -6,7 +6,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,11 @@ from shelfcast.types import Freq, Task
 
 log = logging.getLogger(__name__)
 EXAMPLE_ROWS = 5
+# The backtest figures a training reports per model (the gates' metric first); the MLflow run logs them all.
+SUMMARY_METRICS = {
+    Task.DEMAND: ("wape", "wmae", "mae", "bias", "mase", "coverage_80"),
+    Task.STOCKOUT: ("pr_auc", "roc_auc", "f1", "precision", "recall", "brier"),
+}
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,27 @@ class TrainReport:
     promotion: PromotionReport | None  # set by `workflows.training.run_train` once the gates decided
     seconds: float
     selection: dict[str, Any] | None = None  # demand: the candidate chosen on the backtest windows, and why
+    # Over all the backtest's windows pooled, per model (the candidates and every baseline): SUMMARY_METRICS.
+    backtest: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures of the training (`train --json`): the version, the gates' verdict, the backtest per model."""
+        promotion = self.promotion
+        return {
+            "task": str(self.task),
+            "version": self.version,
+            "run_id": self.run.run_id,
+            "candidate": self.candidate,
+            "promoted": promotion is not None and promotion.promoted,
+            "gates": None
+            if promotion is None
+            else {
+                "passed": promotion.gate.passed,
+                "reason": promotion.gate.reason,
+                "mean_of_windows": promotion.gate.values,
+            },
+            "backtest": self.backtest,
+        }
 
 
 def _checkpoints(settings: Settings) -> FileCheckpoints:
@@ -356,7 +382,15 @@ def _registered(
         None,
         time.perf_counter() - started,
         selection.as_dict() if selection is not None else None,
+        _overall(task, fitted.metrics),
     )
+
+
+def _overall(task: Task, metrics: pl.DataFrame) -> dict[str, dict[str, float]]:
+    """Each model's SUMMARY_METRICS over all the windows, in the backtest's order of models."""
+    names = [m for m in SUMMARY_METRICS[task] if m in metrics.columns]
+    rows = metrics.filter(pl.col("window") == "all").select("model", *names).to_dicts()
+    return {str(row.pop("model")): {k: float(v) for k, v in row.items() if v is not None} for row in rows}
 
 
 def train_challenger(
