@@ -16,6 +16,20 @@ if TYPE_CHECKING:
 TODAY = dt.date(2026, 11, 23)
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 REDIS_URL = os.environ.get("SHELFCAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_URL = os.environ.get("SHELFCAST_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
+
+
+def require_postgres(url: str = PG_URL) -> None:
+    """Skip when PostgreSQL does not answer, with the reason, except on CI (`CI=true`), where it must."""
+    import psycopg
+    import pytest
+
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"PostgreSQL at {url} is unreachable: {exc}")
 
 
 def require_redis(url: str = REDIS_URL) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 import psycopg
 import pytest
-from helpers import NOW, REDIS_URL, TODAY, redis_prefix, run_cli
+from helpers import NOW, PG_URL, REDIS_URL, TODAY, redis_prefix, require_postgres, run_cli
 from serving import call, free_port
 
 from shelfcast.data.simulator import SimConfig, simulate
@@ -37,7 +37,6 @@ from shelfcast.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
-PG_URL = os.environ.get("SHELFCAST_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
 KEY = "stack-key"
 CHAIN = SimConfig(n_stores=2, n_items=3, n_days=240, seed=8, min_base_demand=1.0, max_base_demand=30.0)
 STREAMED = 3  # the chain's last days, sent as live events after the pipeline ran on the days before
@@ -45,19 +44,10 @@ FACTS = ("sales", "inventory", "movements")
 START_WAIT = 420  # seconds for every server to answer, on a loaded 2-core machine (idle: ~40 s)
 
 
-def _require_postgres() -> None:
-    try:
-        psycopg.connect(PG_URL, connect_timeout=3).close()
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable: {exc}")
-
-
 @pytest.fixture
 def names() -> Iterator[dict[str, str]]:
     """Databases and a predictions schema unique to the test on the real PostgreSQL, dropped afterwards."""
-    _require_postgres()
+    require_postgres()
     tag = uuid.uuid4().hex[:10]
     found = {"mlflow": f"stack_mlflow_{tag}", "prefect": f"stack_prefect_{tag}", "schema": f"stack_{tag}"}
     yield found
