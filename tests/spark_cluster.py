@@ -41,9 +41,18 @@ STOP_TIMEOUT = 30.0
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different free ports, held open together while chosen: ports chosen one after the other can repeat
+    (a released port may come back at once), and a worker's web UI then took the master's (its page answered the
+    master's /json/ with HTML)."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
 
 
 def spark_home() -> Path:
@@ -243,7 +252,7 @@ def standalone_cluster(
     """A master and `workers` workers (`cores` cores, `memory` each) on 127.0.0.1, stopped on exit."""
     root.mkdir(parents=True, exist_ok=True)
     env = _env(root)
-    port, web_port = free_port(), free_port()
+    port, web_port, *worker_ports = free_ports(2 + workers)
     cluster = Cluster(master=f"spark://127.0.0.1:{port}", web=f"http://127.0.0.1:{web_port}", root=root)
     try:
         master_args = ["--host", "127.0.0.1", "--port", str(port), "--webui-port", str(web_port)]
@@ -252,7 +261,7 @@ def standalone_cluster(
             work = root / f"worker-{i}"
             work.mkdir(exist_ok=True)
             args = [WORKER, cluster.master, "--host", "127.0.0.1", "--cores", str(cores), "--memory", memory]
-            args += ["--webui-port", str(free_port()), "--work-dir", str(work)]
+            args += ["--webui-port", str(worker_ports[i - 1]), "--work-dir", str(work)]
             cluster.processes[f"worker-{i}"] = _start(f"worker-{i}", args, root, env)
         _wait_registered(cluster, workers, timeout)
         yield cluster
